@@ -1,0 +1,83 @@
+//! The outcome of every key check (CONTRACT §4).
+
+use serde::{Deserialize, Serialize};
+
+/// Every check of a key ends in exactly one code; the variants are in the order the checks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Code {
+    Missing,
+    TooManyFailures,
+    Invalid,
+    Revoked,
+    Disabled,
+    Expired,
+    IpNotAllowed,
+    InsufficientScope,
+    QuotaExceeded,
+    RateLimited,
+    Valid,
+}
+
+impl Code {
+    pub const ALL: [Code; 11] = [
+        Code::Missing,
+        Code::TooManyFailures,
+        Code::Invalid,
+        Code::Revoked,
+        Code::Disabled,
+        Code::Expired,
+        Code::IpNotAllowed,
+        Code::InsufficientScope,
+        Code::QuotaExceeded,
+        Code::RateLimited,
+        Code::Valid,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "MISSING",
+            Self::TooManyFailures => "TOO_MANY_FAILURES",
+            Self::Invalid => "INVALID",
+            Self::Revoked => "REVOKED",
+            Self::Disabled => "DISABLED",
+            Self::Expired => "EXPIRED",
+            Self::IpNotAllowed => "IP_NOT_ALLOWED",
+            Self::InsufficientScope => "INSUFFICIENT_SCOPE",
+            Self::QuotaExceeded => "QUOTA_EXCEEDED",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::Valid => "VALID",
+        }
+    }
+
+    /// The HTTP status the decision is answered with where one is returned.
+    pub const fn http_status(self) -> u16 {
+        match self {
+            Self::Valid => 200,
+            Self::Missing | Self::Invalid | Self::Revoked | Self::Disabled | Self::Expired => 401,
+            Self::IpNotAllowed | Self::InsufficientScope => 403,
+            Self::TooManyFailures | Self::QuotaExceeded | Self::RateLimited => 429,
+        }
+    }
+
+    /// Failures the brute-force guard counts (codes 3–6).
+    pub const fn counts_as_failure(self) -> bool {
+        matches!(
+            self,
+            Self::Invalid | Self::Revoked | Self::Disabled | Self::Expired
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_match_serde() {
+        for code in Code::ALL {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+}

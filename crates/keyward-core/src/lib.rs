@@ -1,0 +1,21 @@
+//! keyward's domain: the key format, identifiers, scopes, plans and decision codes.
+//!
+//! Everything here is pure (no I/O, no async, no clock reads): values are built by parsing,
+//! and time, where it matters, is passed in.
+
+pub mod base62;
+pub mod decision;
+pub mod ids;
+pub mod key;
+pub mod plan;
+pub mod scope;
+pub mod time;
+
+pub use decision::Code;
+pub use ids::{InvalidKeyId, InvalidUserId, KeyId, UserId};
+pub use key::{
+    Environment, ForeignKey, InvalidEnvironment, InvalidKeyHash, InvalidKeyPrefix, KeyFormatError,
+    KeyHash, KeyPrefix, PlainKey, PresentedKey,
+};
+pub use plan::{Burst, InvalidPlan, InvalidPlanName, Plan, PlanName, PlanSpec, Price, Window};
+pub use scope::{InvalidScope, Scope};
