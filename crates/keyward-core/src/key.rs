@@ -245,6 +245,11 @@ impl PlainKey {
         &self.text[..self.split]
     }
 
+    /// The prefix part as a [`KeyPrefix`] (always valid: it parsed or was generated).
+    pub fn key_prefix(&self) -> KeyPrefix {
+        KeyPrefix(self.prefix().to_owned())
+    }
+
     /// What may be shown of the key: prefix, `_`, the first 4 body characters and `…`.
     pub fn display_prefix(&self) -> String {
         format!(

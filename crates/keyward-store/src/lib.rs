@@ -1,1 +1,94 @@
+//! keyward's storage: one [`Store`] trait, a SQLite backend (the default, embedded) and, in
+//! a later step, PostgreSQL. Every backend passes the same conformance suite
+//! (`tests/conformance/`).
+//!
+//! The store never sees a plaintext key: callers issue keys with [`issue_key`] and
+//! [`rotate_key`], which generate the secret, hand the store only its hash and display
+//! prefix, and return the plaintext to be shown once.
 
+mod error;
+mod lifecycle;
+mod model;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use keyward_core::{KeyHash, KeyId, Plan, PlanName, UserId};
+
+pub use error::{StoreError, StoreResult};
+pub use lifecycle::{issue_key, rotate_key};
+pub use model::*;
+pub use sqlite::SqliteStore;
+
+/// Everything keyward keeps: keys, users, plans, the audit log and the change feed.
+///
+/// Every mutating operation writes its audit record and its change-feed entries in the same
+/// transaction as the change itself.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    // --- keys -------------------------------------------------------------------------
+    /// Creates a key; an unknown user is created on plan `free`. `Conflict` past the user's
+    /// plan `max_keys` or for a deleted user; `Invalid` for an unknown plan.
+    async fn create_key(
+        &self,
+        spec: &KeySpec,
+        material: &KeyMaterial,
+        actor: &Actor,
+    ) -> StoreResult<KeyRecord>;
+    async fn get_key(&self, id: &KeyId) -> StoreResult<KeyRecord>;
+    /// Newest first.
+    async fn list_keys(&self, filter: &KeyFilter) -> StoreResult<Page<KeyRecord>>;
+    async fn update_key(&self, id: &KeyId, patch: &KeyPatch, actor: &Actor) -> StoreResult<KeyRecord>;
+    /// Idempotent: revoking a revoked key returns it unchanged.
+    async fn revoke_key(&self, id: &KeyId, actor: &Actor) -> StoreResult<KeyRecord>;
+    /// Replaces `id` by a new key with the same settings and lineage; the old key expires
+    /// after the grace period. `Conflict` for a revoked key. Returns (new, old).
+    async fn rotate_key(
+        &self,
+        id: &KeyId,
+        rotation: &Rotation,
+        material: &KeyMaterial,
+        actor: &Actor,
+    ) -> StoreResult<(KeyRecord, KeyRecord)>;
+    /// What a verifier needs about a key, by hash, in one indexed query.
+    async fn lookup(&self, hash: &KeyHash) -> StoreResult<Option<KeyRecord>>;
+    /// Whether any imported key exists (only then is a foreign-format key worth a lookup).
+    async fn has_imported_keys(&self) -> StoreResult<bool>;
+    /// Imports keys known by hash: all rows or none. Rows whose hash exists are skipped.
+    async fn import_keys(&self, rows: &[ImportRow], actor: &Actor) -> StoreResult<ImportReport>;
+
+    // --- users ------------------------------------------------------------------------
+    /// `Conflict` if the user exists (even deleted).
+    async fn create_user(&self, user: &NewUser, actor: &Actor) -> StoreResult<UserRecord>;
+    /// Deleted users can still be read.
+    async fn get_user(&self, id: &UserId) -> StoreResult<UserRecord>;
+    /// Users not deleted, newest first.
+    async fn list_users(&self, filter: &UserFilter) -> StoreResult<Page<UserRecord>>;
+    async fn update_user(&self, id: &UserId, patch: &UserPatch, actor: &Actor) -> StoreResult<UserRecord>;
+    /// Soft delete: revokes every key, keeps usage and invoices. Idempotent.
+    async fn delete_user(&self, id: &UserId, actor: &Actor) -> StoreResult<UserRecord>;
+    /// Revokes every key of the user that is not revoked yet; returns how many.
+    async fn revoke_user_keys(&self, id: &UserId, actor: &Actor) -> StoreResult<u64>;
+
+    // --- plans ------------------------------------------------------------------------
+    async fn list_plans(&self) -> StoreResult<Vec<Plan>>;
+    async fn get_plan(&self, name: &PlanName) -> StoreResult<Plan>;
+    /// Creates or replaces a plan.
+    async fn put_plan(&self, plan: &Plan, actor: &Actor) -> StoreResult<Plan>;
+
+    // --- audit and change feed --------------------------------------------------------
+    async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Page<AuditRecord>>;
+    /// The newest change id (0 if none): where a fresh node starts following the feed.
+    async fn latest_change(&self) -> StoreResult<i64>;
+    /// Changes after `after`, oldest first, at most `limit`.
+    async fn changes_since(&self, after: i64, limit: u32) -> StoreResult<Vec<ChangeEvent>>;
+
+    // --- schema -----------------------------------------------------------------------
+    /// Applies pending migrations; returns the versions applied.
+    async fn migrate(&self) -> StoreResult<Vec<i64>>;
+    /// Reverts the newest `steps` applied migrations; returns the versions reverted.
+    async fn rollback(&self, steps: u32) -> StoreResult<Vec<i64>>;
+    async fn migration_status(&self) -> StoreResult<Vec<MigrationInfo>>;
+    /// A normalised description of the schema (tables, indexes, views, triggers), for
+    /// checking that migrations undo exactly what they do.
+    async fn schema_snapshot(&self) -> StoreResult<Vec<String>>;
+}

@@ -1,0 +1,10 @@
+DROP TRIGGER plans_changed_delete;
+DROP TRIGGER plans_changed_update;
+DROP TRIGGER plans_changed_insert;
+DROP TRIGGER users_changed_delete;
+DROP TRIGGER users_changed_update;
+DROP TRIGGER users_changed_insert;
+DROP TRIGGER api_keys_changed_delete;
+DROP TRIGGER api_keys_changed_update;
+DROP TRIGGER api_keys_changed_insert;
+DROP TABLE change_events;

@@ -1,0 +1,507 @@
+//! Key operations on SQLite.
+
+use std::collections::HashSet;
+
+use chrono::DateTime;
+use keyward_core::{Environment, KeyHash, KeyId, PlanName, UserId};
+use serde_json::json;
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+
+use super::rows::{KEY_COLUMNS, int, json, key_from_row, opt_ts, ts};
+use super::{SqliteStore, now, write_audit};
+use crate::{
+    Actor, AuditAction, ImportReport, ImportRow, KeyFilter, KeyMaterial, KeyPatch, KeyRecord,
+    KeySpec, Page, Rotation, SkippedRow, StoreError, StoreResult, UserProfile, merge_metadata,
+};
+
+pub(super) async fn fetch(conn: &mut SqliteConnection, id: &KeyId) -> StoreResult<KeyRecord> {
+    let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys k JOIN users u ON u.user_id = k.user_id WHERE k.id = $1");
+    let row = sqlx::query(&sql)
+        .bind(id.as_str())
+        .fetch_optional(conn)
+        .await?
+        .ok_or(StoreError::NotFound("key"))?;
+    key_from_row(&row)
+}
+
+pub(super) async fn lookup(store: &SqliteStore, hash: &KeyHash) -> StoreResult<Option<KeyRecord>> {
+    let sql = format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys k JOIN users u ON u.user_id = k.user_id WHERE k.key_hash = $1"
+    );
+    sqlx::query(&sql)
+        .bind(hash.to_hex())
+        .fetch_optional(&store.pool)
+        .await?
+        .as_ref()
+        .map(key_from_row)
+        .transpose()
+}
+
+pub(super) async fn ensure_plan(conn: &mut SqliteConnection, plan: &PlanName) -> StoreResult<()> {
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM plans WHERE name = $1)")
+        .bind(plan.as_str())
+        .fetch_one(conn)
+        .await?;
+    if exists {
+        Ok(())
+    } else {
+        Err(StoreError::invalid("plan", format!("unknown plan `{plan}`")))
+    }
+}
+
+/// The user's plan, creating the user on plan `free` if it does not exist.
+/// `Conflict` if the user is deleted.
+async fn plan_of_user_or_create(
+    conn: &mut SqliteConnection,
+    user_id: &UserId,
+    profile: &UserProfile,
+    actor: &Actor,
+    at: DateTime<chrono::Utc>,
+) -> StoreResult<PlanName> {
+    let row = sqlx::query("SELECT plan, deleted_at FROM users WHERE user_id = $1")
+        .bind(user_id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        Some(row) => {
+            let deleted: Option<String> = row.try_get("deleted_at")?;
+            if deleted.is_some() {
+                return Err(StoreError::Conflict(format!("user `{user_id}` is deleted")));
+            }
+            let plan: String = row.try_get("plan")?;
+            PlanName::parse(&plan).map_err(|e| StoreError::corrupt("plan", e))
+        }
+        None => {
+            let plan = PlanName::free();
+            super::users::insert(conn, user_id, &plan, profile, at).await?;
+            write_audit(
+                conn,
+                at,
+                actor,
+                AuditAction::UserCreate,
+                Some(user_id),
+                None,
+                json!({"plan": plan, "created_for": "key.create"}),
+            )
+            .await?;
+            Ok(plan)
+        }
+    }
+}
+
+/// Keys counted against `max_keys`: active or disabled (not revoked, not expired).
+async fn open_key_count(conn: &mut SqliteConnection, user_id: &UserId, at: DateTime<chrono::Utc>) -> StoreResult<u64> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM api_keys WHERE user_id = $1 AND is_active = 1
+         AND (enabled = 0 OR expires_at IS NULL OR expires_at > $2)",
+    )
+    .bind(user_id.as_str())
+    .bind(ts(at))
+    .fetch_one(conn)
+    .await?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert(
+    conn: &mut SqliteConnection,
+    material: &KeyMaterial,
+    spec: &KeySpec,
+    lineage_id: &str,
+    at: DateTime<chrono::Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, key_hash, key_prefix, prefix, user_id, name, environment, plan,
+             created_at, updated_at, expires_at, rate_limit_per_hour, limits, allowed_ips, scopes,
+             metadata, lineage_id, imported)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14, $15, $16, 0)",
+    )
+    .bind(material.id.as_str())
+    .bind(material.hash.to_hex())
+    .bind(&material.key_prefix)
+    .bind(material.prefix.as_str())
+    .bind(spec.user_id.as_str())
+    .bind(&spec.name)
+    .bind(spec.environment.as_str())
+    .bind(spec.plan.as_ref().map(PlanName::as_str))
+    .bind(ts(at))
+    .bind(opt_ts(spec.expires_at))
+    .bind(spec.rate_limit_per_hour.map(int))
+    .bind(spec.limits.as_ref().map(|l| json(l)))
+    .bind(spec.allowed_ips.as_ref().map(|n| json(n)))
+    .bind(json(&spec.scopes))
+    .bind(json(&spec.metadata))
+    .bind(lineage_id)
+    .execute(conn)
+    .await
+    .map_err(|error| match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict("a key with this id or hash already exists".to_owned())
+        }
+        _ => error.into(),
+    })?;
+    Ok(())
+}
+
+pub(super) async fn create(
+    store: &SqliteStore,
+    spec: &KeySpec,
+    material: &KeyMaterial,
+    actor: &Actor,
+) -> StoreResult<KeyRecord> {
+    let at = now();
+    let mut tx = store.write().await?;
+    if let Some(plan) = &spec.plan {
+        ensure_plan(&mut tx, plan).await?;
+    }
+    let user_plan = plan_of_user_or_create(&mut tx, &spec.user_id, &spec.new_user, actor, at).await?;
+    let max_keys: Option<i64> = sqlx::query_scalar("SELECT max_keys FROM plans WHERE name = $1")
+        .bind(user_plan.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .flatten();
+    if let Some(max_keys) = max_keys {
+        let open = open_key_count(&mut tx, &spec.user_id, at).await?;
+        if open >= u64::try_from(max_keys).unwrap_or(0) {
+            return Err(StoreError::Conflict(format!(
+                "user `{}` already has {open} keys, the most its plan `{user_plan}` allows",
+                spec.user_id
+            )));
+        }
+    }
+    insert(&mut tx, material, spec, material.id.as_str(), at).await?;
+    write_audit(
+        &mut tx,
+        at,
+        actor,
+        AuditAction::KeyCreate,
+        Some(&spec.user_id),
+        Some(&material.id),
+        json!({
+            "name": spec.name,
+            "environment": spec.environment,
+            "key_prefix": material.key_prefix,
+            "plan": spec.plan,
+        }),
+    )
+    .await?;
+    let record = fetch(&mut tx, &material.id).await?;
+    tx.commit().await?;
+    Ok(record)
+}
+
+pub(super) async fn list(store: &SqliteStore, filter: &KeyFilter) -> StoreResult<Page<KeyRecord>> {
+    let at = ts(now());
+    let limit = filter.page.limit.clamp(1, 1000);
+    let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys k JOIN users u ON u.user_id = k.user_id WHERE 1 = 1"
+    ));
+    if let Some(user_id) = &filter.user_id {
+        query.push(" AND k.user_id = ").push_bind(user_id.as_str());
+    }
+    if !filter.include_inactive {
+        query
+            .push(" AND k.is_active = 1 AND (k.enabled = 0 OR k.expires_at IS NULL OR k.expires_at > ")
+            .push_bind(at)
+            .push(")");
+    }
+    if let Some(cursor) = &filter.page.cursor {
+        let cursor = cursor_key(store, cursor).await?;
+        query
+            .push(" AND (k.created_at, k.id) < (SELECT created_at, id FROM api_keys WHERE id = ")
+            .push_bind(cursor.as_str().to_owned())
+            .push(")");
+    }
+    query
+        .push(" ORDER BY k.created_at DESC, k.id DESC LIMIT ")
+        .push_bind(i64::from(limit) + 1);
+    let rows = query.build().fetch_all(&store.pool).await?;
+    let items = rows.iter().map(key_from_row).collect::<StoreResult<Vec<_>>>()?;
+    Ok(super::page(items, limit, |key| key.id.to_string()))
+}
+
+async fn cursor_key(store: &SqliteStore, cursor: &str) -> StoreResult<KeyId> {
+    let id = KeyId::parse(cursor).map_err(|_| StoreError::invalid("cursor", "not a cursor this listing returned"))?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1)")
+        .bind(id.as_str())
+        .fetch_one(&store.pool)
+        .await?;
+    if exists {
+        Ok(id)
+    } else {
+        Err(StoreError::invalid("cursor", "not a cursor this listing returned"))
+    }
+}
+
+pub(super) async fn update(
+    store: &SqliteStore,
+    id: &KeyId,
+    patch: &KeyPatch,
+    actor: &Actor,
+) -> StoreResult<KeyRecord> {
+    let at = now();
+    let mut tx = store.write().await?;
+    let mut key = fetch(&mut tx, id).await?;
+    if let Some(Some(plan)) = &patch.plan {
+        ensure_plan(&mut tx, plan).await?;
+    }
+    let was_enabled = key.enabled;
+    if let Some(name) = &patch.name {
+        key.name.clone_from(name);
+    }
+    if let Some(enabled) = patch.enabled {
+        key.enabled = enabled;
+    }
+    if let Some(expires_at) = patch.expires_at {
+        key.expires_at = expires_at;
+    }
+    if let Some(allowed_ips) = &patch.allowed_ips {
+        key.allowed_ips.clone_from(allowed_ips);
+    }
+    if let Some(scopes) = &patch.scopes {
+        key.scopes.clone_from(scopes);
+    }
+    if let Some(metadata) = &patch.metadata {
+        merge_metadata(&mut key.metadata, metadata);
+    }
+    if let Some(plan) = &patch.plan {
+        key.plan.clone_from(plan);
+    }
+    if let Some(rate) = patch.rate_limit_per_hour {
+        key.rate_limit_per_hour = rate;
+    }
+    if let Some(limits) = &patch.limits {
+        key.limits.clone_from(limits);
+    }
+    sqlx::query(
+        "UPDATE api_keys SET name = $2, enabled = $3, expires_at = $4, allowed_ips = $5,
+             scopes = $6, metadata = $7, plan = $8, rate_limit_per_hour = $9, limits = $10,
+             updated_at = $11
+         WHERE id = $1",
+    )
+    .bind(id.as_str())
+    .bind(&key.name)
+    .bind(key.enabled)
+    .bind(opt_ts(key.expires_at))
+    .bind(key.allowed_ips.as_ref().map(|n| json(n)))
+    .bind(json(&key.scopes))
+    .bind(json(&key.metadata))
+    .bind(key.plan.as_ref().map(PlanName::as_str))
+    .bind(key.rate_limit_per_hour.map(int))
+    .bind(key.limits.as_ref().map(|l| json(l)))
+    .bind(ts(at))
+    .execute(&mut *tx)
+    .await?;
+    if key.enabled != was_enabled {
+        let action = if key.enabled { AuditAction::KeyEnable } else { AuditAction::KeyDisable };
+        write_audit(&mut tx, at, actor, action, Some(&key.user_id), Some(id), json!({})).await?;
+    }
+    if patch.changes_settings() {
+        write_audit(
+            &mut tx,
+            at,
+            actor,
+            AuditAction::KeyUpdate,
+            Some(&key.user_id),
+            Some(id),
+            json!({"fields": patch_fields(patch)}),
+        )
+        .await?;
+    }
+    let record = fetch(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(record)
+}
+
+/// The names of the fields a patch sets, for the audit record.
+fn patch_fields(patch: &KeyPatch) -> Vec<&'static str> {
+    [
+        ("name", patch.name.is_some()),
+        ("expires_at", patch.expires_at.is_some()),
+        ("allowed_ips", patch.allowed_ips.is_some()),
+        ("scopes", patch.scopes.is_some()),
+        ("metadata", patch.metadata.is_some()),
+        ("plan", patch.plan.is_some()),
+        ("rate_limit_per_hour", patch.rate_limit_per_hour.is_some()),
+        ("limits", patch.limits.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect()
+}
+
+pub(super) async fn revoke(store: &SqliteStore, id: &KeyId, actor: &Actor) -> StoreResult<KeyRecord> {
+    let at = now();
+    let mut tx = store.write().await?;
+    let key = fetch(&mut tx, id).await?;
+    if !key.is_active {
+        return Ok(key);
+    }
+    revoke_in(&mut tx, id, at).await?;
+    write_audit(&mut tx, at, actor, AuditAction::KeyRevoke, Some(&key.user_id), Some(id), json!({})).await?;
+    let record = fetch(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(record)
+}
+
+pub(super) async fn revoke_in(conn: &mut SqliteConnection, id: &KeyId, at: DateTime<chrono::Utc>) -> StoreResult<()> {
+    sqlx::query("UPDATE api_keys SET is_active = 0, revoked_at = $2, updated_at = $2 WHERE id = $1")
+        .bind(id.as_str())
+        .bind(ts(at))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn rotate(
+    store: &SqliteStore,
+    id: &KeyId,
+    rotation: &Rotation,
+    material: &KeyMaterial,
+    actor: &Actor,
+) -> StoreResult<(KeyRecord, KeyRecord)> {
+    let at = now();
+    let mut tx = store.write().await?;
+    let old = fetch(&mut tx, id).await?;
+    if !old.is_active {
+        return Err(StoreError::Conflict(format!("key `{id}` is revoked and cannot be rotated")));
+    }
+    let spec = KeySpec {
+        user_id: old.user_id.clone(),
+        name: old.name.clone(),
+        environment: old.environment,
+        prefix: Some(material.prefix.clone()),
+        plan: old.plan.clone(),
+        expires_at: rotation.expires_at,
+        rate_limit_per_hour: old.rate_limit_per_hour,
+        limits: old.limits.clone(),
+        allowed_ips: old.allowed_ips.clone(),
+        scopes: old.scopes.clone(),
+        metadata: old.metadata.clone(),
+        new_user: UserProfile::default(),
+    };
+    insert(&mut tx, material, &spec, &old.lineage_id, at).await?;
+    sqlx::query("UPDATE api_keys SET expires_at = $2, replaced_by = $3, updated_at = $4 WHERE id = $1")
+        .bind(id.as_str())
+        .bind(ts(at + rotation.grace))
+        .bind(material.id.as_str())
+        .bind(ts(at))
+        .execute(&mut *tx)
+        .await?;
+    write_audit(
+        &mut tx,
+        at,
+        actor,
+        AuditAction::KeyRotate,
+        Some(&old.user_id),
+        Some(id),
+        json!({
+            "new_key_id": material.id,
+            "new_key_prefix": material.key_prefix,
+            "grace_period_seconds": rotation.grace.num_seconds(),
+        }),
+    )
+    .await?;
+    let new = fetch(&mut tx, &material.id).await?;
+    let old = fetch(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok((new, old))
+}
+
+pub(super) async fn import(store: &SqliteStore, rows: &[ImportRow], actor: &Actor) -> StoreResult<ImportReport> {
+    let at = now();
+    let mut tx = store.write().await?;
+    let mut known_plans: HashSet<PlanName> = HashSet::new();
+    let mut seen: HashSet<KeyHash> = HashSet::new();
+    let mut skipped = Vec::new();
+    let mut imported = 0u64;
+    let mut users_created = 0u64;
+    for row in rows {
+        let invalid = |message: String| StoreError::invalid("csv", format!("line {}: {message}", row.line));
+        if let Some(plan) = &row.plan
+            && !known_plans.contains(plan)
+        {
+            ensure_plan(&mut tx, plan).await.map_err(|_| invalid(format!("unknown plan `{plan}`")))?;
+            known_plans.insert(plan.clone());
+        }
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE key_hash = $1)")
+            .bind(row.key_hash.to_hex())
+            .fetch_one(&mut *tx)
+            .await?;
+        if exists || !seen.insert(row.key_hash) {
+            skipped.push(SkippedRow {
+                line: row.line,
+                reason: "a key with this key_hash already exists".to_owned(),
+            });
+            continue;
+        }
+        let user = sqlx::query("SELECT deleted_at FROM users WHERE user_id = $1")
+            .bind(row.user_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        match user {
+            Some(user) => {
+                let deleted: Option<String> = user.try_get("deleted_at")?;
+                if deleted.is_some() {
+                    return Err(invalid(format!("user `{}` is deleted", row.user_id)));
+                }
+            }
+            None => {
+                let plan = row.plan.clone().unwrap_or_else(PlanName::free);
+                super::users::insert(&mut tx, &row.user_id, &plan, &UserProfile::default(), at).await?;
+                users_created += 1;
+            }
+        }
+        let mut metadata = row.metadata.clone();
+        let id = match &row.id {
+            Some(id) if !id_taken(&mut tx, id).await? => id.clone(),
+            Some(id) => {
+                metadata.insert("legacy_id".to_owned(), json!(id));
+                KeyId::generate()
+            }
+            None => KeyId::generate(),
+        };
+        let created_at = row.created_at.unwrap_or(at);
+        sqlx::query(
+            "INSERT INTO api_keys (id, key_hash, key_prefix, prefix, user_id, name, environment,
+                 plan, created_at, updated_at, expires_at, is_active, revoked_at, metadata,
+                 lineage_id, imported)
+             VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $1, 1)",
+        )
+        .bind(id.as_str())
+        .bind(row.key_hash.to_hex())
+        .bind(row.key_prefix.clone().unwrap_or_else(|| "imported…".to_owned()))
+        .bind(row.user_id.as_str())
+        .bind(&row.name)
+        .bind(Environment::Live.as_str())
+        .bind(row.plan.as_ref().map(PlanName::as_str))
+        .bind(ts(created_at))
+        .bind(ts(at))
+        .bind(opt_ts(row.expires_at))
+        .bind(row.is_active)
+        .bind((!row.is_active).then(|| ts(at)))
+        .bind(json(&metadata))
+        .execute(&mut *tx)
+        .await?;
+        imported += 1;
+    }
+    write_audit(
+        &mut tx,
+        at,
+        actor,
+        AuditAction::KeysImport,
+        None,
+        None,
+        json!({"imported": imported, "skipped": skipped.len(), "users_created": users_created}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ImportReport { imported, skipped })
+}
+
+async fn id_taken(conn: &mut SqliteConnection, id: &KeyId) -> StoreResult<bool> {
+    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1)")
+        .bind(id.as_str())
+        .fetch_one(conn)
+        .await?)
+}

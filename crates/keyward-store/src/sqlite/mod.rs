@@ -1,0 +1,291 @@
+//! The embedded SQLite backend: one file, WAL mode, created on first use.
+
+mod audit;
+mod keys;
+mod plans;
+mod rows;
+mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keyward_core::{KeyHash, KeyId, Plan, PlanName, UserId};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqliteConnection, SqlitePool, Transaction};
+
+use crate::{
+    Actor, AuditFilter, AuditRecord, ChangeEvent, ImportReport, ImportRow, KeyFilter, KeyMaterial,
+    KeyPatch, KeyRecord, KeySpec, MigrationInfo, NewUser, Page, Rotation, Store, StoreError,
+    StoreResult, UserFilter, UserPatch, UserRecord,
+};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Keys, users, plans, audit log and change feed in one SQLite database.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path`, `sqlite::memory:`).
+    /// Does not migrate: call [`Store::migrate`].
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|error| StoreError::invalid("database_url", error.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        // An in-memory database lives and dies with its one connection.
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if in_memory { 1 } else { 8 })
+            .min_connections(if in_memory { 1 } else { 0 })
+            .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
+            .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// A write transaction that takes the write lock up front: a deferred transaction that
+    /// reads and then writes can fail with SQLITE_BUSY instead of waiting its turn.
+    async fn write(&self) -> StoreResult<Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn applied_migrations(&self) -> StoreResult<Vec<(i64, DateTime<Utc>)>> {
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT version, installed_on FROM _sqlx_migrations WHERE success = 1 ORDER BY version",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let version: i64 = row.try_get("version")?;
+                let installed: String = row.try_get("installed_on")?;
+                let at = DateTime::parse_from_rfc3339(&installed.replace(' ', "T"))
+                    .or_else(|_| {
+                        chrono::NaiveDateTime::parse_from_str(&installed, "%Y-%m-%d %H:%M:%S")
+                            .map(|t| t.and_utc().fixed_offset())
+                    })
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or_default();
+                Ok((version, at))
+            })
+            .collect()
+    }
+}
+
+/// Now, at the millisecond precision the database keeps.
+pub(crate) fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+/// Cuts a listing fetched with `limit + 1` rows into a page and its continuation cursor.
+pub(crate) fn page<T>(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> Page<T> {
+    let limit = limit as usize;
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(cursor_of)
+    } else {
+        None
+    };
+    Page { items, next_cursor }
+}
+
+/// Writes an audit record inside the caller's transaction.
+pub(crate) async fn write_audit(
+    conn: &mut SqliteConnection,
+    at: DateTime<Utc>,
+    actor: &Actor,
+    action: crate::AuditAction,
+    user_id: Option<&UserId>,
+    key_id: Option<&KeyId>,
+    details: serde_json::Value,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (id, at, actor, action, user_id, key_id, ip, details)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(format!("aud_{}", ulid::Ulid::new()))
+    .bind(rows::ts(at))
+    .bind(actor.label())
+    .bind(action.as_str())
+    .bind(user_id.map(UserId::as_str))
+    .bind(key_id.map(KeyId::as_str))
+    .bind(actor.ip.map(|ip| ip.to_string()))
+    .bind(details.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_key(
+        &self,
+        spec: &KeySpec,
+        material: &KeyMaterial,
+        actor: &Actor,
+    ) -> StoreResult<KeyRecord> {
+        keys::create(self, spec, material, actor).await
+    }
+
+    async fn get_key(&self, id: &KeyId) -> StoreResult<KeyRecord> {
+        let mut conn = self.pool.acquire().await?;
+        keys::fetch(&mut conn, id).await
+    }
+
+    async fn list_keys(&self, filter: &KeyFilter) -> StoreResult<Page<KeyRecord>> {
+        keys::list(self, filter).await
+    }
+
+    async fn update_key(&self, id: &KeyId, patch: &KeyPatch, actor: &Actor) -> StoreResult<KeyRecord> {
+        keys::update(self, id, patch, actor).await
+    }
+
+    async fn revoke_key(&self, id: &KeyId, actor: &Actor) -> StoreResult<KeyRecord> {
+        keys::revoke(self, id, actor).await
+    }
+
+    async fn rotate_key(
+        &self,
+        id: &KeyId,
+        rotation: &Rotation,
+        material: &KeyMaterial,
+        actor: &Actor,
+    ) -> StoreResult<(KeyRecord, KeyRecord)> {
+        keys::rotate(self, id, rotation, material, actor).await
+    }
+
+    async fn lookup(&self, hash: &KeyHash) -> StoreResult<Option<KeyRecord>> {
+        keys::lookup(self, hash).await
+    }
+
+    async fn has_imported_keys(&self) -> StoreResult<bool> {
+        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE imported = 1)")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn import_keys(&self, rows: &[ImportRow], actor: &Actor) -> StoreResult<ImportReport> {
+        keys::import(self, rows, actor).await
+    }
+
+    async fn create_user(&self, user: &NewUser, actor: &Actor) -> StoreResult<UserRecord> {
+        users::create(self, user, actor).await
+    }
+
+    async fn get_user(&self, id: &UserId) -> StoreResult<UserRecord> {
+        let mut conn = self.pool.acquire().await?;
+        users::fetch(&mut conn, id, now()).await
+    }
+
+    async fn list_users(&self, filter: &UserFilter) -> StoreResult<Page<UserRecord>> {
+        users::list(self, filter).await
+    }
+
+    async fn update_user(&self, id: &UserId, patch: &UserPatch, actor: &Actor) -> StoreResult<UserRecord> {
+        users::update(self, id, patch, actor).await
+    }
+
+    async fn delete_user(&self, id: &UserId, actor: &Actor) -> StoreResult<UserRecord> {
+        users::delete(self, id, actor).await
+    }
+
+    async fn revoke_user_keys(&self, id: &UserId, actor: &Actor) -> StoreResult<u64> {
+        users::revoke_keys(self, id, actor).await
+    }
+
+    async fn list_plans(&self) -> StoreResult<Vec<Plan>> {
+        plans::list(self).await
+    }
+
+    async fn get_plan(&self, name: &PlanName) -> StoreResult<Plan> {
+        let mut conn = self.pool.acquire().await?;
+        plans::fetch(&mut conn, name).await
+    }
+
+    async fn put_plan(&self, plan: &Plan, actor: &Actor) -> StoreResult<Plan> {
+        plans::put(self, plan, actor).await
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Page<AuditRecord>> {
+        audit::list(self, filter).await
+    }
+
+    async fn latest_change(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM change_events")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn changes_since(&self, after: i64, limit: u32) -> StoreResult<Vec<ChangeEvent>> {
+        audit::changes_since(self, after, limit).await
+    }
+
+    async fn migrate(&self) -> StoreResult<Vec<i64>> {
+        let applied: Vec<i64> = self.applied_migrations().await?.into_iter().map(|(v, _)| v).collect();
+        MIGRATOR.run(&self.pool).await?;
+        Ok(MIGRATOR
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+            .map(|m| m.version)
+            .collect())
+    }
+
+    async fn rollback(&self, steps: u32) -> StoreResult<Vec<i64>> {
+        let mut applied: Vec<i64> = self.applied_migrations().await?.into_iter().map(|(v, _)| v).collect();
+        applied.reverse();
+        let steps = (steps as usize).min(applied.len());
+        let target = applied.get(steps).copied().unwrap_or(0);
+        MIGRATOR.undo(&self.pool, target).await?;
+        Ok(applied[..steps].to_vec())
+    }
+
+    async fn migration_status(&self) -> StoreResult<Vec<MigrationInfo>> {
+        let applied = self.applied_migrations().await?;
+        Ok(MIGRATOR
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .map(|m| {
+                let at = applied.iter().find(|(v, _)| *v == m.version).map(|(_, at)| *at);
+                MigrationInfo {
+                    version: m.version,
+                    description: m.description.to_string(),
+                    applied: at.is_some(),
+                    applied_at: at,
+                }
+            })
+            .collect())
+    }
+
+    async fn schema_snapshot(&self) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT type || ' ' || name || ': ' || COALESCE(sql, '') FROM sqlite_master
+             WHERE name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY type, name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

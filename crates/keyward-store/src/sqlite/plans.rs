@@ -1,0 +1,65 @@
+//! Plan operations on SQLite.
+
+use keyward_core::{Plan, PlanName};
+use serde_json::json;
+use sqlx::SqliteConnection;
+
+use super::rows::{int, json, plan_from_row, ts};
+use super::{SqliteStore, now, write_audit};
+use crate::{Actor, AuditAction, StoreError, StoreResult};
+
+const PLAN_COLUMNS: &str = "name, limits, burst, monthly_quota, max_keys, features, \
+    price_base_cents, price_included_requests, price_overage_cents_per_1000";
+
+pub(super) async fn list(store: &SqliteStore) -> StoreResult<Vec<Plan>> {
+    let sql = format!("SELECT {PLAN_COLUMNS} FROM plans ORDER BY created_at, rowid");
+    let rows = sqlx::query(&sql).fetch_all(&store.pool).await?;
+    rows.iter().map(plan_from_row).collect()
+}
+
+pub(super) async fn fetch(conn: &mut SqliteConnection, name: &PlanName) -> StoreResult<Plan> {
+    let sql = format!("SELECT {PLAN_COLUMNS} FROM plans WHERE name = $1");
+    let row = sqlx::query(&sql)
+        .bind(name.as_str())
+        .fetch_optional(conn)
+        .await?
+        .ok_or(StoreError::NotFound("plan"))?;
+    plan_from_row(&row)
+}
+
+pub(super) async fn put(store: &SqliteStore, plan: &Plan, actor: &Actor) -> StoreResult<Plan> {
+    plan.spec
+        .validate()
+        .map_err(|error| StoreError::invalid(error.field, error.reason))?;
+    let at = now();
+    let spec = &plan.spec;
+    let mut tx = store.write().await?;
+    sqlx::query(
+        "INSERT INTO plans (name, limits, burst, monthly_quota, max_keys, features,
+             price_base_cents, price_included_requests, price_overage_cents_per_1000,
+             created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+         ON CONFLICT (name) DO UPDATE SET limits = excluded.limits, burst = excluded.burst,
+             monthly_quota = excluded.monthly_quota, max_keys = excluded.max_keys,
+             features = excluded.features, price_base_cents = excluded.price_base_cents,
+             price_included_requests = excluded.price_included_requests,
+             price_overage_cents_per_1000 = excluded.price_overage_cents_per_1000,
+             updated_at = excluded.updated_at",
+    )
+    .bind(plan.name.as_str())
+    .bind(json(&spec.limits))
+    .bind(spec.burst.as_ref().map(|b| json(b)))
+    .bind(spec.monthly_quota.map(int))
+    .bind(spec.max_keys.map(int))
+    .bind(spec.features.as_ref().map(|f| json(f)))
+    .bind(spec.price.as_ref().map(|p| int(p.base_cents)))
+    .bind(spec.price.as_ref().map(|p| int(p.included_requests)))
+    .bind(spec.price.as_ref().map(|p| int(p.overage_cents_per_1000)))
+    .bind(ts(at))
+    .execute(&mut *tx)
+    .await?;
+    write_audit(&mut tx, at, actor, AuditAction::PlanUpdate, None, None, json!({"plan": plan})).await?;
+    let stored = fetch(&mut tx, &plan.name).await?;
+    tx.commit().await?;
+    Ok(stored)
+}
