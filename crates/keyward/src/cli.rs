@@ -1,0 +1,198 @@
+//! The command line of CONTRACT §8.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keyward",
+    version,
+    about = "API keys, rate limits, usage and billing for HTTP APIs",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Database URL: `sqlite://path` (created if missing) or `postgres://…`.
+    #[arg(long, env = "KEYWARD_DATABASE_URL", global = true, value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// TOML file with the same settings as the flags (flags and environment win).
+    #[arg(long, env = "KEYWARD_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print one JSON document instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, list, show, revoke and rotate API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Create, list, show, re-plan and delete users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// List and set plans (rate limits, quotas, key caps, prices).
+    #[command(subcommand)]
+    Plans(PlansCommand),
+    /// Apply, roll back and inspect database migrations.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Import keys another system stored as SHA-256 hashes, so their holders keep working.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EnvironmentArg {
+    Live,
+    Test,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Issue a key; its plaintext is printed once and cannot be shown again.
+    Create(CreateKeyArgs),
+    /// List keys, newest first (revoked and expired ones with --include-inactive).
+    List {
+        #[arg(long, value_name = "ID")]
+        user_id: Option<String>,
+        /// Include revoked and expired keys.
+        #[arg(long)]
+        include_inactive: bool,
+    },
+    /// Show one key.
+    Show { key_id: String },
+    /// Revoke a key (idempotent).
+    Revoke { key_id: String },
+    /// Replace a key by a new one with the same settings and rate-limit state.
+    Rotate {
+        key_id: String,
+        /// How long the old key keeps working, e.g. 0, 90s, 24h, 7d (at most 30d).
+        #[arg(long, value_name = "DURATION", default_value = "0")]
+        grace_period: String,
+        /// The new key expires after N days.
+        #[arg(long, value_name = "N")]
+        expires_in_days: Option<u32>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateKeyArgs {
+    #[arg(long, value_name = "ID")]
+    pub user_id: String,
+    #[arg(long)]
+    pub name: String,
+    /// The key's own plan (overrides its user's plan for rate limits and features).
+    #[arg(long, alias = "tier", value_name = "PLAN")]
+    pub plan: Option<String>,
+    #[arg(long, value_enum, default_value = "live")]
+    pub environment: EnvironmentArg,
+    /// Custom key prefix (default `sk_live` / `sk_test`).
+    #[arg(long, value_name = "P")]
+    pub prefix: Option<String>,
+    #[arg(long, value_name = "N")]
+    pub expires_in_days: Option<u32>,
+    /// Stored in the key's metadata (and on the user, if this creates it).
+    #[arg(long, value_name = "E")]
+    pub email: Option<String>,
+    /// Stored in the key's metadata (and on the user, if this creates it).
+    #[arg(long, value_name = "C")]
+    pub company: Option<String>,
+    /// Metadata entry (repeatable).
+    #[arg(long = "meta", value_name = "K=V")]
+    pub meta: Vec<String>,
+    /// Scope the key carries (repeatable; none = unrestricted).
+    #[arg(long = "scope", value_name = "S")]
+    pub scopes: Vec<String>,
+    /// Client address range allowed to use the key (repeatable).
+    #[arg(long = "allow-ip", value_name = "CIDR")]
+    pub allow_ips: Vec<String>,
+    /// Replaces (or adds) the plan's one-hour window for this key.
+    #[arg(long, value_name = "N")]
+    pub rate_limit_per_hour: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user.
+    Create {
+        #[arg(long, value_name = "ID")]
+        user_id: String,
+        #[arg(long, alias = "tier", default_value = "free")]
+        plan: String,
+        #[arg(long, value_name = "E")]
+        email: Option<String>,
+        #[arg(long, value_name = "C")]
+        company: Option<String>,
+        #[arg(long = "meta", value_name = "K=V")]
+        meta: Vec<String>,
+    },
+    /// List users (not deleted), newest first.
+    List {
+        #[arg(long, alias = "tier")]
+        plan: Option<String>,
+    },
+    /// Show one user (deleted users too).
+    Show { user_id: String },
+    /// Move a user to another plan, from now.
+    SetPlan { user_id: String, plan: String },
+    /// Delete a user: revokes all its keys, keeps its usage and invoices.
+    Delete { user_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlansCommand {
+    /// List plans.
+    List,
+    /// Create a plan, or change the given settings of an existing one.
+    Set(SetPlanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SetPlanArgs {
+    pub name: String,
+    #[arg(long, value_name = "N")]
+    pub per_minute: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub per_hour: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub per_day: Option<u64>,
+    /// Token bucket: refill rate per second and capacity, e.g. 10/50.
+    #[arg(long, value_name = "RATE/CAPACITY")]
+    pub burst: Option<String>,
+    #[arg(long, value_name = "N")]
+    pub monthly_quota: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub max_keys: Option<u64>,
+    #[arg(long, value_name = "N", requires_all = ["included_requests", "overage_cents_per_1000"])]
+    pub base_cents: Option<u64>,
+    #[arg(long, value_name = "N", requires_all = ["base_cents", "overage_cents_per_1000"])]
+    pub included_requests: Option<u64>,
+    #[arg(long, value_name = "N", requires_all = ["base_cents", "included_requests"])]
+    pub overage_cents_per_1000: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Apply pending migrations.
+    Migrate,
+    /// Revert the newest applied migrations.
+    Rollback {
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        steps: u32,
+    },
+    /// Show which migrations are applied.
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// CSV with a header row: key_hash, user_id and optionally id, name, tier|plan,
+    /// created_at, expires_at, is_active, metadata, key_prefix.
+    #[arg(long, value_name = "FILE")]
+    pub from_csv: PathBuf,
+}

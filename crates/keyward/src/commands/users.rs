@@ -1,0 +1,92 @@
+//! `keyward users create|list|show|set-plan|delete`.
+
+use keyward_core::{PlanName, UserId};
+use keyward_store::{Actor, NewUser, PageRequest, UserFilter, UserPatch, UserProfile, UserRecord};
+use serde_json::{Value, json};
+
+use super::{Context, parse_arg, parse_meta};
+use crate::cli::UsersCommand;
+use crate::error::{CliError, CliResult};
+use crate::output;
+
+pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
+    match command {
+        UsersCommand::Create { user_id, plan, email, company, meta } => {
+            let user = NewUser {
+                user_id: parse_arg("--user-id", &user_id, UserId::parse)?,
+                plan: parse_arg("--plan", &plan, PlanName::parse)?,
+                profile: UserProfile { email, company, metadata: parse_meta(&meta)? },
+            };
+            let created = context.store.create_user(&user, &Actor::cli()).await?;
+            print_user(context, &created)
+        }
+        UsersCommand::List { plan } => {
+            let plan = plan.as_deref().map(|p| parse_arg("--plan", p, PlanName::parse)).transpose()?;
+            let mut filter = UserFilter { plan, page: PageRequest { limit: 1000, cursor: None } };
+            let mut users = Vec::new();
+            loop {
+                let page = context.store.list_users(&filter).await?;
+                users.extend(page.items);
+                match page.next_cursor {
+                    Some(cursor) => filter.page.cursor = Some(cursor),
+                    None => break,
+                }
+            }
+            if context.json {
+                return output::json(&json!({"users": users, "next_cursor": null}));
+            }
+            let mut table = output::table(["USER", "PLAN", "EMAIL", "COMPANY", "KEYS", "CREATED"]);
+            for user in &users {
+                table.add_row([
+                    user.user_id.to_string(),
+                    user.plan.to_string(),
+                    output::or_dash(user.email.as_ref()),
+                    output::or_dash(user.company.as_ref()),
+                    user.key_count.to_string(),
+                    output::time(Some(user.created_at)),
+                ]);
+            }
+            println!("{table}");
+            if users.is_empty() {
+                println!("no users");
+            }
+            Ok(())
+        }
+        UsersCommand::Show { user_id } => {
+            let user = context.store.get_user(&user_arg(&user_id)?).await?;
+            print_user(context, &user)
+        }
+        UsersCommand::SetPlan { user_id, plan } => {
+            let patch = UserPatch { plan: Some(parse_arg("PLAN", &plan, PlanName::parse)?), ..UserPatch::default() };
+            let user = context.store.update_user(&user_arg(&user_id)?, &patch, &Actor::cli()).await?;
+            print_user(context, &user)
+        }
+        UsersCommand::Delete { user_id } => {
+            let user = context.store.delete_user(&user_arg(&user_id)?, &Actor::cli()).await?;
+            print_user(context, &user)
+        }
+    }
+}
+
+/// A user id argument; a malformed one names no user, so it is "not found" (exit 1).
+fn user_arg(value: &str) -> CliResult<UserId> {
+    UserId::parse(value).map_err(|_| CliError::failure(format!("user `{value}` not found")))
+}
+
+fn print_user(context: &Context, user: &UserRecord) -> CliResult {
+    if context.json {
+        return output::json(user);
+    }
+    let table = output::fields(&[
+        ("user", user.user_id.to_string()),
+        ("plan", user.plan.to_string()),
+        ("email", output::or_dash(user.email.as_ref())),
+        ("company", output::or_dash(user.company.as_ref())),
+        ("active keys", user.key_count.to_string()),
+        ("created", output::time(Some(user.created_at))),
+        ("deleted", output::time(user.deleted_at)),
+        ("metadata", Value::Object(user.metadata.clone()).to_string()),
+    ]);
+    println!("{table}");
+    Ok(())
+}

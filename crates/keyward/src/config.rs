@@ -1,0 +1,37 @@
+//! Settings: flag > environment > TOML file (`--config` / `KEYWARD_CONFIG`) > default.
+//! Clap resolves flag and environment; this module adds the file and the defaults.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{CliError, CliResult};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://keyward.db";
+
+/// The settings a configuration file may hold (more arrive with `serve`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub database_url: Option<String>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> CliResult<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| CliError::failure(format!("cannot read config file {}: {error}", path.display())))?;
+        toml::from_str(&text)
+            .map_err(|error| CliError::usage(format!("config file {} is invalid: {}", path.display(), error.message())))
+    }
+}
+
+/// The database URL after applying every source in order.
+pub fn database_url(flag_or_env: Option<&str>, file: &FileConfig) -> String {
+    flag_or_env
+        .map(str::to_owned)
+        .or_else(|| file.database_url.clone())
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
+}
