@@ -76,9 +76,9 @@ string_newtype!(
     KeyId,
     InvalidKeyId,
     "a key id is `key_` followed by a 26-character ULID",
-    |value| value
-        .strip_prefix("key_")
-        .is_some_and(|ulid| ulid.len() == 26 && Ulid::from_str(ulid).is_ok_and(|u| u.to_string() == ulid))
+    |value| value.strip_prefix("key_").is_some_and(
+        |ulid| ulid.len() == 26 && Ulid::from_str(ulid).is_ok_and(|u| u.to_string() == ulid)
+    )
 );
 
 impl KeyId {

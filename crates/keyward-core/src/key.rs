@@ -252,18 +252,17 @@ impl PlainKey {
 
     /// What may be shown of the key: prefix, `_`, the first 4 body characters and `…`.
     pub fn display_prefix(&self) -> String {
-        format!(
-            "{}…",
-            &self.text[..self.split + 1 + HINT_DIGITS]
-        )
+        format!("{}…", &self.text[..self.split + 1 + HINT_DIGITS])
     }
 
     /// The 32 random bytes the body encodes.
     pub fn random_bytes(&self) -> Zeroizing<[u8; 32]> {
         let mut random = Zeroizing::new([0u8; 32]);
         let start = self.split + 1;
-        let decoded =
-            base62::decode_into(&self.text.as_bytes()[start..start + RANDOM_DIGITS], random.as_mut());
+        let decoded = base62::decode_into(
+            &self.text.as_bytes()[start..start + RANDOM_DIGITS],
+            random.as_mut(),
+        );
         debug_assert!(decoded, "a PlainKey always holds a decodable body");
         random
     }

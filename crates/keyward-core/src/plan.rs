@@ -19,7 +19,9 @@ string_newtype!(
     "a plan name is 1 to 64 letters, digits, `_` or `-`, starting with a letter or digit",
     |value| (1..=64).contains(&value.len())
         && value.as_bytes()[0].is_ascii_alphanumeric()
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 );
 
 impl PlanName {
@@ -125,7 +127,10 @@ pub fn validate_windows(windows: &[Window]) -> Result<(), InvalidPlan> {
     const LIMITS: &str = "limits";
     for (index, window) in windows.iter().enumerate() {
         if window.window_seconds == 0 || window.window_seconds > 31 * 86_400 {
-            return Err(invalid(LIMITS, "window_seconds must be between 1 and 2678400"));
+            return Err(invalid(
+                LIMITS,
+                "window_seconds must be between 1 and 2678400",
+            ));
         }
         if window.max == 0 {
             return Err(invalid(LIMITS, "max must be at least 1"));
@@ -133,7 +138,10 @@ pub fn validate_windows(windows: &[Window]) -> Result<(), InvalidPlan> {
         if let Some(name) = &window.name
             && !is_token(name)
         {
-            return Err(invalid(LIMITS, "a window name is 1 to 32 letters, digits, `_` or `-`"));
+            return Err(invalid(
+                LIMITS,
+                "a window name is 1 to 32 letters, digits, `_` or `-`",
+            ));
         }
         let display = window.display_name();
         if windows[..index].iter().any(|other| {
@@ -142,7 +150,10 @@ pub fn validate_windows(windows: &[Window]) -> Result<(), InvalidPlan> {
             return Err(invalid(LIMITS, "window lengths and names must be distinct"));
         }
         if display == "burst" || display == "month" {
-            return Err(invalid(LIMITS, "`burst` and `month` are reserved window names"));
+            return Err(invalid(
+                LIMITS,
+                "`burst` and `month` are reserved window names",
+            ));
         }
     }
     Ok(())
@@ -161,17 +172,26 @@ impl PlanSpec {
         validate_windows(&self.limits)?;
         if let Some(burst) = &self.burst {
             if !(burst.rate_per_second.is_finite() && burst.rate_per_second > 0.0) {
-                return Err(invalid("burst", "rate_per_second must be a positive number"));
+                return Err(invalid(
+                    "burst",
+                    "rate_per_second must be a positive number",
+                ));
             }
             if burst.capacity == 0 {
                 return Err(invalid("burst", "capacity must be at least 1"));
             }
         }
         if self.monthly_quota == Some(0) {
-            return Err(invalid("monthly_quota", "must be at least 1 (omit it for no quota)"));
+            return Err(invalid(
+                "monthly_quota",
+                "must be at least 1 (omit it for no quota)",
+            ));
         }
         if self.max_keys == Some(0) {
-            return Err(invalid("max_keys", "must be at least 1 (omit it for no cap)"));
+            return Err(invalid(
+                "max_keys",
+                "must be at least 1 (omit it for no cap)",
+            ));
         }
         Ok(())
     }

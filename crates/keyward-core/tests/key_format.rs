@@ -57,7 +57,9 @@ fn reference_base62(bytes: &[u8], width: usize) -> String {
 
 #[test]
 fn the_body_encodes_exactly_the_bytes_the_rng_yields() {
-    let bytes: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect();
+    let bytes: Vec<u8> = (0u8..32)
+        .map(|i| i.wrapping_mul(37).wrapping_add(11))
+        .collect();
     let key = PlainKey::generate_with(&live(), &mut FixedBytes(bytes.clone())).unwrap();
     assert_eq!(key.random_bytes().as_slice(), bytes.as_slice());
 
@@ -74,12 +76,25 @@ fn all_zero_bytes_are_left_padded_to_43_digits() {
     let key = PlainKey::generate_with(&live(), &mut FixedBytes(vec![0; 32])).unwrap();
     let body = &key.expose_secret()["sk_live_".len()..];
     assert_eq!(&body[..43], "0".repeat(43));
-    assert_eq!(PlainKey::parse(key.expose_secret()).unwrap().random_bytes().as_slice(), &[0; 32]);
+    assert_eq!(
+        PlainKey::parse(key.expose_secret())
+            .unwrap()
+            .random_bytes()
+            .as_slice(),
+        &[0; 32]
+    );
 }
 
 #[test]
 fn generated_keys_parse_back() {
-    for prefix in ["sk_live", "sk_test", "acme", "acme_prod1", "a", "abcdefghijkl_abcdefghijk"] {
+    for prefix in [
+        "sk_live",
+        "sk_test",
+        "acme",
+        "acme_prod1",
+        "a",
+        "abcdefghijkl_abcdefghijk",
+    ] {
         let prefix = KeyPrefix::parse(prefix).unwrap();
         let key = PlainKey::generate(&prefix).unwrap();
         let parsed = PlainKey::parse(key.expose_secret()).unwrap();
@@ -96,7 +111,12 @@ fn generated_keys_parse_back() {
 #[test]
 fn ten_thousand_os_keys_are_distinct() {
     let keys: HashSet<String> = (0..10_000)
-        .map(|_| PlainKey::generate(&live()).unwrap().expose_secret().to_owned())
+        .map(|_| {
+            PlainKey::generate(&live())
+                .unwrap()
+                .expose_secret()
+                .to_owned()
+        })
         .collect();
     assert_eq!(keys.len(), 10_000);
 }
@@ -113,10 +133,16 @@ fn a_one_character_change_anywhere_in_the_body_fails_the_checksum() {
             let error = PlainKey::parse(&changed).unwrap_err();
             // A change can also push the 43-digit number past 2^256: malformed, never valid.
             assert!(
-                matches!(error, KeyFormatError::BadChecksum | KeyFormatError::Malformed),
+                matches!(
+                    error,
+                    KeyFormatError::BadChecksum | KeyFormatError::Malformed
+                ),
                 "position {position}"
             );
-            assert!(PresentedKey::classify(&changed).is_err(), "position {position}");
+            assert!(
+                PresentedKey::classify(&changed).is_err(),
+                "position {position}"
+            );
         }
     }
 }
@@ -137,7 +163,10 @@ fn a_one_character_change_in_the_prefix_fails_the_checksum() {
             // A prefix outside the grammar makes it "not keyward's format" (a foreign
             // candidate); either way it is never accepted as a keyward key.
             assert!(
-                !matches!(PresentedKey::classify(&changed), Ok(PresentedKey::Native(_))),
+                !matches!(
+                    PresentedKey::classify(&changed),
+                    Ok(PresentedKey::Native(_))
+                ),
                 "{position}"
             );
         }
@@ -189,7 +218,14 @@ fn prefixes_outside_the_grammar_are_refused() {
     ] {
         assert!(KeyPrefix::parse(bad).is_err(), "{bad:?} was accepted");
     }
-    for good in ["a", "sk_live", "sk_test", "abcdefghijkl", "a1_b2", "x_abcdefghijk"] {
+    for good in [
+        "a",
+        "sk_live",
+        "sk_test",
+        "abcdefghijkl",
+        "a1_b2",
+        "x_abcdefghijk",
+    ] {
         assert!(KeyPrefix::parse(good).is_ok(), "{good:?} was refused");
     }
 }
@@ -198,11 +234,23 @@ fn prefixes_outside_the_grammar_are_refused() {
 fn strings_in_the_wrong_shape_are_malformed_or_foreign() {
     let key = PlainKey::generate(&live()).unwrap();
     let text = key.expose_secret();
-    assert_eq!(PlainKey::parse(&text[..text.len() - 1]).unwrap_err(), KeyFormatError::Malformed);
-    assert_eq!(PlainKey::parse(&format!("{text}0")).unwrap_err(), KeyFormatError::Malformed);
-    assert_eq!(PlainKey::parse("garbage").unwrap_err(), KeyFormatError::Malformed);
+    assert_eq!(
+        PlainKey::parse(&text[..text.len() - 1]).unwrap_err(),
+        KeyFormatError::Malformed
+    );
+    assert_eq!(
+        PlainKey::parse(&format!("{text}0")).unwrap_err(),
+        KeyFormatError::Malformed
+    );
+    assert_eq!(
+        PlainKey::parse("garbage").unwrap_err(),
+        KeyFormatError::Malformed
+    );
     // Not keyward's format: a candidate for an imported key, unless unprintable or huge.
-    assert!(matches!(PresentedKey::classify("garbage"), Ok(PresentedKey::Foreign(_))));
+    assert!(matches!(
+        PresentedKey::classify("garbage"),
+        Ok(PresentedKey::Foreign(_))
+    ));
     assert!(PresentedKey::classify("").is_err());
     assert!(PresentedKey::classify("has space").is_err());
     assert!(PresentedKey::classify(&"x".repeat(513)).is_err());
@@ -210,7 +258,10 @@ fn strings_in_the_wrong_shape_are_malformed_or_foreign() {
     let too_big = format!("sk_live_{}", "z".repeat(43));
     let crc = crc32fast::hash(too_big.as_bytes());
     let too_big = format!("{too_big}{}", reference_base62(&crc.to_be_bytes(), 6));
-    assert_eq!(PlainKey::parse(&too_big).unwrap_err(), KeyFormatError::Malformed);
+    assert_eq!(
+        PlainKey::parse(&too_big).unwrap_err(),
+        KeyFormatError::Malformed
+    );
     assert!(PresentedKey::classify(&too_big).is_err());
 }
 

@@ -11,7 +11,10 @@ pub enum StoreError {
     Conflict(String),
     /// A value that only the database can judge (an unknown plan, a stale cursor).
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     /// The database cannot be reached or is too busy: worth retrying later.
     #[error("the database is unavailable")]
     Unavailable(#[source] sqlx::Error),
@@ -62,8 +65,10 @@ impl From<sqlx::Error> for StoreError {
 fn is_busy(code: Option<&str>) -> bool {
     match code {
         Some(code) => {
-            matches!(code, "5" | "6" | "261" | "262" | "517" | "40001" | "40P01" | "57P01")
-                || code.starts_with("08")
+            matches!(
+                code,
+                "5" | "6" | "261" | "262" | "517" | "40001" | "40P01" | "57P01"
+            ) || code.starts_with("08")
         }
         None => false,
     }

@@ -37,7 +37,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get_key(&self, id: &KeyId) -> StoreResult<KeyRecord>;
     /// Newest first.
     async fn list_keys(&self, filter: &KeyFilter) -> StoreResult<Page<KeyRecord>>;
-    async fn update_key(&self, id: &KeyId, patch: &KeyPatch, actor: &Actor) -> StoreResult<KeyRecord>;
+    async fn update_key(
+        &self,
+        id: &KeyId,
+        patch: &KeyPatch,
+        actor: &Actor,
+    ) -> StoreResult<KeyRecord>;
     /// Idempotent: revoking a revoked key returns it unchanged.
     async fn revoke_key(&self, id: &KeyId, actor: &Actor) -> StoreResult<KeyRecord>;
     /// Replaces `id` by a new key with the same settings and lineage; the old key expires
@@ -63,7 +68,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get_user(&self, id: &UserId) -> StoreResult<UserRecord>;
     /// Users not deleted, newest first.
     async fn list_users(&self, filter: &UserFilter) -> StoreResult<Page<UserRecord>>;
-    async fn update_user(&self, id: &UserId, patch: &UserPatch, actor: &Actor) -> StoreResult<UserRecord>;
+    async fn update_user(
+        &self,
+        id: &UserId,
+        patch: &UserPatch,
+        actor: &Actor,
+    ) -> StoreResult<UserRecord>;
     /// Soft delete: revokes every key, keeps usage and invoices. Idempotent.
     async fn delete_user(&self, id: &UserId, actor: &Actor) -> StoreResult<UserRecord>;
     /// Revokes every key of the user that is not revoked yet; returns how many.

@@ -15,8 +15,9 @@ fn material_for(key: &PlainKey) -> KeyMaterial {
 }
 
 fn generate(prefix: &keyward_core::KeyPrefix) -> StoreResult<PlainKey> {
-    PlainKey::generate(prefix)
-        .map_err(|error| StoreError::Internal(format!("the OS random number generator failed: {error}")))
+    PlainKey::generate(prefix).map_err(|error| {
+        StoreError::Internal(format!("the OS random number generator failed: {error}"))
+    })
 }
 
 /// Creates a key for `spec` and returns its plaintext (to be shown once) with its record.
@@ -47,6 +48,8 @@ pub async fn rotate_key(
         .clone()
         .unwrap_or_else(|| old.environment.default_prefix());
     let key = generate(&prefix)?;
-    let (new, old) = store.rotate_key(id, rotation, &material_for(&key), actor).await?;
+    let (new, old) = store
+        .rotate_key(id, rotation, &material_for(&key), actor)
+        .await?;
     Ok((key, new, old))
 }

@@ -13,7 +13,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// Database URL: `sqlite://path` (created if missing) or `postgres://…`.
-    #[arg(long, env = "KEYWARD_DATABASE_URL", global = true, value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "KEYWARD_DATABASE_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
 
     /// TOML file with the same settings as the flags (flags and environment win).

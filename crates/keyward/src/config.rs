@@ -21,10 +21,19 @@ impl FileConfig {
         let Some(path) = path else {
             return Ok(Self::default());
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| CliError::failure(format!("cannot read config file {}: {error}", path.display())))?;
-        toml::from_str(&text)
-            .map_err(|error| CliError::usage(format!("config file {} is invalid: {}", path.display(), error.message())))
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            CliError::failure(format!(
+                "cannot read config file {}: {error}",
+                path.display()
+            ))
+        })?;
+        toml::from_str(&text).map_err(|error| {
+            CliError::usage(format!(
+                "config file {} is invalid: {}",
+                path.display(),
+                error.message()
+            ))
+        })
     }
 }
 

@@ -43,6 +43,10 @@ pub fn list<T: std::fmt::Display>(values: &[T]) -> String {
     if values.is_empty() {
         "-".to_owned()
     } else {
-        values.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        values
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }

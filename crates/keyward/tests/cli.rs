@@ -14,7 +14,9 @@ struct Session {
 
 impl Session {
     fn new() -> Self {
-        Self { dir: tempfile::tempdir().expect("temp dir") }
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     fn db_path(&self) -> PathBuf {
@@ -26,7 +28,10 @@ impl Session {
         command
             .current_dir(self.dir.path())
             .env_remove("KEYWARD_CONFIG")
-            .env("KEYWARD_DATABASE_URL", format!("sqlite://{}", self.db_path().display()));
+            .env(
+                "KEYWARD_DATABASE_URL",
+                format!("sqlite://{}", self.db_path().display()),
+            );
         command
     }
 
@@ -39,9 +44,17 @@ impl Session {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         let output = self.run(&all);
-        assert!(output.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
-        serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&output.stdout)))
+        assert!(
+            output.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?} printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
     }
 
     /// Every byte the database keeps on disk (main file, WAL and shared memory).
@@ -58,22 +71,49 @@ impl Session {
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 fn ids(list: &Value) -> Vec<String> {
-    list["keys"].as_array().unwrap().iter().map(|k| k["id"].as_str().unwrap().to_owned()).collect()
+    list["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[test]
 fn create_prints_the_key_once_and_the_database_holds_only_its_hash() {
     let session = Session::new();
     let created = session.json(&[
-        "keys", "create", "--user-id", "alice", "--name", "ci", "--email", "a@example.com",
-        "--company", "Acme", "--meta", "team=core", "--scope", "read", "--allow-ip", "10.0.0.0/8",
-        "--rate-limit-per-hour", "500", "--tier", "pro",
+        "keys",
+        "create",
+        "--user-id",
+        "alice",
+        "--name",
+        "ci",
+        "--email",
+        "a@example.com",
+        "--company",
+        "Acme",
+        "--meta",
+        "team=core",
+        "--scope",
+        "read",
+        "--allow-ip",
+        "10.0.0.0/8",
+        "--rate-limit-per-hour",
+        "500",
+        "--tier",
+        "pro",
     ]);
-    let key = created["key"].as_str().expect("plaintext in `key`").to_owned();
+    let key = created["key"]
+        .as_str()
+        .expect("plaintext in `key`")
+        .to_owned();
     let body = key.strip_prefix("sk_live_").expect("live prefix");
     assert_eq!(body.len(), 49);
     assert_eq!(created["key_prefix"], format!("sk_live_{}…", &body[..4]));
@@ -84,7 +124,10 @@ fn create_prints_the_key_once_and_the_database_holds_only_its_hash() {
     assert_eq!(created["scopes"], serde_json::json!(["read"]));
     assert_eq!(created["allowed_ips"], serde_json::json!(["10.0.0.0/8"]));
     assert_eq!(created["rate_limit_per_hour"], 500);
-    assert_eq!(created["metadata"], serde_json::json!({"email": "a@example.com", "company": "Acme", "team": "core"}));
+    assert_eq!(
+        created["metadata"],
+        serde_json::json!({"email": "a@example.com", "company": "Acme", "team": "core"})
+    );
     assert!(created["id"].as_str().unwrap().starts_with("key_"));
     assert!(created.get("key_hash").is_none());
 
@@ -95,10 +138,18 @@ fn create_prints_the_key_once_and_the_database_holds_only_its_hash() {
 
     // Never shown again.
     let id = created["id"].as_str().unwrap();
-    for args in [vec!["keys", "show", id], vec!["keys", "list"], vec!["--json", "keys", "list"], vec!["--json", "keys", "show", id]] {
+    for args in [
+        vec!["keys", "show", id],
+        vec!["keys", "list"],
+        vec!["--json", "keys", "list"],
+        vec!["--json", "keys", "show", id],
+    ] {
         let output = session.run(&args);
         assert!(output.status.success());
-        assert!(!contains(&output.stdout, body) && !contains(&output.stderr, body), "{args:?} showed the key");
+        assert!(
+            !contains(&output.stdout, body) && !contains(&output.stderr, body),
+            "{args:?} showed the key"
+        );
     }
 
     // On disk: the hash, never the key or its body.
@@ -112,10 +163,28 @@ fn create_prints_the_key_once_and_the_database_holds_only_its_hash() {
 #[test]
 fn human_create_prints_the_key_exactly_once_with_a_warning() {
     let session = Session::new();
-    let output = session.run(&["keys", "create", "--user-id", "bob", "--name", "laptop", "--environment", "test", "--prefix", "acme"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = session.run(&[
+        "keys",
+        "create",
+        "--user-id",
+        "bob",
+        "--name",
+        "laptop",
+        "--environment",
+        "test",
+        "--prefix",
+        "acme",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8(output.stdout).unwrap();
-    let keys: Vec<&str> = stdout.split_whitespace().filter(|w| w.starts_with("acme_") && !w.ends_with('…')).collect();
+    let keys: Vec<&str> = stdout
+        .split_whitespace()
+        .filter(|w| w.starts_with("acme_") && !w.ends_with('…'))
+        .collect();
     assert_eq!(keys.len(), 1, "{stdout}");
     assert_eq!(keys[0].len(), "acme_".len() + 49);
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot be shown again"));
@@ -144,14 +213,24 @@ fn list_hides_revoked_keys_unless_asked_and_revoke_is_idempotent() {
     assert_eq!(ids(&all), [b_id, a_id], "newest first");
     assert_eq!(ids(&session.json(&["keys", "list"])).len(), 2);
 
-    let table = String::from_utf8(session.run(&["keys", "list", "--include-inactive"]).stdout).unwrap();
+    let table =
+        String::from_utf8(session.run(&["keys", "list", "--include-inactive"]).stdout).unwrap();
     assert!(table.contains("STATUS") && table.contains("revoked") && table.contains(b_id));
 }
 
 #[test]
 fn rotate_replaces_the_key_after_its_grace_period() {
     let session = Session::new();
-    let old = session.json(&["keys", "create", "--user-id", "erin", "--name", "deploy", "--scope", "write"]);
+    let old = session.json(&[
+        "keys",
+        "create",
+        "--user-id",
+        "erin",
+        "--name",
+        "deploy",
+        "--scope",
+        "write",
+    ]);
     let old_id = old["id"].as_str().unwrap();
     let rotated = session.json(&["keys", "rotate", old_id, "--grace-period", "24h"]);
     let new = &rotated["key"];
@@ -161,7 +240,10 @@ fn rotate_replaces_the_key_after_its_grace_period() {
     assert_eq!(new["scopes"], serde_json::json!(["write"]));
     assert_eq!(rotated["old_key"]["id"], old_id);
     assert_eq!(rotated["old_key"]["replaced_by"], new["id"]);
-    assert_eq!(rotated["old_key"]["status"], "active", "inside the grace period");
+    assert_eq!(
+        rotated["old_key"]["status"], "active",
+        "inside the grace period"
+    );
     assert!(rotated["old_key"]["expires_at"].is_string());
 
     let new_id = new["id"].as_str().unwrap();
@@ -182,10 +264,37 @@ fn wrong_arguments_exit_2_with_usage_and_unknown_ids_exit_1() {
     for args in [
         vec!["keys", "create", "--name", "no-user"],
         vec!["keys", "frobnicate"],
-        vec!["keys", "create", "--user-id", "u", "--name", "n", "--environment", "staging"],
+        vec![
+            "keys",
+            "create",
+            "--user-id",
+            "u",
+            "--name",
+            "n",
+            "--environment",
+            "staging",
+        ],
         vec!["keys", "create", "--user-id", "has space", "--name", "n"],
-        vec!["keys", "create", "--user-id", "u", "--name", "n", "--prefix", "Bad_Prefix"],
-        vec!["keys", "create", "--user-id", "u", "--name", "n", "--allow-ip", "10.0.0.0/99"],
+        vec![
+            "keys",
+            "create",
+            "--user-id",
+            "u",
+            "--name",
+            "n",
+            "--prefix",
+            "Bad_Prefix",
+        ],
+        vec![
+            "keys",
+            "create",
+            "--user-id",
+            "u",
+            "--name",
+            "n",
+            "--allow-ip",
+            "10.0.0.0/99",
+        ],
         vec!["plans", "set", "x", "--burst", "fast"],
         vec![],
     ] {
@@ -203,7 +312,16 @@ fn wrong_arguments_exit_2_with_usage_and_unknown_ids_exit_1() {
         vec!["keys", "revoke", "key_01ARZ3NDEKTSV4RRFFQ69G5FAV"],
         vec!["keys", "rotate", "key_01ARZ3NDEKTSV4RRFFQ69G5FAV"],
         vec!["users", "show", "nobody"],
-        vec!["keys", "create", "--user-id", "u", "--name", "n", "--plan", "platinum"],
+        vec![
+            "keys",
+            "create",
+            "--user-id",
+            "u",
+            "--name",
+            "n",
+            "--plan",
+            "platinum",
+        ],
     ] {
         let output = session.run(&args);
         assert_eq!(output.status.code(), Some(1), "{args:?}");
@@ -218,7 +336,10 @@ fn an_unreachable_database_exits_1() {
     let output = session
         .command()
         .args(["keys", "list"])
-        .env("KEYWARD_DATABASE_URL", "sqlite:///nonexistent-dir/deeper/keyward.db")
+        .env(
+            "KEYWARD_DATABASE_URL",
+            "sqlite:///nonexistent-dir/deeper/keyward.db",
+        )
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -234,7 +355,11 @@ fn importing_ten_thousand_rows_reports_imports_and_duplicates() {
     let session = Session::new();
     let path = session.dir.path().join("keys.csv");
     let mut file = std::fs::File::create(&path).unwrap();
-    writeln!(file, "id,key_hash,user_id,name,tier,created_at,expires_at,is_active,metadata").unwrap();
+    writeln!(
+        file,
+        "id,key_hash,user_id,name,tier,created_at,expires_at,is_active,metadata"
+    )
+    .unwrap();
     for i in 0..10_000 {
         let tier = ["free", "pro", "enterprise"][i % 3];
         writeln!(
@@ -246,7 +371,12 @@ fn importing_ten_thousand_rows_reports_imports_and_duplicates() {
         )
         .unwrap();
     }
-    writeln!(file, "dup,{},user1,dup,free,,,true,", hash_of("legacy-secret-5")).unwrap();
+    writeln!(
+        file,
+        "dup,{},user1,dup,free,,,true,",
+        hash_of("legacy-secret-5")
+    )
+    .unwrap();
     drop(file);
 
     let report = session.json(&["import", "--from-csv", path.to_str().unwrap()]);
@@ -258,7 +388,12 @@ fn importing_ten_thousand_rows_reports_imports_and_duplicates() {
     assert_eq!(all["keys"].as_array().unwrap().len(), 10_000);
     let active = session.json(&["keys", "list"]);
     assert_eq!(active["keys"].as_array().unwrap().len(), 9_000);
-    let sample = all["keys"].as_array().unwrap().iter().find(|k| k["name"] == "svc-7").unwrap();
+    let sample = all["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "svc-7")
+        .unwrap();
     assert_eq!(sample["metadata"]["legacy_id"], "legacy-7");
     assert_eq!(sample["metadata"]["n"], 7);
     assert_eq!(sample["plan"], "pro");
@@ -284,21 +419,44 @@ fn a_csv_with_one_bad_row_imports_nothing_and_names_the_line() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("line 39"), "{stderr}");
-    assert_eq!(ids(&session.json(&["keys", "list", "--include-inactive"])).len(), 0);
+    assert_eq!(
+        ids(&session.json(&["keys", "list", "--include-inactive"])).len(),
+        0
+    );
 
     let malformed = text.replace(&hash_of("s20"), "xyz");
     std::fs::write(&path, malformed).unwrap();
     let output = session.run(&["import", "--from-csv", path.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("line 22"));
-    assert_eq!(ids(&session.json(&["keys", "list", "--include-inactive"])).len(), 0);
-    assert_eq!(session.json(&["users", "list"])["users"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        ids(&session.json(&["keys", "list", "--include-inactive"])).len(),
+        0
+    );
+    assert_eq!(
+        session.json(&["users", "list"])["users"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
 }
 
 #[test]
 fn users_can_be_created_listed_replanned_and_deleted() {
     let session = Session::new();
-    let created = session.json(&["users", "create", "--user-id", "org:1", "--plan", "pro", "--email", "o@x.io", "--meta", "region=eu"]);
+    let created = session.json(&[
+        "users",
+        "create",
+        "--user-id",
+        "org:1",
+        "--plan",
+        "pro",
+        "--email",
+        "o@x.io",
+        "--meta",
+        "region=eu",
+    ]);
     assert_eq!(created["plan"], "pro");
     assert_eq!(created["metadata"]["region"], "eu");
     assert_eq!(created["deleted_at"], Value::Null);
@@ -308,7 +466,13 @@ fn users_can_be_created_listed_replanned_and_deleted() {
 
     let pros = session.json(&["users", "list", "--plan", "pro"]);
     assert_eq!(pros["users"].as_array().unwrap().len(), 1);
-    assert_eq!(session.json(&["users", "list"])["users"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        session.json(&["users", "list"])["users"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     let moved = session.json(&["users", "set-plan", "org:1", "enterprise"]);
     assert_eq!(moved["plan"], "enterprise");
@@ -321,33 +485,75 @@ fn users_can_be_created_listed_replanned_and_deleted() {
     assert!(deleted["deleted_at"].is_string());
     let key = session.json(&["keys", "show", key["id"].as_str().unwrap()]);
     assert_eq!(key["status"], "revoked");
-    assert_eq!(session.json(&["users", "show", "org:1"])["deleted_at"], deleted["deleted_at"]);
+    assert_eq!(
+        session.json(&["users", "show", "org:1"])["deleted_at"],
+        deleted["deleted_at"]
+    );
 }
 
 #[test]
 fn plans_can_be_listed_and_set() {
     let session = Session::new();
     let plans = session.json(&["plans", "list"]);
-    let names: Vec<&str> = plans["plans"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = plans["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["free", "pro", "enterprise"]);
-    assert_eq!(plans["plans"][0]["limits"][0], serde_json::json!({"window_seconds": 60, "max": 60}));
+    assert_eq!(
+        plans["plans"][0]["limits"][0],
+        serde_json::json!({"window_seconds": 60, "max": 60})
+    );
 
     let gold = session.json(&[
-        "plans", "set", "gold", "--per-minute", "100", "--per-day", "5000", "--burst", "5/20",
-        "--monthly-quota", "100000", "--max-keys", "3", "--base-cents", "4900",
-        "--included-requests", "50000", "--overage-cents-per-1000", "20",
+        "plans",
+        "set",
+        "gold",
+        "--per-minute",
+        "100",
+        "--per-day",
+        "5000",
+        "--burst",
+        "5/20",
+        "--monthly-quota",
+        "100000",
+        "--max-keys",
+        "3",
+        "--base-cents",
+        "4900",
+        "--included-requests",
+        "50000",
+        "--overage-cents-per-1000",
+        "20",
     ]);
-    assert_eq!(gold["limits"], serde_json::json!([{"window_seconds": 60, "max": 100}, {"window_seconds": 86400, "max": 5000}]));
-    assert_eq!(gold["burst"], serde_json::json!({"rate_per_second": 5.0, "capacity": 20}));
+    assert_eq!(
+        gold["limits"],
+        serde_json::json!([{"window_seconds": 60, "max": 100}, {"window_seconds": 86400, "max": 5000}])
+    );
+    assert_eq!(
+        gold["burst"],
+        serde_json::json!({"rate_per_second": 5.0, "capacity": 20})
+    );
     assert_eq!(gold["monthly_quota"], 100_000);
     assert_eq!(gold["price"]["base_cents"], 4900);
 
     // Changing one setting keeps the others.
     let free = session.json(&["plans", "set", "free", "--per-hour", "2000"]);
-    assert_eq!(free["limits"][1], serde_json::json!({"window_seconds": 3600, "max": 2000}));
+    assert_eq!(
+        free["limits"][1],
+        serde_json::json!({"window_seconds": 3600, "max": 2000})
+    );
     assert_eq!(free["limits"][0]["max"], 60);
     assert_eq!(free["max_keys"], 5);
-    assert_eq!(session.json(&["plans", "list"])["plans"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        session.json(&["plans", "list"])["plans"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
 
     let incomplete_price = session.run(&["plans", "set", "gold", "--base-cents", "1"]);
     assert_eq!(incomplete_price.status.code(), Some(2));
@@ -359,18 +565,38 @@ fn db_commands_migrate_roll_back_and_report() {
     let applied = session.json(&["db", "migrate"]);
     assert_eq!(applied["applied"].as_array().unwrap().len(), 3);
     let status = session.json(&["db", "status"]);
-    assert!(status["migrations"].as_array().unwrap().iter().all(|m| m["applied"] == true));
+    assert!(
+        status["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["applied"] == true)
+    );
 
     session.json(&["keys", "create", "--user-id", "u", "--name", "kept"]);
     let rolled = session.json(&["db", "rollback"]);
     assert_eq!(rolled["rolled_back"].as_array().unwrap().len(), 1);
     let status = session.json(&["db", "status"]);
-    assert_eq!(status["migrations"].as_array().unwrap().iter().filter(|m| m["applied"] == false).count(), 1);
+    assert_eq!(
+        status["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["applied"] == false)
+            .count(),
+        1
+    );
 
     // Any other command applies pending migrations first; the key survived.
     let keys = session.json(&["keys", "list"]);
     assert_eq!(keys["keys"][0]["name"], "kept");
-    assert!(session.json(&["db", "status"])["migrations"].as_array().unwrap().iter().all(|m| m["applied"] == true));
+    assert!(
+        session.json(&["db", "status"])["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["applied"] == true)
+    );
 
     let human = String::from_utf8(session.run(&["db", "status"]).stdout).unwrap();
     assert!(human.contains("VERSION") && human.contains("yes"));
@@ -381,26 +607,60 @@ fn global_options_work_before_or_after_the_subcommand_and_from_a_config_file() {
     let session = Session::new();
     let other = session.dir.path().join("other.db");
     let url = format!("sqlite://{}", other.display());
-    let created = session.command().args(["keys", "create", "--user-id", "u", "--name", "n", "--json", "--database-url", &url]).output().unwrap();
+    let created = session
+        .command()
+        .args([
+            "keys",
+            "create",
+            "--user-id",
+            "u",
+            "--name",
+            "n",
+            "--json",
+            "--database-url",
+            &url,
+        ])
+        .output()
+        .unwrap();
     assert!(created.status.success());
     let value: Value = serde_json::from_slice(&created.stdout).unwrap();
     assert!(value["key"].is_string());
     assert!(other.exists());
 
-    let listed = session.command().args(["--database-url", &url, "--json", "keys", "list"]).output().unwrap();
+    let listed = session
+        .command()
+        .args(["--database-url", &url, "--json", "keys", "list"])
+        .output()
+        .unwrap();
     let value: Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(value["keys"].as_array().unwrap().len(), 1);
     // The environment's database (a different file) has no keys.
-    assert_eq!(session.json(&["keys", "list"])["keys"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        session.json(&["keys", "list"])["keys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
 
     let config = session.dir.path().join("keyward.toml");
     std::fs::write(&config, format!("database_url = \"{url}\"\n")).unwrap();
     let from_file = session
         .command()
         .env_remove("KEYWARD_DATABASE_URL")
-        .args(["--config", config.to_str().unwrap(), "--json", "keys", "list"])
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--json",
+            "keys",
+            "list",
+        ])
         .output()
         .unwrap();
     let value: Value = serde_json::from_slice(&from_file.stdout).unwrap();
-    assert_eq!(value["keys"].as_array().unwrap().len(), 1, "the file's database is used");
+    assert_eq!(
+        value["keys"].as_array().unwrap().len(),
+        1,
+        "the file's database is used"
+    );
 }

@@ -6,16 +6,23 @@ use super::SqliteStore;
 use super::rows::get_ts;
 use crate::{AuditFilter, AuditRecord, ChangeEvent, Entity, Page, StoreError, StoreResult};
 
-pub(super) async fn list(store: &SqliteStore, filter: &AuditFilter) -> StoreResult<Page<AuditRecord>> {
+pub(super) async fn list(
+    store: &SqliteStore,
+    filter: &AuditFilter,
+) -> StoreResult<Page<AuditRecord>> {
     let limit = filter.page.limit.clamp(1, 1000);
     let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
         "SELECT a.id, a.at, a.actor, a.action, a.user_id, a.key_id, a.ip, a.details FROM audit_log a WHERE 1 = 1",
     );
     if let Some(user_id) = &filter.user_id {
-        query.push(" AND a.user_id = ").push_bind(user_id.as_str().to_owned());
+        query
+            .push(" AND a.user_id = ")
+            .push_bind(user_id.as_str().to_owned());
     }
     if let Some(key_id) = &filter.key_id {
-        query.push(" AND a.key_id = ").push_bind(key_id.as_str().to_owned());
+        query
+            .push(" AND a.key_id = ")
+            .push_bind(key_id.as_str().to_owned());
     }
     if let Some(action) = filter.action {
         query.push(" AND a.action = ").push_bind(action.as_str());
@@ -25,7 +32,8 @@ pub(super) async fn list(store: &SqliteStore, filter: &AuditFilter) -> StoreResu
             .bind(cursor)
             .fetch_optional(&store.pool)
             .await?;
-        let at = at.ok_or_else(|| StoreError::invalid("cursor", "not a cursor this listing returned"))?;
+        let at =
+            at.ok_or_else(|| StoreError::invalid("cursor", "not a cursor this listing returned"))?;
         query
             .push(" AND (a.at, a.id) < (")
             .push_bind(at)
@@ -49,19 +57,26 @@ pub(super) async fn list(store: &SqliteStore, filter: &AuditFilter) -> StoreResu
                 user_id: row.try_get("user_id")?,
                 key_id: row.try_get("key_id")?,
                 ip: row.try_get("ip")?,
-                details: serde_json::from_str(&details).map_err(|e| StoreError::corrupt("audit details", e))?,
+                details: serde_json::from_str(&details)
+                    .map_err(|e| StoreError::corrupt("audit details", e))?,
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
     Ok(super::page(items, limit, |record| record.id.clone()))
 }
 
-pub(super) async fn changes_since(store: &SqliteStore, after: i64, limit: u32) -> StoreResult<Vec<ChangeEvent>> {
-    let rows = sqlx::query("SELECT id, entity, entity_id FROM change_events WHERE id > $1 ORDER BY id LIMIT $2")
-        .bind(after)
-        .bind(i64::from(limit.max(1)))
-        .fetch_all(&store.pool)
-        .await?;
+pub(super) async fn changes_since(
+    store: &SqliteStore,
+    after: i64,
+    limit: u32,
+) -> StoreResult<Vec<ChangeEvent>> {
+    let rows = sqlx::query(
+        "SELECT id, entity, entity_id FROM change_events WHERE id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after)
+    .bind(i64::from(limit.max(1)))
+    .fetch_all(&store.pool)
+    .await?;
     rows.iter()
         .map(|row| {
             let entity: String = row.try_get("entity")?;

@@ -15,7 +15,9 @@ use crate::{
 };
 
 pub(super) async fn fetch(conn: &mut SqliteConnection, id: &KeyId) -> StoreResult<KeyRecord> {
-    let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys k JOIN users u ON u.user_id = k.user_id WHERE k.id = $1");
+    let sql = format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys k JOIN users u ON u.user_id = k.user_id WHERE k.id = $1"
+    );
     let row = sqlx::query(&sql)
         .bind(id.as_str())
         .fetch_optional(conn)
@@ -45,7 +47,10 @@ pub(super) async fn ensure_plan(conn: &mut SqliteConnection, plan: &PlanName) ->
     if exists {
         Ok(())
     } else {
-        Err(StoreError::invalid("plan", format!("unknown plan `{plan}`")))
+        Err(StoreError::invalid(
+            "plan",
+            format!("unknown plan `{plan}`"),
+        ))
     }
 }
 
@@ -90,7 +95,11 @@ async fn plan_of_user_or_create(
 }
 
 /// Keys counted against `max_keys`: active or disabled (not revoked, not expired).
-async fn open_key_count(conn: &mut SqliteConnection, user_id: &UserId, at: DateTime<chrono::Utc>) -> StoreResult<u64> {
+async fn open_key_count(
+    conn: &mut SqliteConnection,
+    user_id: &UserId,
+    at: DateTime<chrono::Utc>,
+) -> StoreResult<u64> {
     let count: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM api_keys WHERE user_id = $1 AND is_active = 1
          AND (enabled = 0 OR expires_at IS NULL OR expires_at > $2)",
@@ -127,8 +136,8 @@ async fn insert(
     .bind(ts(at))
     .bind(opt_ts(spec.expires_at))
     .bind(spec.rate_limit_per_hour.map(int))
-    .bind(spec.limits.as_ref().map(|l| json(l)))
-    .bind(spec.allowed_ips.as_ref().map(|n| json(n)))
+    .bind(spec.limits.as_ref().map(json))
+    .bind(spec.allowed_ips.as_ref().map(json))
     .bind(json(&spec.scopes))
     .bind(json(&spec.metadata))
     .bind(lineage_id)
@@ -154,7 +163,8 @@ pub(super) async fn create(
     if let Some(plan) = &spec.plan {
         ensure_plan(&mut tx, plan).await?;
     }
-    let user_plan = plan_of_user_or_create(&mut tx, &spec.user_id, &spec.new_user, actor, at).await?;
+    let user_plan =
+        plan_of_user_or_create(&mut tx, &spec.user_id, &spec.new_user, actor, at).await?;
     let max_keys: Option<i64> = sqlx::query_scalar("SELECT max_keys FROM plans WHERE name = $1")
         .bind(user_plan.as_str())
         .fetch_optional(&mut *tx)
@@ -216,12 +226,16 @@ pub(super) async fn list(store: &SqliteStore, filter: &KeyFilter) -> StoreResult
         .push(" ORDER BY k.created_at DESC, k.id DESC LIMIT ")
         .push_bind(i64::from(limit) + 1);
     let rows = query.build().fetch_all(&store.pool).await?;
-    let items = rows.iter().map(key_from_row).collect::<StoreResult<Vec<_>>>()?;
+    let items = rows
+        .iter()
+        .map(key_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
     Ok(super::page(items, limit, |key| key.id.to_string()))
 }
 
 async fn cursor_key(store: &SqliteStore, cursor: &str) -> StoreResult<KeyId> {
-    let id = KeyId::parse(cursor).map_err(|_| StoreError::invalid("cursor", "not a cursor this listing returned"))?;
+    let id = KeyId::parse(cursor)
+        .map_err(|_| StoreError::invalid("cursor", "not a cursor this listing returned"))?;
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1)")
         .bind(id.as_str())
         .fetch_one(&store.pool)
@@ -229,7 +243,10 @@ async fn cursor_key(store: &SqliteStore, cursor: &str) -> StoreResult<KeyId> {
     if exists {
         Ok(id)
     } else {
-        Err(StoreError::invalid("cursor", "not a cursor this listing returned"))
+        Err(StoreError::invalid(
+            "cursor",
+            "not a cursor this listing returned",
+        ))
     }
 }
 
@@ -283,18 +300,31 @@ pub(super) async fn update(
     .bind(&key.name)
     .bind(key.enabled)
     .bind(opt_ts(key.expires_at))
-    .bind(key.allowed_ips.as_ref().map(|n| json(n)))
+    .bind(key.allowed_ips.as_ref().map(json))
     .bind(json(&key.scopes))
     .bind(json(&key.metadata))
     .bind(key.plan.as_ref().map(PlanName::as_str))
     .bind(key.rate_limit_per_hour.map(int))
-    .bind(key.limits.as_ref().map(|l| json(l)))
+    .bind(key.limits.as_ref().map(json))
     .bind(ts(at))
     .execute(&mut *tx)
     .await?;
     if key.enabled != was_enabled {
-        let action = if key.enabled { AuditAction::KeyEnable } else { AuditAction::KeyDisable };
-        write_audit(&mut tx, at, actor, action, Some(&key.user_id), Some(id), json!({})).await?;
+        let action = if key.enabled {
+            AuditAction::KeyEnable
+        } else {
+            AuditAction::KeyDisable
+        };
+        write_audit(
+            &mut tx,
+            at,
+            actor,
+            action,
+            Some(&key.user_id),
+            Some(id),
+            json!({}),
+        )
+        .await?;
     }
     if patch.changes_settings() {
         write_audit(
@@ -330,7 +360,11 @@ fn patch_fields(patch: &KeyPatch) -> Vec<&'static str> {
     .collect()
 }
 
-pub(super) async fn revoke(store: &SqliteStore, id: &KeyId, actor: &Actor) -> StoreResult<KeyRecord> {
+pub(super) async fn revoke(
+    store: &SqliteStore,
+    id: &KeyId,
+    actor: &Actor,
+) -> StoreResult<KeyRecord> {
     let at = now();
     let mut tx = store.write().await?;
     let key = fetch(&mut tx, id).await?;
@@ -338,18 +372,33 @@ pub(super) async fn revoke(store: &SqliteStore, id: &KeyId, actor: &Actor) -> St
         return Ok(key);
     }
     revoke_in(&mut tx, id, at).await?;
-    write_audit(&mut tx, at, actor, AuditAction::KeyRevoke, Some(&key.user_id), Some(id), json!({})).await?;
+    write_audit(
+        &mut tx,
+        at,
+        actor,
+        AuditAction::KeyRevoke,
+        Some(&key.user_id),
+        Some(id),
+        json!({}),
+    )
+    .await?;
     let record = fetch(&mut tx, id).await?;
     tx.commit().await?;
     Ok(record)
 }
 
-pub(super) async fn revoke_in(conn: &mut SqliteConnection, id: &KeyId, at: DateTime<chrono::Utc>) -> StoreResult<()> {
-    sqlx::query("UPDATE api_keys SET is_active = 0, revoked_at = $2, updated_at = $2 WHERE id = $1")
-        .bind(id.as_str())
-        .bind(ts(at))
-        .execute(conn)
-        .await?;
+pub(super) async fn revoke_in(
+    conn: &mut SqliteConnection,
+    id: &KeyId,
+    at: DateTime<chrono::Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE api_keys SET is_active = 0, revoked_at = $2, updated_at = $2 WHERE id = $1",
+    )
+    .bind(id.as_str())
+    .bind(ts(at))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -364,7 +413,9 @@ pub(super) async fn rotate(
     let mut tx = store.write().await?;
     let old = fetch(&mut tx, id).await?;
     if !old.is_active {
-        return Err(StoreError::Conflict(format!("key `{id}` is revoked and cannot be rotated")));
+        return Err(StoreError::Conflict(format!(
+            "key `{id}` is revoked and cannot be rotated"
+        )));
     }
     let spec = KeySpec {
         user_id: old.user_id.clone(),
@@ -381,13 +432,15 @@ pub(super) async fn rotate(
         new_user: UserProfile::default(),
     };
     insert(&mut tx, material, &spec, &old.lineage_id, at).await?;
-    sqlx::query("UPDATE api_keys SET expires_at = $2, replaced_by = $3, updated_at = $4 WHERE id = $1")
-        .bind(id.as_str())
-        .bind(ts(at + rotation.grace))
-        .bind(material.id.as_str())
-        .bind(ts(at))
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE api_keys SET expires_at = $2, replaced_by = $3, updated_at = $4 WHERE id = $1",
+    )
+    .bind(id.as_str())
+    .bind(ts(at + rotation.grace))
+    .bind(material.id.as_str())
+    .bind(ts(at))
+    .execute(&mut *tx)
+    .await?;
     write_audit(
         &mut tx,
         at,
@@ -408,7 +461,11 @@ pub(super) async fn rotate(
     Ok((new, old))
 }
 
-pub(super) async fn import(store: &SqliteStore, rows: &[ImportRow], actor: &Actor) -> StoreResult<ImportReport> {
+pub(super) async fn import(
+    store: &SqliteStore,
+    rows: &[ImportRow],
+    actor: &Actor,
+) -> StoreResult<ImportReport> {
     let at = now();
     let mut tx = store.write().await?;
     let mut known_plans: HashSet<PlanName> = HashSet::new();
@@ -417,17 +474,21 @@ pub(super) async fn import(store: &SqliteStore, rows: &[ImportRow], actor: &Acto
     let mut imported = 0u64;
     let mut users_created = 0u64;
     for row in rows {
-        let invalid = |message: String| StoreError::invalid("csv", format!("line {}: {message}", row.line));
+        let invalid =
+            |message: String| StoreError::invalid("csv", format!("line {}: {message}", row.line));
         if let Some(plan) = &row.plan
             && !known_plans.contains(plan)
         {
-            ensure_plan(&mut tx, plan).await.map_err(|_| invalid(format!("unknown plan `{plan}`")))?;
+            ensure_plan(&mut tx, plan)
+                .await
+                .map_err(|_| invalid(format!("unknown plan `{plan}`")))?;
             known_plans.insert(plan.clone());
         }
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE key_hash = $1)")
-            .bind(row.key_hash.to_hex())
-            .fetch_one(&mut *tx)
-            .await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE key_hash = $1)")
+                .bind(row.key_hash.to_hex())
+                .fetch_one(&mut *tx)
+                .await?;
         if exists || !seen.insert(row.key_hash) {
             skipped.push(SkippedRow {
                 line: row.line,
@@ -448,7 +509,8 @@ pub(super) async fn import(store: &SqliteStore, rows: &[ImportRow], actor: &Acto
             }
             None => {
                 let plan = row.plan.clone().unwrap_or_else(PlanName::free);
-                super::users::insert(&mut tx, &row.user_id, &plan, &UserProfile::default(), at).await?;
+                super::users::insert(&mut tx, &row.user_id, &plan, &UserProfile::default(), at)
+                    .await?;
                 users_created += 1;
             }
         }
@@ -470,7 +532,11 @@ pub(super) async fn import(store: &SqliteStore, rows: &[ImportRow], actor: &Acto
         )
         .bind(id.as_str())
         .bind(row.key_hash.to_hex())
-        .bind(row.key_prefix.clone().unwrap_or_else(|| "imported…".to_owned()))
+        .bind(
+            row.key_prefix
+                .clone()
+                .unwrap_or_else(|| "imported…".to_owned()),
+        )
         .bind(row.user_id.as_str())
         .bind(&row.name)
         .bind(Environment::Live.as_str())
@@ -500,8 +566,10 @@ pub(super) async fn import(store: &SqliteStore, rows: &[ImportRow], actor: &Acto
 }
 
 async fn id_taken(conn: &mut SqliteConnection, id: &KeyId) -> StoreResult<bool> {
-    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1)")
-        .bind(id.as_str())
-        .fetch_one(conn)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1)")
+            .bind(id.as_str())
+            .fetch_one(conn)
+            .await?,
+    )
 }

@@ -46,8 +46,16 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { 8 })
             .min_connections(if in_memory { 1 } else { 0 })
-            .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
-            .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
+            .idle_timeout(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(3600))
+            })
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
@@ -160,7 +168,12 @@ impl Store for SqliteStore {
         keys::list(self, filter).await
     }
 
-    async fn update_key(&self, id: &KeyId, patch: &KeyPatch, actor: &Actor) -> StoreResult<KeyRecord> {
+    async fn update_key(
+        &self,
+        id: &KeyId,
+        patch: &KeyPatch,
+        actor: &Actor,
+    ) -> StoreResult<KeyRecord> {
         keys::update(self, id, patch, actor).await
     }
 
@@ -183,9 +196,11 @@ impl Store for SqliteStore {
     }
 
     async fn has_imported_keys(&self) -> StoreResult<bool> {
-        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE imported = 1)")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE imported = 1)")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     async fn import_keys(&self, rows: &[ImportRow], actor: &Actor) -> StoreResult<ImportReport> {
@@ -205,7 +220,12 @@ impl Store for SqliteStore {
         users::list(self, filter).await
     }
 
-    async fn update_user(&self, id: &UserId, patch: &UserPatch, actor: &Actor) -> StoreResult<UserRecord> {
+    async fn update_user(
+        &self,
+        id: &UserId,
+        patch: &UserPatch,
+        actor: &Actor,
+    ) -> StoreResult<UserRecord> {
         users::update(self, id, patch, actor).await
     }
 
@@ -235,9 +255,11 @@ impl Store for SqliteStore {
     }
 
     async fn latest_change(&self) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM change_events")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM change_events")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     async fn changes_since(&self, after: i64, limit: u32) -> StoreResult<Vec<ChangeEvent>> {
@@ -245,7 +267,12 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> StoreResult<Vec<i64>> {
-        let applied: Vec<i64> = self.applied_migrations().await?.into_iter().map(|(v, _)| v).collect();
+        let applied: Vec<i64> = self
+            .applied_migrations()
+            .await?
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect();
         MIGRATOR.run(&self.pool).await?;
         Ok(MIGRATOR
             .iter()
@@ -255,7 +282,12 @@ impl Store for SqliteStore {
     }
 
     async fn rollback(&self, steps: u32) -> StoreResult<Vec<i64>> {
-        let mut applied: Vec<i64> = self.applied_migrations().await?.into_iter().map(|(v, _)| v).collect();
+        let mut applied: Vec<i64> = self
+            .applied_migrations()
+            .await?
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect();
         applied.reverse();
         let steps = (steps as usize).min(applied.len());
         let target = applied.get(steps).copied().unwrap_or(0);
@@ -269,7 +301,10 @@ impl Store for SqliteStore {
             .iter()
             .filter(|m| m.migration_type.is_up_migration())
             .map(|m| {
-                let at = applied.iter().find(|(v, _)| *v == m.version).map(|(_, at)| *at);
+                let at = applied
+                    .iter()
+                    .find(|(v, _)| *v == m.version)
+                    .map(|(_, at)| *at);
                 MigrationInfo {
                     version: m.version,
                     description: m.description.to_string(),

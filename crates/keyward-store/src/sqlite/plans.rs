@@ -48,17 +48,26 @@ pub(super) async fn put(store: &SqliteStore, plan: &Plan, actor: &Actor) -> Stor
     )
     .bind(plan.name.as_str())
     .bind(json(&spec.limits))
-    .bind(spec.burst.as_ref().map(|b| json(b)))
+    .bind(spec.burst.as_ref().map(json))
     .bind(spec.monthly_quota.map(int))
     .bind(spec.max_keys.map(int))
-    .bind(spec.features.as_ref().map(|f| json(f)))
+    .bind(spec.features.as_ref().map(json))
     .bind(spec.price.as_ref().map(|p| int(p.base_cents)))
     .bind(spec.price.as_ref().map(|p| int(p.included_requests)))
     .bind(spec.price.as_ref().map(|p| int(p.overage_cents_per_1000)))
     .bind(ts(at))
     .execute(&mut *tx)
     .await?;
-    write_audit(&mut tx, at, actor, AuditAction::PlanUpdate, None, None, json!({"plan": plan})).await?;
+    write_audit(
+        &mut tx,
+        at,
+        actor,
+        AuditAction::PlanUpdate,
+        None,
+        None,
+        json!({"plan": plan}),
+    )
+    .await?;
     let stored = fetch(&mut tx, &plan.name).await?;
     tx.commit().await?;
     Ok(stored)

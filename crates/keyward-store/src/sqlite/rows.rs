@@ -43,21 +43,25 @@ pub(crate) fn get_json<T: DeserializeOwned>(row: &SqliteRow, column: &str) -> St
     serde_json::from_str(&raw).map_err(|error| StoreError::corrupt(column, error))
 }
 
-pub(crate) fn get_opt_json<T: DeserializeOwned>(row: &SqliteRow, column: &str) -> StoreResult<Option<T>> {
+pub(crate) fn get_opt_json<T: DeserializeOwned>(
+    row: &SqliteRow,
+    column: &str,
+) -> StoreResult<Option<T>> {
     let raw: Option<String> = row.try_get(column)?;
-    raw.map(|raw| {
-        serde_json::from_str(&raw).map_err(|error| StoreError::corrupt(column, error))
-    })
-    .transpose()
+    raw.map(|raw| serde_json::from_str(&raw).map_err(|error| StoreError::corrupt(column, error)))
+        .transpose()
 }
-
 
 /// JSON text of a value (for JSON columns).
 pub(crate) fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
-fn parsed<T, E: std::fmt::Display>(what: &str, raw: &str, parse: impl FnOnce(&str) -> Result<T, E>) -> StoreResult<T> {
+fn parsed<T, E: std::fmt::Display>(
+    what: &str,
+    raw: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> StoreResult<T> {
     parse(raw).map_err(|error| StoreError::corrupt(what, format!("{raw:?}: {error}")))
 }
 
@@ -92,11 +96,17 @@ pub(crate) fn key_from_row(row: &SqliteRow) -> StoreResult<KeyRecord> {
     Ok(KeyRecord {
         id: parsed("key id", &id, KeyId::parse)?,
         key_prefix: row.try_get("key_prefix")?,
-        prefix: prefix.as_deref().map(|p| parsed("prefix", p, KeyPrefix::parse)).transpose()?,
+        prefix: prefix
+            .as_deref()
+            .map(|p| parsed("prefix", p, KeyPrefix::parse))
+            .transpose()?,
         user_id: parsed("user id", &user_id, UserId::parse)?,
         name: row.try_get("name")?,
         environment: parsed("environment", &environment, Environment::parse)?,
-        plan: plan.as_deref().map(|p| parsed("plan", p, PlanName::parse)).transpose()?,
+        plan: plan
+            .as_deref()
+            .map(|p| parsed("plan", p, PlanName::parse))
+            .transpose()?,
         user_plan: parsed("plan", &user_plan, PlanName::parse)?,
         created_at: get_ts(row, "created_at")?,
         updated_at: get_ts(row, "updated_at")?,
@@ -106,11 +116,18 @@ pub(crate) fn key_from_row(row: &SqliteRow) -> StoreResult<KeyRecord> {
         is_active: row.try_get("is_active")?,
         enabled: row.try_get("enabled")?,
         revoked_at: get_opt_ts(row, "revoked_at")?,
-        replaced_by: replaced_by.as_deref().map(|r| parsed("key id", r, KeyId::parse)).transpose()?,
+        replaced_by: replaced_by
+            .as_deref()
+            .map(|r| parsed("key id", r, KeyId::parse))
+            .transpose()?,
         rate_limit_per_hour: get_opt_u64(row, "rate_limit_per_hour")?,
         limits: get_opt_json::<Vec<Window>>(row, "limits")?,
         allowed_ips: allowed_ips
-            .map(|nets| nets.iter().map(|n| parsed("allowed_ips", n, str::parse)).collect())
+            .map(|nets| {
+                nets.iter()
+                    .map(|n| parsed("allowed_ips", n, str::parse))
+                    .collect()
+            })
             .transpose()?,
         scopes: scopes
             .iter()
@@ -156,8 +173,10 @@ pub(crate) fn plan_from_row(row: &SqliteRow) -> StoreResult<Plan> {
     let price = match (base, included, overage) {
         (Some(base), Some(included), Some(overage)) => Some(Price {
             base_cents: u64::try_from(base).map_err(|e| StoreError::corrupt("price", e))?,
-            included_requests: u64::try_from(included).map_err(|e| StoreError::corrupt("price", e))?,
-            overage_cents_per_1000: u64::try_from(overage).map_err(|e| StoreError::corrupt("price", e))?,
+            included_requests: u64::try_from(included)
+                .map_err(|e| StoreError::corrupt("price", e))?,
+            overage_cents_per_1000: u64::try_from(overage)
+                .map_err(|e| StoreError::corrupt("price", e))?,
         }),
         _ => None,
     };

@@ -13,8 +13,15 @@ use crate::{
     UserRecord, merge_metadata,
 };
 
-pub(super) async fn fetch(conn: &mut SqliteConnection, id: &UserId, at: DateTime<Utc>) -> StoreResult<UserRecord> {
-    let sql = format!("SELECT {} FROM users u WHERE u.user_id = $2", user_columns("$1"));
+pub(super) async fn fetch(
+    conn: &mut SqliteConnection,
+    id: &UserId,
+    at: DateTime<Utc>,
+) -> StoreResult<UserRecord> {
+    let sql = format!(
+        "SELECT {} FROM users u WHERE u.user_id = $2",
+        user_columns("$1")
+    );
     let row = sqlx::query(&sql)
         .bind(ts(at))
         .bind(id.as_str())
@@ -71,7 +78,11 @@ async fn open_segment(
     Ok(())
 }
 
-pub(super) async fn create(store: &SqliteStore, user: &NewUser, actor: &Actor) -> StoreResult<UserRecord> {
+pub(super) async fn create(
+    store: &SqliteStore,
+    user: &NewUser,
+    actor: &Actor,
+) -> StoreResult<UserRecord> {
     let at = now();
     let mut tx = store.write().await?;
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE user_id = $1)")
@@ -79,17 +90,32 @@ pub(super) async fn create(store: &SqliteStore, user: &NewUser, actor: &Actor) -
         .fetch_one(&mut *tx)
         .await?;
     if exists {
-        return Err(StoreError::Conflict(format!("user `{}` already exists", user.user_id)));
+        return Err(StoreError::Conflict(format!(
+            "user `{}` already exists",
+            user.user_id
+        )));
     }
     ensure_plan(&mut tx, &user.plan).await?;
     insert(&mut tx, &user.user_id, &user.plan, &user.profile, at).await?;
-    write_audit(&mut tx, at, actor, AuditAction::UserCreate, Some(&user.user_id), None, json!({"plan": user.plan})).await?;
+    write_audit(
+        &mut tx,
+        at,
+        actor,
+        AuditAction::UserCreate,
+        Some(&user.user_id),
+        None,
+        json!({"plan": user.plan}),
+    )
+    .await?;
     let record = fetch(&mut tx, &user.user_id, at).await?;
     tx.commit().await?;
     Ok(record)
 }
 
-pub(super) async fn list(store: &SqliteStore, filter: &UserFilter) -> StoreResult<Page<UserRecord>> {
+pub(super) async fn list(
+    store: &SqliteStore,
+    filter: &UserFilter,
+) -> StoreResult<Page<UserRecord>> {
     let limit = filter.page.limit.clamp(1, 1000);
     // Bind "now" once, in a CTE, so the key count and the filters share one placeholder style.
     let mut query: QueryBuilder<Sqlite> = QueryBuilder::new("WITH params(now) AS (SELECT ");
@@ -99,16 +125,23 @@ pub(super) async fn list(store: &SqliteStore, filter: &UserFilter) -> StoreResul
         user_columns("params.now")
     ));
     if let Some(plan) = &filter.plan {
-        query.push(" AND u.plan = ").push_bind(plan.as_str().to_owned());
+        query
+            .push(" AND u.plan = ")
+            .push_bind(plan.as_str().to_owned());
     }
     if let Some(cursor) = &filter.page.cursor {
-        let cursor = UserId::parse(cursor).map_err(|_| StoreError::invalid("cursor", "not a cursor this listing returned"))?;
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE user_id = $1)")
-            .bind(cursor.as_str())
-            .fetch_one(&store.pool)
-            .await?;
+        let cursor = UserId::parse(cursor)
+            .map_err(|_| StoreError::invalid("cursor", "not a cursor this listing returned"))?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE user_id = $1)")
+                .bind(cursor.as_str())
+                .fetch_one(&store.pool)
+                .await?;
         if !exists {
-            return Err(StoreError::invalid("cursor", "not a cursor this listing returned"));
+            return Err(StoreError::invalid(
+                "cursor",
+                "not a cursor this listing returned",
+            ));
         }
         query
             .push(" AND (u.created_at, u.user_id) < (SELECT created_at, user_id FROM users WHERE user_id = ")
@@ -119,7 +152,10 @@ pub(super) async fn list(store: &SqliteStore, filter: &UserFilter) -> StoreResul
         .push(" ORDER BY u.created_at DESC, u.user_id DESC LIMIT ")
         .push_bind(i64::from(limit) + 1);
     let rows = query.build().fetch_all(&store.pool).await?;
-    let items = rows.iter().map(user_from_row).collect::<StoreResult<Vec<_>>>()?;
+    let items = rows
+        .iter()
+        .map(user_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
     Ok(super::page(items, limit, |user| user.user_id.to_string()))
 }
 
@@ -151,7 +187,10 @@ pub(super) async fn update(
         }
         fields.push("plan");
     } else if patch.plan_effective_at.is_some() {
-        return Err(StoreError::invalid("plan_effective_at", "only applies together with `plan`"));
+        return Err(StoreError::invalid(
+            "plan_effective_at",
+            "only applies together with `plan`",
+        ));
     }
     if let Some(email) = &patch.email {
         user.email.clone_from(email);
@@ -174,7 +213,16 @@ pub(super) async fn update(
         .bind(ts(at))
         .execute(&mut *tx)
         .await?;
-    write_audit(&mut tx, at, actor, AuditAction::UserUpdate, Some(id), None, json!({"fields": fields, "plan": user.plan})).await?;
+    write_audit(
+        &mut tx,
+        at,
+        actor,
+        AuditAction::UserUpdate,
+        Some(id),
+        None,
+        json!({"fields": fields, "plan": user.plan}),
+    )
+    .await?;
     let record = fetch(&mut tx, id, at).await?;
     tx.commit().await?;
     Ok(record)
@@ -182,26 +230,43 @@ pub(super) async fn update(
 
 /// A plan change may be back-dated, but not into the future, not before the current month
 /// (its invoice may be final) and not before the segment it ends began.
-fn check_effective_at(effective_at: DateTime<Utc>, now: DateTime<Utc>, current_start: Option<&str>) -> StoreResult<()> {
+fn check_effective_at(
+    effective_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    current_start: Option<&str>,
+) -> StoreResult<()> {
     let month_start = Utc
         .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
         .single()
         .unwrap_or(now);
     if effective_at > now {
-        return Err(StoreError::invalid("plan_effective_at", "must not be in the future"));
+        return Err(StoreError::invalid(
+            "plan_effective_at",
+            "must not be in the future",
+        ));
     }
     if effective_at < month_start {
-        return Err(StoreError::invalid("plan_effective_at", "must be within the current month"));
+        return Err(StoreError::invalid(
+            "plan_effective_at",
+            "must be within the current month",
+        ));
     }
     if let Some(start) = current_start
         && ts(effective_at).as_str() < start
     {
-        return Err(StoreError::invalid("plan_effective_at", "must not precede the start of the current plan"));
+        return Err(StoreError::invalid(
+            "plan_effective_at",
+            "must not precede the start of the current plan",
+        ));
     }
     Ok(())
 }
 
-pub(super) async fn delete(store: &SqliteStore, id: &UserId, actor: &Actor) -> StoreResult<UserRecord> {
+pub(super) async fn delete(
+    store: &SqliteStore,
+    id: &UserId,
+    actor: &Actor,
+) -> StoreResult<UserRecord> {
     let at = now();
     let mut tx = store.write().await?;
     let user = fetch(&mut tx, id, at).await?;
@@ -214,27 +279,56 @@ pub(super) async fn delete(store: &SqliteStore, id: &UserId, actor: &Actor) -> S
         .bind(ts(at))
         .execute(&mut *tx)
         .await?;
-    write_audit(&mut tx, at, actor, AuditAction::UserDelete, Some(id), None, json!({"revoked_keys": revoked})).await?;
+    write_audit(
+        &mut tx,
+        at,
+        actor,
+        AuditAction::UserDelete,
+        Some(id),
+        None,
+        json!({"revoked_keys": revoked}),
+    )
+    .await?;
     let record = fetch(&mut tx, id, at).await?;
     tx.commit().await?;
     Ok(record)
 }
 
 /// Revokes every unrevoked key of the user, with an audit record each.
-async fn revoke_all(conn: &mut SqliteConnection, id: &UserId, actor: &Actor, at: DateTime<Utc>) -> StoreResult<u64> {
-    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM api_keys WHERE user_id = $1 AND is_active = 1")
-        .bind(id.as_str())
-        .fetch_all(&mut *conn)
-        .await?;
+async fn revoke_all(
+    conn: &mut SqliteConnection,
+    id: &UserId,
+    actor: &Actor,
+    at: DateTime<Utc>,
+) -> StoreResult<u64> {
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM api_keys WHERE user_id = $1 AND is_active = 1")
+            .bind(id.as_str())
+            .fetch_all(&mut *conn)
+            .await?;
     for key_id in &ids {
-        let key_id = keyward_core::KeyId::parse(key_id).map_err(|e| StoreError::corrupt("key id", e))?;
+        let key_id =
+            keyward_core::KeyId::parse(key_id).map_err(|e| StoreError::corrupt("key id", e))?;
         revoke_in(conn, &key_id, at).await?;
-        write_audit(conn, at, actor, AuditAction::KeyRevoke, Some(id), Some(&key_id), json!({"reason": "user"})).await?;
+        write_audit(
+            conn,
+            at,
+            actor,
+            AuditAction::KeyRevoke,
+            Some(id),
+            Some(&key_id),
+            json!({"reason": "user"}),
+        )
+        .await?;
     }
     Ok(ids.len() as u64)
 }
 
-pub(super) async fn revoke_keys(store: &SqliteStore, id: &UserId, actor: &Actor) -> StoreResult<u64> {
+pub(super) async fn revoke_keys(
+    store: &SqliteStore,
+    id: &UserId,
+    actor: &Actor,
+) -> StoreResult<u64> {
     let at = now();
     let mut tx = store.write().await?;
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE user_id = $1)")

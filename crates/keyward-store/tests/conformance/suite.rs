@@ -1,10 +1,13 @@
 //! The cases of the store conformance suite. Each takes a freshly migrated store.
 
 use chrono::{Duration, Utc};
-use keyward_core::{Environment, KeyHash, KeyId, KeyPrefix, Plan, PlanName, PlanSpec, Scope, UserId, Window};
+use keyward_core::{
+    Environment, KeyHash, KeyId, KeyPrefix, Plan, PlanName, PlanSpec, Scope, UserId, Window,
+};
 use keyward_store::{
-    Actor, AuditAction, AuditFilter, Entity, ImportRow, KeyFilter, KeyPatch, KeySpec, KeyStatus, Metadata,
-    NewUser, PageRequest, Rotation, Store, StoreError, UserFilter, UserPatch, UserProfile, issue_key, rotate_key,
+    Actor, AuditAction, AuditFilter, Entity, ImportRow, KeyFilter, KeyPatch, KeySpec, KeyStatus,
+    Metadata, NewUser, PageRequest, Rotation, Store, StoreError, UserFilter, UserPatch,
+    UserProfile, issue_key, rotate_key,
 };
 use serde_json::json;
 
@@ -48,7 +51,14 @@ async fn audit_actions(store: &dyn Store, key_id: &KeyId) -> Vec<String> {
         page: page(100, None),
         ..AuditFilter::default()
     };
-    let mut actions: Vec<String> = store.list_audit(&filter).await.unwrap().items.into_iter().map(|r| r.action).collect();
+    let mut actions: Vec<String> = store
+        .list_audit(&filter)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
     actions.reverse();
     actions
 }
@@ -58,7 +68,10 @@ pub async fn creating_a_key_creates_its_user_and_finds_it_by_hash(store: &dyn St
     spec.environment = Environment::Test;
     spec.scopes = vec![Scope::parse("read").unwrap()];
     spec.metadata = json!({"team": "a"}).as_object().unwrap().clone();
-    spec.allowed_ips = Some(vec!["10.0.0.0/8".parse().unwrap(), "2001:db8::/32".parse().unwrap()]);
+    spec.allowed_ips = Some(vec![
+        "10.0.0.0/8".parse().unwrap(),
+        "2001:db8::/32".parse().unwrap(),
+    ]);
     spec.new_user.email = Some("a@example.com".into());
     let (plain, key) = issue_key(store, &spec, &admin()).await.unwrap();
 
@@ -81,11 +94,24 @@ pub async fn creating_a_key_creates_its_user_and_finds_it_by_hash(store: &dyn St
     assert_eq!(alice.email.as_deref(), Some("a@example.com"));
     assert_eq!(alice.key_count, 1);
 
-    let found = store.lookup(&plain.hash()).await.unwrap().expect("found by hash");
+    let found = store
+        .lookup(&plain.hash())
+        .await
+        .unwrap()
+        .expect("found by hash");
     assert_eq!(found, key);
     assert_eq!(store.get_key(&key.id).await.unwrap(), key);
-    assert!(store.lookup(&KeyHash::of("sk_live_nothing")).await.unwrap().is_none());
-    assert!(matches!(store.get_key(&KeyId::generate()).await, Err(StoreError::NotFound("key"))));
+    assert!(
+        store
+            .lookup(&KeyHash::of("sk_live_nothing"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        store.get_key(&KeyId::generate()).await,
+        Err(StoreError::NotFound("key"))
+    ));
 
     let json = serde_json::to_value(key.view(Utc::now())).unwrap();
     assert_eq!(json["status"], "active");
@@ -93,20 +119,38 @@ pub async fn creating_a_key_creates_its_user_and_finds_it_by_hash(store: &dyn St
     assert!(json.get("key_hash").is_none());
     assert!(!json.to_string().contains(&plain.hash().to_hex()));
 
-    let users = store.list_audit(&AuditFilter { user_id: Some(user("alice")), ..AuditFilter::default() }).await.unwrap();
+    let users = store
+        .list_audit(&AuditFilter {
+            user_id: Some(user("alice")),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
     let actions: Vec<&str> = users.items.iter().map(|r| r.action.as_str()).collect();
-    assert!(actions.contains(&"key.create") && actions.contains(&"user.create"), "{actions:?}");
-    assert!(users.items.iter().all(|r| r.ip.as_deref() == Some("192.0.2.7") && r.actor == "admin"));
+    assert!(
+        actions.contains(&"key.create") && actions.contains(&"user.create"),
+        "{actions:?}"
+    );
+    assert!(
+        users
+            .items
+            .iter()
+            .all(|r| r.ip.as_deref() == Some("192.0.2.7") && r.actor == "admin")
+    );
 }
 
 pub async fn listing_is_newest_first_and_pages_without_gaps(store: &dyn Store) {
     enterprise_user(store, "bob").await;
     let mut created = Vec::new();
     for i in 0..7 {
-        let (_, key) = issue_key(store, &spec("bob", &format!("k{i}")), &admin()).await.unwrap();
+        let (_, key) = issue_key(store, &spec("bob", &format!("k{i}")), &admin())
+            .await
+            .unwrap();
         created.push(key.id);
     }
-    issue_key(store, &spec("carol", "other"), &admin()).await.unwrap();
+    issue_key(store, &spec("carol", "other"), &admin())
+        .await
+        .unwrap();
     created.reverse();
 
     let mut seen = Vec::new();
@@ -127,49 +171,104 @@ pub async fn listing_is_newest_first_and_pages_without_gaps(store: &dyn Store) {
     }
     assert_eq!(seen, created);
 
-    let everyone = store.list_keys(&KeyFilter { page: page(100, None), ..KeyFilter::default() }).await.unwrap();
+    let everyone = store
+        .list_keys(&KeyFilter {
+            page: page(100, None),
+            ..KeyFilter::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(everyone.items.len(), 8);
     assert_eq!(everyone.next_cursor, None);
 
-    let bad = KeyFilter { page: page(3, Some("nonsense".into())), ..KeyFilter::default() };
-    assert!(matches!(store.list_keys(&bad).await, Err(StoreError::Invalid { field: "cursor", .. })));
+    let bad = KeyFilter {
+        page: page(3, Some("nonsense".into())),
+        ..KeyFilter::default()
+    };
+    assert!(matches!(
+        store.list_keys(&bad).await,
+        Err(StoreError::Invalid {
+            field: "cursor",
+            ..
+        })
+    ));
 }
 
 pub async fn inactive_keys_are_listed_only_on_request(store: &dyn Store) {
-    let (_, active) = issue_key(store, &spec("dan", "active"), &admin()).await.unwrap();
-    let (_, revoked) = issue_key(store, &spec("dan", "revoked"), &admin()).await.unwrap();
-    let (_, disabled) = issue_key(store, &spec("dan", "disabled"), &admin()).await.unwrap();
+    let (_, active) = issue_key(store, &spec("dan", "active"), &admin())
+        .await
+        .unwrap();
+    let (_, revoked) = issue_key(store, &spec("dan", "revoked"), &admin())
+        .await
+        .unwrap();
+    let (_, disabled) = issue_key(store, &spec("dan", "disabled"), &admin())
+        .await
+        .unwrap();
     let mut expiring = spec("dan", "expired");
     expiring.expires_at = Some(Utc::now() - Duration::seconds(1));
     let (_, expired) = issue_key(store, &expiring, &admin()).await.unwrap();
     store.revoke_key(&revoked.id, &admin()).await.unwrap();
     store
-        .update_key(&disabled.id, &KeyPatch { enabled: Some(false), ..KeyPatch::default() }, &admin())
+        .update_key(
+            &disabled.id,
+            &KeyPatch {
+                enabled: Some(false),
+                ..KeyPatch::default()
+            },
+            &admin(),
+        )
         .await
         .unwrap();
 
     let ids = |include_inactive| async move {
-        let filter = KeyFilter { user_id: Some(user("dan")), include_inactive, page: page(50, None) };
-        let mut ids: Vec<KeyId> = store.list_keys(&filter).await.unwrap().items.into_iter().map(|k| k.id).collect();
+        let filter = KeyFilter {
+            user_id: Some(user("dan")),
+            include_inactive,
+            page: page(50, None),
+        };
+        let mut ids: Vec<KeyId> = store
+            .list_keys(&filter)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|k| k.id)
+            .collect();
         ids.sort();
         ids
     };
     let mut expected = vec![active.id.clone(), disabled.id.clone()];
     expected.sort();
     assert_eq!(ids(false).await, expected);
-    let mut all = vec![active.id, disabled.id.clone(), revoked.id.clone(), expired.id.clone()];
+    let mut all = vec![
+        active.id,
+        disabled.id.clone(),
+        revoked.id.clone(),
+        expired.id.clone(),
+    ];
     all.sort();
     assert_eq!(ids(true).await, all);
 
     let now = Utc::now();
-    assert_eq!(store.get_key(&revoked.id).await.unwrap().status(now), KeyStatus::Revoked);
-    assert_eq!(store.get_key(&disabled.id).await.unwrap().status(now), KeyStatus::Disabled);
-    assert_eq!(store.get_key(&expired.id).await.unwrap().status(now), KeyStatus::Expired);
+    assert_eq!(
+        store.get_key(&revoked.id).await.unwrap().status(now),
+        KeyStatus::Revoked
+    );
+    assert_eq!(
+        store.get_key(&disabled.id).await.unwrap().status(now),
+        KeyStatus::Disabled
+    );
+    assert_eq!(
+        store.get_key(&expired.id).await.unwrap().status(now),
+        KeyStatus::Expired
+    );
     assert_eq!(store.get_user(&user("dan")).await.unwrap().key_count, 1);
 }
 
 pub async fn revoking_is_idempotent(store: &dyn Store) {
-    let (plain, key) = issue_key(store, &spec("erin", "k"), &admin()).await.unwrap();
+    let (plain, key) = issue_key(store, &spec("erin", "k"), &admin())
+        .await
+        .unwrap();
     let first = store.revoke_key(&key.id, &admin()).await.unwrap();
     assert!(!first.is_active);
     assert!(first.revoked_at.is_some());
@@ -177,8 +276,14 @@ pub async fn revoking_is_idempotent(store: &dyn Store) {
     let second = store.revoke_key(&key.id, &admin()).await.unwrap();
     assert_eq!(second, first);
     assert_eq!(store.lookup(&plain.hash()).await.unwrap().unwrap(), first);
-    assert_eq!(audit_actions(store, &key.id).await, ["key.create", "key.revoke"]);
-    assert!(matches!(store.revoke_key(&KeyId::generate(), &admin()).await, Err(StoreError::NotFound(_))));
+    assert_eq!(
+        audit_actions(store, &key.id).await,
+        ["key.create", "key.revoke"]
+    );
+    assert!(matches!(
+        store.revoke_key(&KeyId::generate(), &admin()).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 pub async fn rotation_copies_settings_and_honours_the_grace_period(store: &dyn Store) {
@@ -192,9 +297,14 @@ pub async fn rotation_copies_settings_and_honours_the_grace_period(store: &dyn S
     original.metadata = json!({"k": "v"}).as_object().unwrap().clone();
     let (old_plain, old) = issue_key(store, &original, &admin()).await.unwrap();
 
-    let rotation = Rotation { grace: Duration::hours(1), expires_at: None };
+    let rotation = Rotation {
+        grace: Duration::hours(1),
+        expires_at: None,
+    };
     let before = Utc::now();
-    let (new_plain, new, old_after) = rotate_key(store, &old.id, &rotation, &admin()).await.unwrap();
+    let (new_plain, new, old_after) = rotate_key(store, &old.id, &rotation, &admin())
+        .await
+        .unwrap();
     assert!(new_plain.expose_secret().starts_with("acme_ci_"));
     assert_ne!(new_plain.expose_secret(), old_plain.expose_secret());
     assert_eq!(new.name, "deploy");
@@ -205,28 +315,60 @@ pub async fn rotation_copies_settings_and_honours_the_grace_period(store: &dyn S
     assert_eq!(new.allowed_ips, original.allowed_ips);
     assert_eq!(new.metadata, original.metadata);
     assert_eq!(new.environment, old.environment);
-    assert_eq!(new.lineage_id, old.lineage_id, "rate-limit state follows the lineage");
+    assert_eq!(
+        new.lineage_id, old.lineage_id,
+        "rate-limit state follows the lineage"
+    );
     assert_eq!(new.expires_at, None);
     assert_eq!(old_after.replaced_by.as_ref(), Some(&new.id));
     let expiry = old_after.expires_at.expect("old key expires");
-    assert!(expiry >= before + Duration::hours(1) - Duration::seconds(1) && expiry <= Utc::now() + Duration::hours(1));
-    assert_eq!(old_after.status(Utc::now()), KeyStatus::Active, "still inside its grace period");
+    assert!(
+        expiry >= before + Duration::hours(1) - Duration::seconds(1)
+            && expiry <= Utc::now() + Duration::hours(1)
+    );
+    assert_eq!(
+        old_after.status(Utc::now()),
+        KeyStatus::Active,
+        "still inside its grace period"
+    );
     assert_eq!(old_after.status(expiry), KeyStatus::Expired);
 
-    let immediate = Rotation { grace: Duration::zero(), expires_at: Some(Utc::now() + Duration::days(3)) };
-    let (_, newest, replaced) = rotate_key(store, &new.id, &immediate, &admin()).await.unwrap();
+    let immediate = Rotation {
+        grace: Duration::zero(),
+        expires_at: Some(Utc::now() + Duration::days(3)),
+    };
+    let (_, newest, replaced) = rotate_key(store, &new.id, &immediate, &admin())
+        .await
+        .unwrap();
     assert_eq!(replaced.status(Utc::now()), KeyStatus::Expired);
     assert!(newest.expires_at.is_some());
     assert_eq!(newest.lineage_id, old.lineage_id);
-    assert!(audit_actions(store, &old.id).await.contains(&"key.rotate".to_owned()));
+    assert!(
+        audit_actions(store, &old.id)
+            .await
+            .contains(&"key.rotate".to_owned())
+    );
 }
 
 pub async fn rotating_a_revoked_key_conflicts(store: &dyn Store) {
     let (_, key) = issue_key(store, &spec("gus", "k"), &admin()).await.unwrap();
     store.revoke_key(&key.id, &admin()).await.unwrap();
-    let rotation = Rotation { grace: Duration::zero(), expires_at: None };
-    assert!(matches!(rotate_key(store, &key.id, &rotation, &admin()).await, Err(StoreError::Conflict(_))));
-    let keys = store.list_keys(&KeyFilter { user_id: Some(user("gus")), include_inactive: true, page: page(10, None) }).await.unwrap();
+    let rotation = Rotation {
+        grace: Duration::zero(),
+        expires_at: None,
+    };
+    assert!(matches!(
+        rotate_key(store, &key.id, &rotation, &admin()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let keys = store
+        .list_keys(&KeyFilter {
+            user_id: Some(user("gus")),
+            include_inactive: true,
+            page: page(10, None),
+        })
+        .await
+        .unwrap();
     assert_eq!(keys.items.len(), 1, "a refused rotation creates nothing");
 }
 
@@ -235,14 +377,40 @@ pub async fn expiry_is_judged_against_now(store: &dyn Store) {
     let at = Utc::now() + Duration::days(1);
     soon.expires_at = Some(at);
     let (_, key) = issue_key(store, &soon, &admin()).await.unwrap();
-    assert_eq!(key.expires_at.unwrap().timestamp_millis(), at.timestamp_millis());
+    assert_eq!(
+        key.expires_at.unwrap().timestamp_millis(),
+        at.timestamp_millis()
+    );
     assert_eq!(key.status(Utc::now()), KeyStatus::Active);
-    assert_eq!(key.status(at + Duration::milliseconds(1)), KeyStatus::Expired);
+    assert_eq!(
+        key.status(at + Duration::milliseconds(1)),
+        KeyStatus::Expired
+    );
 
     let past = Some(Some(Utc::now() - Duration::minutes(1)));
-    let expired = store.update_key(&key.id, &KeyPatch { expires_at: past, ..KeyPatch::default() }, &admin()).await.unwrap();
+    let expired = store
+        .update_key(
+            &key.id,
+            &KeyPatch {
+                expires_at: past,
+                ..KeyPatch::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
     assert_eq!(expired.status(Utc::now()), KeyStatus::Expired);
-    let cleared = store.update_key(&key.id, &KeyPatch { expires_at: Some(None), ..KeyPatch::default() }, &admin()).await.unwrap();
+    let cleared = store
+        .update_key(
+            &key.id,
+            &KeyPatch {
+                expires_at: Some(None),
+                ..KeyPatch::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
     assert_eq!(cleared.expires_at, None);
     assert_eq!(cleared.status(Utc::now()), KeyStatus::Active);
 }
@@ -250,26 +418,59 @@ pub async fn expiry_is_judged_against_now(store: &dyn Store) {
 pub async fn max_keys_caps_open_keys(store: &dyn Store) {
     let mut keys = Vec::new();
     for i in 0..5 {
-        keys.push(issue_key(store, &spec("ivy", &format!("k{i}")), &admin()).await.unwrap().1);
+        keys.push(
+            issue_key(store, &spec("ivy", &format!("k{i}")), &admin())
+                .await
+                .unwrap()
+                .1,
+        );
     }
-    store.update_key(&keys[0].id, &KeyPatch { enabled: Some(false), ..KeyPatch::default() }, &admin()).await.unwrap();
+    store
+        .update_key(
+            &keys[0].id,
+            &KeyPatch {
+                enabled: Some(false),
+                ..KeyPatch::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
     let refused = issue_key(store, &spec("ivy", "sixth"), &admin()).await;
-    assert!(matches!(refused, Err(StoreError::Conflict(_))), "disabled keys still count");
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "disabled keys still count"
+    );
     store.revoke_key(&keys[1].id, &admin()).await.unwrap();
-    issue_key(store, &spec("ivy", "sixth"), &admin()).await.unwrap();
+    issue_key(store, &spec("ivy", "sixth"), &admin())
+        .await
+        .unwrap();
     // Rotation is never refused by the cap.
-    let rotation = Rotation { grace: Duration::hours(1), expires_at: None };
-    rotate_key(store, &keys[2].id, &rotation, &admin()).await.unwrap();
+    let rotation = Rotation {
+        grace: Duration::hours(1),
+        expires_at: None,
+    };
+    rotate_key(store, &keys[2].id, &rotation, &admin())
+        .await
+        .unwrap();
 }
 
 pub async fn updates_merge_metadata_and_audit_enable_and_disable(store: &dyn Store) {
     let mut with_meta = spec("jo", "k");
-    with_meta.metadata = json!({"a": 1, "nested": {"x": 1, "y": 2}}).as_object().unwrap().clone();
+    with_meta.metadata = json!({"a": 1, "nested": {"x": 1, "y": 2}})
+        .as_object()
+        .unwrap()
+        .clone();
     let (_, key) = issue_key(store, &with_meta, &admin()).await.unwrap();
 
     let patch = KeyPatch {
         name: Some("renamed".into()),
-        metadata: Some(json!({"a": null, "b": 2, "nested": {"y": null}}).as_object().unwrap().clone()),
+        metadata: Some(
+            json!({"a": null, "b": 2, "nested": {"y": null}})
+                .as_object()
+                .unwrap()
+                .clone(),
+        ),
         scopes: Some(vec![Scope::parse("read").unwrap()]),
         plan: Some(Some(plan("pro"))),
         rate_limit_per_hour: Some(Some(50)),
@@ -279,36 +480,93 @@ pub async fn updates_merge_metadata_and_audit_enable_and_disable(store: &dyn Sto
     };
     let updated = store.update_key(&key.id, &patch, &admin()).await.unwrap();
     assert_eq!(updated.name, "renamed");
-    assert_eq!(serde_json::Value::Object(updated.metadata.clone()), json!({"b": 2, "nested": {"x": 1}}));
+    assert_eq!(
+        serde_json::Value::Object(updated.metadata.clone()),
+        json!({"b": 2, "nested": {"x": 1}})
+    );
     assert_eq!(updated.effective_plan(), &plan("pro"));
     assert_eq!(updated.rate_limit_per_hour, Some(50));
     assert_eq!(updated.limits, Some(vec![Window::new(1, 2)]));
     assert!(updated.updated_at >= key.updated_at);
 
-    let disabled = store.update_key(&key.id, &KeyPatch { enabled: Some(false), ..KeyPatch::default() }, &admin()).await.unwrap();
+    let disabled = store
+        .update_key(
+            &key.id,
+            &KeyPatch {
+                enabled: Some(false),
+                ..KeyPatch::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
     assert!(!disabled.enabled);
-    let enabled = store.update_key(&key.id, &KeyPatch { enabled: Some(true), ..KeyPatch::default() }, &admin()).await.unwrap();
+    let enabled = store
+        .update_key(
+            &key.id,
+            &KeyPatch {
+                enabled: Some(true),
+                ..KeyPatch::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
     assert!(enabled.enabled);
-    let cleared = store.update_key(&key.id, &KeyPatch { plan: Some(None), ..KeyPatch::default() }, &admin()).await.unwrap();
+    let cleared = store
+        .update_key(
+            &key.id,
+            &KeyPatch {
+                plan: Some(None),
+                ..KeyPatch::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
     assert_eq!(cleared.plan, None);
     assert_eq!(
         audit_actions(store, &key.id).await,
-        ["key.create", "key.update", "key.disable", "key.enable", "key.update"]
+        [
+            "key.create",
+            "key.update",
+            "key.disable",
+            "key.enable",
+            "key.update"
+        ]
     );
 }
 
 pub async fn unknown_plans_and_deleted_users_are_refused(store: &dyn Store) {
     let mut bad = spec("kim", "k");
     bad.plan = Some(plan("platinum"));
-    assert!(matches!(issue_key(store, &bad, &admin()).await, Err(StoreError::Invalid { field: "plan", .. })));
-    assert!(matches!(store.get_user(&user("kim")).await, Err(StoreError::NotFound("user"))), "nothing half-written");
+    assert!(matches!(
+        issue_key(store, &bad, &admin()).await,
+        Err(StoreError::Invalid { field: "plan", .. })
+    ));
+    assert!(
+        matches!(
+            store.get_user(&user("kim")).await,
+            Err(StoreError::NotFound("user"))
+        ),
+        "nothing half-written"
+    );
 
     let (_, key) = issue_key(store, &spec("kim", "k"), &admin()).await.unwrap();
-    let patch = KeyPatch { plan: Some(Some(plan("platinum"))), ..KeyPatch::default() };
-    assert!(matches!(store.update_key(&key.id, &patch, &admin()).await, Err(StoreError::Invalid { .. })));
+    let patch = KeyPatch {
+        plan: Some(Some(plan("platinum"))),
+        ..KeyPatch::default()
+    };
+    assert!(matches!(
+        store.update_key(&key.id, &patch, &admin()).await,
+        Err(StoreError::Invalid { .. })
+    ));
 
     store.delete_user(&user("kim"), &admin()).await.unwrap();
-    assert!(matches!(issue_key(store, &spec("kim", "again"), &admin()).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        issue_key(store, &spec("kim", "again"), &admin()).await,
+        Err(StoreError::Conflict(_))
+    ));
 }
 
 pub async fn the_change_feed_reports_every_change(store: &dyn Store) {
@@ -316,16 +574,42 @@ pub async fn the_change_feed_reports_every_change(store: &dyn Store) {
     let (_, key) = issue_key(store, &spec("lee", "k"), &admin()).await.unwrap();
     store.revoke_key(&key.id, &admin()).await.unwrap();
     store
-        .update_user(&user("lee"), &UserPatch { plan: Some(plan("pro")), ..UserPatch::default() }, &admin())
+        .update_user(
+            &user("lee"),
+            &UserPatch {
+                plan: Some(plan("pro")),
+                ..UserPatch::default()
+            },
+            &admin(),
+        )
         .await
         .unwrap();
-    let mut gold = PlanSpec::default();
-    gold.limits = vec![Window::new(60, 5)];
-    store.put_plan(&Plan { name: plan("gold"), spec: gold }, &admin()).await.unwrap();
+    let gold = PlanSpec {
+        limits: vec![Window::new(60, 5)],
+        ..PlanSpec::default()
+    };
+    store
+        .put_plan(
+            &Plan {
+                name: plan("gold"),
+                spec: gold,
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
 
     let changes = store.changes_since(start, 1000).await.unwrap();
-    assert!(changes.windows(2).all(|w| w[0].id < w[1].id), "ordered by id");
-    let has = |entity: Entity, id: &str| changes.iter().filter(|c| c.entity == entity && c.entity_id == id).count();
+    assert!(
+        changes.windows(2).all(|w| w[0].id < w[1].id),
+        "ordered by id"
+    );
+    let has = |entity: Entity, id: &str| {
+        changes
+            .iter()
+            .filter(|c| c.entity == entity && c.entity_id == id)
+            .count()
+    };
     assert!(has(Entity::Key, key.id.as_str()) >= 2, "create and revoke");
     assert!(has(Entity::User, "lee") >= 2, "create and plan change");
     assert_eq!(has(Entity::Plan, "gold"), 1);
@@ -341,23 +625,60 @@ pub async fn users_are_created_listed_updated_and_deleted(store: &dyn Store) {
     let new = |id: &str, p: &str| NewUser {
         user_id: user(id),
         plan: plan(p),
-        profile: UserProfile { email: Some(format!("{id}@example.com")), company: Some("Acme".into()), metadata: Metadata::new() },
+        profile: UserProfile {
+            email: Some(format!("{id}@example.com")),
+            company: Some("Acme".into()),
+            metadata: Metadata::new(),
+        },
     };
-    let created = store.create_user(&new("u1", "pro"), &admin()).await.unwrap();
+    let created = store
+        .create_user(&new("u1", "pro"), &admin())
+        .await
+        .unwrap();
     assert_eq!(created.plan, plan("pro"));
     assert_eq!(created.key_count, 0);
     assert_eq!(created.deleted_at, None);
-    assert!(matches!(store.create_user(&new("u1", "free"), &admin()).await, Err(StoreError::Conflict(_))));
-    assert!(matches!(store.create_user(&new("u9", "nope"), &admin()).await, Err(StoreError::Invalid { .. })));
-    store.create_user(&new("u2", "free"), &admin()).await.unwrap();
-    store.create_user(&new("u3", "pro"), &admin()).await.unwrap();
+    assert!(matches!(
+        store.create_user(&new("u1", "free"), &admin()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.create_user(&new("u9", "nope"), &admin()).await,
+        Err(StoreError::Invalid { .. })
+    ));
+    store
+        .create_user(&new("u2", "free"), &admin())
+        .await
+        .unwrap();
+    store
+        .create_user(&new("u3", "pro"), &admin())
+        .await
+        .unwrap();
 
-    let pros = store.list_users(&UserFilter { plan: Some(plan("pro")), page: page(10, None) }).await.unwrap();
+    let pros = store
+        .list_users(&UserFilter {
+            plan: Some(plan("pro")),
+            page: page(10, None),
+        })
+        .await
+        .unwrap();
     let ids: Vec<&str> = pros.items.iter().map(|u| u.user_id.as_str()).collect();
     assert_eq!(ids, ["u3", "u1"]);
-    let first = store.list_users(&UserFilter { plan: None, page: page(2, None) }).await.unwrap();
+    let first = store
+        .list_users(&UserFilter {
+            plan: None,
+            page: page(2, None),
+        })
+        .await
+        .unwrap();
     assert_eq!(first.items.len(), 2);
-    let rest = store.list_users(&UserFilter { plan: None, page: page(2, first.next_cursor.clone()) }).await.unwrap();
+    let rest = store
+        .list_users(&UserFilter {
+            plan: None,
+            page: page(2, first.next_cursor.clone()),
+        })
+        .await
+        .unwrap();
     assert_eq!(rest.items.len(), 1);
     assert_eq!(rest.next_cursor, None);
 
@@ -367,21 +688,43 @@ pub async fn users_are_created_listed_updated_and_deleted(store: &dyn Store) {
         metadata: Some(json!({"tier": "big"}).as_object().unwrap().clone()),
         ..UserPatch::default()
     };
-    let updated = store.update_user(&user("u1"), &patch, &admin()).await.unwrap();
+    let updated = store
+        .update_user(&user("u1"), &patch, &admin())
+        .await
+        .unwrap();
     assert_eq!(updated.plan, plan("enterprise"));
     assert_eq!(updated.email, None);
     assert_eq!(updated.company.as_deref(), Some("Acme"));
     assert_eq!(updated.metadata["tier"], "big");
-    let future = UserPatch { plan: Some(plan("free")), plan_effective_at: Some(Utc::now() + Duration::hours(1)), ..UserPatch::default() };
-    assert!(matches!(store.update_user(&user("u1"), &future, &admin()).await, Err(StoreError::Invalid { field: "plan_effective_at", .. })));
+    let future = UserPatch {
+        plan: Some(plan("free")),
+        plan_effective_at: Some(Utc::now() + Duration::hours(1)),
+        ..UserPatch::default()
+    };
+    assert!(matches!(
+        store.update_user(&user("u1"), &future, &admin()).await,
+        Err(StoreError::Invalid {
+            field: "plan_effective_at",
+            ..
+        })
+    ));
 
     let (_, k1) = issue_key(store, &spec("u1", "a"), &admin()).await.unwrap();
     issue_key(store, &spec("u1", "b"), &admin()).await.unwrap();
     assert_eq!(store.get_user(&user("u1")).await.unwrap().key_count, 2);
     store.revoke_key(&k1.id, &admin()).await.unwrap();
-    assert_eq!(store.revoke_user_keys(&user("u1"), &admin()).await.unwrap(), 1);
-    assert_eq!(store.revoke_user_keys(&user("u1"), &admin()).await.unwrap(), 0);
-    assert!(matches!(store.revoke_user_keys(&user("ghost"), &admin()).await, Err(StoreError::NotFound(_))));
+    assert_eq!(
+        store.revoke_user_keys(&user("u1"), &admin()).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.revoke_user_keys(&user("u1"), &admin()).await.unwrap(),
+        0
+    );
+    assert!(matches!(
+        store.revoke_user_keys(&user("ghost"), &admin()).await,
+        Err(StoreError::NotFound(_))
+    ));
 
     issue_key(store, &spec("u2", "c"), &admin()).await.unwrap();
     let deleted = store.delete_user(&user("u2"), &admin()).await.unwrap();
@@ -389,26 +732,60 @@ pub async fn users_are_created_listed_updated_and_deleted(store: &dyn Store) {
     assert_eq!(deleted.key_count, 0);
     let again = store.delete_user(&user("u2"), &admin()).await.unwrap();
     assert_eq!(again.deleted_at, deleted.deleted_at, "idempotent");
-    assert_eq!(store.get_user(&user("u2")).await.unwrap().deleted_at, deleted.deleted_at, "still readable");
-    let keys = store.list_keys(&KeyFilter { user_id: Some(user("u2")), include_inactive: true, page: page(10, None) }).await.unwrap();
-    assert!(keys.items.iter().all(|k| !k.is_active), "deleting a user revokes its keys");
+    assert_eq!(
+        store.get_user(&user("u2")).await.unwrap().deleted_at,
+        deleted.deleted_at,
+        "still readable"
+    );
+    let keys = store
+        .list_keys(&KeyFilter {
+            user_id: Some(user("u2")),
+            include_inactive: true,
+            page: page(10, None),
+        })
+        .await
+        .unwrap();
+    assert!(
+        keys.items.iter().all(|k| !k.is_active),
+        "deleting a user revokes its keys"
+    );
     let listed = store.list_users(&UserFilter::default()).await.unwrap();
     assert!(listed.items.iter().all(|u| u.user_id.as_str() != "u2"));
-    assert!(matches!(store.update_user(&user("u2"), &UserPatch::default(), &admin()).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store
+            .update_user(&user("u2"), &UserPatch::default(), &admin())
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
 }
 
 pub async fn plans_start_with_the_defaults_and_can_be_replaced(store: &dyn Store) {
     let plans = store.list_plans().await.unwrap();
     assert_eq!(plans, keyward_core::plan::default_plans());
 
-    let mut spec = PlanSpec::default();
-    spec.limits = vec![Window { window_seconds: 10, max: 3, name: Some("short".into()) }];
-    spec.burst = Some(keyward_core::Burst { rate_per_second: 2.5, capacity: 5 });
-    spec.monthly_quota = Some(1000);
-    spec.max_keys = Some(2);
-    spec.features = Some(vec![Scope::parse("read").unwrap()]);
-    spec.price = Some(keyward_core::Price { base_cents: 900, included_requests: 10_000, overage_cents_per_1000: 25 });
-    let gold = Plan { name: plan("gold"), spec };
+    let spec = PlanSpec {
+        limits: vec![Window {
+            window_seconds: 10,
+            max: 3,
+            name: Some("short".into()),
+        }],
+        burst: Some(keyward_core::Burst {
+            rate_per_second: 2.5,
+            capacity: 5,
+        }),
+        monthly_quota: Some(1000),
+        max_keys: Some(2),
+        features: Some(vec![Scope::parse("read").unwrap()]),
+        price: Some(keyward_core::Price {
+            base_cents: 900,
+            included_requests: 10_000,
+            overage_cents_per_1000: 25,
+        }),
+    };
+    let gold = Plan {
+        name: plan("gold"),
+        spec,
+    };
     assert_eq!(store.put_plan(&gold, &admin()).await.unwrap(), gold);
     assert_eq!(store.get_plan(&plan("gold")).await.unwrap(), gold);
 
@@ -421,9 +798,24 @@ pub async fn plans_start_with_the_defaults_and_can_be_replaced(store: &dyn Store
 
     let mut invalid = gold.clone();
     invalid.spec.limits = vec![Window::new(0, 1)];
-    assert!(matches!(store.put_plan(&invalid, &admin()).await, Err(StoreError::Invalid { field: "limits", .. })));
-    assert!(matches!(store.get_plan(&plan("nope")).await, Err(StoreError::NotFound("plan"))));
-    let audit = store.list_audit(&AuditFilter { action: Some(AuditAction::PlanUpdate), ..AuditFilter::default() }).await.unwrap();
+    assert!(matches!(
+        store.put_plan(&invalid, &admin()).await,
+        Err(StoreError::Invalid {
+            field: "limits",
+            ..
+        })
+    ));
+    assert!(matches!(
+        store.get_plan(&plan("nope")).await,
+        Err(StoreError::NotFound("plan"))
+    ));
+    let audit = store
+        .list_audit(&AuditFilter {
+            action: Some(AuditAction::PlanUpdate),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(audit.items.len(), 2);
 }
 
@@ -445,7 +837,9 @@ fn import_row(line: u64, secret: &str, user_id: &str) -> ImportRow {
 
 pub async fn imports_skip_duplicates_and_refuse_invalid_files_whole(store: &dyn Store) {
     assert!(!store.has_imported_keys().await.unwrap());
-    let mut rows: Vec<ImportRow> = (0..20).map(|i| import_row(i + 2, &format!("legacy-{i}"), &format!("m{}", i % 3))).collect();
+    let mut rows: Vec<ImportRow> = (0..20)
+        .map(|i| import_row(i + 2, &format!("legacy-{i}"), &format!("m{}", i % 3)))
+        .collect();
     rows[0].plan = Some(plan("pro"));
     rows[0].id = Some(KeyId::parse("key_01ARZ3NDEKTSV4RRFFQ69G5FAV").unwrap());
     rows[1].is_active = false;
@@ -457,12 +851,24 @@ pub async fn imports_skip_duplicates_and_refuse_invalid_files_whole(store: &dyn 
     assert_eq!(report.skipped[0].line, 22);
     assert!(store.has_imported_keys().await.unwrap());
 
-    let first = store.lookup(&KeyHash::of("legacy-0")).await.unwrap().expect("imported key is found");
+    let first = store
+        .lookup(&KeyHash::of("legacy-0"))
+        .await
+        .unwrap()
+        .expect("imported key is found");
     assert!(first.imported);
     assert_eq!(first.id.as_str(), "key_01ARZ3NDEKTSV4RRFFQ69G5FAV");
     assert_eq!(first.plan, Some(plan("pro")));
-    assert_eq!(store.get_user(&user("m0")).await.unwrap().plan, plan("pro"), "a new user takes the row's plan");
-    let second = store.lookup(&KeyHash::of("legacy-1")).await.unwrap().unwrap();
+    assert_eq!(
+        store.get_user(&user("m0")).await.unwrap().plan,
+        plan("pro"),
+        "a new user takes the row's plan"
+    );
+    let second = store
+        .lookup(&KeyHash::of("legacy-1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(second.status(Utc::now()), KeyStatus::Revoked);
 
     // Again: everything is a duplicate; an id already taken moves to metadata.legacy_id.
@@ -470,36 +876,90 @@ pub async fn imports_skip_duplicates_and_refuse_invalid_files_whole(store: &dyn 
     again[0].id = Some(KeyId::parse("key_01ARZ3NDEKTSV4RRFFQ69G5FAV").unwrap());
     let report = store.import_keys(&again, &Actor::cli()).await.unwrap();
     assert_eq!(report.imported, 1);
-    let moved = store.lookup(&KeyHash::of("legacy-new")).await.unwrap().unwrap();
+    let moved = store
+        .lookup(&KeyHash::of("legacy-new"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_ne!(moved.id.as_str(), "key_01ARZ3NDEKTSV4RRFFQ69G5FAV");
-    assert_eq!(moved.metadata["legacy_id"], "key_01ARZ3NDEKTSV4RRFFQ69G5FAV");
+    assert_eq!(
+        moved.metadata["legacy_id"],
+        "key_01ARZ3NDEKTSV4RRFFQ69G5FAV"
+    );
 
-    let mut invalid: Vec<ImportRow> = (0..5).map(|i| import_row(i + 2, &format!("fresh-{i}"), "n1")).collect();
+    let mut invalid: Vec<ImportRow> = (0..5)
+        .map(|i| import_row(i + 2, &format!("fresh-{i}"), "n1"))
+        .collect();
     invalid[3].plan = Some(plan("no-such-plan"));
     match store.import_keys(&invalid, &Actor::cli()).await {
-        Err(StoreError::Invalid { message, .. }) => assert!(message.contains("line 5"), "{message}"),
+        Err(StoreError::Invalid { message, .. }) => {
+            assert!(message.contains("line 5"), "{message}")
+        }
         other => panic!("expected an invalid-row error, got {other:?}"),
     }
-    assert!(store.lookup(&KeyHash::of("fresh-0")).await.unwrap().is_none(), "nothing imported");
-    assert!(matches!(store.get_user(&user("n1")).await, Err(StoreError::NotFound(_))));
+    assert!(
+        store
+            .lookup(&KeyHash::of("fresh-0"))
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing imported"
+    );
+    assert!(matches!(
+        store.get_user(&user("n1")).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 pub async fn the_audit_log_filters_and_pages(store: &dyn Store) {
-    let (_, key) = issue_key(store, &spec("ola", "k"), &Actor::cli()).await.unwrap();
+    let (_, key) = issue_key(store, &spec("ola", "k"), &Actor::cli())
+        .await
+        .unwrap();
     let key_actor = Actor::key(key.id.clone(), None);
-    store.update_key(&key.id, &KeyPatch { name: Some("x".into()), ..KeyPatch::default() }, &key_actor).await.unwrap();
+    store
+        .update_key(
+            &key.id,
+            &KeyPatch {
+                name: Some("x".into()),
+                ..KeyPatch::default()
+            },
+            &key_actor,
+        )
+        .await
+        .unwrap();
     store.revoke_key(&key.id, &admin()).await.unwrap();
 
-    let all = store.list_audit(&AuditFilter { key_id: Some(key.id.clone()), ..AuditFilter::default() }).await.unwrap();
+    let all = store
+        .list_audit(&AuditFilter {
+            key_id: Some(key.id.clone()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
     let actions: Vec<&str> = all.items.iter().map(|r| r.action.as_str()).collect();
-    assert_eq!(actions, ["key.revoke", "key.update", "key.create"], "newest first");
+    assert_eq!(
+        actions,
+        ["key.revoke", "key.update", "key.create"],
+        "newest first"
+    );
     let actors: Vec<&str> = all.items.iter().map(|r| r.actor.as_str()).collect();
-    assert_eq!(actors, ["admin".to_owned(), format!("key:{}", key.id), "cli".to_owned()]);
+    assert_eq!(
+        actors,
+        [
+            "admin".to_owned(),
+            format!("key:{}", key.id),
+            "cli".to_owned()
+        ]
+    );
 
     let mut cursor = None;
     let mut paged = Vec::new();
     loop {
-        let filter = AuditFilter { key_id: Some(key.id.clone()), page: page(1, cursor), ..AuditFilter::default() };
+        let filter = AuditFilter {
+            key_id: Some(key.id.clone()),
+            page: page(1, cursor),
+            ..AuditFilter::default()
+        };
         let result = store.list_audit(&filter).await.unwrap();
         paged.extend(result.items.into_iter().map(|r| r.action));
         cursor = result.next_cursor;
@@ -508,7 +968,14 @@ pub async fn the_audit_log_filters_and_pages(store: &dyn Store) {
         }
     }
     assert_eq!(paged, actions);
-    let revokes = store.list_audit(&AuditFilter { action: Some(AuditAction::KeyRevoke), user_id: Some(user("ola")), ..AuditFilter::default() }).await.unwrap();
+    let revokes = store
+        .list_audit(&AuditFilter {
+            action: Some(AuditAction::KeyRevoke),
+            user_id: Some(user("ola")),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(revokes.items.len(), 1);
 }
 
@@ -516,12 +983,29 @@ pub async fn migrations_roll_back_exactly_and_keep_other_tables_rows(store: &dyn
     let pristine = store.schema_snapshot().await.unwrap();
     let applied = store.migrate().await.unwrap();
     assert!(applied.len() >= 3, "{applied:?}");
-    assert!(store.migration_status().await.unwrap().iter().all(|m| m.applied));
+    assert!(
+        store
+            .migration_status()
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.applied)
+    );
     let full = store.schema_snapshot().await.unwrap();
 
     // Populate every table, then undo and redo each suffix of the migrations.
     let (plain, key) = issue_key(store, &spec("pat", "k"), &admin()).await.unwrap();
-    store.update_user(&user("pat"), &UserPatch { plan: Some(plan("pro")), ..UserPatch::default() }, &admin()).await.unwrap();
+    store
+        .update_user(
+            &user("pat"),
+            &UserPatch {
+                plan: Some(plan("pro")),
+                ..UserPatch::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
     for steps in 1..applied.len() as u32 {
         let reverted = store.rollback(steps).await.unwrap();
         assert_eq!(reverted.len(), steps as usize);
@@ -530,17 +1014,42 @@ pub async fn migrations_roll_back_exactly_and_keep_other_tables_rows(store: &dyn
         assert_ne!(store.schema_snapshot().await.unwrap(), full);
         let reapplied = store.migrate().await.unwrap();
         assert_eq!(reapplied.len(), steps as usize);
-        assert_eq!(store.schema_snapshot().await.unwrap(), full, "down then up restores the schema");
-        let found = store.lookup(&plain.hash()).await.unwrap().expect("rows of kept tables survive");
+        assert_eq!(
+            store.schema_snapshot().await.unwrap(),
+            full,
+            "down then up restores the schema"
+        );
+        let found = store
+            .lookup(&plain.hash())
+            .await
+            .unwrap()
+            .expect("rows of kept tables survive");
         assert_eq!(found.id, key.id);
-        assert_eq!(store.get_user(&user("pat")).await.unwrap().plan, plan("pro"));
+        assert_eq!(
+            store.get_user(&user("pat")).await.unwrap().plan,
+            plan("pro")
+        );
     }
 
     let all = store.rollback(u32::MAX).await.unwrap();
     assert_eq!(all.len(), applied.len());
-    assert_eq!(store.schema_snapshot().await.unwrap(), pristine, "every down undoes its up");
-    assert!(store.migration_status().await.unwrap().iter().all(|m| !m.applied));
+    assert_eq!(
+        store.schema_snapshot().await.unwrap(),
+        pristine,
+        "every down undoes its up"
+    );
+    assert!(
+        store
+            .migration_status()
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| !m.applied)
+    );
     store.migrate().await.unwrap();
     assert_eq!(store.schema_snapshot().await.unwrap(), full);
-    assert_eq!(store.list_plans().await.unwrap(), keyward_core::plan::default_plans());
+    assert_eq!(
+        store.list_plans().await.unwrap(),
+        keyward_core::plan::default_plans()
+    );
 }

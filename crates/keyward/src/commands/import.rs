@@ -17,12 +17,23 @@ use crate::error::{CliError, CliResult};
 use crate::output;
 
 const COLUMNS: [&str; 11] = [
-    "key_hash", "user_id", "id", "name", "tier", "plan", "created_at", "expires_at", "is_active", "metadata", "key_prefix",
+    "key_hash",
+    "user_id",
+    "id",
+    "name",
+    "tier",
+    "plan",
+    "created_at",
+    "expires_at",
+    "is_active",
+    "metadata",
+    "key_prefix",
 ];
 
 pub async fn run(context: &Context, args: ImportArgs) -> CliResult {
-    let file = std::fs::File::open(&args.from_csv)
-        .map_err(|error| CliError::failure(format!("cannot read {}: {error}", args.from_csv.display())))?;
+    let file = std::fs::File::open(&args.from_csv).map_err(|error| {
+        CliError::failure(format!("cannot read {}: {error}", args.from_csv.display()))
+    })?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let progress = ProgressBar::new(size).with_style(
         ProgressStyle::with_template("{msg} {bar:40} {bytes}/{total_bytes}")
@@ -41,7 +52,11 @@ pub async fn run(context: &Context, args: ImportArgs) -> CliResult {
     if context.json {
         return output::json(&report);
     }
-    println!("imported {} keys; skipped {} duplicates", report.imported, report.skipped.len());
+    println!(
+        "imported {} keys; skipped {} duplicates",
+        report.imported,
+        report.skipped.len()
+    );
     for skipped in &report.skipped {
         println!("  line {}: {}", skipped.line, skipped.reason);
     }
@@ -57,19 +72,28 @@ fn read_rows<R: std::io::Read>(mut reader: csv::Reader<R>) -> CliResult<Vec<Impo
     for (position, name) in headers.iter().enumerate() {
         let name = name.trim();
         if !COLUMNS.contains(&name) {
-            return Err(CliError::failure(format!("line 1: unknown column `{name}` (expected {})", COLUMNS.join(", "))));
+            return Err(CliError::failure(format!(
+                "line 1: unknown column `{name}` (expected {})",
+                COLUMNS.join(", ")
+            )));
         }
         if index.insert(name.to_owned(), position).is_some() {
-            return Err(CliError::failure(format!("line 1: column `{name}` appears twice")));
+            return Err(CliError::failure(format!(
+                "line 1: column `{name}` appears twice"
+            )));
         }
     }
     for required in ["key_hash", "user_id"] {
         if !index.contains_key(required) {
-            return Err(CliError::failure(format!("line 1: the required column `{required}` is missing")));
+            return Err(CliError::failure(format!(
+                "line 1: the required column `{required}` is missing"
+            )));
         }
     }
     if index.contains_key("tier") && index.contains_key("plan") {
-        return Err(CliError::failure("line 1: give either `tier` or `plan`, not both"));
+        return Err(CliError::failure(
+            "line 1: give either `tier` or `plan`, not both",
+        ));
     }
 
     let mut rows = Vec::new();
@@ -86,7 +110,8 @@ fn read_rows<R: std::io::Read>(mut reader: csv::Reader<R>) -> CliResult<Vec<Impo
                 .map(str::trim)
                 .filter(|value| !value.is_empty())
         };
-        let row = parse_row(line, &field).map_err(|message| CliError::failure(format!("line {line}: {message}")))?;
+        let row = parse_row(line, &field)
+            .map_err(|message| CliError::failure(format!("line {line}: {message}")))?;
         rows.push(row);
     }
     Ok(rows)
@@ -130,8 +155,12 @@ fn parse_row<'a>(line: u64, field: &dyn Fn(&str) -> Option<&'a str>) -> Result<I
         id,
         name: name.to_owned(),
         plan,
-        created_at: field("created_at").map(|raw| parse_time("created_at", raw)).transpose()?,
-        expires_at: field("expires_at").map(|raw| parse_time("expires_at", raw)).transpose()?,
+        created_at: field("created_at")
+            .map(|raw| parse_time("created_at", raw))
+            .transpose()?,
+        expires_at: field("expires_at")
+            .map(|raw| parse_time("expires_at", raw))
+            .transpose()?,
         is_active: field("is_active").map_or(Ok(true), parse_bool)?,
         metadata,
         key_prefix: field("key_prefix").map(str::to_owned),
@@ -141,7 +170,9 @@ fn parse_row<'a>(line: u64, field: &dyn Fn(&str) -> Option<&'a str>) -> Result<I
 /// RFC 3339, or `YYYY-MM-DD HH:MM:SS` (optionally with fractional seconds) in UTC.
 fn parse_time(column: &str, raw: &str) -> Result<DateTime<Utc>, String> {
     keyward_core::time::parse(raw)
-        .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc()))
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(raw, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc())
+        })
         .map_err(|_| format!("{column} `{raw}` is not RFC 3339 or YYYY-MM-DD HH:MM:SS"))
 }
 
@@ -178,7 +209,10 @@ mod tests {
         assert_eq!(row.metadata["legacy_id"], "legacy-7");
         assert_eq!(row.metadata["a"], 1);
         assert!(!row.is_active);
-        assert_eq!(keyward_core::time::format(&row.created_at.unwrap()), "2024-01-02T03:04:05Z");
+        assert_eq!(
+            keyward_core::time::format(&row.created_at.unwrap()),
+            "2024-01-02T03:04:05Z"
+        );
         assert_eq!(row.key_prefix.as_deref(), Some("ak_1234…"));
     }
 
@@ -192,7 +226,10 @@ mod tests {
 
     #[test]
     fn errors_name_the_line() {
-        let error = read(&format!("key_hash,user_id\n{HASH},u1\n{HASH},u2\nnot-hex,u3\n")).unwrap_err();
+        let error = read(&format!(
+            "key_hash,user_id\n{HASH},u1\n{HASH},u2\nnot-hex,u3\n"
+        ))
+        .unwrap_err();
         assert!(error.to_string().starts_with("line 4:"), "{error}");
         let error = read("key_hash\nabc\n").unwrap_err();
         assert!(error.to_string().contains("user_id"), "{error}");

@@ -2,7 +2,9 @@
 
 use chrono::{Duration, Utc};
 use keyward_core::{Environment, KeyId, KeyPrefix, PlainKey, PlanName, Scope, UserId};
-use keyward_store::{Actor, KeyFilter, KeyRecord, KeySpec, PageRequest, Rotation, UserProfile, issue_key, rotate_key};
+use keyward_store::{
+    Actor, KeyFilter, KeyRecord, KeySpec, PageRequest, Rotation, UserProfile, issue_key, rotate_key,
+};
 use serde_json::{Value, json};
 
 use super::{Context, parse_arg, parse_meta};
@@ -16,20 +18,33 @@ const MAX_GRACE_SECONDS: i64 = 2_592_000;
 pub async fn run(context: &Context, command: KeysCommand) -> CliResult {
     match command {
         KeysCommand::Create(args) => create(context, args).await,
-        KeysCommand::List { user_id, include_inactive } => list(context, user_id, include_inactive).await,
+        KeysCommand::List {
+            user_id,
+            include_inactive,
+        } => list(context, user_id, include_inactive).await,
         KeysCommand::Show { key_id } => {
             let id = key_id_arg(&key_id)?;
-            let key = context.store.get_key(&id).await.map_err(|e| not_found(e, &key_id))?;
+            let key = context
+                .store
+                .get_key(&id)
+                .await
+                .map_err(|e| not_found(e, &key_id))?;
             print_key(context, &key)
         }
         KeysCommand::Revoke { key_id } => {
             let id = key_id_arg(&key_id)?;
-            let key = context.store.revoke_key(&id, &Actor::cli()).await.map_err(|e| not_found(e, &key_id))?;
+            let key = context
+                .store
+                .revoke_key(&id, &Actor::cli())
+                .await
+                .map_err(|e| not_found(e, &key_id))?;
             print_key(context, &key)
         }
-        KeysCommand::Rotate { key_id, grace_period, expires_in_days } => {
-            rotate(context, &key_id, &grace_period, expires_in_days).await
-        }
+        KeysCommand::Rotate {
+            key_id,
+            grace_period,
+            expires_in_days,
+        } => rotate(context, &key_id, &grace_period, expires_in_days).await,
     }
 }
 
@@ -49,14 +64,28 @@ async fn create(context: &Context, args: CreateKeyArgs) -> CliResult {
         EnvironmentArg::Live => Environment::Live,
         EnvironmentArg::Test => Environment::Test,
     };
-    spec.prefix = args.prefix.as_deref().map(|p| parse_arg("--prefix", p, KeyPrefix::parse)).transpose()?;
-    spec.plan = args.plan.as_deref().map(|p| parse_arg("--plan", p, PlanName::parse)).transpose()?;
-    spec.expires_at = args.expires_in_days.map(|days| Utc::now() + Duration::days(i64::from(days)));
+    spec.prefix = args
+        .prefix
+        .as_deref()
+        .map(|p| parse_arg("--prefix", p, KeyPrefix::parse))
+        .transpose()?;
+    spec.plan = args
+        .plan
+        .as_deref()
+        .map(|p| parse_arg("--plan", p, PlanName::parse))
+        .transpose()?;
+    spec.expires_at = args
+        .expires_in_days
+        .map(|days| Utc::now() + Duration::days(i64::from(days)));
     spec.rate_limit_per_hour = args.rate_limit_per_hour;
     if spec.rate_limit_per_hour == Some(0) {
         return Err(CliError::usage("--rate-limit-per-hour must be at least 1"));
     }
-    spec.scopes = args.scopes.iter().map(|s| parse_arg("--scope", s, Scope::parse)).collect::<CliResult<_>>()?;
+    spec.scopes = args
+        .scopes
+        .iter()
+        .map(|s| parse_arg("--scope", s, Scope::parse))
+        .collect::<CliResult<_>>()?;
     if !args.allow_ips.is_empty() {
         spec.allowed_ips = Some(
             args.allow_ips
@@ -68,10 +97,15 @@ async fn create(context: &Context, args: CreateKeyArgs) -> CliResult {
     spec.metadata = parse_meta(&args.meta)?;
     for (field, value) in [("email", &args.email), ("company", &args.company)] {
         if let Some(value) = value {
-            spec.metadata.insert(field.to_owned(), Value::String(value.clone()));
+            spec.metadata
+                .insert(field.to_owned(), Value::String(value.clone()));
         }
     }
-    spec.new_user = UserProfile { email: args.email, company: args.company, ..UserProfile::default() };
+    spec.new_user = UserProfile {
+        email: args.email,
+        company: args.company,
+        ..UserProfile::default()
+    };
 
     let (plain, key) = issue_key(&*context.store, &spec, &Actor::cli()).await?;
     print_new_key(context, &plain, &key, None)
@@ -80,7 +114,9 @@ async fn create(context: &Context, args: CreateKeyArgs) -> CliResult {
 /// Names the key in a not-found error.
 fn not_found(error: keyward_store::StoreError, key_id: &str) -> CliError {
     match error {
-        keyward_store::StoreError::NotFound(_) => CliError::failure(format!("key `{key_id}` not found")),
+        keyward_store::StoreError::NotFound(_) => {
+            CliError::failure(format!("key `{key_id}` not found"))
+        }
         other => other.into(),
     }
 }
@@ -94,11 +130,17 @@ pub fn parse_cidr(value: &str) -> Result<ipnet::IpNet, String> {
 }
 
 /// Prints a freshly issued key: its plaintext exactly once.
-fn print_new_key(context: &Context, plain: &PlainKey, key: &KeyRecord, old: Option<&KeyRecord>) -> CliResult {
+fn print_new_key(
+    context: &Context,
+    plain: &PlainKey,
+    key: &KeyRecord,
+    old: Option<&KeyRecord>,
+) -> CliResult {
     eprintln!("warning: store this key now; it cannot be shown again.");
     let now = Utc::now();
     if context.json {
-        let mut new = serde_json::to_value(key.view(now)).map_err(|e| CliError::failure(e.to_string()))?;
+        let mut new =
+            serde_json::to_value(key.view(now)).map_err(|e| CliError::failure(e.to_string()))?;
         new["key"] = Value::String(plain.expose_secret().to_owned());
         return match old {
             Some(old) => output::json(&json!({"key": new, "old_key": old.view(now)})),
@@ -119,8 +161,18 @@ fn print_new_key(context: &Context, plain: &PlainKey, key: &KeyRecord, old: Opti
 }
 
 async fn list(context: &Context, user_id: Option<String>, include_inactive: bool) -> CliResult {
-    let user_id = user_id.as_deref().map(|u| parse_arg("--user-id", u, UserId::parse)).transpose()?;
-    let mut filter = KeyFilter { user_id, include_inactive, page: PageRequest { limit: 1000, cursor: None } };
+    let user_id = user_id
+        .as_deref()
+        .map(|u| parse_arg("--user-id", u, UserId::parse))
+        .transpose()?;
+    let mut filter = KeyFilter {
+        user_id,
+        include_inactive,
+        page: PageRequest {
+            limit: 1000,
+            cursor: None,
+        },
+    };
     let mut keys = Vec::new();
     loop {
         let page = context.store.list_keys(&filter).await?;
@@ -135,7 +187,18 @@ async fn list(context: &Context, user_id: Option<String>, include_inactive: bool
         let views: Vec<_> = keys.iter().map(|k| k.view(now)).collect();
         return output::json(&json!({"keys": views, "next_cursor": null}));
     }
-    let mut table = output::table(["ID", "PREFIX", "USER", "NAME", "ENV", "PLAN", "STATUS", "CREATED", "EXPIRES", "LAST USED"]);
+    let mut table = output::table([
+        "ID",
+        "PREFIX",
+        "USER",
+        "NAME",
+        "ENV",
+        "PLAN",
+        "STATUS",
+        "CREATED",
+        "EXPIRES",
+        "LAST USED",
+    ]);
     for key in &keys {
         table.add_row([
             key.id.to_string(),
@@ -173,29 +236,51 @@ fn key_fields(key: &KeyRecord) -> comfy_table::Table {
         ("user", key.user_id.to_string()),
         ("name", key.name.clone()),
         ("environment", key.environment.as_str().to_owned()),
-        ("plan", format!("{}{}", key.effective_plan(), if key.plan.is_some() { " (key override)" } else { "" })),
+        (
+            "plan",
+            format!(
+                "{}{}",
+                key.effective_plan(),
+                if key.plan.is_some() {
+                    " (key override)"
+                } else {
+                    ""
+                }
+            ),
+        ),
         ("status", key.status(now).as_str().to_owned()),
         ("created", output::time(Some(key.created_at))),
         ("expires", output::time(key.expires_at)),
         ("last used", output::time(key.last_used_at)),
         ("requests", key.request_count.to_string()),
         ("scopes", output::list(&key.scopes)),
-        ("allowed ips", key.allowed_ips.as_deref().map_or_else(|| "any".to_owned(), output::list)),
+        (
+            "allowed ips",
+            key.allowed_ips
+                .as_deref()
+                .map_or_else(|| "any".to_owned(), output::list),
+        ),
         ("rate limit/hour", output::or_dash(key.rate_limit_per_hour)),
         ("replaced by", output::or_dash(key.replaced_by.as_ref())),
         ("metadata", Value::Object(key.metadata.clone()).to_string()),
     ])
 }
 
-async fn rotate(context: &Context, key_id: &str, grace: &str, expires_in_days: Option<u32>) -> CliResult {
+async fn rotate(
+    context: &Context,
+    key_id: &str,
+    grace: &str,
+    expires_in_days: Option<u32>,
+) -> CliResult {
     let id = key_id_arg(key_id)?;
     let grace = parse_grace(grace)?;
     let rotation = Rotation {
         grace,
         expires_at: expires_in_days.map(|days| Utc::now() + Duration::days(i64::from(days))),
     };
-    let (plain, new, old) =
-        rotate_key(&*context.store, &id, &rotation, &Actor::cli()).await.map_err(|e| not_found(e, key_id))?;
+    let (plain, new, old) = rotate_key(&*context.store, &id, &rotation, &Actor::cli())
+        .await
+        .map_err(|e| not_found(e, key_id))?;
     print_new_key(context, &plain, &new, Some(&old))
 }
 
@@ -204,7 +289,11 @@ fn parse_grace(value: &str) -> CliResult<Duration> {
     let seconds = match value.trim().parse::<u64>() {
         Ok(seconds) => seconds,
         Err(_) => humantime::parse_duration(value.trim())
-            .map_err(|error| CliError::usage(format!("--grace-period: `{value}` is not a duration ({error}); try 0, 90s, 24h or 7d")))?
+            .map_err(|error| {
+                CliError::usage(format!(
+                    "--grace-period: `{value}` is not a duration ({error}); try 0, 90s, 24h or 7d"
+                ))
+            })?
             .as_secs(),
     };
     match i64::try_from(seconds) {
@@ -230,7 +319,10 @@ mod tests {
     #[test]
     fn single_addresses_are_accepted_as_host_ranges() {
         assert_eq!(parse_cidr("10.0.0.1").unwrap().to_string(), "10.0.0.1/32");
-        assert_eq!(parse_cidr("2001:db8::/32").unwrap().to_string(), "2001:db8::/32");
+        assert_eq!(
+            parse_cidr("2001:db8::/32").unwrap().to_string(),
+            "2001:db8::/32"
+        );
         assert!(parse_cidr("10.0.0.0/33").is_err());
     }
 }

@@ -27,7 +27,10 @@ pub async fn run(cli: Cli) -> CliResult {
     if !matches!(cli.command, Command::Db(_)) {
         store.migrate().await?;
     }
-    let context = Context { store, json: cli.json };
+    let context = Context {
+        store,
+        json: cli.json,
+    };
     match cli.command {
         Command::Keys(command) => keys::run(&context, command).await,
         Command::Users(command) => users::run(&context, command).await,
@@ -48,7 +51,9 @@ async fn open_store(url: &str) -> CliResult<Box<dyn Store>> {
             "this build of keyward supports SQLite only; PostgreSQL support is planned",
         ))
     } else {
-        Err(CliError::usage("--database-url must start with sqlite: or postgres://"))
+        Err(CliError::usage(
+            "--database-url must start with sqlite: or postgres://",
+        ))
     }
 }
 
@@ -57,13 +62,21 @@ pub fn parse_meta(entries: &[String]) -> CliResult<Map<String, Value>> {
     entries
         .iter()
         .map(|entry| match entry.split_once('=') {
-            Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), Value::String(value.to_owned()))),
-            _ => Err(CliError::usage(format!("--meta takes KEY=VALUE, got `{entry}`"))),
+            Some((key, value)) if !key.is_empty() => {
+                Ok((key.to_owned(), Value::String(value.to_owned())))
+            }
+            _ => Err(CliError::usage(format!(
+                "--meta takes KEY=VALUE, got `{entry}`"
+            ))),
         })
         .collect()
 }
 
 /// Parses a command-line value with a domain parser, as a usage error naming the option.
-pub fn parse_arg<T, E: std::fmt::Display>(option: &str, value: &str, parse: impl FnOnce(&str) -> Result<T, E>) -> CliResult<T> {
+pub fn parse_arg<T, E: std::fmt::Display>(
+    option: &str,
+    value: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> CliResult<T> {
     parse(value).map_err(|error| CliError::usage(format!("{option}: {error}")))
 }

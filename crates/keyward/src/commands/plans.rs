@@ -16,7 +16,15 @@ pub async fn run(context: &Context, command: PlansCommand) -> CliResult {
             if context.json {
                 return output::json(&json!({"plans": plans}));
             }
-            let mut table = output::table(["PLAN", "LIMITS", "BURST", "MONTHLY QUOTA", "MAX KEYS", "FEATURES", "PRICE"]);
+            let mut table = output::table([
+                "PLAN",
+                "LIMITS",
+                "BURST",
+                "MONTHLY QUOTA",
+                "MAX KEYS",
+                "FEATURES",
+                "PRICE",
+            ]);
             for plan in &plans {
                 table.add_row(plan_row(plan));
             }
@@ -37,11 +45,21 @@ fn plan_row(plan: &Plan) -> [String; 7] {
         .join(", ");
     [
         plan.name.to_string(),
-        if limits.is_empty() { "-".to_owned() } else { limits },
-        output::or_dash(spec.burst.as_ref().map(|b| format!("{}/s, {}", b.rate_per_second, b.capacity))),
+        if limits.is_empty() {
+            "-".to_owned()
+        } else {
+            limits
+        },
+        output::or_dash(
+            spec.burst
+                .as_ref()
+                .map(|b| format!("{}/s, {}", b.rate_per_second, b.capacity)),
+        ),
         output::or_dash(spec.monthly_quota),
         output::or_dash(spec.max_keys),
-        spec.features.as_deref().map_or_else(|| "any".to_owned(), output::list),
+        spec.features
+            .as_deref()
+            .map_or_else(|| "any".to_owned(), output::list),
         output::or_dash(spec.price.as_ref().map(|p| {
             format!(
                 "{} ¢ + {} incl. + {} ¢/1000",
@@ -59,7 +77,11 @@ async fn set(context: &Context, args: SetPlanArgs) -> CliResult {
         Err(StoreError::NotFound(_)) => PlanSpec::default(),
         Err(error) => return Err(error.into()),
     };
-    for (seconds, max) in [(60, args.per_minute), (3600, args.per_hour), (86_400, args.per_day)] {
+    for (seconds, max) in [
+        (60, args.per_minute),
+        (3600, args.per_hour),
+        (86_400, args.per_day),
+    ] {
         if let Some(max) = max {
             match spec.limits.iter_mut().find(|w| w.window_seconds == seconds) {
                 Some(window) => window.max = max,
@@ -77,17 +99,35 @@ async fn set(context: &Context, args: SetPlanArgs) -> CliResult {
     if args.max_keys.is_some() {
         spec.max_keys = args.max_keys;
     }
-    if let (Some(base_cents), Some(included_requests), Some(overage_cents_per_1000)) =
-        (args.base_cents, args.included_requests, args.overage_cents_per_1000)
-    {
-        spec.price = Some(Price { base_cents, included_requests, overage_cents_per_1000 });
+    if let (Some(base_cents), Some(included_requests), Some(overage_cents_per_1000)) = (
+        args.base_cents,
+        args.included_requests,
+        args.overage_cents_per_1000,
+    ) {
+        spec.price = Some(Price {
+            base_cents,
+            included_requests,
+            overage_cents_per_1000,
+        });
     }
-    spec.validate().map_err(|error| CliError::usage(error.to_string()))?;
-    let plan = context.store.put_plan(&Plan { name, spec }, &Actor::cli()).await?;
+    spec.validate()
+        .map_err(|error| CliError::usage(error.to_string()))?;
+    let plan = context
+        .store
+        .put_plan(&Plan { name, spec }, &Actor::cli())
+        .await?;
     if context.json {
         return output::json(&plan);
     }
-    let mut table = output::table(["PLAN", "LIMITS", "BURST", "MONTHLY QUOTA", "MAX KEYS", "FEATURES", "PRICE"]);
+    let mut table = output::table([
+        "PLAN",
+        "LIMITS",
+        "BURST",
+        "MONTHLY QUOTA",
+        "MAX KEYS",
+        "FEATURES",
+        "PRICE",
+    ]);
     table.add_row(plan_row(&plan));
     println!("{table}");
     Ok(())
@@ -102,7 +142,10 @@ fn parse_burst(value: &str) -> Result<Burst, String> {
     if !(rate_per_second.is_finite() && rate_per_second > 0.0) || capacity == 0 {
         return Err(invalid());
     }
-    Ok(Burst { rate_per_second, capacity })
+    Ok(Burst {
+        rate_per_second,
+        capacity,
+    })
 }
 
 #[cfg(test)]
@@ -111,7 +154,13 @@ mod tests {
 
     #[test]
     fn bursts_parse_as_rate_and_capacity() {
-        assert_eq!(parse_burst("10/50").unwrap(), Burst { rate_per_second: 10.0, capacity: 50 });
+        assert_eq!(
+            parse_burst("10/50").unwrap(),
+            Burst {
+                rate_per_second: 10.0,
+                capacity: 50
+            }
+        );
         assert_eq!(parse_burst("0.5/5").unwrap().rate_per_second, 0.5);
         for bad in ["10", "x/5", "0/5", "5/0", "-1/5"] {
             assert!(parse_burst(bad).is_err(), "{bad}");

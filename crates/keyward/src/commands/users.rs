@@ -11,18 +11,37 @@ use crate::output;
 
 pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
     match command {
-        UsersCommand::Create { user_id, plan, email, company, meta } => {
+        UsersCommand::Create {
+            user_id,
+            plan,
+            email,
+            company,
+            meta,
+        } => {
             let user = NewUser {
                 user_id: parse_arg("--user-id", &user_id, UserId::parse)?,
                 plan: parse_arg("--plan", &plan, PlanName::parse)?,
-                profile: UserProfile { email, company, metadata: parse_meta(&meta)? },
+                profile: UserProfile {
+                    email,
+                    company,
+                    metadata: parse_meta(&meta)?,
+                },
             };
             let created = context.store.create_user(&user, &Actor::cli()).await?;
             print_user(context, &created)
         }
         UsersCommand::List { plan } => {
-            let plan = plan.as_deref().map(|p| parse_arg("--plan", p, PlanName::parse)).transpose()?;
-            let mut filter = UserFilter { plan, page: PageRequest { limit: 1000, cursor: None } };
+            let plan = plan
+                .as_deref()
+                .map(|p| parse_arg("--plan", p, PlanName::parse))
+                .transpose()?;
+            let mut filter = UserFilter {
+                plan,
+                page: PageRequest {
+                    limit: 1000,
+                    cursor: None,
+                },
+            };
             let mut users = Vec::new();
             loop {
                 let page = context.store.list_users(&filter).await?;
@@ -57,12 +76,21 @@ pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
             print_user(context, &user)
         }
         UsersCommand::SetPlan { user_id, plan } => {
-            let patch = UserPatch { plan: Some(parse_arg("PLAN", &plan, PlanName::parse)?), ..UserPatch::default() };
-            let user = context.store.update_user(&user_arg(&user_id)?, &patch, &Actor::cli()).await?;
+            let patch = UserPatch {
+                plan: Some(parse_arg("PLAN", &plan, PlanName::parse)?),
+                ..UserPatch::default()
+            };
+            let user = context
+                .store
+                .update_user(&user_arg(&user_id)?, &patch, &Actor::cli())
+                .await?;
             print_user(context, &user)
         }
         UsersCommand::Delete { user_id } => {
-            let user = context.store.delete_user(&user_arg(&user_id)?, &Actor::cli()).await?;
+            let user = context
+                .store
+                .delete_user(&user_arg(&user_id)?, &Actor::cli())
+                .await?;
             print_user(context, &user)
         }
     }
