@@ -90,13 +90,10 @@ impl SqliteStore {
             .map(|row| {
                 let version: i64 = row.try_get("version")?;
                 let installed: String = row.try_get("installed_on")?;
-                let at = DateTime::parse_from_rfc3339(&installed.replace(' ', "T"))
-                    .or_else(|_| {
-                        chrono::NaiveDateTime::parse_from_str(&installed, "%Y-%m-%d %H:%M:%S")
-                            .map(|t| t.and_utc().fixed_offset())
-                    })
-                    .map(|t| t.with_timezone(&Utc))
-                    .unwrap_or_default();
+                // SQLite's CURRENT_TIMESTAMP: 'YYYY-MM-DD HH:MM:SS' in UTC.
+                let at = chrono::NaiveDateTime::parse_from_str(&installed, "%Y-%m-%d %H:%M:%S")
+                    .map_err(|error| StoreError::corrupt("migration timestamp", error))?
+                    .and_utc();
                 Ok((version, at))
             })
             .collect()
