@@ -92,6 +92,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Changes after `after`, oldest first, at most `limit`.
     async fn changes_since(&self, after: i64, limit: u32) -> StoreResult<Vec<ChangeEvent>>;
 
+    // --- bookkeeping and settings ------------------------------------------------------
+    /// Adds admitted checks to `request_count` and advances `last_used_at`, in one
+    /// transaction. Not a change: caches are not invalidated by it.
+    async fn record_key_usage(&self, usage: &[KeyUsage]) -> StoreResult<()>;
+    async fn get_setting(&self, name: &str) -> StoreResult<Option<String>>;
+    /// Stores `value` unless the setting exists; returns whether it was stored (so that of
+    /// several nodes starting at once, exactly one wins).
+    async fn insert_setting_if_absent(&self, name: &str, value: &str) -> StoreResult<bool>;
+    /// Cheap round trip proving the database answers (readiness).
+    async fn ping(&self) -> StoreResult<()>;
+
     // --- schema -----------------------------------------------------------------------
     /// Applies pending migrations; returns the versions applied.
     async fn migrate(&self) -> StoreResult<Vec<i64>>;

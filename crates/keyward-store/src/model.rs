@@ -495,6 +495,17 @@ pub struct ChangeEvent {
     pub id: i64,
     pub entity: Entity,
     pub entity_id: String,
+    /// For keys, the key's hash: caches keyed by hash drop the entry directly.
+    pub key_hash: Option<KeyHash>,
+}
+
+/// Usage bookkeeping for one key, accumulated in memory and written in batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUsage {
+    pub id: KeyId,
+    /// Admitted checks since the last write.
+    pub admitted: u64,
+    pub last_used_at: DateTime<Utc>,
 }
 
 /// A migration and whether it is applied.

@@ -7,12 +7,13 @@ CREATE TABLE change_events (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     entity      TEXT NOT NULL CHECK (entity IN ('key', 'user', 'plan')),
     entity_id   TEXT NOT NULL,
+    key_hash    TEXT,            -- for keys: lets every node drop its cache entry directly
     at          TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
 
 CREATE TRIGGER api_keys_changed_insert AFTER INSERT ON api_keys
 BEGIN
-    INSERT INTO change_events (entity, entity_id) VALUES ('key', NEW.id);
+    INSERT INTO change_events (entity, entity_id, key_hash) VALUES ('key', NEW.id, NEW.key_hash);
 END;
 
 CREATE TRIGGER api_keys_changed_update AFTER UPDATE OF
@@ -21,12 +22,12 @@ CREATE TRIGGER api_keys_changed_update AFTER UPDATE OF
     rate_limit_per_hour, limits, allowed_ips, scopes, metadata, lineage_id, imported
 ON api_keys
 BEGIN
-    INSERT INTO change_events (entity, entity_id) VALUES ('key', NEW.id);
+    INSERT INTO change_events (entity, entity_id, key_hash) VALUES ('key', NEW.id, NEW.key_hash);
 END;
 
 CREATE TRIGGER api_keys_changed_delete AFTER DELETE ON api_keys
 BEGIN
-    INSERT INTO change_events (entity, entity_id) VALUES ('key', OLD.id);
+    INSERT INTO change_events (entity, entity_id, key_hash) VALUES ('key', OLD.id, OLD.key_hash);
 END;
 
 CREATE TRIGGER users_changed_insert AFTER INSERT ON users

@@ -1,5 +1,6 @@
 //! The audit log and the change feed on SQLite.
 
+use keyward_core::KeyHash;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::SqliteStore;
@@ -71,7 +72,7 @@ pub(super) async fn changes_since(
     limit: u32,
 ) -> StoreResult<Vec<ChangeEvent>> {
     let rows = sqlx::query(
-        "SELECT id, entity, entity_id FROM change_events WHERE id > $1 ORDER BY id LIMIT $2",
+        "SELECT id, entity, entity_id, key_hash FROM change_events WHERE id > $1 ORDER BY id LIMIT $2",
     )
     .bind(after)
     .bind(i64::from(limit.max(1)))
@@ -80,6 +81,7 @@ pub(super) async fn changes_since(
     rows.iter()
         .map(|row| {
             let entity: String = row.try_get("entity")?;
+            let key_hash: Option<String> = row.try_get("key_hash")?;
             Ok(ChangeEvent {
                 id: row.try_get("id")?,
                 entity: match entity.as_str() {
@@ -89,6 +91,11 @@ pub(super) async fn changes_since(
                     other => return Err(StoreError::corrupt("change entity", other)),
                 },
                 entity_id: row.try_get("entity_id")?,
+                key_hash: key_hash
+                    .map(|hash| {
+                        KeyHash::from_hex(&hash).map_err(|e| StoreError::corrupt("key hash", e))
+                    })
+                    .transpose()?,
             })
         })
         .collect()

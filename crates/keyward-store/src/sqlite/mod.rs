@@ -18,8 +18,8 @@ use sqlx::{Row, SqliteConnection, SqlitePool, Transaction};
 
 use crate::{
     Actor, AuditFilter, AuditRecord, ChangeEvent, ImportReport, ImportRow, KeyFilter, KeyMaterial,
-    KeyPatch, KeyRecord, KeySpec, MigrationInfo, NewUser, Page, Rotation, Store, StoreError,
-    StoreResult, UserFilter, UserPatch, UserRecord,
+    KeyPatch, KeyRecord, KeySpec, KeyUsage, MigrationInfo, NewUser, Page, Rotation, Store,
+    StoreError, StoreResult, UserFilter, UserPatch, UserRecord,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -261,6 +261,54 @@ impl Store for SqliteStore {
 
     async fn changes_since(&self, after: i64, limit: u32) -> StoreResult<Vec<ChangeEvent>> {
         audit::changes_since(self, after, limit).await
+    }
+
+    async fn record_key_usage(&self, usage: &[KeyUsage]) -> StoreResult<()> {
+        if usage.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for entry in usage {
+            sqlx::query(
+                "UPDATE api_keys SET request_count = request_count + $2,
+                     last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $3 THEN $3
+                                         ELSE last_used_at END
+                 WHERE id = $1",
+            )
+            .bind(entry.id.as_str())
+            .bind(rows::int(entry.admitted))
+            .bind(rows::ts(entry.last_used_at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_setting(&self, name: &str) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn insert_setting_if_absent(&self, name: &str, value: &str) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(rows::ts(now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     async fn migrate(&self) -> StoreResult<Vec<i64>> {

@@ -36,6 +36,8 @@ macro_rules! store_conformance {
             case!(plans_start_with_the_defaults_and_can_be_replaced);
             case!(imports_skip_duplicates_and_refuse_invalid_files_whole);
             case!(the_audit_log_filters_and_pages);
+            case!(usage_bookkeeping_accumulates_without_being_a_change);
+            case!(settings_are_written_once);
 
             #[tokio::test]
             async fn migrations_roll_back_exactly_and_keep_other_tables_rows() {

@@ -6,7 +6,7 @@ use keyward_core::{
 };
 use keyward_store::{
     Actor, AuditAction, AuditFilter, Entity, ImportRow, KeyFilter, KeyPatch, KeySpec, KeyStatus,
-    Metadata, NewUser, PageRequest, Rotation, Store, StoreError, UserFilter, UserPatch,
+    KeyUsage, Metadata, NewUser, PageRequest, Rotation, Store, StoreError, UserFilter, UserPatch,
     UserProfile, issue_key, rotate_key,
 };
 use serde_json::json;
@@ -1052,4 +1052,69 @@ pub async fn migrations_roll_back_exactly_and_keep_other_tables_rows(store: &dyn
         store.list_plans().await.unwrap(),
         keyward_core::plan::default_plans()
     );
+}
+
+pub async fn usage_bookkeeping_accumulates_without_being_a_change(store: &dyn Store) {
+    let (plain, key) = issue_key(store, &spec("quinn", "k"), &admin())
+        .await
+        .unwrap();
+    let after_create = store.latest_change().await.unwrap();
+    let changes = store.changes_since(after_create - 1, 10).await.unwrap();
+    let created = changes
+        .iter()
+        .find(|c| c.entity == Entity::Key)
+        .expect("key change");
+    assert_eq!(
+        created.key_hash,
+        Some(plain.hash()),
+        "key changes carry the hash"
+    );
+
+    let t1 = Utc::now() - Duration::seconds(10);
+    let t2 = Utc::now();
+    let usage = |admitted, at| KeyUsage {
+        id: key.id.clone(),
+        admitted,
+        last_used_at: at,
+    };
+    store.record_key_usage(&[usage(3, t2)]).await.unwrap();
+    store.record_key_usage(&[usage(2, t1)]).await.unwrap();
+    store.record_key_usage(&[]).await.unwrap();
+    let used = store.get_key(&key.id).await.unwrap();
+    assert_eq!(used.request_count, 5);
+    assert_eq!(
+        used.last_used_at.unwrap().timestamp_millis(),
+        t2.timestamp_millis(),
+        "never moves back"
+    );
+    assert_eq!(
+        store.latest_change().await.unwrap(),
+        after_create,
+        "bookkeeping does not invalidate caches"
+    );
+}
+
+pub async fn settings_are_written_once(store: &dyn Store) {
+    assert_eq!(store.get_setting("admin_token_sha256").await.unwrap(), None);
+    assert!(
+        store
+            .insert_setting_if_absent("admin_token_sha256", "a")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .insert_setting_if_absent("admin_token_sha256", "b")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .get_setting("admin_token_sha256")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("a")
+    );
+    store.ping().await.unwrap();
 }
