@@ -19,6 +19,25 @@ pub use lifecycle::{issue_key, rotate_key};
 pub use model::*;
 pub use sqlite::SqliteStore;
 
+/// Opens the store a database URL names (`sqlite:…`; PostgreSQL is planned). Does not
+/// migrate.
+pub async fn connect(url: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Err(StoreError::Invalid {
+            field: "database_url",
+            message: "this build of keyward supports SQLite only; PostgreSQL support is planned"
+                .to_owned(),
+        })
+    } else {
+        Err(StoreError::Invalid {
+            field: "database_url",
+            message: "must start with sqlite: or postgres://".to_owned(),
+        })
+    }
+}
+
 /// Everything keyward keeps: keys, users, plans, the audit log and the change feed.
 ///
 /// Every mutating operation writes its audit record and its change-feed entries in the same

@@ -36,6 +36,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the HTTP server (management API, /v1/verify, /v1/authorize).
+    Serve(ServeArgs),
     /// Create, list, show, revoke and rotate API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -201,4 +203,45 @@ pub struct ImportArgs {
     /// created_at, expires_at, is_active, metadata, key_prefix.
     #[arg(long, value_name = "FILE")]
     pub from_csv: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UsageMode {
+    On,
+    Off,
+}
+
+/// Every setting is optional here: flag > environment > config file > default.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (`host:port`; port 0 picks a free port). Default 127.0.0.1:8080.
+    #[arg(long, env = "KEYWARD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Accept the key in the `api_key` query parameter.
+    #[arg(long, env = "KEYWARD_ALLOW_QUERY_KEY", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub allow_query_key: Option<bool>,
+    /// A proxy whose X-Forwarded-For is trusted (repeatable; env: comma list).
+    #[arg(
+        long = "trusted-proxy",
+        env = "KEYWARD_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub trusted_proxies: Vec<String>,
+    /// Failed checks per client address per minute before it is refused (0 = off). Default 100.
+    #[arg(long, env = "KEYWARD_FAILURE_LIMIT", value_name = "N")]
+    pub failure_limit: Option<u32>,
+    /// Length of the brute-force guard's window in seconds. Default 60.
+    #[arg(long, env = "KEYWARD_FAILURE_WINDOW_SECONDS", value_name = "SECONDS")]
+    pub failure_window_seconds: Option<u64>,
+    /// Usage tracking. Default on.
+    #[arg(long, env = "KEYWARD_USAGE", value_enum, value_name = "on|off")]
+    pub usage: Option<UsageMode>,
+    /// Days raw usage events are kept. Default 30.
+    #[arg(long, env = "KEYWARD_USAGE_RETENTION_DAYS", value_name = "N")]
+    pub usage_retention_days: Option<u32>,
+    /// Most keys the in-process cache holds. Default 2000000.
+    #[arg(long, env = "KEYWARD_KEY_CACHE_CAPACITY", value_name = "N")]
+    pub key_cache_capacity: Option<u64>,
 }

@@ -9,11 +9,19 @@ use crate::error::{CliError, CliResult};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://keyward.db";
 
-/// The settings a configuration file may hold (more arrive with `serve`).
+/// The settings a configuration file may hold (the same names as the flags, with `_`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub database_url: Option<String>,
+    pub listen: Option<String>,
+    pub allow_query_key: Option<bool>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub failure_limit: Option<u32>,
+    pub failure_window_seconds: Option<u64>,
+    pub usage: Option<crate::cli::UsageMode>,
+    pub usage_retention_days: Option<u32>,
+    pub key_cache_capacity: Option<u64>,
 }
 
 impl FileConfig {

@@ -4,9 +4,12 @@ mod db;
 mod import;
 mod keys;
 mod plans;
+mod serve;
 mod users;
 
-use keyward_store::{SqliteStore, Store};
+use std::sync::Arc;
+
+use keyward_store::{Store, StoreError};
 use serde_json::{Map, Value};
 
 use crate::cli::{Cli, Command};
@@ -15,13 +18,16 @@ use crate::error::{CliError, CliResult};
 
 /// What every command needs: the store and how to print.
 pub struct Context {
-    pub store: Box<dyn Store>,
+    pub store: Arc<dyn Store>,
     pub json: bool,
 }
 
 pub async fn run(cli: Cli) -> CliResult {
     let file = FileConfig::load(cli.config.as_deref())?;
     let url = config::database_url(cli.database_url.as_deref(), &file);
+    if let Command::Serve(args) = cli.command {
+        return serve::run(args, url, &file).await;
+    }
     let store = open_store(&url).await?;
     // Every command applies pending migrations first; `db` commands manage them themselves.
     if !matches!(cli.command, Command::Db(_)) {
@@ -37,23 +43,19 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Plans(command) => plans::run(&context, command).await,
         Command::Db(command) => db::run(&context, command).await,
         Command::Import(args) => import::run(&context, args).await,
+        Command::Serve(_) => Ok(()),
     }
 }
 
-async fn open_store(url: &str) -> CliResult<Box<dyn Store>> {
-    if url.starts_with("sqlite:") {
-        let store = SqliteStore::connect(url)
-            .await
-            .map_err(|error| CliError::failure(format!("cannot open the database: {error}")))?;
-        Ok(Box::new(store))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Err(CliError::failure(
-            "this build of keyward supports SQLite only; PostgreSQL support is planned",
-        ))
-    } else {
-        Err(CliError::usage(
-            "--database-url must start with sqlite: or postgres://",
-        ))
+async fn open_store(url: &str) -> CliResult<Arc<dyn Store>> {
+    match keyward_store::connect(url).await {
+        Ok(store) => Ok(store),
+        Err(StoreError::Invalid { message, .. }) if !url.starts_with("sqlite:") => {
+            Err(CliError::usage(format!("--database-url {message}")))
+        }
+        Err(error) => Err(CliError::failure(format!(
+            "cannot open the database: {error}"
+        ))),
     }
 }
 

@@ -1,0 +1,88 @@
+//! The admin token: given by `KEYWARD_ADMIN_TOKEN` (≥ 32 characters; it wins over a stored
+//! one), or generated on first start, printed once to stderr, and stored only as SHA-256.
+
+use rand::TryRngCore;
+use rand::rngs::OsRng;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use keyward_store::{Store, StoreError};
+
+const SETTING: &str = "admin_token_sha256";
+pub const MIN_TOKEN_LEN: usize = 32;
+
+/// The SHA-256 of the admin token; compares in constant time.
+#[derive(Clone)]
+pub struct AdminToken([u8; 32]);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken([REDACTED])")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminTokenError {
+    #[error("KEYWARD_ADMIN_TOKEN must be at least {MIN_TOKEN_LEN} characters")]
+    TooShort,
+    #[error("the stored admin token hash is unreadable")]
+    Corrupt,
+    #[error("cannot generate an admin token: {0}")]
+    Random(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AdminToken {
+    pub fn matches(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        bool::from(digest.ct_eq(&self.0))
+    }
+
+    /// Resolves the token: the configured one, else the stored hash, else a new token
+    /// (printed once to stderr).
+    pub async fn resolve(
+        configured: Option<&Zeroizing<String>>,
+        store: &dyn Store,
+    ) -> Result<Self, AdminTokenError> {
+        if let Some(token) = configured {
+            if token.chars().count() < MIN_TOKEN_LEN {
+                return Err(AdminTokenError::TooShort);
+            }
+            return Ok(Self(Sha256::digest(token.as_bytes()).into()));
+        }
+        if let Some(stored) = store.get_setting(SETTING).await? {
+            return Self::from_hex(&stored);
+        }
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        OsRng
+            .try_fill_bytes(bytes.as_mut())
+            .map_err(|e| AdminTokenError::Random(e.to_string()))?;
+        let token = Zeroizing::new(format!("kwadm_{}", hex::encode(bytes.as_ref())));
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if store
+            .insert_setting_if_absent(SETTING, &hex::encode(hash))
+            .await?
+        {
+            eprintln!(
+                "keyward: generated an admin token; it is shown only this once, so store it now:\n  {}",
+                token.as_str()
+            );
+            Ok(Self(hash))
+        } else {
+            // Another node won the race: use its token.
+            let stored = store
+                .get_setting(SETTING)
+                .await?
+                .ok_or(AdminTokenError::Corrupt)?;
+            Self::from_hex(&stored)
+        }
+    }
+
+    fn from_hex(stored: &str) -> Result<Self, AdminTokenError> {
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(stored, &mut hash).map_err(|_| AdminTokenError::Corrupt)?;
+        Ok(Self(hash))
+    }
+}

@@ -1,0 +1,124 @@
+//! Who is calling a management endpoint: the admin (admin token), or a user's own key
+//! (self-service, CONTRACT §6), checked through the one verification path.
+
+use std::sync::Arc;
+
+use axum::http::request::Parts;
+use chrono::Utc;
+use keyward_core::{Code, PlainKey, PresentedKey, Scope, UserId};
+use keyward_store::{Actor, KeyRecord};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ClientAddr, presented_key};
+use crate::state::AppState;
+use crate::verifier::Check;
+
+/// An authenticated management caller.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Admin,
+    /// A user's own key; acts only on that user.
+    Key(Arc<KeyRecord>),
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Self::Admin)
+    }
+
+    /// The user a self-service caller acts for.
+    pub fn own_user(&self) -> Option<&UserId> {
+        match self {
+            Self::Admin => None,
+            Self::Key(key) => Some(&key.user_id),
+        }
+    }
+
+    pub fn actor(&self, client: &ClientAddr) -> Actor {
+        match self {
+            Self::Admin => Actor::admin(Some(client.client)),
+            Self::Key(key) => Actor::key(key.id.clone(), Some(client.client)),
+        }
+    }
+
+    /// Whether this caller may see a key of `owner` (admins see all; keys, their user's).
+    pub fn can_see(&self, owner: &UserId) -> bool {
+        self.own_user().is_none_or(|user| user == owner)
+    }
+}
+
+const NO_CREDENTIALS: &str = "an admin token or an API key is required";
+const ADMIN_ONLY: &str = "this endpoint needs the admin token";
+const WRONG_TOKEN: &str = "the admin token is wrong";
+
+/// Authenticates the caller of an endpoint open to the admin and (unless `admin_only`) to a
+/// user's own key.
+pub async fn authenticate(
+    state: &AppState,
+    parts: &Parts,
+    client: &ClientAddr,
+    admin_only: bool,
+) -> ApiResult<Caller> {
+    let presented = presented_key(
+        &parts.headers,
+        parts.uri.query(),
+        state.config.allow_query_key,
+    )
+    .ok_or(ApiError::Unauthorized(NO_CREDENTIALS))?;
+    if state.admin_token.matches(presented) {
+        return Ok(Caller::Admin);
+    }
+    if admin_only {
+        return Err(ApiError::Unauthorized(
+            if PlainKey::parse(presented).is_ok() {
+                ADMIN_ONLY
+            } else {
+                WRONG_TOKEN
+            },
+        ));
+    }
+    // Only something that can be a key is checked as one; anything else is a wrong token.
+    match PresentedKey::classify(presented) {
+        Ok(PresentedKey::Native(_))
+        | Ok(PresentedKey::Foreign(_))
+        | Err(keyward_core::KeyFormatError::BadChecksum) => {}
+        Err(keyward_core::KeyFormatError::Malformed) => {
+            return Err(ApiError::Unauthorized(WRONG_TOKEN));
+        }
+    }
+    let check = Check {
+        presented: Some(presented),
+        client_ip: client.client,
+        guard_ip: client.client,
+        required_scopes: &[],
+        cost: 0,
+        counted: false,
+    };
+    let decision = state
+        .verifier
+        .verify(&check, Utc::now())
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    match (decision.code, decision.key) {
+        (Code::Valid, Some(key)) => {
+            let manage = Scope::KEYS_MANAGE;
+            if !key.scopes.is_empty() && !key.scopes.iter().any(|s| s.as_str() == manage) {
+                return Err(ApiError::Forbidden(format!(
+                    "the key lacks the `{manage}` scope"
+                )));
+            }
+            tracing::Span::current().record("key_id", key.id.as_str());
+            Ok(Caller::Key(key))
+        }
+        // A foreign string the store does not know is just a wrong token.
+        (Code::Invalid, _)
+            if PlainKey::parse(presented).is_err() && PresentedKey::classify(presented).is_ok() =>
+        {
+            Err(ApiError::Unauthorized(WRONG_TOKEN))
+        }
+        (code, _) => Err(ApiError::Decision {
+            code,
+            retry_after: None,
+        }),
+    }
+}

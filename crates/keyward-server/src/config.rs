@@ -1,0 +1,98 @@
+//! The server's settings, already resolved (flag > env > file > default) by the binary.
+
+use std::time::Duration;
+
+use ipnet::IpNet;
+use zeroize::Zeroizing;
+
+/// Everything `keyward serve` needs to start.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// `host:port`; port 0 picks a free port.
+    pub listen: String,
+    pub database_url: String,
+    /// From `KEYWARD_ADMIN_TOKEN`; else one is generated on first start.
+    pub admin_token: Option<Zeroizing<String>>,
+    pub allow_query_key: bool,
+    pub trusted_proxies: Vec<IpNet>,
+    /// Failed checks per client address per window (0 = off).
+    pub failure_limit: u32,
+    /// The brute-force guard's window (the contract's minute; shorter in tests).
+    pub failure_window: Duration,
+    pub usage: bool,
+    pub usage_retention_days: u32,
+    /// Most keys the in-process cache holds.
+    pub key_cache_capacity: u64,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("allow_query_key", &self.allow_query_key)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("failure_limit", &self.failure_limit)
+            .field("failure_window", &self.failure_window)
+            .field("usage", &self.usage)
+            .field("usage_retention_days", &self.usage_retention_days)
+            .field("key_cache_capacity", &self.key_cache_capacity)
+            .finish()
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            database_url: "sqlite://keyward.db".to_owned(),
+            admin_token: None,
+            allow_query_key: false,
+            trusted_proxies: Vec::new(),
+            failure_limit: 100,
+            failure_window: Duration::from_secs(60),
+            usage: true,
+            usage_retention_days: 30,
+            key_cache_capacity: 2_000_000,
+        }
+    }
+}
+
+/// A URL with any password replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("postgres://kw:s3cret@db:5432/kw"),
+            "postgres://kw:***@db:5432/kw"
+        );
+        assert_eq!(redact_url("sqlite://keyward.db"), "sqlite://keyward.db");
+        let config = ServerConfig {
+            admin_token: Some(Zeroizing::new("x".repeat(40))),
+            database_url: "postgres://kw:s3cret@db/kw".into(),
+            ..ServerConfig::default()
+        };
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("s3cret") && !debug.contains(&"x".repeat(40)));
+    }
+}

@@ -1,0 +1,215 @@
+//! Request extraction: JSON bodies with problem-shaped rejections, the presented key
+//! (CONTRACT §3) and the client address behind trusted proxies.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use ipnet::IpNet;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Bodies larger than this are refused with 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// `axum::Json` whose rejections are the API's problems (400, 413, 415, 422).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonDataError(error) => {
+            // serde's message names the field ("unknown field `x`", "missing field `y`").
+            ApiError::Validation(data_error_detail(&error.body_text()))
+        }
+        JsonRejection::JsonSyntaxError(error) => ApiError::BadRequest(error.body_text()),
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+        JsonRejection::BytesRejection(error) => {
+            if error.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest(error.body_text())
+            }
+        }
+        other => ApiError::BadRequest(other.body_text()),
+    }
+}
+
+/// "Failed to deserialize the JSON body into the target type: name: invalid type…" →
+/// "name: invalid type…" (the field first, as every validation message here).
+fn data_error_detail(text: &str) -> String {
+    text.strip_prefix("Failed to deserialize the JSON body into the target type: ")
+        .unwrap_or(text)
+        .to_owned()
+}
+
+/// The key a request presents: `Authorization: Bearer`, then `X-API-Key`, then (when
+/// allowed) the `api_key` query parameter. `None` when there is none.
+pub fn presented_key<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+    allow_query: bool,
+) -> Option<&'a str> {
+    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        if scheme.eq_ignore_ascii_case("bearer") {
+            let token = token.trim();
+            return (!token.is_empty()).then_some(token);
+        }
+    }
+    if let Some(value) = headers.get("x-api-key") {
+        let token = value.to_str().ok()?.trim();
+        return (!token.is_empty()).then_some(token);
+    }
+    if allow_query {
+        return query.and_then(query_key);
+    }
+    None
+}
+
+/// The `api_key` parameter of a query string, if any (keys are base62, so no decoding).
+fn query_key(query: &str) -> Option<&str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(name, _)| *name == "api_key")
+        .map(|(_, value)| value)
+        .filter(|value| !value.is_empty())
+}
+
+/// The client's address: the socket peer, or — when the peer is a trusted proxy — the
+/// rightmost `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer = peer.to_canonical();
+    if !is_trusted(peer, trusted) {
+        return peer;
+    }
+    let mut client = peer;
+    for value in headers.get_all("x-forwarded-for").iter().rev() {
+        let Ok(value) = value.to_str() else {
+            return client;
+        };
+        for entry in value.rsplit(',') {
+            let Ok(address) = entry.trim().parse::<IpAddr>() else {
+                return client;
+            };
+            let address = address.to_canonical();
+            client = address;
+            if !is_trusted(address, trusted) {
+                return address;
+            }
+        }
+    }
+    client
+}
+
+pub fn is_trusted(address: IpAddr, trusted: &[IpNet]) -> bool {
+    let address = address.to_canonical();
+    trusted.iter().any(|net| net.contains(&address))
+}
+
+/// The socket peer and the client address derived from it (see [`client_address`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr {
+    pub peer: IpAddr,
+    pub client: IpAddr,
+}
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::from([127, 0, 0, 1]), |info| info.0.ip());
+        let client = client_address(peer, &parts.headers, &state.config.trusted_proxies);
+        Ok(Self {
+            peer: peer.to_canonical(),
+            client,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn keys_come_from_bearer_then_header_then_query() {
+        let both = headers(&[("authorization", "Bearer abc"), ("x-api-key", "def")]);
+        assert_eq!(presented_key(&both, None, false), Some("abc"));
+        let header = headers(&[("x-api-key", "def")]);
+        assert_eq!(
+            presented_key(&header, Some("api_key=ghi"), true),
+            Some("def")
+        );
+        let none = HeaderMap::new();
+        assert_eq!(presented_key(&none, Some("a=1&api_key=ghi"), false), None);
+        assert_eq!(
+            presented_key(&none, Some("a=1&api_key=ghi"), true),
+            Some("ghi")
+        );
+        let basic = headers(&[("authorization", "Basic Zm9v")]);
+        assert_eq!(presented_key(&basic, None, false), None);
+        let lower = headers(&[("authorization", "bearer   abc  ")]);
+        assert_eq!(presented_key(&lower, None, false), Some("abc"));
+    }
+
+    #[test]
+    fn forwarded_for_is_trusted_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        let xff = headers(&[("x-forwarded-for", "203.0.113.9, 198.51.100.2, 10.0.0.7")]);
+        let untrusted_peer: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(
+            client_address(untrusted_peer, &xff, &trusted),
+            untrusted_peer
+        );
+        let proxy: IpAddr = "10.1.1.1".parse().unwrap();
+        assert_eq!(
+            client_address(proxy, &xff, &trusted),
+            "198.51.100.2".parse::<IpAddr>().unwrap()
+        );
+        let v6 = headers(&[("x-forwarded-for", "2001:db8::5")]);
+        assert_eq!(
+            client_address("::1".parse().unwrap(), &v6, &trusted),
+            "2001:db8::5".parse::<IpAddr>().unwrap()
+        );
+        let garbage = headers(&[("x-forwarded-for", "not-an-ip")]);
+        assert_eq!(client_address(proxy, &garbage, &trusted), proxy);
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert!(is_trusted(mapped, &trusted));
+    }
+}

@@ -1,0 +1,179 @@
+//! Library mode: the verification path as a tower [`Layer`] and an axum extractor, so a
+//! Rust service protects its routes in three lines:
+//!
+//! ```ignore
+//! let keyward = keyward_server::Engine::open(&EngineConfig::embedded("sqlite://keys.db")).await?;
+//! let app = Router::new().route("/hello", get(hello)).layer(keyward.layer());
+//! async fn hello(key: AuthenticatedKey) -> String { format!("hello {}", key.user_id) }
+//! ```
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{Request, Response};
+use axum::response::IntoResponse;
+use chrono::Utc;
+use ipnet::IpNet;
+use keyward_core::{Code, KeyId, PlanName, Scope, UserId};
+use keyward_store::Metadata;
+use tower::{Layer, Service};
+
+use crate::error::{ApiError, problem_response};
+use crate::extract::{client_address, presented_key};
+use crate::headers::rate_limit_headers;
+use crate::verifier::{Check, Verifier};
+
+/// The key a request was admitted with, for handlers behind [`KeywardLayer`].
+#[derive(Debug, Clone)]
+pub struct AuthenticatedKey {
+    pub key_id: KeyId,
+    pub user_id: UserId,
+    pub plan: PlanName,
+    pub scopes: Vec<Scope>,
+    pub metadata: Metadata,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AuthenticatedKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Self>()
+            .cloned()
+            .ok_or(ApiError::Decision {
+                code: Code::Missing,
+                retry_after: None,
+            })
+    }
+}
+
+/// Options of the layer.
+#[derive(Debug, Clone, Default)]
+pub struct LayerOptions {
+    pub allow_query_key: bool,
+    pub trusted_proxies: Vec<IpNet>,
+    /// Scopes every request through this layer needs.
+    pub required_scopes: Vec<Scope>,
+}
+
+/// Checks every request's key before the inner service sees it.
+#[derive(Debug, Clone)]
+pub struct KeywardLayer {
+    verifier: Arc<Verifier>,
+    options: Arc<LayerOptions>,
+}
+
+impl KeywardLayer {
+    pub fn new(verifier: Arc<Verifier>, options: LayerOptions) -> Self {
+        Self {
+            verifier,
+            options: Arc::new(options),
+        }
+    }
+
+    /// The same layer, requiring `scopes` as well.
+    pub fn require_scopes(&self, scopes: impl IntoIterator<Item = Scope>) -> Self {
+        let mut options = (*self.options).clone();
+        options.required_scopes.extend(scopes);
+        Self {
+            verifier: self.verifier.clone(),
+            options: Arc::new(options),
+        }
+    }
+}
+
+impl<S> Layer<S> for KeywardLayer {
+    type Service = KeywardService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        KeywardService {
+            inner,
+            verifier: self.verifier.clone(),
+            options: self.options.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct KeywardService<S> {
+    inner: S,
+    verifier: Arc<Verifier>,
+    options: Arc<LayerOptions>,
+}
+
+impl<S> Service<Request<Body>> for KeywardService<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        // The clone that was polled ready serves this request (tower's usual dance).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let verifier = self.verifier.clone();
+        let options = self.options.clone();
+        Box::pin(async move {
+            let peer = request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(IpAddr::from([127, 0, 0, 1]), |info| info.0.ip());
+            let client = client_address(peer, request.headers(), &options.trusted_proxies);
+            let presented = presented_key(
+                request.headers(),
+                request.uri().query(),
+                options.allow_query_key,
+            );
+            let check = Check {
+                presented,
+                client_ip: client,
+                guard_ip: client,
+                required_scopes: &options.required_scopes,
+                cost: 1,
+                counted: true,
+            };
+            let decision = match verifier.verify(&check, Utc::now()).await {
+                Ok(decision) => decision,
+                Err(_) => return Ok(ApiError::Unavailable.into_response()),
+            };
+            let limits = decision.limits.clone();
+            let mut response = match (decision.is_valid(), &decision.key) {
+                (true, Some(key)) => {
+                    request.extensions_mut().insert(AuthenticatedKey {
+                        key_id: key.id.clone(),
+                        user_id: key.user_id.clone(),
+                        plan: key.effective_plan().clone(),
+                        scopes: key.scopes.clone(),
+                        metadata: key.metadata.clone(),
+                    });
+                    inner.call(request).await?
+                }
+                _ => {
+                    let error = ApiError::Decision {
+                        code: decision.code,
+                        retry_after: decision.retry_after(),
+                    };
+                    problem_response(&error.problem(), decision.retry_after())
+                }
+            };
+            if let Some(limits) = limits {
+                rate_limit_headers(response.headers_mut(), &limits.limits);
+            }
+            Ok(response)
+        })
+    }
+}

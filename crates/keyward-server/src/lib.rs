@@ -1,0 +1,23 @@
+//! keyward's HTTP service: the management API, `/v1/verify`, `/v1/authorize`, and the
+//! same verification as a tower layer for Rust services.
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+mod feed;
+mod headers;
+pub mod layer;
+pub mod limiter;
+pub mod openapi;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod usage;
+pub mod verifier;
+
+pub use config::ServerConfig;
+pub use layer::{AuthenticatedKey, KeywardLayer, LayerOptions};
+pub use startup::{Application, Engine, EngineConfig, StartupError};

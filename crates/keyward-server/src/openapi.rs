@@ -1,0 +1,204 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations. Response bodies that
+//! the handlers build from store views are described by the schema types below; a test
+//! checks them field for field against real serialized values, so they cannot drift.
+
+use std::sync::OnceLock;
+
+use serde::Serialize;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Live,
+    Test,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    Active,
+    Disabled,
+    Expired,
+    Revoked,
+}
+
+/// A rate-limit window: at most `max` units in any `window_seconds`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WindowObject {
+    pub window_seconds: u64,
+    pub max: u64,
+    #[schema(nullable = false)]
+    pub name: Option<String>,
+}
+
+/// An API key (CONTRACT §2). Never its hash, never its plaintext.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyObject {
+    pub id: String,
+    pub key_prefix: String,
+    pub user_id: String,
+    pub name: String,
+    pub environment: Environment,
+    pub plan: Option<String>,
+    pub effective_plan: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub request_count: u64,
+    pub is_active: bool,
+    pub enabled: bool,
+    pub status: KeyStatus,
+    pub revoked_at: Option<String>,
+    pub replaced_by: Option<String>,
+    pub rate_limit_per_hour: Option<u64>,
+    pub limits: Option<Vec<WindowObject>>,
+    pub allowed_ips: Option<Vec<String>>,
+    pub scopes: Vec<String>,
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+}
+
+/// A new key: the key object plus its plaintext `key`, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewKeyObject {
+    #[serde(flatten)]
+    pub object: KeyObject,
+    pub key: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<KeyObject>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedKeys {
+    pub key: NewKeyObject,
+    pub old_key: KeyObject,
+}
+
+/// A user (CONTRACT §2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserObject {
+    pub user_id: String,
+    pub plan: String,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    pub created_at: String,
+    pub updated_at: String,
+    pub key_count: u64,
+    pub deleted_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    pub users: Vec<UserObject>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokedCount {
+    pub revoked: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BurstObject {
+    pub rate_per_second: f64,
+    pub capacity: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PriceObject {
+    pub base_cents: u64,
+    pub included_requests: u64,
+    pub overage_cents_per_1000: u64,
+}
+
+/// A plan's settings (the body of `PUT /v1/plans/{name}`; a `name`, if given, must equal
+/// the path's).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanBody {
+    #[schema(nullable = false)]
+    pub name: Option<String>,
+    pub limits: Vec<WindowObject>,
+    pub burst: Option<BurstObject>,
+    pub monthly_quota: Option<u64>,
+    pub max_keys: Option<u64>,
+    pub features: Option<Vec<String>>,
+    pub price: Option<PriceObject>,
+}
+
+/// A plan (CONTRACT §7).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanObject {
+    pub name: String,
+    pub limits: Vec<WindowObject>,
+    pub burst: Option<BurstObject>,
+    pub monthly_quota: Option<u64>,
+    pub max_keys: Option<u64>,
+    pub features: Option<Vec<String>>,
+    pub price: Option<PriceObject>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanList {
+    pub plans: Vec<PlanObject>,
+}
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("the admin token"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "keyward", description = "API keys, rate limits, usage and billing for HTTP APIs."),
+    paths(
+        crate::routes::keys::create, crate::routes::keys::list, crate::routes::keys::show,
+        crate::routes::keys::update, crate::routes::keys::revoke, crate::routes::keys::rotate,
+        crate::routes::users::list, crate::routes::users::create, crate::routes::users::show,
+        crate::routes::users::update, crate::routes::users::delete, crate::routes::users::revoke_keys,
+        crate::routes::plans::list, crate::routes::plans::put,
+        crate::routes::verify::verify, crate::routes::authorize::authorize,
+        crate::routes::health::healthz, crate::routes::health::readyz,
+        crate::routes::health::metrics, crate::routes::health::openapi,
+    ),
+    components(schemas(crate::error::Problem)),
+    modifiers(&Security),
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+/// The document as JSON, built once.
+pub fn document_json() -> String {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT
+        .get_or_init(|| {
+            ApiDoc::openapi()
+                .to_json()
+                .unwrap_or_else(|_| "{}".to_owned())
+        })
+        .clone()
+}

@@ -1,0 +1,108 @@
+//! `/v1/authorize` (any method): forward-auth for nginx `auth_request`, Caddy
+//! `forward_auth`, Traefik `forwardAuth` and Envoy `ext_authz` (HTTP).
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use keyward_core::Scope;
+
+use crate::error::{ApiError, problem_response};
+use crate::extract::{ClientAddr, presented_key};
+use crate::headers::rate_limit_headers;
+use crate::state::AppState;
+use crate::verifier::Check;
+
+/// Optional: a comma-separated list of scopes the original request needs.
+pub const REQUIRED_SCOPES_HEADER: &str = "x-keyward-required-scopes";
+
+#[utoipa::path(get, path = "/v1/authorize", tag = "verification",
+    params(
+        ("X-Original-URI" = Option<String>, Header, description = "the original request's URI (nginx)"),
+        ("X-Forwarded-Uri" = Option<String>, Header, description = "the original request's URI (Traefik, Caddy)"),
+        ("X-Original-Method" = Option<String>, Header),
+        ("X-Forwarded-Method" = Option<String>, Header),
+        ("X-Keyward-Required-Scopes" = Option<String>, Header, description = "comma-separated scopes the request needs"),
+    ),
+    responses(
+        (status = 200, description = "Admitted; `X-Keyward-Key-Id`, `X-Keyward-User-Id`, `X-Keyward-Plan` and the rate-limit headers are set"),
+        (status = "4XX", description = "The decision's status (CONTRACT §4)", body = crate::error::Problem),
+        (status = 503, body = crate::error::Problem)),
+    security((), ("key" = [])))]
+pub async fn authorize(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    request: Request,
+) -> Response {
+    let headers = request.headers();
+    let original_query = original_uri(headers).and_then(|uri| uri.split_once('?').map(|(_, q)| q));
+    let query = request.uri().query().or(original_query);
+    let presented = presented_key(headers, query, state.config.allow_query_key);
+    let scopes: Vec<Scope> = match headers.get(REQUIRED_SCOPES_HEADER).map(|v| v.to_str()) {
+        None => Vec::new(),
+        Some(Ok(list)) => match list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Scope::parse)
+            .collect()
+        {
+            Ok(scopes) => scopes,
+            Err(error) => {
+                return ApiError::validation("X-Keyward-Required-Scopes", error).into_response();
+            }
+        },
+        Some(Err(_)) => {
+            return ApiError::validation("X-Keyward-Required-Scopes", "not visible ASCII")
+                .into_response();
+        }
+    };
+    let check = Check {
+        presented,
+        client_ip: client.client,
+        guard_ip: client.client,
+        required_scopes: &scopes,
+        cost: 1,
+        counted: true,
+    };
+    let decision = match state.verifier.verify(&check, Utc::now()).await {
+        Ok(decision) => decision,
+        Err(_) => return ApiError::Unavailable.into_response(),
+    };
+    let mut response = if decision.is_valid() {
+        let mut response = axum::http::StatusCode::OK.into_response();
+        if let Some(key) = &decision.key {
+            let span = tracing::Span::current();
+            span.record("key_id", key.id.as_str());
+            span.record("key_prefix", key.key_prefix.as_str());
+            let out = response.headers_mut();
+            insert(out, "x-keyward-key-id", key.id.as_str());
+            insert(out, "x-keyward-user-id", key.user_id.as_str());
+            insert(out, "x-keyward-plan", key.effective_plan().as_str());
+        }
+        response
+    } else {
+        let error = ApiError::Decision {
+            code: decision.code,
+            retry_after: decision.retry_after(),
+        };
+        problem_response(&error.problem(), decision.retry_after())
+    };
+    if let Some(limits) = &decision.limits {
+        rate_limit_headers(response.headers_mut(), &limits.limits);
+    }
+    response
+}
+
+fn original_uri(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-original-uri")
+        .or_else(|| headers.get("x-forwarded-uri"))
+        .and_then(|v| v.to_str().ok())
+}
+
+fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(HeaderName::from_static(name), value);
+    }
+}

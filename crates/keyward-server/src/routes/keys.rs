@@ -1,0 +1,492 @@
+//! `/v1/keys`: create, list, show, update, revoke, rotate (admin or self-service).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, Duration, Utc};
+use ipnet::IpNet;
+use keyward_core::plan::validate_windows;
+use keyward_core::{Environment, KeyId, KeyPrefix, PlanName, Scope, UserId, Window};
+use keyward_store::{
+    KeyFilter, KeyPatch, KeyRecord, KeySpec, Metadata, PageRequest, Rotation, issue_key, rotate_key,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{AdminOrSelf, ApiQuery, double_option, field, now};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+const MAX_LIST_ITEMS: usize = 100;
+const MAX_GRACE_SECONDS: u64 = 2_592_000;
+const MAX_DAYS: u32 = 36_500;
+
+/// `POST /v1/keys`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    /// Admin only; self-service creates keys for its own user.
+    pub user_id: Option<String>,
+    pub name: String,
+    #[schema(value_type = Option<crate::openapi::Environment>)]
+    pub environment: Option<Environment>,
+    pub prefix: Option<String>,
+    /// Admin only. Alias: `tier`.
+    #[serde(alias = "tier")]
+    pub plan: Option<String>,
+    pub expires_in_days: Option<u32>,
+    pub expires_at: Option<String>,
+    /// Admin only.
+    pub rate_limit_per_hour: Option<u64>,
+    /// Admin only.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub limits: Option<Vec<Window>>,
+    pub allowed_ips: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Metadata>,
+}
+
+/// `PATCH /v1/keys/{id}`: absent fields are left alone; `null` clears a nullable one.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKeyRequest {
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub expires_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub allowed_ips: Option<Option<Vec<String>>>,
+    pub scopes: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Metadata>,
+    /// Admin only. Alias: `tier`.
+    #[serde(default, alias = "tier", deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub plan: Option<Option<String>>,
+    /// Admin only.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u64>)]
+    pub rate_limit_per_hour: Option<Option<u64>>,
+    /// Admin only.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub limits: Option<Option<Vec<Window>>>,
+}
+
+/// `POST /v1/keys/{id}/rotate`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeyRequest {
+    pub grace_period_seconds: Option<u64>,
+    pub expires_in_days: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListKeysQuery {
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub include_inactive: bool,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// A key id from the path; one that cannot exist is simply not found.
+fn path_key(id: &str) -> ApiResult<KeyId> {
+    KeyId::parse(id).map_err(|_| ApiError::NotFound("key"))
+}
+
+pub fn view(key: &KeyRecord) -> Value {
+    serde_json::to_value(key.view(now())).unwrap_or(Value::Null)
+}
+
+fn view_with_secret(key: &KeyRecord, secret: &str) -> Value {
+    let mut value = view(key);
+    value["key"] = Value::String(secret.to_owned());
+    value
+}
+
+/// A key the caller may act on: any for the admin; its own user's for a key (else 404).
+async fn visible_key(state: &AppState, caller: &Caller, id: &str) -> ApiResult<KeyRecord> {
+    let key = state.store.get_key(&path_key(id)?).await?;
+    if caller.can_see(&key.user_id) {
+        Ok(key)
+    } else {
+        Err(ApiError::NotFound("key"))
+    }
+}
+
+fn name_field(name: &str) -> ApiResult<String> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "name",
+            "must be 1 to 255 printable characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn ips_field(values: &[String]) -> ApiResult<Vec<IpNet>> {
+    if values.len() > MAX_LIST_ITEMS {
+        return Err(ApiError::validation("allowed_ips", "at most 100 entries"));
+    }
+    values
+        .iter()
+        .map(|value| {
+            value
+                .parse::<IpNet>()
+                .or_else(|_| value.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    ApiError::validation(
+                        "allowed_ips",
+                        format!("`{value}` is not an IP address or CIDR range"),
+                    )
+                })
+        })
+        .collect()
+}
+
+fn scopes_field(values: &[String]) -> ApiResult<Vec<Scope>> {
+    if values.len() > MAX_LIST_ITEMS {
+        return Err(ApiError::validation("scopes", "at most 100 entries"));
+    }
+    let mut scopes: Vec<Scope> = values
+        .iter()
+        .map(|s| field("scopes", s, Scope::parse))
+        .collect::<ApiResult<_>>()?;
+    scopes.dedup();
+    Ok(scopes)
+}
+
+fn limits_field(windows: &[Window]) -> ApiResult<Vec<Window>> {
+    validate_windows(windows).map_err(|error| ApiError::validation("limits", error.reason))?;
+    Ok(windows.to_vec())
+}
+
+fn rate_field(value: u64) -> ApiResult<u64> {
+    if value == 0 || value > i64::MAX as u64 {
+        return Err(ApiError::validation(
+            "rate_limit_per_hour",
+            "must be between 1 and 9223372036854775807",
+        ));
+    }
+    Ok(value)
+}
+
+fn days_from_now(name: &str, days: u32) -> ApiResult<DateTime<Utc>> {
+    if days == 0 || days > MAX_DAYS {
+        return Err(ApiError::validation(name, "must be between 1 and 36500"));
+    }
+    Ok(Utc::now() + Duration::days(i64::from(days)))
+}
+
+fn time_field(name: &str, value: &str) -> ApiResult<DateTime<Utc>> {
+    field(name, value, keyward_core::time::parse)
+}
+
+fn forbid_admin_fields(caller: &Caller, fields: &[(&str, bool)]) -> ApiResult<()> {
+    if caller.is_admin() {
+        return Ok(());
+    }
+    match fields.iter().find(|(_, present)| *present) {
+        Some((name, _)) => Err(ApiError::Forbidden(format!(
+            "only the admin may set `{name}`"
+        ))),
+        None => Ok(()),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKeyRequest,
+    responses((status = 201, description = "The new key, with its plaintext `key` (shown once)", body = crate::openapi::NewKeyObject),
+        (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    security(("admin" = []), ("key" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    AdminOrSelf(caller, client): AdminOrSelf,
+    ApiJson(request): ApiJson<CreateKeyRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    forbid_admin_fields(
+        &caller,
+        &[
+            ("user_id", request.user_id.is_some()),
+            ("plan", request.plan.is_some()),
+            ("rate_limit_per_hour", request.rate_limit_per_hour.is_some()),
+            ("limits", request.limits.is_some()),
+        ],
+    )?;
+    let user_id = match (&caller, &request.user_id) {
+        (Caller::Key(key), _) => key.user_id.clone(),
+        (Caller::Admin, Some(user_id)) => field("user_id", user_id, UserId::parse)?,
+        (Caller::Admin, None) => return Err(ApiError::validation("user_id", "is required")),
+    };
+    let mut spec = KeySpec::new(user_id, name_field(&request.name)?);
+    spec.environment = request.environment.unwrap_or_default();
+    spec.prefix = request
+        .prefix
+        .as_deref()
+        .map(|p| field("prefix", p, KeyPrefix::parse))
+        .transpose()?;
+    spec.plan = request
+        .plan
+        .as_deref()
+        .map(|p| field("plan", p, PlanName::parse))
+        .transpose()?;
+    spec.expires_at = match (request.expires_in_days, &request.expires_at) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::validation(
+                "expires_at",
+                "give expires_in_days or expires_at, not both",
+            ));
+        }
+        (Some(days), None) => Some(days_from_now("expires_in_days", days)?),
+        (None, Some(at)) => {
+            let at = time_field("expires_at", at)?;
+            if at <= Utc::now() {
+                return Err(ApiError::validation("expires_at", "must be in the future"));
+            }
+            Some(at)
+        }
+        (None, None) => None,
+    };
+    spec.rate_limit_per_hour = request.rate_limit_per_hour.map(rate_field).transpose()?;
+    spec.limits = request.limits.as_deref().map(limits_field).transpose()?;
+    spec.allowed_ips = request.allowed_ips.as_deref().map(ips_field).transpose()?;
+    spec.scopes = match (&caller, request.scopes.as_deref()) {
+        (Caller::Key(own), requested) if !own.scopes.is_empty() => {
+            // A scoped caller creates keys with a non-empty subset of its own scopes.
+            let scopes = match requested {
+                None => own.scopes.clone(),
+                Some(requested) => scopes_field(requested)?,
+            };
+            if scopes.is_empty() || scopes.iter().any(|s| !own.scopes.contains(s)) {
+                return Err(ApiError::Forbidden(
+                    "a key may only create keys with a non-empty subset of its own scopes"
+                        .to_owned(),
+                ));
+            }
+            scopes
+        }
+        (_, requested) => requested.map(scopes_field).transpose()?.unwrap_or_default(),
+    };
+    spec.metadata = request.metadata.unwrap_or_default();
+    let (plain, key) = issue_key(&*state.store, &spec, &caller.actor(&client)).await?;
+    tracing::info!(key_id = %key.id, key_prefix = %key.key_prefix, user_id = %key.user_id, "key created");
+    Ok((
+        StatusCode::CREATED,
+        Json(view_with_secret(&key, plain.expose_secret())),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", params(ListKeysQuery),
+    responses((status = 200, body = crate::openapi::KeyList), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    security(("admin" = []), ("key" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    AdminOrSelf(caller, _): AdminOrSelf,
+    ApiQuery(query): ApiQuery<ListKeysQuery>,
+) -> ApiResult<Json<Value>> {
+    let requested = query
+        .user_id
+        .as_deref()
+        .map(|u| field("user_id", u, UserId::parse))
+        .transpose()?;
+    let user_id = match (caller.own_user(), requested) {
+        (Some(own), Some(requested)) if *own != requested => {
+            return Err(ApiError::NotFound("user"));
+        }
+        (Some(own), _) => Some(own.clone()),
+        (None, requested) => requested,
+    };
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation("limit", "must be between 1 and 1000"));
+    }
+    let filter = KeyFilter {
+        user_id,
+        include_inactive: query.include_inactive,
+        page: PageRequest {
+            limit,
+            cursor: query.cursor,
+        },
+    };
+    let page = state.store.list_keys(&filter).await?;
+    let keys: Vec<Value> = page.items.iter().map(view).collect();
+    Ok(Json(json!({"keys": keys, "next_cursor": page.next_cursor})))
+}
+
+#[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
+    responses((status = 200, body = crate::openapi::KeyObject), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    security(("admin" = []), ("key" = [])))]
+pub async fn show(
+    State(state): State<AppState>,
+    AdminOrSelf(caller, _): AdminOrSelf,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let key = visible_key(&state, &caller, &id).await?;
+    Ok(Json(view(&key)))
+}
+
+#[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)), request_body = UpdateKeyRequest,
+    responses((status = 200, body = crate::openapi::KeyObject), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    security(("admin" = []), ("key" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    AdminOrSelf(caller, client): AdminOrSelf,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<UpdateKeyRequest>,
+) -> ApiResult<Json<Value>> {
+    forbid_admin_fields(
+        &caller,
+        &[
+            ("plan", request.plan.is_some()),
+            ("rate_limit_per_hour", request.rate_limit_per_hour.is_some()),
+            ("limits", request.limits.is_some()),
+        ],
+    )?;
+    let key = visible_key(&state, &caller, &id).await?;
+    let scopes = request.scopes.as_deref().map(scopes_field).transpose()?;
+    if let (Caller::Key(_), Some(scopes)) = (&caller, &scopes) {
+        let narrowing = if key.scopes.is_empty() {
+            !scopes.is_empty()
+        } else {
+            !scopes.is_empty() && scopes.iter().all(|s| key.scopes.contains(s))
+        };
+        if !narrowing && *scopes != key.scopes {
+            return Err(ApiError::Forbidden(
+                "a key may only narrow scopes".to_owned(),
+            ));
+        }
+    }
+    let patch = KeyPatch {
+        name: request.name.as_deref().map(name_field).transpose()?,
+        enabled: request.enabled,
+        expires_at: request
+            .expires_at
+            .map(|at| {
+                at.as_deref()
+                    .map(|at| time_field("expires_at", at))
+                    .transpose()
+            })
+            .transpose()?,
+        allowed_ips: request
+            .allowed_ips
+            .map(|ips| ips.as_deref().map(ips_field).transpose())
+            .transpose()?,
+        scopes,
+        metadata: request.metadata,
+        plan: request
+            .plan
+            .map(|plan| {
+                plan.as_deref()
+                    .map(|p| field("plan", p, PlanName::parse))
+                    .transpose()
+            })
+            .transpose()?,
+        rate_limit_per_hour: request
+            .rate_limit_per_hour
+            .map(|r| r.map(rate_field).transpose())
+            .transpose()?,
+        limits: request
+            .limits
+            .map(|l| l.as_deref().map(limits_field).transpose())
+            .transpose()?,
+    };
+    let updated = state
+        .store
+        .update_key(&key.id, &patch, &caller.actor(&client))
+        .await?;
+    Ok(Json(view(&updated)))
+}
+
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
+    responses((status = 200, description = "The revoked key (idempotent)", body = crate::openapi::KeyObject), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    security(("admin" = []), ("key" = [])))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    AdminOrSelf(caller, client): AdminOrSelf,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let key = visible_key(&state, &caller, &id).await?;
+    let revoked = state
+        .store
+        .revoke_key(&key.id, &caller.actor(&client))
+        .await?;
+    tracing::info!(key_id = %revoked.id, key_prefix = %revoked.key_prefix, "key revoked");
+    Ok(Json(view(&revoked)))
+}
+
+#[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", params(("id" = String, Path)), request_body(content = Option<RotateKeyRequest>),
+    responses((status = 201, body = crate::openapi::RotatedKeys), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    security(("admin" = []), ("key" = [])))]
+pub async fn rotate(
+    State(state): State<AppState>,
+    AdminOrSelf(caller, client): AdminOrSelf,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let request: RotateKeyRequest = optional_json(&headers, &body)?;
+    let key = visible_key(&state, &caller, &id).await?;
+    let grace = request.grace_period_seconds.unwrap_or(0);
+    if grace > MAX_GRACE_SECONDS {
+        return Err(ApiError::validation(
+            "grace_period_seconds",
+            "must be between 0 and 2592000",
+        ));
+    }
+    let rotation = Rotation {
+        grace: Duration::seconds(grace as i64),
+        expires_at: request
+            .expires_in_days
+            .map(|d| days_from_now("expires_in_days", d))
+            .transpose()?,
+    };
+    let (plain, new, old) =
+        rotate_key(&*state.store, &key.id, &rotation, &caller.actor(&client)).await?;
+    tracing::info!(key_id = %old.id, new_key_id = %new.id, grace_period_seconds = grace, "key rotated");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"key": view_with_secret(&new, plain.expose_secret()), "old_key": view(&old)})),
+    ))
+}
+
+/// A JSON body that may be absent (empty); when present it must be JSON.
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let is_json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        });
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = T::deserialize(&mut deserializer).map_err(|error| {
+        if error.is_data() {
+            ApiError::Validation(error.to_string())
+        } else {
+            ApiError::BadRequest(error.to_string())
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|error| ApiError::BadRequest(error.to_string()))?;
+    Ok(value)
+}

@@ -1,0 +1,204 @@
+//! The HTTP API of CONTRACT §6. `router` builds it without side effects, so tests and the
+//! library layer can use it directly.
+
+pub mod authorize;
+pub mod health;
+pub mod keys;
+pub mod plans;
+pub mod users;
+pub mod verify;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post, put};
+use serde::de::DeserializeOwned;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{Caller, authenticate};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{BODY_LIMIT, ClientAddr};
+use crate::state::AppState;
+
+pub use verify::{VerifyRequest, VerifyResponse, tightest};
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/v1/keys", post(keys::create).get(keys::list))
+        .route(
+            "/v1/keys/{id}",
+            get(keys::show).patch(keys::update).delete(keys::revoke),
+        )
+        .route("/v1/keys/{id}/rotate", post(keys::rotate))
+        .route("/v1/users", get(users::list).post(users::create))
+        .route(
+            "/v1/users/{user_id}",
+            get(users::show).patch(users::update).delete(users::delete),
+        )
+        .route("/v1/users/{user_id}/revoke-keys", post(users::revoke_keys))
+        .route("/v1/plans", get(plans::list))
+        .route("/v1/plans/{name}", put(plans::put))
+        .route("/v1/verify", post(verify::verify))
+        .route("/v1/authorize", any(authorize::authorize))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(health::openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(record_http_metrics))
+        .with_state(state);
+    api.layer(
+        TraceLayer::new_for_http()
+            .make_span_with(|request: &Request| {
+                // The path only: a query string may carry a key (`api_key`).
+                let route = request.extensions().get::<MatchedPath>().map_or_else(
+                    || request.uri().path().to_owned(),
+                    |p| p.as_str().to_owned(),
+                );
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    route = %route,
+                    key_id = tracing::field::Empty,
+                    key_prefix = tracing::field::Empty,
+                )
+            })
+            .on_request(())
+            .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+    )
+    // Marked sensitive before tracing sees them, so no layer ever logs them.
+    .layer(SetSensitiveRequestHeadersLayer::new([
+        header::AUTHORIZATION,
+        HeaderName::from_static("x-api-key"),
+    ]))
+    .layer(CatchPanicLayer::custom(|_| {
+        tracing::error!("a handler panicked");
+        ApiError::Unavailable.into_response()
+    }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("resource")
+}
+
+async fn method_not_allowed() -> Response {
+    let problem = crate::error::Problem {
+        kind: "https://keyward.dev/problems/method-not-allowed".to_owned(),
+        title: "Method Not Allowed".to_owned(),
+        status: 405,
+        detail: "this method is not allowed on this resource".to_owned(),
+        code: "METHOD_NOT_ALLOWED".to_owned(),
+    };
+    crate::error::problem_response(&problem, None)
+}
+
+async fn record_http_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let elapsed: Duration = started.elapsed();
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("keyward_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!("keyward_http_request_seconds", "route" => route)
+        .record(elapsed.as_secs_f64());
+    response
+}
+
+/// A management caller: the admin or a user's own key.
+#[derive(Debug, Clone)]
+pub struct AdminOrSelf(pub Caller, pub ClientAddr);
+
+/// The admin only.
+#[derive(Debug, Clone)]
+pub struct AdminOnly(pub ClientAddr);
+
+impl FromRequestParts<AppState> for AdminOrSelf {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Ok(client) = ClientAddr::from_request_parts(parts, state).await;
+        let caller = authenticate(state, parts, &client, false).await?;
+        Ok(Self(caller, client))
+    }
+}
+
+impl FromRequestParts<AppState> for AdminOnly {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Ok(client) = ClientAddr::from_request_parts(parts, state).await;
+        authenticate(state, parts, &client, true).await?;
+        Ok(Self(client))
+    }
+}
+
+/// Query parameters whose rejections are 422 problems naming the parameter.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded_like(query).map(Self)
+    }
+}
+
+fn serde_urlencoded_like<T: DeserializeOwned>(query: &str) -> ApiResult<T> {
+    axum::extract::Query::<T>::try_from_uri(
+        &format!("/?{query}")
+            .parse()
+            .map_err(|_| ApiError::Validation("query: unreadable".to_owned()))?,
+    )
+    .map(|q| q.0)
+    .map_err(|rejection| {
+        let text = rejection.body_text();
+        ApiError::Validation(
+            text.strip_prefix("Failed to deserialize query string: ")
+                .unwrap_or(&text)
+                .to_owned(),
+        )
+    })
+}
+
+/// Parses one input field with a domain parser; failures are 422 naming the field.
+pub fn field<T, E: std::fmt::Display>(
+    name: &str,
+    value: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> ApiResult<T> {
+    parse(value).map_err(|error| ApiError::validation(name, error))
+}
+
+/// Serde helper: distinguishes an absent field (`None`) from an explicit `null`
+/// (`Some(None)`), for PATCH bodies.
+pub fn double_option<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
+/// The current instant, for decisions and views.
+pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}

@@ -1,0 +1,60 @@
+//! `/v1/plans`: the list is open; creating or replacing a plan needs the admin.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use keyward_core::{Plan, PlanName, PlanSpec};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AdminOnly;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+#[utoipa::path(get, path = "/v1/plans", tag = "plans",
+    responses((status = 200, body = crate::openapi::PlanList), (status = 503, body = crate::error::Problem)))]
+pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let plans = state.store.list_plans().await?;
+    Ok(Json(json!({"plans": plans})))
+}
+
+/// `PUT /v1/plans/{name}`: the plan without `name` (a `name` must equal the path's).
+#[derive(Debug, Deserialize)]
+pub struct PutPlanRequest {
+    name: Option<String>,
+    #[serde(flatten)]
+    spec: serde_json::Map<String, Value>,
+}
+
+#[utoipa::path(put, path = "/v1/plans/{name}", tag = "plans", params(("name" = String, Path)),
+    request_body(content = crate::openapi::PlanBody),
+    responses((status = 200, body = crate::openapi::PlanObject), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    security(("admin" = [])))]
+pub async fn put(
+    State(state): State<AppState>,
+    AdminOnly(client): AdminOnly,
+    Path(name): Path<String>,
+    ApiJson(request): ApiJson<PutPlanRequest>,
+) -> ApiResult<Json<Value>> {
+    let name = PlanName::parse(&name).map_err(|e| ApiError::validation("name", e))?;
+    if let Some(body_name) = &request.name
+        && body_name != name.as_str()
+    {
+        return Err(ApiError::validation(
+            "name",
+            "must equal the plan name in the path",
+        ));
+    }
+    let spec: PlanSpec = serde_json::from_value(Value::Object(request.spec))
+        .map_err(|error| ApiError::Validation(error.to_string()))?;
+    spec.validate()
+        .map_err(|error| ApiError::validation(error.field, error.reason))?;
+    let plan = state
+        .store
+        .put_plan(
+            &Plan { name, spec },
+            &keyward_store::Actor::admin(Some(client.client)),
+        )
+        .await?;
+    Ok(Json(serde_json::to_value(&plan).unwrap_or(Value::Null)))
+}

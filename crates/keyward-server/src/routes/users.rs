@@ -1,0 +1,212 @@
+//! `/v1/users` (admin only).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use keyward_core::{PlanName, UserId};
+use keyward_store::{
+    Metadata, NewUser, PageRequest, UserFilter, UserPatch, UserProfile, UserRecord,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{AdminOnly, ApiQuery, double_option, field};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub user_id: String,
+    /// Default `free`. Alias: `tier`.
+    #[serde(alias = "tier")]
+    pub plan: Option<String>,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Metadata>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    #[serde(alias = "tier")]
+    pub plan: Option<String>,
+    /// RFC 3339, ≤ now, within the current month: when the plan change starts billing.
+    pub plan_effective_at: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub company: Option<Option<String>>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Metadata>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListUsersQuery {
+    pub plan: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+fn path_user(id: &str) -> ApiResult<UserId> {
+    UserId::parse(id).map_err(|_| ApiError::NotFound("user"))
+}
+
+fn text_field(name: &str, value: Option<String>) -> ApiResult<Option<String>> {
+    match value {
+        Some(text) if text.len() > 320 || text.chars().any(char::is_control) => Err(
+            ApiError::validation(name, "must be at most 320 printable characters"),
+        ),
+        other => Ok(other),
+    }
+}
+
+fn user_json(user: &UserRecord) -> Json<Value> {
+    Json(serde_json::to_value(user).unwrap_or(Value::Null))
+}
+
+#[utoipa::path(get, path = "/v1/users", tag = "users", params(ListUsersQuery),
+    responses((status = 200, body = crate::openapi::UserList), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    security(("admin" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    _: AdminOnly,
+    ApiQuery(query): ApiQuery<ListUsersQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation("limit", "must be between 1 and 1000"));
+    }
+    let filter = UserFilter {
+        plan: query
+            .plan
+            .as_deref()
+            .map(|p| field("plan", p, PlanName::parse))
+            .transpose()?,
+        page: PageRequest {
+            limit,
+            cursor: query.cursor,
+        },
+    };
+    let page = state.store.list_users(&filter).await?;
+    Ok(Json(
+        json!({"users": page.items, "next_cursor": page.next_cursor}),
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUserRequest,
+    responses((status = 201, body = crate::openapi::UserObject), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    security(("admin" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    AdminOnly(client): AdminOnly,
+    ApiJson(request): ApiJson<CreateUserRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let user = NewUser {
+        user_id: field("user_id", &request.user_id, UserId::parse)?,
+        plan: match &request.plan {
+            Some(plan) => field("plan", plan, PlanName::parse)?,
+            None => PlanName::free(),
+        },
+        profile: UserProfile {
+            email: text_field("email", request.email)?,
+            company: text_field("company", request.company)?,
+            metadata: request.metadata.unwrap_or_default(),
+        },
+    };
+    let created = state
+        .store
+        .create_user(&user, &keyward_store::Actor::admin(Some(client.client)))
+        .await?;
+    Ok((StatusCode::CREATED, user_json(&created)))
+}
+
+#[utoipa::path(get, path = "/v1/users/{user_id}", tag = "users", params(("user_id" = String, Path)),
+    responses((status = 200, body = crate::openapi::UserObject), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    security(("admin" = [])))]
+pub async fn show(
+    State(state): State<AppState>,
+    _: AdminOnly,
+    Path(user_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(user_json(
+        &state.store.get_user(&path_user(&user_id)?).await?,
+    ))
+}
+
+#[utoipa::path(patch, path = "/v1/users/{user_id}", tag = "users", params(("user_id" = String, Path)), request_body = UpdateUserRequest,
+    responses((status = 200, body = crate::openapi::UserObject), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    security(("admin" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    AdminOnly(client): AdminOnly,
+    Path(user_id): Path<String>,
+    ApiJson(request): ApiJson<UpdateUserRequest>,
+) -> ApiResult<Json<Value>> {
+    let id = path_user(&user_id)?;
+    let patch = UserPatch {
+        plan: request
+            .plan
+            .as_deref()
+            .map(|p| field("plan", p, PlanName::parse))
+            .transpose()?,
+        plan_effective_at: request
+            .plan_effective_at
+            .as_deref()
+            .map(|at| field("plan_effective_at", at, keyward_core::time::parse))
+            .transpose()?,
+        email: request.email.map(|e| text_field("email", e)).transpose()?,
+        company: request
+            .company
+            .map(|c| text_field("company", c))
+            .transpose()?,
+        metadata: request.metadata,
+    };
+    let updated = state
+        .store
+        .update_user(
+            &id,
+            &patch,
+            &keyward_store::Actor::admin(Some(client.client)),
+        )
+        .await?;
+    Ok(user_json(&updated))
+}
+
+#[utoipa::path(delete, path = "/v1/users/{user_id}", tag = "users", params(("user_id" = String, Path)),
+    responses((status = 200, description = "The deleted user (`deleted_at` set); its keys are revoked", body = crate::openapi::UserObject),
+        (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    security(("admin" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    AdminOnly(client): AdminOnly,
+    Path(user_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = path_user(&user_id)?;
+    let deleted = state
+        .store
+        .delete_user(&id, &keyward_store::Actor::admin(Some(client.client)))
+        .await?;
+    Ok(user_json(&deleted))
+}
+
+#[utoipa::path(post, path = "/v1/users/{user_id}/revoke-keys", tag = "users", params(("user_id" = String, Path)),
+    responses((status = 200, body = crate::openapi::RevokedCount), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    security(("admin" = [])))]
+pub async fn revoke_keys(
+    State(state): State<AppState>,
+    AdminOnly(client): AdminOnly,
+    Path(user_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = path_user(&user_id)?;
+    let revoked = state
+        .store
+        .revoke_user_keys(&id, &keyward_store::Actor::admin(Some(client.client)))
+        .await?;
+    Ok(Json(json!({"revoked": revoked})))
+}

@@ -1,0 +1,181 @@
+//! `POST /v1/verify`: a service asks whether a key may make a request. Every decision is a
+//! 200 with `valid` and `code`; only a malformed request is a 4xx, an outage a 503.
+
+use std::net::IpAddr;
+
+use axum::Json;
+use axum::extract::State;
+use chrono::Utc;
+use keyward_core::Scope;
+use keyward_store::Metadata;
+use serde::{Deserialize, Serialize};
+
+use super::field;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ClientAddr, is_trusted};
+use crate::limiter::LimitStatus;
+use crate::state::AppState;
+use crate::verifier::{Check, Decision};
+
+const MAX_TEXT: usize = 2048;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The key to check; absent or empty answers `MISSING`.
+    pub key: Option<String>,
+    pub required_scopes: Option<Vec<String>>,
+    /// The endpoint the key is used on (for usage analytics).
+    pub endpoint: Option<String>,
+    pub method: Option<String>,
+    /// The end client's address: checked against the key's allowlist, and — when the caller
+    /// is a trusted proxy — what the brute-force guard counts failures against.
+    pub ip: Option<String>,
+    /// Units the request consumes (default 1).
+    pub cost: Option<u64>,
+}
+
+/// The tightest rate-limit window after the check.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RateLimitSummary {
+    pub limit: u64,
+    pub remaining: u64,
+    pub reset_seconds: u64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VerifyResponse {
+    pub valid: bool,
+    /// One of the decision codes of CONTRACT §4.
+    pub code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Metadata>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratelimit: Option<RateLimitSummary>,
+}
+
+/// The window with the least remaining; among ties, the one with the largest reset.
+pub fn tightest(limits: &[LimitStatus]) -> Option<&LimitStatus> {
+    limits
+        .iter()
+        .filter(|l| l.name != "burst" && l.name != "month")
+        .min_by(|a, b| {
+            a.remaining
+                .cmp(&b.remaining)
+                .then(b.reset_seconds.cmp(&a.reset_seconds))
+        })
+}
+
+impl VerifyResponse {
+    pub fn from_decision(decision: &Decision) -> Self {
+        let key = decision.key.as_deref();
+        Self {
+            valid: decision.is_valid(),
+            code: decision.code.as_str().to_owned(),
+            key_id: key.map(|k| k.id.to_string()),
+            user_id: key.map(|k| k.user_id.to_string()),
+            plan: key.map(|k| k.effective_plan().to_string()),
+            scopes: key.map(|k| k.scopes.iter().map(ToString::to_string).collect()),
+            metadata: key.map(|k| k.metadata.clone()),
+            expires_at: key
+                .and_then(|k| k.expires_at)
+                .map(|at| keyward_core::time::format(&at)),
+            ratelimit: decision
+                .limits
+                .as_ref()
+                .and_then(|l| tightest(&l.limits))
+                .map(|w| RateLimitSummary {
+                    limit: w.limit,
+                    remaining: w.remaining,
+                    reset_seconds: w.reset_seconds,
+                }),
+        }
+    }
+}
+
+fn text(name: &str, value: Option<&str>) -> ApiResult<()> {
+    match value {
+        Some(v) if v.len() > MAX_TEXT => Err(ApiError::validation(
+            name,
+            "must be at most 2048 characters",
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/verify", tag = "verification", request_body = VerifyRequest,
+    responses((status = 200, description = "The decision, whatever it is", body = VerifyResponse),
+        (status = "4XX", description = "A malformed request", body = crate::error::Problem),
+        (status = 503, body = crate::error::Problem)))]
+pub async fn verify(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    ApiJson(request): ApiJson<VerifyRequest>,
+) -> ApiResult<Json<VerifyResponse>> {
+    text("endpoint", request.endpoint.as_deref())?;
+    text("method", request.method.as_deref())?;
+    if request.key.as_deref().is_some_and(|k| k.len() > 4096) {
+        return Err(ApiError::validation(
+            "key",
+            "must be at most 4096 characters",
+        ));
+    }
+    let ip: Option<IpAddr> = request
+        .ip
+        .as_deref()
+        .map(|ip| {
+            field("ip", ip, |v| {
+                v.parse::<IpAddr>().map_err(|_| "not an IP address")
+            })
+        })
+        .transpose()?;
+    let scopes: Vec<Scope> = request
+        .required_scopes
+        .unwrap_or_default()
+        .iter()
+        .map(|s| field("required_scopes", s, Scope::parse))
+        .collect::<ApiResult<_>>()?;
+    let cost = request.cost.unwrap_or(1);
+    if cost == 0 || cost > 1_000_000_000 {
+        return Err(ApiError::validation(
+            "cost",
+            "must be between 1 and 1000000000",
+        ));
+    }
+    // A trusted proxy verifies for its clients: failures count against the client's address.
+    let guard_ip = if is_trusted(client.peer, &state.config.trusted_proxies) {
+        ip.unwrap_or(client.peer)
+    } else {
+        client.peer
+    };
+    let check = Check {
+        presented: request.key.as_deref(),
+        client_ip: ip.unwrap_or(client.peer),
+        guard_ip,
+        required_scopes: &scopes,
+        cost,
+        counted: true,
+    };
+    let decision = state
+        .verifier
+        .verify(&check, Utc::now())
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    if let Some(key) = &decision.key {
+        let span = tracing::Span::current();
+        span.record("key_id", key.id.as_str());
+        span.record("key_prefix", key.key_prefix.as_str());
+    }
+    Ok(Json(VerifyResponse::from_decision(&decision)))
+}

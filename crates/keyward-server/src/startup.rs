@@ -1,0 +1,205 @@
+//! Building and running keyward: the [`Engine`] (store, verifier, background tasks) used by
+//! both the server and the library layer, and the [`Application`] that serves HTTP.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyward_store::{Store, StoreError};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin::{AdminToken, AdminTokenError};
+use crate::config::ServerConfig;
+use crate::layer::{KeywardLayer, LayerOptions};
+use crate::limiter::NoLimits;
+use crate::state::AppState;
+use crate::usage::{UsageRecorder, UsageWriter};
+use crate::verifier::{Verifier, VerifierSettings};
+use crate::{feed, routes, telemetry};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    AdminToken(#[from] AdminTokenError),
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the engine needs: the database and the verifier's settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub database_url: String,
+    pub verifier: VerifierSettings,
+    pub usage: bool,
+}
+
+impl EngineConfig {
+    /// Defaults for an embedded engine on `database_url`.
+    pub fn embedded(database_url: &str) -> Self {
+        Self {
+            database_url: database_url.to_owned(),
+            verifier: VerifierSettings {
+                failure_limit: 100,
+                failure_window: Duration::from_secs(60),
+                cache_capacity: 2_000_000,
+            },
+            usage: true,
+        }
+    }
+}
+
+/// The store, the verifier and the tasks that keep them current.
+#[derive(Debug)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    verifier: Arc<Verifier>,
+    stop: watch::Sender<bool>,
+    feed: JoinHandle<()>,
+    usage: Option<UsageWriter>,
+}
+
+impl Engine {
+    /// Opens the store (applying pending migrations), fills the verifier and starts
+    /// following the change feed.
+    pub async fn open(config: &EngineConfig) -> Result<Self, StartupError> {
+        let store = keyward_store::connect(&config.database_url).await?;
+        store.migrate().await?;
+        // Read the feed position before loading anything, so no change can slip between.
+        let after = store.latest_change().await?;
+        let (usage, recorder) = if config.usage {
+            let (writer, recorder) = UsageWriter::start(store.clone(), Duration::from_secs(1));
+            (Some(writer), recorder)
+        } else {
+            (None, UsageRecorder::disabled())
+        };
+        let verifier = Arc::new(
+            Verifier::new(
+                store.clone(),
+                Arc::new(NoLimits),
+                recorder,
+                &config.verifier,
+            )
+            .await?,
+        );
+        let (stop, stopped) = watch::channel(false);
+        let feed = feed::follow(store.clone(), verifier.clone(), after, stopped);
+        Ok(Self {
+            store,
+            verifier,
+            stop,
+            feed,
+            usage,
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn verifier(&self) -> &Arc<Verifier> {
+        &self.verifier
+    }
+
+    /// The tower layer that checks every request's key (see [`crate::layer`]).
+    pub fn layer(&self) -> KeywardLayer {
+        KeywardLayer::new(self.verifier.clone(), LayerOptions::default())
+    }
+
+    /// Stops the background tasks, flushing pending usage writes.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.feed.await;
+        if let Some(usage) = self.usage {
+            usage.shutdown().await;
+        }
+    }
+}
+
+/// The HTTP server, bound and ready to run.
+#[derive(Debug)]
+pub struct Application {
+    engine: Engine,
+    listener: TcpListener,
+    address: SocketAddr,
+    router: axum::Router,
+}
+
+impl Application {
+    pub async fn build(config: ServerConfig) -> Result<Self, StartupError> {
+        telemetry::init_tracing();
+        // A short admin token is refused before anything else happens.
+        if let Some(token) = &config.admin_token
+            && token.chars().count() < crate::admin::MIN_TOKEN_LEN
+        {
+            return Err(AdminTokenError::TooShort.into());
+        }
+        let engine = Engine::open(&EngineConfig {
+            database_url: config.database_url.clone(),
+            verifier: VerifierSettings {
+                failure_limit: config.failure_limit,
+                failure_window: config.failure_window,
+                cache_capacity: config.key_cache_capacity,
+            },
+            usage: config.usage,
+        })
+        .await?;
+        let admin_token =
+            AdminToken::resolve(config.admin_token.as_ref(), &**engine.store()).await?;
+        let listener =
+            TcpListener::bind(&config.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    address: config.listen.clone(),
+                    source,
+                })?;
+        let address = listener.local_addr().map_err(|source| StartupError::Bind {
+            address: config.listen.clone(),
+            source,
+        })?;
+        let state = AppState {
+            store: engine.store().clone(),
+            verifier: engine.verifier().clone(),
+            admin_token: Arc::new(admin_token),
+            config: Arc::new(config),
+            metrics: telemetry::prometheus(),
+        };
+        let router = routes::router(state);
+        Ok(Self {
+            engine,
+            listener,
+            address,
+            router,
+        })
+    }
+
+    /// The bound address (the real port when the configuration asked for port 0).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests, stops the
+    /// background tasks and flushes pending writes.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        tracing::info!("shutting down: flushing pending writes");
+        self.engine.shutdown().await;
+        served
+    }
+}

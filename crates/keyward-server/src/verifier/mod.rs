@@ -1,0 +1,289 @@
+//! The one verification path: `/v1/verify`, `/v1/authorize` and the tower layer only adapt
+//! its input and output.
+//!
+//! Order (CONTRACT §4): MISSING → TOO_MANY_FAILURES → INVALID → REVOKED → DISABLED →
+//! EXPIRED → IP_NOT_ALLOWED → INSUFFICIENT_SCOPE → limits (QUOTA_EXCEEDED, RATE_LIMITED) →
+//! VALID. The request path never writes to the database: usage goes to a batch writer.
+
+mod cache;
+mod guard;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use keyward_core::{Code, KeyHash, Plan, PlanName, PresentedKey, Scope};
+use keyward_store::{KeyRecord, Store, StoreError};
+
+pub use cache::{Cached, KeyCache};
+pub use guard::FailureGuard;
+
+use crate::limiter::{LimitOutcome, Limiter};
+use crate::usage::UsageRecorder;
+
+/// One key check.
+#[derive(Debug, Clone, Copy)]
+pub struct Check<'a> {
+    /// The presented credential, if any.
+    pub presented: Option<&'a str>,
+    /// Checked against the key's `allowed_ips`.
+    pub client_ip: IpAddr,
+    /// Failures are counted against this address.
+    pub guard_ip: IpAddr,
+    pub required_scopes: &'a [Scope],
+    pub cost: u64,
+    /// `true` for requests (limited and counted as usage); `false` for a key
+    /// authenticating a management call.
+    pub counted: bool,
+}
+
+/// The outcome of a check.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub code: Code,
+    pub key: Option<Arc<KeyRecord>>,
+    /// The key's effective plan, once the key is known.
+    pub plan: Option<Arc<Plan>>,
+    pub limits: Option<LimitOutcome>,
+}
+
+impl Decision {
+    fn bare(code: Code) -> Self {
+        Self {
+            code,
+            key: None,
+            plan: None,
+            limits: None,
+        }
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.code == Code::Valid
+    }
+
+    /// Seconds to wait before retrying, for 429 answers.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.limits.as_ref().and_then(|l| l.retry_after)
+    }
+}
+
+/// A backend the check needed was unreachable: answered 503, never `INVALID`.
+#[derive(Debug, thiserror::Error)]
+#[error("a backend needed for the check is unavailable")]
+pub struct Unavailable;
+
+#[derive(Debug)]
+pub struct Verifier {
+    store: Arc<dyn Store>,
+    cache: KeyCache,
+    plans: ArcSwap<HashMap<PlanName, Arc<Plan>>>,
+    guard: FailureGuard,
+    limiter: Arc<dyn Limiter>,
+    usage: UsageRecorder,
+    has_imported: AtomicBool,
+}
+
+/// Settings of the verifier.
+#[derive(Debug, Clone)]
+pub struct VerifierSettings {
+    pub failure_limit: u32,
+    pub failure_window: Duration,
+    pub cache_capacity: u64,
+}
+
+impl Verifier {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        limiter: Arc<dyn Limiter>,
+        usage: UsageRecorder,
+        settings: &VerifierSettings,
+    ) -> Result<Self, StoreError> {
+        let verifier = Self {
+            cache: KeyCache::new(settings.cache_capacity),
+            plans: ArcSwap::from_pointee(HashMap::new()),
+            guard: FailureGuard::new(settings.failure_limit, settings.failure_window),
+            has_imported: AtomicBool::new(false),
+            store,
+            limiter,
+            usage,
+        };
+        verifier.reload_plans().await?;
+        verifier.refresh_imported().await?;
+        Ok(verifier)
+    }
+
+    pub fn cache(&self) -> &KeyCache {
+        &self.cache
+    }
+
+    pub async fn reload_plans(&self) -> Result<(), StoreError> {
+        let plans = self.store.list_plans().await?;
+        self.plans.store(Arc::new(
+            plans
+                .into_iter()
+                .map(|plan| (plan.name.clone(), Arc::new(plan)))
+                .collect(),
+        ));
+        Ok(())
+    }
+
+    pub async fn refresh_imported(&self) -> Result<(), StoreError> {
+        let has = self.store.has_imported_keys().await?;
+        self.has_imported.store(has, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub fn plan(&self, name: &PlanName) -> Option<Arc<Plan>> {
+        self.plans.load().get(name).cloned()
+    }
+
+    /// Runs one check to its decision.
+    pub async fn verify(
+        &self,
+        check: &Check<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, Unavailable> {
+        let started = Instant::now();
+        let decision = self.decide(check, now).await;
+        let elapsed = started.elapsed();
+        if let Ok(decision) = &decision {
+            metrics::counter!("keyward_decisions_total", "code" => decision.code.as_str())
+                .increment(1);
+            metrics::histogram!("keyward_decision_seconds").record(elapsed.as_secs_f64());
+            if check.counted
+                && let Some(key) = &decision.key
+            {
+                self.usage.record(key, decision.code, now);
+            }
+        }
+        decision
+    }
+
+    async fn decide(&self, check: &Check<'_>, now: DateTime<Utc>) -> Result<Decision, Unavailable> {
+        let Some(presented) = check.presented.filter(|p| !p.is_empty()) else {
+            return Ok(Decision::bare(Code::Missing));
+        };
+        if self.guard.is_blocked(check.guard_ip) {
+            return Ok(Decision::bare(Code::TooManyFailures));
+        }
+        let Some(key) = self.find(presented).await? else {
+            return Ok(self.fail(check, Decision::bare(Code::Invalid)));
+        };
+        let mut decision = Decision {
+            code: Code::Valid,
+            plan: self.plan(key.effective_plan()),
+            key: Some(key.clone()),
+            limits: None,
+        };
+        let state = if !key.is_active {
+            Some(Code::Revoked)
+        } else if !key.enabled {
+            Some(Code::Disabled)
+        } else if key.expires_at.is_some_and(|at| at <= now) {
+            Some(Code::Expired)
+        } else {
+            None
+        };
+        if let Some(code) = state {
+            decision.code = code;
+            return Ok(self.fail(check, decision));
+        }
+        if let Some(allowed) = &key.allowed_ips {
+            let client = check.client_ip.to_canonical();
+            if !allowed.iter().any(|net| net.contains(&client)) {
+                decision.code = Code::IpNotAllowed;
+                return Ok(decision);
+            }
+        }
+        let plan = decision.plan.clone();
+        let scope_missing = check.required_scopes.iter().any(|scope| {
+            (!key.scopes.is_empty() && !key.scopes.contains(scope))
+                || plan
+                    .as_ref()
+                    .is_some_and(|plan| !plan.spec.allows_scope(scope))
+        });
+        if scope_missing {
+            decision.code = Code::InsufficientScope;
+            return Ok(decision);
+        }
+        if check.counted {
+            let Some(plan) = plan else {
+                // A key whose plan vanished cannot be limited correctly: refuse to guess.
+                tracing::error!(key_id = %key.id, plan = %key.effective_plan(), "key refers to an unknown plan");
+                return Err(Unavailable);
+            };
+            let outcome = self
+                .limiter
+                .check(&key, &plan, check.cost, now)
+                .await
+                .map_err(|error| {
+                    tracing::warn!(%error, "limiter unavailable");
+                    Unavailable
+                })?;
+            if let Some(code) = outcome.rejection {
+                decision.code = code;
+            }
+            decision.limits = Some(outcome);
+        }
+        Ok(decision)
+    }
+
+    /// Counts a failed check (codes 3–6) against the guard address.
+    fn fail(&self, check: &Check<'_>, decision: Decision) -> Decision {
+        if decision.code.counts_as_failure() {
+            self.guard.record_failure(check.guard_ip);
+        }
+        decision
+    }
+
+    /// The key a presented string names: from the cache, else the store. `None` = INVALID.
+    async fn find(&self, presented: &str) -> Result<Option<Arc<KeyRecord>>, Unavailable> {
+        let Ok(candidate) = PresentedKey::classify(presented) else {
+            return Ok(None);
+        };
+        if matches!(candidate, PresentedKey::Foreign(_))
+            && !self.has_imported.load(Ordering::Relaxed)
+        {
+            return Ok(None);
+        }
+        let hash = candidate.hash();
+        drop(candidate);
+        match self.cache.get(&hash) {
+            Cached::Known(key) => {
+                metrics::counter!("keyward_key_cache_total", "result" => "hit").increment(1);
+                Ok(Some(key))
+            }
+            Cached::Unknown => {
+                metrics::counter!("keyward_key_cache_total", "result" => "negative_hit")
+                    .increment(1);
+                Ok(None)
+            }
+            Cached::Miss => {
+                metrics::counter!("keyward_key_cache_total", "result" => "miss").increment(1);
+                self.load(hash).await
+            }
+        }
+    }
+
+    async fn load(&self, hash: KeyHash) -> Result<Option<Arc<KeyRecord>>, Unavailable> {
+        match self.store.lookup(&hash).await {
+            Ok(Some(record)) => {
+                let key = Arc::new(record);
+                self.cache.insert_known(hash, key.clone());
+                Ok(Some(key))
+            }
+            Ok(None) => {
+                self.cache.insert_unknown(hash);
+                Ok(None)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "key lookup failed");
+                Err(Unavailable)
+            }
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! `keyward serve`: resolves the settings (flag > env > file > default) and runs the server
+//! until SIGINT or SIGTERM, then shuts down gracefully.
+
+use std::io::Write;
+use std::time::Duration;
+
+use keyward_server::{Application, ServerConfig, StartupError};
+use zeroize::Zeroizing;
+
+use super::parse_arg;
+use crate::cli::{ServeArgs, UsageMode};
+use crate::config::FileConfig;
+use crate::error::{CliError, CliResult};
+
+pub async fn run(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResult {
+    let config = resolve(args, database_url, file)?;
+    let application = Application::build(config)
+        .await
+        .map_err(|error| match error {
+            StartupError::Bind { .. } => CliError::failure(error.to_string()),
+            other => CliError::failure(other.to_string()),
+        })?;
+    println!("keyward listening on http://{}", application.address());
+    let _ = std::io::stdout().flush();
+    application
+        .run_until(shutdown_signal())
+        .await
+        .map_err(|error| CliError::failure(format!("the server stopped: {error}")))
+}
+
+fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResult<ServerConfig> {
+    let defaults = ServerConfig::default();
+    let trusted = if args.trusted_proxies.is_empty() {
+        file.trusted_proxies.clone().unwrap_or_default()
+    } else {
+        args.trusted_proxies
+    };
+    let trusted_proxies = trusted
+        .iter()
+        .map(|cidr| cidr.trim())
+        .filter(|cidr| !cidr.is_empty())
+        .map(|cidr| parse_arg("--trusted-proxy", cidr, super::keys::parse_cidr))
+        .collect::<CliResult<_>>()?;
+    let admin_token = std::env::var("KEYWARD_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(Zeroizing::new);
+    Ok(ServerConfig {
+        listen: args
+            .listen
+            .or_else(|| file.listen.clone())
+            .unwrap_or(defaults.listen),
+        database_url,
+        admin_token,
+        allow_query_key: args
+            .allow_query_key
+            .or(file.allow_query_key)
+            .unwrap_or(defaults.allow_query_key),
+        trusted_proxies,
+        failure_limit: args
+            .failure_limit
+            .or(file.failure_limit)
+            .unwrap_or(defaults.failure_limit),
+        failure_window: args
+            .failure_window_seconds
+            .or(file.failure_window_seconds)
+            .map_or(defaults.failure_window, Duration::from_secs),
+        usage: args
+            .usage
+            .or(file.usage)
+            .map_or(defaults.usage, |mode| mode == UsageMode::On),
+        usage_retention_days: args
+            .usage_retention_days
+            .or(file.usage_retention_days)
+            .unwrap_or(defaults.usage_retention_days),
+        key_cache_capacity: args
+            .key_cache_capacity
+            .or(file.key_cache_capacity)
+            .unwrap_or(defaults.key_cache_capacity),
+    })
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}
