@@ -1,13 +1,14 @@
 //! Follows the store's change feed and keeps this node's caches correct: a change made by
-//! any process (API on another node, CLI, direct SQL) is honoured here within one poll.
+//! any process (API on another node, CLI, direct SQL) is honoured here within one poll, and
+//! a change made through this node's own API before its response is sent.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use keyward_core::UserId;
-use keyward_store::{Entity, Store};
-use tokio::sync::watch;
+use keyward_store::{ChangeEvent, Entity, Store};
+use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
 use crate::verifier::Verifier;
@@ -16,48 +17,67 @@ use crate::verifier::Verifier;
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 const BATCH: u32 = 1000;
 
-/// Starts following the feed from `after` (read before the caches were filled).
-pub fn follow(
+/// This node's position in the change feed and the caches it keeps current.
+#[derive(Debug)]
+pub struct ChangeFeed {
     store: Arc<dyn Store>,
     verifier: Arc<Verifier>,
-    after: i64,
-    mut stopped: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut last = after;
-        let mut ticker = tokio::time::interval(POLL_INTERVAL);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// The newest change applied; the lock also serialises catching up.
+    last: Mutex<i64>,
+}
+
+impl ChangeFeed {
+    /// Follows the feed from `after` (read before the caches were filled).
+    pub fn new(store: Arc<dyn Store>, verifier: Arc<Verifier>, after: i64) -> Self {
+        Self {
+            store,
+            verifier,
+            last: Mutex::new(after),
+        }
+    }
+
+    /// Applies every change not applied yet. Errors are logged: cached keys keep being
+    /// served and the next poll retries.
+    pub async fn catch_up(&self) {
+        let mut last = self.last.lock().await;
         loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                _ = stopped.changed() => return,
-            }
-            loop {
-                match store.changes_since(last, BATCH).await {
-                    Ok(changes) => {
-                        let full = changes.len() as u32 == BATCH;
-                        if let Some(newest) = changes.last() {
-                            last = newest.id;
-                        }
-                        apply(&verifier, changes).await;
-                        if !full {
-                            break;
-                        }
+            match self.store.changes_since(*last, BATCH).await {
+                Ok(changes) => {
+                    let full = changes.len() as u32 == BATCH;
+                    let Some(newest) = changes.last().map(|c| c.id) else {
+                        return;
+                    };
+                    apply(&self.verifier, changes).await;
+                    *last = newest;
+                    if !full {
+                        return;
                     }
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot read the change feed; cached keys keep being served");
-                        break;
-                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the change feed; cached keys keep being served");
+                    return;
                 }
             }
         }
-    })
+    }
+
+    /// Polls every [`POLL_INTERVAL`] until `stopped` changes.
+    pub fn spawn(self: &Arc<Self>, mut stopped: watch::Receiver<bool>) -> JoinHandle<()> {
+        let feed = self.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(POLL_INTERVAL);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => feed.catch_up().await,
+                    _ = stopped.changed() => return,
+                }
+            }
+        })
+    }
 }
 
-async fn apply(verifier: &Verifier, changes: Vec<keyward_store::ChangeEvent>) {
-    if changes.is_empty() {
-        return;
-    }
+async fn apply(verifier: &Verifier, changes: Vec<ChangeEvent>) {
     let cache = verifier.cache();
     let mut users = HashSet::new();
     let mut ids_without_hash = HashSet::new();

@@ -1,11 +1,22 @@
 //! Library mode: the verification path as a tower [`Layer`] and an axum extractor, so a
 //! Rust service protects its routes in three lines:
 //!
-//! ```ignore
-//! let keyward = keyward_server::Engine::open(&EngineConfig::embedded("sqlite://keys.db")).await?;
-//! let app = Router::new().route("/hello", get(hello)).layer(keyward.layer());
-//! async fn hello(key: AuthenticatedKey) -> String { format!("hello {}", key.user_id) }
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use keyward_server::{AuthenticatedKey, Engine, EngineConfig};
+//!
+//! async fn hello(key: AuthenticatedKey) -> String {
+//!     format!("hello {}", key.user_id)
+//! }
+//!
+//! # async fn build() -> Result<Router, keyward_server::StartupError> {
+//! let keyward = Engine::open(&EngineConfig::embedded("sqlite://keys.db")).await?;
+//! let app: Router = Router::new().route("/hello", get(hello)).layer(keyward.layer());
+//! # Ok(app)
+//! # }
 //! ```
+//!
+//! `examples/protected_api.rs` is a complete service.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};

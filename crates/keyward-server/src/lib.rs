@@ -6,7 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
-mod feed;
+pub mod feed;
 mod headers;
 pub mod layer;
 pub mod limiter;

@@ -13,12 +13,13 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{AdminToken, AdminTokenError};
 use crate::config::ServerConfig;
+use crate::feed::ChangeFeed;
 use crate::layer::{KeywardLayer, LayerOptions};
 use crate::limiter::NoLimits;
 use crate::state::AppState;
 use crate::usage::{UsageRecorder, UsageWriter};
 use crate::verifier::{Verifier, VerifierSettings};
-use crate::{feed, routes, telemetry};
+use crate::{routes, telemetry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -62,8 +63,9 @@ impl EngineConfig {
 pub struct Engine {
     store: Arc<dyn Store>,
     verifier: Arc<Verifier>,
+    feed: Arc<ChangeFeed>,
     stop: watch::Sender<bool>,
-    feed: JoinHandle<()>,
+    follower: JoinHandle<()>,
     usage: Option<UsageWriter>,
 }
 
@@ -91,12 +93,14 @@ impl Engine {
             .await?,
         );
         let (stop, stopped) = watch::channel(false);
-        let feed = feed::follow(store.clone(), verifier.clone(), after, stopped);
+        let feed = Arc::new(ChangeFeed::new(store.clone(), verifier.clone(), after));
+        let follower = feed.spawn(stopped);
         Ok(Self {
             store,
             verifier,
-            stop,
             feed,
+            stop,
+            follower,
             usage,
         })
     }
@@ -109,6 +113,10 @@ impl Engine {
         &self.verifier
     }
 
+    pub fn feed(&self) -> &Arc<ChangeFeed> {
+        &self.feed
+    }
+
     /// The tower layer that checks every request's key (see [`crate::layer`]).
     pub fn layer(&self) -> KeywardLayer {
         KeywardLayer::new(self.verifier.clone(), LayerOptions::default())
@@ -117,7 +125,7 @@ impl Engine {
     /// Stops the background tasks, flushing pending usage writes.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let _ = self.feed.await;
+        let _ = self.follower.await;
         if let Some(usage) = self.usage {
             usage.shutdown().await;
         }
@@ -168,6 +176,7 @@ impl Application {
         let state = AppState {
             store: engine.store().clone(),
             verifier: engine.verifier().clone(),
+            feed: engine.feed().clone(),
             admin_token: Arc::new(admin_token),
             config: Arc::new(config),
             metrics: telemetry::prometheus(),

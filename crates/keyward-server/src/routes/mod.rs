@@ -11,9 +11,9 @@ pub mod verify;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderName, header};
+use axum::http::{HeaderName, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
@@ -30,7 +30,8 @@ use crate::state::AppState;
 pub use verify::{VerifyRequest, VerifyResponse, tightest};
 
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+    // Management: writes here are applied to this node's caches before they are answered.
+    let management = Router::new()
         .route("/v1/keys", post(keys::create).get(keys::list))
         .route(
             "/v1/keys/{id}",
@@ -45,6 +46,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/users/{user_id}/revoke-keys", post(users::revoke_keys))
         .route("/v1/plans", get(plans::list))
         .route("/v1/plans/{name}", put(plans::put))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            apply_own_writes,
+        ));
+    let api = Router::new()
+        .merge(management)
         .route("/v1/verify", post(verify::verify))
         .route("/v1/authorize", any(authorize::authorize))
         .route("/healthz", get(health::healthz))
@@ -99,6 +106,20 @@ async fn method_not_allowed() -> Response {
         code: "METHOD_NOT_ALLOWED".to_owned(),
     };
     crate::error::problem_response(&problem, None)
+}
+
+/// After a successful write through this node, its caches catch up with the change feed
+/// before the response leaves: a client that revokes a key and then uses it sees `REVOKED`.
+async fn apply_own_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let writes = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let response = next.run(request).await;
+    if writes && response.status().is_success() {
+        state.feed.catch_up().await;
+    }
+    response
 }
 
 async fn record_http_metrics(request: Request, next: Next) -> Response {

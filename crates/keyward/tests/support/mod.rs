@@ -1,0 +1,279 @@
+//! A real `keyward serve` process on a free loopback port with its own SQLite database,
+//! driven over HTTP like any client would.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdefghijkl";
+
+pub struct TestServer {
+    child: Option<Child>,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+    stdout_rest: Option<std::thread::JoinHandle<String>>,
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(self.code(), code, "{}", self.text);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.text
+        );
+        assert_eq!(self.body["status"], status);
+        assert!(
+            self.body["type"].is_string()
+                && self.body["title"].is_string()
+                && self.body["detail"].is_string()
+        );
+        if status == 401 {
+            assert_eq!(
+                self.header("www-authenticate"),
+                Some("Bearer realm=\"keyward\"")
+            );
+        }
+        if status == 429 {
+            let retry: u64 = self
+                .header("retry-after")
+                .expect("Retry-After on 429")
+                .parse()
+                .unwrap();
+            assert!(retry >= 1);
+        }
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(&[], &[]).await
+    }
+
+    pub async fn start_with(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, args, env).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
+        command
+            .current_dir(dir.path())
+            .env_remove("KEYWARD_CONFIG")
+            .env(
+                "KEYWARD_DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("keyward.db").display()),
+            )
+            .env("KEYWARD_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("RUST_LOG", "debug")
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("server.log")).expect("log file"));
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("spawn keyward serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        reader
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let base = line
+            .trim()
+            .strip_prefix("keyward listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {line:?}; log: {}",
+                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
+                )
+            })
+            .to_owned();
+        let stdout_rest = std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
+            rest
+        });
+        Self {
+            child: Some(child),
+            base,
+            dir,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+            stdout_rest: Some(stdout_rest),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn database_url(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("keyward.db").display())
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Response {
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        assert!(status < 500 || status == 503, "a {status}: {text}");
+        Response {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.send(request).await
+    }
+
+    pub async fn as_key(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self.client.request(method, self.url(path)).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.send(request).await
+    }
+
+    /// Creates a key as the admin; returns (plaintext, key object).
+    pub async fn create_key(&self, body: Value) -> (String, Value) {
+        let response = self
+            .admin(reqwest::Method::POST, "/v1/keys", Some(body))
+            .await;
+        assert_eq!(response.status, 201, "{}", response.text);
+        (
+            response.body["key"].as_str().unwrap().to_owned(),
+            response.body,
+        )
+    }
+
+    pub async fn verify(&self, body: Value) -> Response {
+        self.send(self.client.post(self.url("/v1/verify")).json(&body))
+            .await
+    }
+
+    pub async fn verify_code(&self, key: &str) -> String {
+        let response = self.verify(json!({"key": key})).await;
+        assert_eq!(response.status, 200, "{}", response.text);
+        response.body["code"].as_str().unwrap().to_owned()
+    }
+
+    /// Runs the CLI against this server's database.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .current_dir(self.dir.path())
+            .env_remove("KEYWARD_CONFIG")
+            .env("KEYWARD_DATABASE_URL", self.database_url())
+            .args(args)
+            .output()
+            .expect("run keyward")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// Sends SIGTERM and waits for the process; returns its status and everything it printed.
+    pub fn stop(&mut self) -> (ExitStatus, String) {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("keyward serve did not stop within 15 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stdout = self
+            .stdout_rest
+            .take()
+            .map(|t| t.join().unwrap_or_default())
+            .unwrap_or_default();
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        (status, format!("{stdout}{log}"))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `check` until it holds or `within` passes; returns how long it took.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "condition not met within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
