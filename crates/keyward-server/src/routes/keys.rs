@@ -433,7 +433,6 @@ pub async fn rotate(
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let request: RotateKeyRequest = optional_json(&headers, &body)?;
-    let key = visible_key(&state, &caller, &id).await?;
     let grace = request.grace_period_seconds.unwrap_or(0);
     if grace > MAX_GRACE_SECONDS {
         return Err(ApiError::validation(
@@ -448,6 +447,7 @@ pub async fn rotate(
             .map(|d| days_from_now("expires_in_days", d))
             .transpose()?,
     };
+    let key = visible_key(&state, &caller, &id).await?;
     let (plain, new, old) =
         rotate_key(&*state.store, &key.id, &rotation, &caller.actor(&client)).await?;
     tracing::info!(key_id = %old.id, new_key_id = %new.id, grace_period_seconds = grace, "key rotated");

@@ -1,0 +1,312 @@
+//! The server process: start-up, health, metrics, OpenAPI, graceful shutdown, and the
+//! guarantee that no plaintext key reaches its logs or its database.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+use support::{ADMIN_TOKEN, TestServer};
+
+#[tokio::test]
+async fn health_readiness_metrics_and_openapi_are_open() {
+    let server = TestServer::start().await;
+    let health = server.send(server.client.get(server.url("/healthz"))).await;
+    assert_eq!(
+        (health.status, health.body.clone()),
+        (200, json!({"status": "ok"}))
+    );
+    let ready = server.send(server.client.get(server.url("/readyz"))).await;
+    assert_eq!(
+        (ready.status, ready.body.clone()),
+        (200, json!({"status": "ok"}))
+    );
+
+    let (key, _) = server
+        .create_key(json!({"user_id": "u", "name": "k"}))
+        .await;
+    server.verify(json!({"key": key})).await;
+    server.verify(json!({"key": "garbage"})).await;
+    let metrics = server.send(server.client.get(server.url("/metrics"))).await;
+    assert_eq!(metrics.status, 200);
+    for expected in [
+        "keyward_http_requests_total",
+        "keyward_decisions_total{code=\"VALID\"}",
+        "keyward_decisions_total{code=\"INVALID\"}",
+        "keyward_decision_seconds",
+        "keyward_key_cache_total",
+    ] {
+        assert!(
+            metrics.text.contains(expected),
+            "{expected} missing from /metrics"
+        );
+    }
+    assert!(!metrics.text.contains(&key));
+
+    let openapi = server
+        .send(server.client.get(server.url("/openapi.json")))
+        .await;
+    assert_eq!(openapi.body["openapi"], "3.1.0");
+    let paths = openapi.body["paths"].as_object().unwrap();
+    for path in [
+        "/v1/keys",
+        "/v1/keys/{id}",
+        "/v1/keys/{id}/rotate",
+        "/v1/users",
+        "/v1/users/{user_id}",
+        "/v1/users/{user_id}/revoke-keys",
+        "/v1/plans",
+        "/v1/plans/{name}",
+        "/v1/verify",
+        "/v1/authorize",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from /openapi.json"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sigterm_stops_gracefully_and_flushes_usage() {
+    let mut server = TestServer::start().await;
+    let (key, object) = server
+        .create_key(json!({"user_id": "u", "name": "k", "scopes": ["read"]}))
+        .await;
+    for _ in 0..5 {
+        assert_eq!(server.verify_code(&key).await, "VALID");
+    }
+    let rejected = server
+        .verify(json!({"key": key, "required_scopes": ["x"]}))
+        .await;
+    assert_eq!(
+        rejected.body["code"], "INSUFFICIENT_SCOPE",
+        "not counted as a request"
+    );
+    let (status, _) = server.stop();
+    assert_eq!(status.code(), Some(0));
+    let shown = server.cli(&["--json", "keys", "show", object["id"].as_str().unwrap()]);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(
+        shown["request_count"], 5,
+        "admitted checks, written on shutdown"
+    );
+    assert!(shown["last_used_at"].is_string());
+}
+
+#[tokio::test]
+async fn usage_bookkeeping_is_written_in_the_background() {
+    let server = TestServer::start().await;
+    let (key, object) = server
+        .create_key(json!({"user_id": "u", "name": "k"}))
+        .await;
+    for _ in 0..3 {
+        server
+            .send(
+                server
+                    .client
+                    .get(server.url("/v1/authorize"))
+                    .bearer_auth(&key),
+            )
+            .await;
+    }
+    let id = object["id"].as_str().unwrap().to_owned();
+    support::eventually(Duration::from_secs(3), || async {
+        server
+            .admin(Method::GET, &format!("/v1/keys/{id}"), None)
+            .await
+            .body["request_count"]
+            == 3
+    })
+    .await;
+}
+
+#[test]
+fn a_short_admin_token_stops_the_server_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .current_dir(dir.path())
+        .env(
+            "KEYWARD_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("k.db").display()),
+        )
+        .env("KEYWARD_ADMIN_TOKEN", "too-short")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("KEYWARD_ADMIN_TOKEN"));
+    assert!(output.stdout.is_empty(), "never started listening");
+}
+
+#[tokio::test]
+async fn a_generated_admin_token_is_printed_once_and_stored_hashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let mut server = TestServer::start_in(dir, &[], &[("KEYWARD_ADMIN_TOKEN", "")]).await;
+    let (_, first_log) = {
+        // The token line is on stderr (the log file) at start.
+        let log = std::fs::read_to_string(server.log_path()).unwrap();
+        ((), log)
+    };
+    let token = first_log
+        .split_whitespace()
+        .find(|w| w.starts_with("kwadm_"))
+        .expect("a generated token is printed")
+        .to_owned();
+    let listed = server
+        .send(
+            server
+                .client
+                .get(server.url("/v1/users"))
+                .bearer_auth(&token),
+        )
+        .await;
+    assert_eq!(listed.status, 200);
+    server
+        .send(
+            server
+                .client
+                .get(server.url("/v1/users"))
+                .bearer_auth(ADMIN_TOKEN),
+        )
+        .await
+        .assert_problem(401, "UNAUTHORIZED");
+    server.stop();
+    let bytes = std::fs::read(path.join("keyward.db")).unwrap();
+    assert!(
+        !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+        "only its hash is stored"
+    );
+}
+
+/// Everything a server printed in a full session, and its database, hold no plaintext key.
+#[tokio::test]
+async fn no_plaintext_key_reaches_the_logs_or_the_database() {
+    let mut server = TestServer::start_with(&["--allow-query-key"], &[("RUST_LOG", "trace")]).await;
+    let mut keys = Vec::new();
+    let (key, object) = server
+        .create_key(json!({"user_id": "alice", "name": "a", "scopes": ["keys:manage", "read"]}))
+        .await;
+    keys.push(key.clone());
+    let id = object["id"].as_str().unwrap().to_owned();
+    server
+        .verify(json!({"key": key, "required_scopes": ["read"]}))
+        .await;
+    server
+        .verify(json!({"key": key, "required_scopes": ["write"]}))
+        .await;
+    server
+        .send(
+            server
+                .client
+                .get(server.url(&format!("/v1/authorize?api_key={key}"))),
+        )
+        .await;
+    server
+        .send(
+            server
+                .client
+                .get(server.url("/v1/authorize"))
+                .header("X-API-Key", &key),
+        )
+        .await;
+    server
+        .send(
+            server
+                .client
+                .get(server.url("/v1/authorize"))
+                .header("X-Original-URI", format!("/x?api_key={key}")),
+        )
+        .await;
+    let own = server
+        .as_key(
+            &key,
+            Method::POST,
+            "/v1/keys",
+            Some(json!({"name": "self-made", "scopes": ["read"]})),
+        )
+        .await;
+    keys.push(own.body["key"].as_str().unwrap().to_owned());
+    let rotated = server
+        .admin(
+            Method::POST,
+            &format!("/v1/keys/{id}/rotate"),
+            Some(json!({"grace_period_seconds": 60})),
+        )
+        .await;
+    let new_key = rotated.body["key"]["key"].as_str().unwrap().to_owned();
+    keys.push(new_key.clone());
+    server.verify(json!({"key": new_key})).await;
+    let mut tampered = new_key.clone();
+    tampered.pop();
+    tampered.push('Z');
+    server.verify(json!({"key": tampered})).await;
+    server
+        .admin(Method::DELETE, &format!("/v1/keys/{id}"), None)
+        .await;
+    server.verify(json!({"key": key})).await;
+    let cli = server.cli(&[
+        "--json",
+        "keys",
+        "create",
+        "--user-id",
+        "bob",
+        "--name",
+        "cli",
+    ]);
+    let cli_key: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
+    let cli_key = cli_key["key"].as_str().unwrap().to_owned();
+    keys.push(cli_key.clone());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    server.verify(json!({"key": cli_key})).await;
+    server
+        .send(
+            server
+                .client
+                .post(server.url("/v1/verify"))
+                .header("content-type", "application/json")
+                .body(format!("{{\"key\": \"{cli_key}\", \"oops\": 1}}")),
+        )
+        .await;
+    server
+        .send(
+            server
+                .client
+                .post(server.url("/v1/verify"))
+                .header("content-type", "application/json")
+                .body(format!("{{\"key\": \"{cli_key}\"")),
+        )
+        .await;
+
+    let (status, output) = server.stop();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        output.contains("request"),
+        "the log was captured at trace level"
+    );
+    let mut database = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        if let Ok(bytes) = std::fs::read(server.dir.path().join(format!("keyward.db{suffix}"))) {
+            database.extend(bytes);
+        }
+    }
+    assert!(!database.is_empty());
+    for key in &keys {
+        let body = &key[key.rfind('_').unwrap() + 1..];
+        assert!(
+            !output.contains(body) && !output.contains(&body[..16]),
+            "a key body reached the log"
+        );
+        assert!(
+            !database.windows(body.len()).any(|w| w == body.as_bytes()),
+            "a key body reached the database"
+        );
+    }
+}
