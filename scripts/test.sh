@@ -15,6 +15,61 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}"
 
 step() { printf '\n==> %s\n' "$*"; }
+fail() { echo "scripts/test.sh: $*" >&2; exit 1; }
+
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/keyward"
+mkdir -p "$cache"
+workdir=$(mktemp -d)
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$workdir"
+}
+trap cleanup EXIT
+
+SCHEMATHESIS_VERSION="4.32.5"
+
+# schemathesis (PyPI) in a virtualenv of its own, installed once per machine.
+ensure_schemathesis() {
+  local venv="$cache/venv"
+  if [ -x "$venv/bin/schemathesis" ] && "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    return
+  fi
+  if ! python3 -m venv --help >/dev/null 2>&1; then
+    (apt-get update -qq && apt-get install -y -qq python3 python3-venv python3-pip) >/dev/null 2>&1 ||
+      fail "python3 with venv is needed for schemathesis and could not be installed"
+  fi
+  rm -rf "$venv"
+  python3 -m venv "$venv" || fail "cannot create a virtualenv for schemathesis"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" ||
+    fail "cannot install schemathesis $SCHEMATHESIS_VERSION from PyPI"
+}
+
+# Starts the freshly built server on a free port with its own database; sets $base_url.
+start_server() {
+  local token="$1" log="$workdir/server.log" out="$workdir/server.out"
+  KEYWARD_ADMIN_TOKEN="$token" KEYWARD_DATABASE_URL="sqlite://$workdir/keyward.db" RUST_LOG=warn \
+    "$CARGO_TARGET_DIR/debug/keyward" serve --listen 127.0.0.1:0 >"$out" 2>"$log" &
+  server_pid=$!
+  for _ in $(seq 1 100); do
+    base_url=$(sed -n 's/^keyward listening on //p' "$out")
+    [ -n "$base_url" ] && return
+    kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; fail "the server did not start"; }
+    sleep 0.1
+  done
+  fail "the server did not report its address within 10 s"
+}
+
+run_schemathesis() {
+  ensure_schemathesis
+  local token="schemathesis-admin-token-0123456789abcdef"
+  start_server "$token"
+  "$cache/venv/bin/schemathesis" run "$base_url/openapi.json" \
+    --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
+    --header "Authorization: Bearer $token" \
+    --phases coverage,fuzzing,stateful --max-examples 50 --seed 20261122 \
+    --suppress-health-check all --warnings off
+}
 
 for tool in cargo rustfmt cargo-clippy; do
   if ! command -v "$tool" >/dev/null 2>&1; then
@@ -31,5 +86,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
 cargo test --workspace --locked
+
+step "schemathesis: every operation of the live server's /openapi.json"
+run_schemathesis
 
 step "all checks passed"

@@ -202,3 +202,98 @@ pub fn document_json() -> String {
         })
         .clone()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use chrono::Utc;
+    use keyward_core::{Environment, KeyId, PlanName, UserId};
+    use keyward_store::{KeyRecord, UserRecord};
+    use serde_json::Value;
+
+    use super::*;
+
+    fn document() -> Value {
+        serde_json::from_str(&document_json()).unwrap()
+    }
+
+    fn schema_fields(document: &Value, name: &str) -> BTreeSet<String> {
+        document["components"]["schemas"][name]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("schema {name} has properties"))
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn value_fields(value: &Value) -> BTreeSet<String> {
+        value.as_object().unwrap().keys().cloned().collect()
+    }
+
+    fn record() -> KeyRecord {
+        KeyRecord {
+            id: KeyId::generate(),
+            key_prefix: "sk_live_abcd…".into(),
+            prefix: None,
+            user_id: UserId::parse("u").unwrap(),
+            name: "n".into(),
+            environment: Environment::Live,
+            plan: None,
+            user_plan: PlanName::free(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            expires_at: None,
+            last_used_at: None,
+            request_count: 0,
+            is_active: true,
+            enabled: true,
+            revoked_at: None,
+            replaced_by: None,
+            rate_limit_per_hour: None,
+            limits: None,
+            allowed_ips: None,
+            scopes: Vec::new(),
+            metadata: Default::default(),
+            lineage_id: "l".into(),
+            imported: false,
+        }
+    }
+
+    #[test]
+    fn response_schemas_match_what_the_handlers_serialize() {
+        let document = document();
+        let key = serde_json::to_value(record().view(Utc::now())).unwrap();
+        assert_eq!(schema_fields(&document, "KeyObject"), value_fields(&key));
+
+        let user = UserRecord {
+            user_id: UserId::parse("u").unwrap(),
+            plan: PlanName::free(),
+            email: None,
+            company: None,
+            metadata: Default::default(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            key_count: 0,
+            deleted_at: None,
+        };
+        assert_eq!(
+            schema_fields(&document, "UserObject"),
+            value_fields(&serde_json::to_value(user).unwrap())
+        );
+
+        for plan in keyward_core::plan::default_plans() {
+            assert_eq!(
+                schema_fields(&document, "PlanObject"),
+                value_fields(&serde_json::to_value(plan).unwrap())
+            );
+        }
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1_with_every_route() {
+        let document = document();
+        assert_eq!(document["openapi"], "3.1.0");
+        assert_eq!(document["paths"].as_object().unwrap().len(), 14);
+    }
+}

@@ -27,7 +27,7 @@ pub async fn healthz() -> Json<Health> {
 
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "Ready (`ok`) or serving with reduced guarantees (`degraded`)", body = Health),
-        (status = 503, description = "The store is unreachable", body = crate::error::Problem)))]
+        (status = 503, description = "The store is unreachable", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => Json(Health {

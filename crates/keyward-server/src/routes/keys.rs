@@ -205,7 +205,7 @@ fn forbid_admin_fields(caller: &Caller, fields: &[(&str, bool)]) -> ApiResult<()
 
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKeyRequest,
     responses((status = 201, description = "The new key, with its plaintext `key` (shown once)", body = crate::openapi::NewKeyObject),
-        (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+        (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -285,7 +285,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", params(ListKeysQuery),
-    responses((status = 200, body = crate::openapi::KeyList), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    responses((status = 200, body = crate::openapi::KeyList), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -322,7 +322,7 @@ pub async fn list(
 }
 
 #[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
-    responses((status = 200, body = crate::openapi::KeyObject), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    responses((status = 200, body = crate::openapi::KeyObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn show(
     State(state): State<AppState>,
@@ -334,7 +334,7 @@ pub async fn show(
 }
 
 #[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)), request_body = UpdateKeyRequest,
-    responses((status = 200, body = crate::openapi::KeyObject), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    responses((status = 200, body = crate::openapi::KeyObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn update(
     State(state): State<AppState>,
@@ -406,7 +406,7 @@ pub async fn update(
 }
 
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
-    responses((status = 200, description = "The revoked key (idempotent)", body = crate::openapi::KeyObject), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    responses((status = 200, description = "The revoked key (idempotent)", body = crate::openapi::KeyObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn revoke(
     State(state): State<AppState>,
@@ -423,7 +423,7 @@ pub async fn revoke(
 }
 
 #[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", params(("id" = String, Path)), request_body(content = Option<RotateKeyRequest>),
-    responses((status = 201, body = crate::openapi::RotatedKeys), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    responses((status = 201, body = crate::openapi::RotatedKeys), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn rotate(
     State(state): State<AppState>,

@@ -71,7 +71,7 @@ fn user_json(user: &UserRecord) -> Json<Value> {
 }
 
 #[utoipa::path(get, path = "/v1/users", tag = "users", params(ListUsersQuery),
-    responses((status = 200, body = crate::openapi::UserList), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    responses((status = 200, body = crate::openapi::UserList), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -100,7 +100,7 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUserRequest,
-    responses((status = 201, body = crate::openapi::UserObject), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    responses((status = 201, body = crate::openapi::UserObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -127,7 +127,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/users/{user_id}", tag = "users", params(("user_id" = String, Path)),
-    responses((status = 200, body = crate::openapi::UserObject), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    responses((status = 200, body = crate::openapi::UserObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn show(
     State(state): State<AppState>,
@@ -140,7 +140,7 @@ pub async fn show(
 }
 
 #[utoipa::path(patch, path = "/v1/users/{user_id}", tag = "users", params(("user_id" = String, Path)), request_body = UpdateUserRequest,
-    responses((status = 200, body = crate::openapi::UserObject), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    responses((status = 200, body = crate::openapi::UserObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn update(
     State(state): State<AppState>,
@@ -180,7 +180,7 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/v1/users/{user_id}", tag = "users", params(("user_id" = String, Path)),
     responses((status = 200, description = "The deleted user (`deleted_at` set); its keys are revoked", body = crate::openapi::UserObject),
-        (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+        (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -196,7 +196,7 @@ pub async fn delete(
 }
 
 #[utoipa::path(post, path = "/v1/users/{user_id}/revoke-keys", tag = "users", params(("user_id" = String, Path)),
-    responses((status = 200, body = crate::openapi::RevokedCount), (status = "4XX", body = crate::error::Problem), (status = 503, body = crate::error::Problem)),
+    responses((status = 200, body = crate::openapi::RevokedCount), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn revoke_keys(
     State(state): State<AppState>,

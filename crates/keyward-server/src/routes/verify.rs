@@ -116,8 +116,8 @@ fn text(name: &str, value: Option<&str>) -> ApiResult<()> {
 
 #[utoipa::path(post, path = "/v1/verify", tag = "verification", request_body = VerifyRequest,
     responses((status = 200, description = "The decision, whatever it is", body = VerifyResponse),
-        (status = "4XX", description = "A malformed request", body = crate::error::Problem),
-        (status = 503, body = crate::error::Problem)))]
+        (status = "4XX", description = "A malformed request", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn verify(
     State(state): State<AppState>,
     client: ClientAddr,
