@@ -84,7 +84,17 @@ string_newtype!(
 impl KeyId {
     /// A fresh id; ULIDs sort by creation time.
     pub fn generate() -> Self {
-        Self(format!("key_{}", Ulid::new()))
+        Self::from_ulid(Ulid::new())
+    }
+
+    pub fn from_ulid(ulid: Ulid) -> Self {
+        Self(format!("key_{ulid}"))
+    }
+
+    /// The ULID part (16 bytes: what compact in-memory structures keep).
+    pub fn ulid(&self) -> Ulid {
+        // A KeyId only exists once `key_` + a canonical ULID parsed.
+        Ulid::from_string(&self.0[4..]).unwrap_or_default()
     }
 }
 
@@ -127,6 +137,7 @@ mod tests {
         assert!(KeyId::parse("usr_01ARZ3NDEKTSV4RRFFQ69G5FAV").is_err());
         assert!(KeyId::parse("key_01ARZ3NDEKTSV4RRFFQ69G5FAV").is_ok());
         assert!(KeyId::parse("key_01ARZ3NDEKTSV4RRFFQ69G5FA").is_err());
+        assert_eq!(KeyId::from_ulid(id.ulid()), id);
     }
 
     #[test]

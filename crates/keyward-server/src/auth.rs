@@ -6,19 +6,19 @@ use std::sync::Arc;
 use axum::http::request::Parts;
 use chrono::Utc;
 use keyward_core::{Code, PlainKey, PresentedKey, Scope, UserId};
-use keyward_store::{Actor, KeyRecord};
+use keyward_store::Actor;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientAddr, presented_key};
 use crate::state::AppState;
-use crate::verifier::Check;
+use crate::verifier::{CachedKey, Check};
 
 /// An authenticated management caller.
 #[derive(Debug, Clone)]
 pub enum Caller {
     Admin,
     /// A user's own key; acts only on that user.
-    Key(Arc<KeyRecord>),
+    Key(Arc<CachedKey>),
 }
 
 impl Caller {
@@ -37,7 +37,7 @@ impl Caller {
     pub fn actor(&self, client: &ClientAddr) -> Actor {
         match self {
             Self::Admin => Actor::admin(Some(client.client)),
-            Self::Key(key) => Actor::key(key.id.clone(), Some(client.client)),
+            Self::Key(key) => Actor::key(key.id(), Some(client.client)),
         }
     }
 
@@ -107,7 +107,7 @@ pub async fn authenticate(
                     "the key lacks the `{manage}` scope"
                 )));
             }
-            tracing::Span::current().record("key_id", key.id.as_str());
+            tracing::Span::current().record("key_id", key.id().as_str());
             Ok(Caller::Key(key))
         }
         // A foreign string the store does not know is just a wrong token.

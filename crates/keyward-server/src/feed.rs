@@ -6,8 +6,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use keyward_core::KeyId;
 use keyward_core::UserId;
-use keyward_store::{ChangeEvent, Entity, Store};
+use keyward_store::{ChangeEvent, ChangeOp, Entity, Store};
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
@@ -90,10 +91,14 @@ async fn apply(verifier: &Verifier, changes: Vec<ChangeEvent>) {
                 match change.key_hash {
                     Some(hash) => cache.invalidate_hash(&hash),
                     None => {
-                        ids_without_hash.insert(change.entity_id);
+                        if let Ok(id) = KeyId::parse(&change.entity_id) {
+                            ids_without_hash.insert(id.ulid());
+                        }
                     }
                 }
             }
+            // A new user has no keys yet: nothing cached can depend on it.
+            Entity::User if change.op == ChangeOp::Insert => {}
             Entity::User => {
                 if let Ok(user) = UserId::parse(&change.entity_id) {
                     users.insert(user);
@@ -102,8 +107,8 @@ async fn apply(verifier: &Verifier, changes: Vec<ChangeEvent>) {
             Entity::Plan => plans_changed = true,
         }
     }
-    cache.invalidate_users(users);
-    cache.invalidate_ids(ids_without_hash);
+    cache.invalidate_users(&users);
+    cache.invalidate_ids(&ids_without_hash);
     if plans_changed && let Err(error) = verifier.reload_plans().await {
         tracing::warn!(%error, "cannot reload plans");
     }

@@ -165,11 +165,11 @@ where
             let mut response = match (decision.is_valid(), &decision.key) {
                 (true, Some(key)) => {
                     request.extensions_mut().insert(AuthenticatedKey {
-                        key_id: key.id.clone(),
+                        key_id: key.id(),
                         user_id: key.user_id.clone(),
                         plan: key.effective_plan().clone(),
-                        scopes: key.scopes.clone(),
-                        metadata: key.metadata.clone(),
+                        scopes: key.scopes.to_vec(),
+                        metadata: key.metadata(),
                     });
                     inner.call(request).await?
                 }

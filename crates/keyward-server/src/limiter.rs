@@ -2,10 +2,10 @@
 //! backends (in-process and Redis); until then [`NoLimits`] admits every key, and the
 //! verifier already asks it on every counted check.
 
+use crate::verifier::CachedKey;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keyward_core::{Code, Plan};
-use keyward_store::KeyRecord;
 use serde::Serialize;
 
 /// One limit's state after a check, for headers and `/v1/verify`'s `ratelimit`.
@@ -55,7 +55,7 @@ pub trait Limiter: Send + Sync + std::fmt::Debug {
     /// A rejected check consumes nothing.
     async fn check(
         &self,
-        key: &KeyRecord,
+        key: &CachedKey,
         plan: &Plan,
         cost: u64,
         now: DateTime<Utc>,
@@ -70,7 +70,7 @@ pub struct NoLimits;
 impl Limiter for NoLimits {
     async fn check(
         &self,
-        _key: &KeyRecord,
+        _key: &CachedKey,
         _plan: &Plan,
         _cost: u64,
         _now: DateTime<Utc>,

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use keyward_core::{Code, KeyId};
-use keyward_store::{KeyRecord, KeyUsage, Store};
+use keyward_store::{KeyUsage, Store};
+use ulid::Ulid;
+
+use crate::verifier::CachedKey;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -18,7 +21,7 @@ const QUEUE_CAPACITY: usize = 65_536;
 
 #[derive(Debug)]
 struct UsageEvent {
-    key_id: KeyId,
+    key_id: Ulid,
     admitted: bool,
     at: DateTime<Utc>,
 }
@@ -39,12 +42,12 @@ impl UsageRecorder {
         }
     }
 
-    pub fn record(&self, key: &KeyRecord, code: Code, at: DateTime<Utc>) {
+    pub fn record(&self, key: &CachedKey, code: Code, at: DateTime<Utc>) {
         let Some(sender) = &self.sender else {
             return;
         };
         let event = UsageEvent {
-            key_id: key.id.clone(),
+            key_id: key.ulid(),
             admitted: code == Code::Valid,
             at,
         };
@@ -85,7 +88,7 @@ impl UsageWriter {
 }
 
 #[derive(Debug, Default)]
-struct Pending(HashMap<KeyId, (u64, DateTime<Utc>)>);
+struct Pending(HashMap<Ulid, (u64, DateTime<Utc>)>);
 
 impl Pending {
     fn add(&mut self, event: UsageEvent) {
@@ -105,7 +108,7 @@ impl Pending {
             .0
             .iter()
             .map(|(id, (admitted, at))| KeyUsage {
-                id: id.clone(),
+                id: KeyId::from_ulid(*id),
                 admitted: *admitted,
                 last_used_at: *at,
             })

@@ -488,6 +488,15 @@ pub enum Entity {
     Plan,
 }
 
+/// What happened to the entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeOp {
+    Insert,
+    Update,
+    Delete,
+}
+
 /// One entry of the change feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeEvent {
@@ -495,6 +504,7 @@ pub struct ChangeEvent {
     pub id: i64,
     pub entity: Entity,
     pub entity_id: String,
+    pub op: ChangeOp,
     /// For keys, the key's hash: caches keyed by hash drop the entry directly.
     pub key_hash: Option<KeyHash>,
 }

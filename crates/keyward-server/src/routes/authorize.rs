@@ -73,10 +73,10 @@ pub async fn authorize(
         let mut response = axum::http::StatusCode::OK.into_response();
         if let Some(key) = &decision.key {
             let span = tracing::Span::current();
-            span.record("key_id", key.id.as_str());
-            span.record("key_prefix", key.key_prefix.as_str());
+            span.record("key_id", key.id().as_str());
+            span.record("key_prefix", &*key.key_prefix);
             let out = response.headers_mut();
-            insert(out, "x-keyward-key-id", key.id.as_str());
+            insert(out, "x-keyward-key-id", key.id().as_str());
             insert(out, "x-keyward-user-id", key.user_id.as_str());
             insert(out, "x-keyward-plan", key.effective_plan().as_str());
         }

@@ -262,7 +262,7 @@ pub async fn create(
         (Caller::Key(own), requested) if !own.scopes.is_empty() => {
             // A scoped caller creates keys with a non-empty subset of its own scopes.
             let scopes = match requested {
-                None => own.scopes.clone(),
+                None => own.scopes.to_vec(),
                 Some(requested) => scopes_field(requested)?,
             };
             if scopes.is_empty() || scopes.iter().any(|s| !own.scopes.contains(s)) {

@@ -15,7 +15,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ClientAddr, is_trusted};
 use crate::limiter::LimitStatus;
 use crate::state::AppState;
-use crate::verifier::{Check, Decision};
+use crate::verifier::{CachedKey, Check, Decision};
 
 const MAX_TEXT: usize = 2048;
 
@@ -83,11 +83,11 @@ impl VerifyResponse {
         Self {
             valid: decision.is_valid(),
             code: decision.code.as_str().to_owned(),
-            key_id: key.map(|k| k.id.to_string()),
+            key_id: key.map(|k| k.id().to_string()),
             user_id: key.map(|k| k.user_id.to_string()),
             plan: key.map(|k| k.effective_plan().to_string()),
             scopes: key.map(|k| k.scopes.iter().map(ToString::to_string).collect()),
-            metadata: key.map(|k| k.metadata.clone()),
+            metadata: key.map(CachedKey::metadata),
             expires_at: key
                 .and_then(|k| k.expires_at)
                 .map(|at| keyward_core::time::format(&at)),
@@ -174,8 +174,8 @@ pub async fn verify(
         .map_err(|_| ApiError::Unavailable)?;
     if let Some(key) = &decision.key {
         let span = tracing::Span::current();
-        span.record("key_id", key.id.as_str());
-        span.record("key_prefix", key.key_prefix.as_str());
+        span.record("key_id", key.id().as_str());
+        span.record("key_prefix", &*key.key_prefix);
     }
     Ok(Json(VerifyResponse::from_decision(&decision)))
 }

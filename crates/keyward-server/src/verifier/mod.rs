@@ -7,6 +7,7 @@
 
 mod cache;
 mod guard;
+mod key;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,10 +18,11 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use keyward_core::{Code, KeyHash, Plan, PlanName, PresentedKey, Scope};
-use keyward_store::{KeyRecord, Store, StoreError};
+use keyward_store::{Store, StoreError};
 
 pub use cache::{Cached, KeyCache};
 pub use guard::FailureGuard;
+pub use key::CachedKey;
 
 use crate::limiter::{LimitOutcome, Limiter};
 use crate::usage::UsageRecorder;
@@ -45,7 +47,7 @@ pub struct Check<'a> {
 #[derive(Debug, Clone)]
 pub struct Decision {
     pub code: Code,
-    pub key: Option<Arc<KeyRecord>>,
+    pub key: Option<Arc<CachedKey>>,
     /// The key's effective plan, once the key is known.
     pub plan: Option<Arc<Plan>>,
     pub limits: Option<LimitOutcome>,
@@ -213,7 +215,7 @@ impl Verifier {
         if check.counted {
             let Some(plan) = plan else {
                 // A key whose plan vanished cannot be limited correctly: refuse to guess.
-                tracing::error!(key_id = %key.id, plan = %key.effective_plan(), "key refers to an unknown plan");
+                tracing::error!(key_id = %key.id(), plan = %key.effective_plan(), "key refers to an unknown plan");
                 return Err(Unavailable);
             };
             let outcome = self
@@ -241,7 +243,7 @@ impl Verifier {
     }
 
     /// The key a presented string names: from the cache, else the store. `None` = INVALID.
-    async fn find(&self, presented: &str) -> Result<Option<Arc<KeyRecord>>, Unavailable> {
+    async fn find(&self, presented: &str) -> Result<Option<Arc<CachedKey>>, Unavailable> {
         let Ok(candidate) = PresentedKey::classify(presented) else {
             return Ok(None);
         };
@@ -269,13 +271,12 @@ impl Verifier {
         }
     }
 
-    async fn load(&self, hash: KeyHash) -> Result<Option<Arc<KeyRecord>>, Unavailable> {
+    async fn load(&self, hash: KeyHash) -> Result<Option<Arc<CachedKey>>, Unavailable> {
         match self.store.lookup(&hash).await {
-            Ok(Some(record)) => {
-                let key = Arc::new(record);
-                self.cache.insert_known(hash, key.clone());
-                Ok(Some(key))
-            }
+            Ok(Some(record)) => Ok(Some(
+                self.cache
+                    .insert_known(hash, CachedKey::from_record(&record)),
+            )),
             Ok(None) => {
                 self.cache.insert_unknown(hash);
                 Ok(None)

@@ -7,13 +7,14 @@ CREATE TABLE change_events (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     entity      TEXT NOT NULL CHECK (entity IN ('key', 'user', 'plan')),
     entity_id   TEXT NOT NULL,
+    op          TEXT NOT NULL CHECK (op IN ('insert', 'update', 'delete')),
     key_hash    TEXT,            -- for keys: lets every node drop its cache entry directly
     at          TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
 
 CREATE TRIGGER api_keys_changed_insert AFTER INSERT ON api_keys
 BEGIN
-    INSERT INTO change_events (entity, entity_id, key_hash) VALUES ('key', NEW.id, NEW.key_hash);
+    INSERT INTO change_events (entity, entity_id, op, key_hash) VALUES ('key', NEW.id, 'insert', NEW.key_hash);
 END;
 
 CREATE TRIGGER api_keys_changed_update AFTER UPDATE OF
@@ -22,40 +23,40 @@ CREATE TRIGGER api_keys_changed_update AFTER UPDATE OF
     rate_limit_per_hour, limits, allowed_ips, scopes, metadata, lineage_id, imported
 ON api_keys
 BEGIN
-    INSERT INTO change_events (entity, entity_id, key_hash) VALUES ('key', NEW.id, NEW.key_hash);
+    INSERT INTO change_events (entity, entity_id, op, key_hash) VALUES ('key', NEW.id, 'update', NEW.key_hash);
 END;
 
 CREATE TRIGGER api_keys_changed_delete AFTER DELETE ON api_keys
 BEGIN
-    INSERT INTO change_events (entity, entity_id, key_hash) VALUES ('key', OLD.id, OLD.key_hash);
+    INSERT INTO change_events (entity, entity_id, op, key_hash) VALUES ('key', OLD.id, 'delete', OLD.key_hash);
 END;
 
 CREATE TRIGGER users_changed_insert AFTER INSERT ON users
 BEGIN
-    INSERT INTO change_events (entity, entity_id) VALUES ('user', NEW.user_id);
+    INSERT INTO change_events (entity, entity_id, op) VALUES ('user', NEW.user_id, 'insert');
 END;
 
 CREATE TRIGGER users_changed_update AFTER UPDATE ON users
 BEGIN
-    INSERT INTO change_events (entity, entity_id) VALUES ('user', NEW.user_id);
+    INSERT INTO change_events (entity, entity_id, op) VALUES ('user', NEW.user_id, 'update');
 END;
 
 CREATE TRIGGER users_changed_delete AFTER DELETE ON users
 BEGIN
-    INSERT INTO change_events (entity, entity_id) VALUES ('user', OLD.user_id);
+    INSERT INTO change_events (entity, entity_id, op) VALUES ('user', OLD.user_id, 'delete');
 END;
 
 CREATE TRIGGER plans_changed_insert AFTER INSERT ON plans
 BEGIN
-    INSERT INTO change_events (entity, entity_id) VALUES ('plan', NEW.name);
+    INSERT INTO change_events (entity, entity_id, op) VALUES ('plan', NEW.name, 'insert');
 END;
 
 CREATE TRIGGER plans_changed_update AFTER UPDATE ON plans
 BEGIN
-    INSERT INTO change_events (entity, entity_id) VALUES ('plan', NEW.name);
+    INSERT INTO change_events (entity, entity_id, op) VALUES ('plan', NEW.name, 'update');
 END;
 
 CREATE TRIGGER plans_changed_delete AFTER DELETE ON plans
 BEGIN
-    INSERT INTO change_events (entity, entity_id) VALUES ('plan', OLD.name);
+    INSERT INTO change_events (entity, entity_id, op) VALUES ('plan', OLD.name, 'delete');
 END;

@@ -5,7 +5,9 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::SqliteStore;
 use super::rows::get_ts;
-use crate::{AuditFilter, AuditRecord, ChangeEvent, Entity, Page, StoreError, StoreResult};
+use crate::{
+    AuditFilter, AuditRecord, ChangeEvent, ChangeOp, Entity, Page, StoreError, StoreResult,
+};
 
 pub(super) async fn list(
     store: &SqliteStore,
@@ -72,7 +74,7 @@ pub(super) async fn changes_since(
     limit: u32,
 ) -> StoreResult<Vec<ChangeEvent>> {
     let rows = sqlx::query(
-        "SELECT id, entity, entity_id, key_hash FROM change_events WHERE id > $1 ORDER BY id LIMIT $2",
+        "SELECT id, entity, entity_id, op, key_hash FROM change_events WHERE id > $1 ORDER BY id LIMIT $2",
     )
     .bind(after)
     .bind(i64::from(limit.max(1)))
@@ -82,6 +84,7 @@ pub(super) async fn changes_since(
         .map(|row| {
             let entity: String = row.try_get("entity")?;
             let key_hash: Option<String> = row.try_get("key_hash")?;
+            let op: String = row.try_get("op")?;
             Ok(ChangeEvent {
                 id: row.try_get("id")?,
                 entity: match entity.as_str() {
@@ -91,6 +94,12 @@ pub(super) async fn changes_since(
                     other => return Err(StoreError::corrupt("change entity", other)),
                 },
                 entity_id: row.try_get("entity_id")?,
+                op: match op.as_str() {
+                    "insert" => ChangeOp::Insert,
+                    "update" => ChangeOp::Update,
+                    "delete" => ChangeOp::Delete,
+                    other => return Err(StoreError::corrupt("change op", other)),
+                },
                 key_hash: key_hash
                     .map(|hash| {
                         KeyHash::from_hex(&hash).map_err(|e| StoreError::corrupt("key hash", e))

@@ -1,0 +1,73 @@
+//! What the verifier keeps of a key: only what decisions, responses and limits need, in
+//! compact form (a million cached keys must fit in well under 512 MiB).
+
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+use keyward_core::{Environment, KeyId, PlanName, Scope, UserId, Window};
+use keyward_store::{KeyRecord, Metadata};
+use ulid::Ulid;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedKey {
+    id: Ulid,
+    /// The rate-limit lineage (the first key of a rotation chain).
+    pub lineage: Ulid,
+    pub key_prefix: Box<str>,
+    pub user_id: UserId,
+    /// The key's own plan override.
+    pub plan: Option<PlanName>,
+    pub user_plan: PlanName,
+    pub environment: Environment,
+    pub is_active: bool,
+    pub enabled: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub allowed_ips: Option<Box<[IpNet]>>,
+    pub scopes: Box<[Scope]>,
+    metadata: Option<Box<Metadata>>,
+    pub rate_limit_per_hour: Option<u64>,
+    pub limits: Option<Box<[Window]>>,
+    /// When the cache loaded it (seconds on the cache's clock), for its time-to-live.
+    pub(crate) loaded_at: u32,
+}
+
+impl CachedKey {
+    pub fn from_record(record: &KeyRecord) -> Self {
+        let id = record.id.ulid();
+        let lineage = KeyId::parse(&record.lineage_id).map_or(id, |lineage| lineage.ulid());
+        Self {
+            id,
+            lineage,
+            key_prefix: record.key_prefix.clone().into_boxed_str(),
+            user_id: record.user_id.clone(),
+            plan: record.plan.clone(),
+            user_plan: record.user_plan.clone(),
+            environment: record.environment,
+            is_active: record.is_active,
+            enabled: record.enabled,
+            expires_at: record.expires_at,
+            allowed_ips: record.allowed_ips.clone().map(Vec::into_boxed_slice),
+            scopes: record.scopes.clone().into_boxed_slice(),
+            metadata: (!record.metadata.is_empty()).then(|| Box::new(record.metadata.clone())),
+            rate_limit_per_hour: record.rate_limit_per_hour,
+            limits: record.limits.clone().map(Vec::into_boxed_slice),
+            loaded_at: 0,
+        }
+    }
+
+    pub fn id(&self) -> KeyId {
+        KeyId::from_ulid(self.id)
+    }
+
+    pub fn ulid(&self) -> Ulid {
+        self.id
+    }
+
+    /// The key's own plan, else its user's.
+    pub fn effective_plan(&self) -> &PlanName {
+        self.plan.as_ref().unwrap_or(&self.user_plan)
+    }
+
+    pub fn metadata(&self) -> Metadata {
+        self.metadata.as_deref().cloned().unwrap_or_default()
+    }
+}
