@@ -82,9 +82,18 @@ string_newtype!(
 );
 
 impl KeyId {
-    /// A fresh id; ULIDs sort by creation time.
+    /// A fresh id. Ids sort by creation time, also within one millisecond in this process
+    /// (a monotonic generator), so "newest first" is exact for keys created here.
     pub fn generate() -> Self {
-        Self::from_ulid(Ulid::new())
+        static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
+        let mut generator = GENERATOR
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ulid = generator
+            .get_or_insert_with(ulid::Generator::new)
+            .generate()
+            .unwrap_or_else(|_| Ulid::new());
+        Self::from_ulid(ulid)
     }
 
     pub fn from_ulid(ulid: Ulid) -> Self {
@@ -138,6 +147,12 @@ mod tests {
         assert!(KeyId::parse("key_01ARZ3NDEKTSV4RRFFQ69G5FAV").is_ok());
         assert!(KeyId::parse("key_01ARZ3NDEKTSV4RRFFQ69G5FA").is_err());
         assert_eq!(KeyId::from_ulid(id.ulid()), id);
+    }
+
+    #[test]
+    fn generated_ids_increase() {
+        let ids: Vec<KeyId> = (0..1000).map(|_| KeyId::generate()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
