@@ -19,6 +19,8 @@ const CHECKSUM_DIGITS: usize = 6;
 pub const BODY_LEN: usize = RANDOM_DIGITS + CHECKSUM_DIGITS;
 /// Body characters shown in a key's display prefix.
 const HINT_DIGITS: usize = 4;
+/// 2^256 - 1 in 43 base62 digits: the largest random part a key can have.
+const MAX_RANDOM_DIGITS: &[u8; RANDOM_DIGITS] = b"yhjskwdA6OZ1AL1YmHWZWm8LLG7HjnuCA2j5rOw8Xp1";
 /// Longest string accepted as a foreign (imported) key; anything longer is rejected unread.
 const FOREIGN_MAX_LEN: usize = 512;
 
@@ -221,8 +223,9 @@ impl PlainKey {
         if base62::encode_u32(crc32fast::hash(signed)) != checksum {
             return Err(KeyFormatError::BadChecksum);
         }
-        let mut random = Zeroizing::new([0u8; 32]);
-        if !base62::decode_into(&body[..RANDOM_DIGITS], random.as_mut()) {
+        // Fixed-width base62 in ASCII digit order compares like the numbers it writes, so
+        // this rejects a body above 2^256 - 1 without decoding it.
+        if &body[..RANDOM_DIGITS] > MAX_RANDOM_DIGITS.as_slice() {
             return Err(KeyFormatError::Malformed);
         }
         Ok(Self {
@@ -352,4 +355,16 @@ fn looks_native(value: &str) -> bool {
             && is_valid_prefix(&value.as_bytes()[..split])
             && body.iter().all(|&b| base62::digit_value(b).is_some())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_random_part_is_the_encoding_of_all_ones() {
+        let mut digits = [0u8; RANDOM_DIGITS];
+        assert!(base62::encode_into(&[0xff; 32], &mut digits));
+        assert_eq!(&digits, MAX_RANDOM_DIGITS);
+    }
 }

@@ -16,7 +16,7 @@ use crate::config::ServerConfig;
 use crate::feed::ChangeFeed;
 use crate::layer::{KeywardLayer, LayerOptions};
 use crate::limiter::NoLimits;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::usage::{UsageRecorder, UsageWriter};
 use crate::verifier::{Verifier, VerifierSettings};
 use crate::{routes, telemetry};
@@ -144,6 +144,8 @@ pub struct Application {
 impl Application {
     pub async fn build(config: ServerConfig) -> Result<Self, StartupError> {
         telemetry::init_tracing();
+        // Installed before anything registers its metric handles.
+        let metrics = telemetry::prometheus();
         // A short admin token is refused before anything else happens.
         if let Some(token) = &config.admin_token
             && token.chars().count() < crate::admin::MIN_TOKEN_LEN
@@ -173,14 +175,14 @@ impl Application {
             address: config.listen.clone(),
             source,
         })?;
-        let state = AppState {
+        let state = AppState::new(Shared {
             store: engine.store().clone(),
             verifier: engine.verifier().clone(),
             feed: engine.feed().clone(),
             admin_token: Arc::new(admin_token),
             config: Arc::new(config),
-            metrics: telemetry::prometheus(),
-        };
+            metrics,
+        });
         let router = routes::router(state);
         Ok(Self {
             engine,

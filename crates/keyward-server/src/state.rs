@@ -10,8 +10,25 @@ use crate::config::ServerConfig;
 use crate::feed::ChangeFeed;
 use crate::verifier::Verifier;
 
+/// Shared by every handler; one `Arc`, so extracting it per request is one atomic add.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+#[derive(Debug)]
+pub struct Shared {
     pub store: Arc<dyn Store>,
     pub verifier: Arc<Verifier>,
     pub feed: Arc<ChangeFeed>,

@@ -1,59 +1,72 @@
-//! Usage bookkeeping off the request path: checks are queued to a channel, and a writer
-//! task aggregates them and updates `request_count` / `last_used_at` at most once per key
-//! per flush interval (1 s). The writer flushes what it holds on shutdown.
+//! Usage bookkeeping off the request path. A check adds to a per-key tally in one of a few
+//! sharded maps (a short lock, no task wake-up, no allocation for a key already tallied);
+//! a writer task takes the tallies every flush interval (1 s) and updates `request_count`
+//! and `last_used_at` in one transaction, so each key is written at most once per interval.
+//! What is not written yet is flushed on shutdown; a failed write is kept and retried.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use keyward_core::{Code, KeyId};
 use keyward_store::{KeyUsage, Store};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use ulid::Ulid;
 
 use crate::verifier::CachedKey;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
-/// How many checks may wait for the writer before new ones are dropped (and counted).
-const QUEUE_CAPACITY: usize = 65_536;
+const SHARDS: usize = 16;
 
-#[derive(Debug)]
-struct UsageEvent {
-    key_id: Ulid,
-    admitted: bool,
-    at: DateTime<Utc>,
+/// Admitted checks and the latest check time, per key.
+type Tally = HashMap<Ulid, (u64, DateTime<Utc>)>;
+
+#[derive(Debug, Default)]
+struct Tallies {
+    shards: [Mutex<Tally>; SHARDS],
 }
 
-/// The sending side, held by the verifier. Cheap to clone.
+impl Tallies {
+    fn add(&self, key: Ulid, count: u64, at: DateTime<Utc>) {
+        let shard = &self.shards[(key.random() as usize) % SHARDS];
+        let mut tally = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = tally.entry(key).or_insert((0, at));
+        entry.0 += count;
+        entry.1 = entry.1.max(at);
+    }
+
+    fn take(&self) -> Tally {
+        let mut all = Tally::new();
+        for shard in &self.shards {
+            let taken = std::mem::take(&mut *shard.lock().unwrap_or_else(PoisonError::into_inner));
+            if all.is_empty() {
+                all = taken;
+            } else {
+                all.extend(taken);
+            }
+        }
+        all
+    }
+}
+
+/// The recording side, held by the verifier. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct UsageRecorder {
-    sender: Option<mpsc::Sender<UsageEvent>>,
-    dropped: Arc<AtomicU64>,
+    tallies: Option<Arc<Tallies>>,
 }
 
 impl UsageRecorder {
     /// A recorder that records nothing (usage tracking off).
     pub fn disabled() -> Self {
-        Self {
-            sender: None,
-            dropped: Arc::new(AtomicU64::new(0)),
-        }
+        Self { tallies: None }
     }
 
     pub fn record(&self, key: &CachedKey, code: Code, at: DateTime<Utc>) {
-        let Some(sender) = &self.sender else {
-            return;
-        };
-        let event = UsageEvent {
-            key_id: key.ulid(),
-            admitted: code == Code::Valid,
-            at,
-        };
-        if sender.try_send(event).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("keyward_usage_events_dropped_total").increment(1);
+        if let Some(tallies) = &self.tallies
+            && code == Code::Valid
+        {
+            tallies.add(key.ulid(), 1, at);
         }
     }
 }
@@ -68,17 +81,18 @@ pub struct UsageWriter {
 impl UsageWriter {
     /// Starts the writer; returns it with the recorder that feeds it.
     pub fn start(store: Arc<dyn Store>, interval: Duration) -> (Self, UsageRecorder) {
-        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let tallies = Arc::new(Tallies::default());
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(store, receiver, stopped, interval));
-        let recorder = UsageRecorder {
-            sender: Some(sender),
-            dropped: Arc::new(AtomicU64::new(0)),
-        };
-        (Self { stop, task }, recorder)
+        let task = tokio::spawn(run(store, tallies.clone(), stopped, interval));
+        (
+            Self { stop, task },
+            UsageRecorder {
+                tallies: Some(tallies),
+            },
+        )
     }
 
-    /// Flushes everything queued so far and stops.
+    /// Flushes everything recorded so far and stops.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         if let Err(error) = self.task.await {
@@ -87,64 +101,41 @@ impl UsageWriter {
     }
 }
 
-#[derive(Debug, Default)]
-struct Pending(HashMap<Ulid, (u64, DateTime<Utc>)>);
-
-impl Pending {
-    fn add(&mut self, event: UsageEvent) {
-        if !event.admitted {
-            return;
-        }
-        let entry = self.0.entry(event.key_id).or_insert((0, event.at));
-        entry.0 += 1;
-        entry.1 = entry.1.max(event.at);
+async fn flush(store: &dyn Store, tallies: &Tallies) {
+    let taken = tallies.take();
+    if taken.is_empty() {
+        return;
     }
-
-    async fn flush(&mut self, store: &dyn Store) {
-        if self.0.is_empty() {
-            return;
-        }
-        let batch: Vec<KeyUsage> = self
-            .0
-            .iter()
-            .map(|(id, (admitted, at))| KeyUsage {
-                id: KeyId::from_ulid(*id),
-                admitted: *admitted,
-                last_used_at: *at,
-            })
-            .collect();
-        match store.record_key_usage(&batch).await {
-            Ok(()) => self.0.clear(),
-            // Kept and retried at the next tick; the map is bounded by the number of keys.
-            Err(error) => {
-                tracing::warn!(%error, keys = batch.len(), "usage write failed; will retry")
-            }
+    let batch: Vec<KeyUsage> = taken
+        .iter()
+        .map(|(id, (admitted, at))| KeyUsage {
+            id: KeyId::from_ulid(*id),
+            admitted: *admitted,
+            last_used_at: *at,
+        })
+        .collect();
+    if let Err(error) = store.record_key_usage(&batch).await {
+        // Put it back: the next tick retries. Bounded by the number of keys in use.
+        tracing::warn!(%error, keys = batch.len(), "usage write failed; will retry");
+        for (id, (admitted, at)) in taken {
+            tallies.add(id, admitted, at);
         }
     }
 }
 
 async fn run(
     store: Arc<dyn Store>,
-    mut receiver: mpsc::Receiver<UsageEvent>,
+    tallies: Arc<Tallies>,
     mut stopped: watch::Receiver<bool>,
     interval: Duration,
 ) {
-    let mut pending = Pending::default();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            event = receiver.recv() => match event {
-                Some(event) => pending.add(event),
-                None => break,
-            },
-            _ = ticker.tick() => pending.flush(&*store).await,
+            _ = ticker.tick() => flush(&*store, &tallies).await,
             _ = stopped.changed() => break,
         }
     }
-    receiver.close();
-    while let Ok(event) = receiver.try_recv() {
-        pending.add(event);
-    }
-    pending.flush(&*store).await;
+    flush(&*store, &tallies).await;
 }

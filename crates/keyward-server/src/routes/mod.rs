@@ -128,12 +128,17 @@ async fn record_http_metrics(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().to_string();
+    let method = request.method().clone();
     let response = next.run(request).await;
     let elapsed: Duration = started.elapsed();
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("keyward_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
+    let status = response.status().as_str().to_owned();
+    metrics::counter!(
+        "keyward_http_requests_total",
+        "route" => route.clone(),
+        "method" => method.as_str().to_owned(),
+        "status" => status
+    )
+    .increment(1);
     metrics::histogram!("keyward_http_request_seconds", "route" => route)
         .record(elapsed.as_secs_f64());
     response

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use keyward_core::Scope;
 use keyward_store::Metadata;
@@ -15,7 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ClientAddr, is_trusted};
 use crate::limiter::LimitStatus;
 use crate::state::AppState;
-use crate::verifier::{CachedKey, Check, Decision};
+use crate::verifier::{Check, Decision};
 
 const MAX_TEXT: usize = 2048;
 
@@ -43,22 +44,26 @@ pub struct RateLimitSummary {
     pub reset_seconds: u64,
 }
 
+/// The decision. Borrows from the cached key, so answering allocates little.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct VerifyResponse {
+pub struct VerifyResponse<'a> {
     pub valid: bool,
     /// One of the decision codes of CONTRACT §4.
-    pub code: String,
+    pub code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub user_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub plan: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub plan: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scopes: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub scopes: Option<&'a [Scope]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Metadata>,
+    pub metadata: Option<&'a Metadata>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,17 +82,19 @@ pub fn tightest(limits: &[LimitStatus]) -> Option<&LimitStatus> {
         })
 }
 
-impl VerifyResponse {
-    pub fn from_decision(decision: &Decision) -> Self {
+static NO_METADATA: std::sync::LazyLock<Metadata> = std::sync::LazyLock::new(Metadata::new);
+
+impl<'a> VerifyResponse<'a> {
+    pub fn from_decision(decision: &'a Decision) -> Self {
         let key = decision.key.as_deref();
         Self {
             valid: decision.is_valid(),
-            code: decision.code.as_str().to_owned(),
+            code: decision.code.as_str(),
             key_id: key.map(|k| k.id().to_string()),
-            user_id: key.map(|k| k.user_id.to_string()),
-            plan: key.map(|k| k.effective_plan().to_string()),
-            scopes: key.map(|k| k.scopes.iter().map(ToString::to_string).collect()),
-            metadata: key.map(CachedKey::metadata),
+            user_id: key.map(|k| k.user_id.as_str()),
+            plan: key.map(|k| k.effective_plan().as_str()),
+            scopes: key.map(|k| &*k.scopes),
+            metadata: key.map(|k| k.metadata_ref().unwrap_or(&NO_METADATA)),
             expires_at: key
                 .and_then(|k| k.expires_at)
                 .map(|at| keyward_core::time::format(&at)),
@@ -122,7 +129,7 @@ pub async fn verify(
     State(state): State<AppState>,
     client: ClientAddr,
     ApiJson(request): ApiJson<VerifyRequest>,
-) -> ApiResult<Json<VerifyResponse>> {
+) -> ApiResult<Response> {
     text("endpoint", request.endpoint.as_deref())?;
     text("method", request.method.as_deref())?;
     if request.key.as_deref().is_some_and(|k| k.len() > 4096) {
@@ -177,5 +184,5 @@ pub async fn verify(
         span.record("key_id", key.id().as_str());
         span.record("key_prefix", &*key.key_prefix);
     }
-    Ok(Json(VerifyResponse::from_decision(&decision)))
+    Ok(Json(VerifyResponse::from_decision(&decision)).into_response())
 }

@@ -70,4 +70,9 @@ impl CachedKey {
     pub fn metadata(&self) -> Metadata {
         self.metadata.as_deref().cloned().unwrap_or_default()
     }
+
+    /// The metadata without copying it (`None` when empty).
+    pub fn metadata_ref(&self) -> Option<&Metadata> {
+        self.metadata.as_deref()
+    }
 }

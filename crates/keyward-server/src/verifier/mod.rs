@@ -78,8 +78,50 @@ impl Decision {
 #[error("a backend needed for the check is unavailable")]
 pub struct Unavailable;
 
+/// Metric handles registered once: a lookup by name and labels on every check costs more
+/// than the check itself.
+struct Meters {
+    decisions: Vec<metrics::Counter>,
+    decision_seconds: metrics::Histogram,
+    cache_hit: metrics::Counter,
+    cache_negative_hit: metrics::Counter,
+    cache_miss: metrics::Counter,
+}
+
+impl Meters {
+    fn register() -> Self {
+        let cache =
+            |result: &'static str| metrics::counter!("keyward_key_cache_total", "result" => result);
+        Self {
+            decisions: Code::ALL
+                .iter()
+                .map(|code| metrics::counter!("keyward_decisions_total", "code" => code.as_str()))
+                .collect(),
+            decision_seconds: metrics::histogram!("keyward_decision_seconds"),
+            cache_hit: cache("hit"),
+            cache_negative_hit: cache("negative_hit"),
+            cache_miss: cache("miss"),
+        }
+    }
+
+    fn decision(&self, code: Code) {
+        if let Some(index) = Code::ALL.iter().position(|c| *c == code)
+            && let Some(counter) = self.decisions.get(index)
+        {
+            counter.increment(1);
+        }
+    }
+}
+
+impl std::fmt::Debug for Meters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Meters")
+    }
+}
+
 #[derive(Debug)]
 pub struct Verifier {
+    meters: Meters,
     store: Arc<dyn Store>,
     cache: KeyCache,
     plans: ArcSwap<HashMap<PlanName, Arc<Plan>>>,
@@ -105,6 +147,7 @@ impl Verifier {
         settings: &VerifierSettings,
     ) -> Result<Self, StoreError> {
         let verifier = Self {
+            meters: Meters::register(),
             cache: KeyCache::new(settings.cache_capacity),
             plans: ArcSwap::from_pointee(HashMap::new()),
             guard: FailureGuard::new(settings.failure_limit, settings.failure_window),
@@ -153,9 +196,8 @@ impl Verifier {
         let decision = self.decide(check, now).await;
         let elapsed = started.elapsed();
         if let Ok(decision) = &decision {
-            metrics::counter!("keyward_decisions_total", "code" => decision.code.as_str())
-                .increment(1);
-            metrics::histogram!("keyward_decision_seconds").record(elapsed.as_secs_f64());
+            self.meters.decision(decision.code);
+            self.meters.decision_seconds.record(elapsed.as_secs_f64());
             if check.counted
                 && let Some(key) = &decision.key
             {
@@ -256,16 +298,15 @@ impl Verifier {
         drop(candidate);
         match self.cache.get(&hash) {
             Cached::Known(key) => {
-                metrics::counter!("keyward_key_cache_total", "result" => "hit").increment(1);
+                self.meters.cache_hit.increment(1);
                 Ok(Some(key))
             }
             Cached::Unknown => {
-                metrics::counter!("keyward_key_cache_total", "result" => "negative_hit")
-                    .increment(1);
+                self.meters.cache_negative_hit.increment(1);
                 Ok(None)
             }
             Cached::Miss => {
-                metrics::counter!("keyward_key_cache_total", "result" => "miss").increment(1);
+                self.meters.cache_miss.increment(1);
                 self.load(hash).await
             }
         }
