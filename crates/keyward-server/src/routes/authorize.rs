@@ -73,7 +73,7 @@ pub async fn authorize(
         let mut response = axum::http::StatusCode::OK.into_response();
         if let Some(key) = &decision.key {
             let span = tracing::Span::current();
-            span.record("key_id", key.id().as_str());
+            span.record("key_id", tracing::field::display(key.id_display()));
             span.record("key_prefix", &*key.key_prefix);
             let out = response.headers_mut();
             insert(out, "x-keyward-key-id", key.id().as_str());

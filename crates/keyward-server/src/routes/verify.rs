@@ -16,7 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ClientAddr, is_trusted};
 use crate::limiter::LimitStatus;
 use crate::state::AppState;
-use crate::verifier::{Check, Decision};
+use crate::verifier::{CachedKey, Check, Decision, KeyIdDisplay};
 
 const MAX_TEXT: usize = 2048;
 
@@ -51,7 +51,8 @@ pub struct VerifyResponse<'a> {
     /// One of the decision codes of CONTRACT §4.
     pub code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub key_id: Option<KeyIdDisplay>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub user_id: Option<&'a str>,
@@ -90,7 +91,7 @@ impl<'a> VerifyResponse<'a> {
         Self {
             valid: decision.is_valid(),
             code: decision.code.as_str(),
-            key_id: key.map(|k| k.id().to_string()),
+            key_id: key.map(CachedKey::id_display),
             user_id: key.map(|k| k.user_id.as_str()),
             plan: key.map(|k| k.effective_plan().as_str()),
             scopes: key.map(|k| &*k.scopes),
@@ -181,7 +182,7 @@ pub async fn verify(
         .map_err(|_| ApiError::Unavailable)?;
     if let Some(key) = &decision.key {
         let span = tracing::Span::current();
-        span.record("key_id", key.id().as_str());
+        span.record("key_id", tracing::field::display(key.id_display()));
         span.record("key_prefix", &*key.key_prefix);
     }
     Ok(Json(VerifyResponse::from_decision(&decision)).into_response())

@@ -4,15 +4,20 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FailureGuard {
     limit: u32,
+    window: Duration,
     failures: Cache<IpAddr, Arc<AtomicU32>>,
+    epoch: Instant,
+    /// Milliseconds after `epoch` of the newest failure, plus one (0 = none yet): while no
+    /// failure happened within a window, no address can be blocked and the lookup is skipped.
+    last_failure: AtomicU64,
 }
 
 impl FailureGuard {
@@ -20,24 +25,39 @@ impl FailureGuard {
     pub fn new(limit: u32, window: Duration) -> Self {
         Self {
             limit,
+            window,
             // An entry lives exactly one window from the first failure, then the count resets.
             failures: Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_live(window)
                 .build(),
+            epoch: Instant::now(),
+            last_failure: AtomicU64::new(0),
         }
     }
 
+    fn now_millis(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     pub fn is_blocked(&self, address: IpAddr) -> bool {
-        self.limit > 0
-            && self
-                .failures
-                .get(&address)
-                .is_some_and(|count| count.load(Ordering::Relaxed) >= self.limit)
+        if self.limit == 0 {
+            return false;
+        }
+        let last = self.last_failure.load(Ordering::Relaxed);
+        let window = u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX);
+        if last == 0 || self.now_millis() > last.saturating_add(window) {
+            return false;
+        }
+        self.failures
+            .get(&address)
+            .is_some_and(|count| count.load(Ordering::Relaxed) >= self.limit)
     }
 
     pub fn record_failure(&self, address: IpAddr) {
         if self.limit > 0 {
+            self.last_failure
+                .store(self.now_millis() + 1, Ordering::Relaxed);
             self.failures
                 .get_with(address, || Arc::new(AtomicU32::new(0)))
                 .fetch_add(1, Ordering::Relaxed);

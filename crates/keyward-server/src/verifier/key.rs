@@ -62,6 +62,11 @@ impl CachedKey {
         self.id
     }
 
+    /// The key id for display and serialization, without allocating.
+    pub fn id_display(&self) -> KeyIdDisplay {
+        KeyIdDisplay(self.id)
+    }
+
     /// The key's own plan, else its user's.
     pub fn effective_plan(&self) -> &PlanName {
         self.plan.as_ref().unwrap_or(&self.user_plan)
@@ -74,5 +79,21 @@ impl CachedKey {
     /// The metadata without copying it (`None` when empty).
     pub fn metadata_ref(&self) -> Option<&Metadata> {
         self.metadata.as_deref()
+    }
+}
+
+/// Writes `key_<ULID>` (a key id) without allocating.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyIdDisplay(Ulid);
+
+impl std::fmt::Display for KeyIdDisplay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "key_{}", self.0)
+    }
+}
+
+impl serde::Serialize for KeyIdDisplay {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }

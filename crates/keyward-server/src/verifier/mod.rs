@@ -22,7 +22,7 @@ use keyward_store::{Store, StoreError};
 
 pub use cache::{Cached, KeyCache};
 pub use guard::FailureGuard;
-pub use key::CachedKey;
+pub use key::{CachedKey, KeyIdDisplay};
 
 use crate::limiter::{LimitOutcome, Limiter};
 use crate::usage::UsageRecorder;
