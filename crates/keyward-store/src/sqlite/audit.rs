@@ -35,8 +35,7 @@ pub(super) async fn list(
             .bind(cursor)
             .fetch_optional(&store.pool)
             .await?;
-        let at =
-            at.ok_or_else(|| StoreError::invalid("cursor", "not a cursor this listing returned"))?;
+        let at = at.ok_or_else(super::bad_cursor)?;
         query
             .push(" AND (a.at, a.id) < (")
             .push_bind(at)

@@ -8,7 +8,7 @@ use serde_json::json;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::rows::{KEY_COLUMNS, int, json, key_from_row, opt_ts, ts};
-use super::{SqliteStore, now, write_audit};
+use super::{Lookup, SqliteStore, bad_cursor, exists, now, write_audit};
 use crate::{
     Actor, AuditAction, ImportReport, ImportRow, KeyFilter, KeyMaterial, KeyPatch, KeyRecord,
     KeySpec, Page, Rotation, SkippedRow, StoreError, StoreResult, UserProfile, merge_metadata,
@@ -40,11 +40,7 @@ pub(super) async fn lookup(store: &SqliteStore, hash: &KeyHash) -> StoreResult<O
 }
 
 pub(super) async fn ensure_plan(conn: &mut SqliteConnection, plan: &PlanName) -> StoreResult<()> {
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM plans WHERE name = $1)")
-        .bind(plan.as_str())
-        .fetch_one(conn)
-        .await?;
-    if exists {
+    if exists(conn, Lookup::PlanByName, plan.as_str()).await? {
         Ok(())
     } else {
         Err(StoreError::invalid(
@@ -234,19 +230,12 @@ pub(super) async fn list(store: &SqliteStore, filter: &KeyFilter) -> StoreResult
 }
 
 async fn cursor_key(store: &SqliteStore, cursor: &str) -> StoreResult<KeyId> {
-    let id = KeyId::parse(cursor)
-        .map_err(|_| StoreError::invalid("cursor", "not a cursor this listing returned"))?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1)")
-        .bind(id.as_str())
-        .fetch_one(&store.pool)
-        .await?;
-    if exists {
+    let id = KeyId::parse(cursor).map_err(|_| bad_cursor())?;
+    let mut conn = store.pool.acquire().await?;
+    if exists(&mut conn, Lookup::KeyById, id.as_str()).await? {
         Ok(id)
     } else {
-        Err(StoreError::invalid(
-            "cursor",
-            "not a cursor this listing returned",
-        ))
+        Err(bad_cursor())
     }
 }
 
@@ -484,12 +473,9 @@ pub(super) async fn import(
                 .map_err(|_| invalid(format!("unknown plan `{plan}`")))?;
             known_plans.insert(plan.clone());
         }
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE key_hash = $1)")
-                .bind(row.key_hash.to_hex())
-                .fetch_one(&mut *tx)
-                .await?;
-        if exists || !seen.insert(row.key_hash) {
+        if exists(&mut tx, Lookup::KeyByHash, &row.key_hash.to_hex()).await?
+            || !seen.insert(row.key_hash)
+        {
             skipped.push(SkippedRow {
                 line: row.line,
                 reason: "a key with this key_hash already exists".to_owned(),
@@ -566,10 +552,5 @@ pub(super) async fn import(
 }
 
 async fn id_taken(conn: &mut SqliteConnection, id: &KeyId) -> StoreResult<bool> {
-    Ok(
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1)")
-            .bind(id.as_str())
-            .fetch_one(conn)
-            .await?,
-    )
+    exists(conn, Lookup::KeyById, id.as_str()).await
 }

@@ -106,6 +106,35 @@ pub(crate) fn now() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
 
+/// Rows that can be checked for existence by one text column.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Lookup {
+    UserById,
+    KeyById,
+    KeyByHash,
+    PlanByName,
+}
+
+/// Whether a row exists (`Lookup` names the table and column; `value` is bound).
+pub(crate) async fn exists(
+    conn: &mut SqliteConnection,
+    lookup: Lookup,
+    value: &str,
+) -> StoreResult<bool> {
+    let sql = match lookup {
+        Lookup::UserById => "SELECT EXISTS (SELECT 1 FROM users WHERE user_id = $1)",
+        Lookup::KeyById => "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1)",
+        Lookup::KeyByHash => "SELECT EXISTS (SELECT 1 FROM api_keys WHERE key_hash = $1)",
+        Lookup::PlanByName => "SELECT EXISTS (SELECT 1 FROM plans WHERE name = $1)",
+    };
+    Ok(sqlx::query_scalar(sql).bind(value).fetch_one(conn).await?)
+}
+
+/// The error for a `cursor` this store never handed out.
+pub(crate) fn bad_cursor() -> StoreError {
+    StoreError::invalid("cursor", "not a cursor this listing returned")
+}
+
 /// Cuts a listing fetched with `limit + 1` rows into a page and its continuation cursor.
 pub(crate) fn page<T>(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> Page<T> {
     let limit = limit as usize;

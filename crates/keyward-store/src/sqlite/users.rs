@@ -7,7 +7,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::keys::{ensure_plan, revoke_in};
 use super::rows::{json, ts, user_columns, user_from_row};
-use super::{SqliteStore, now, write_audit};
+use super::{Lookup, SqliteStore, bad_cursor, exists, now, write_audit};
 use crate::{
     Actor, AuditAction, NewUser, Page, StoreError, StoreResult, UserFilter, UserPatch, UserProfile,
     UserRecord, merge_metadata,
@@ -85,11 +85,7 @@ pub(super) async fn create(
 ) -> StoreResult<UserRecord> {
     let at = now();
     let mut tx = store.write().await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE user_id = $1)")
-        .bind(user.user_id.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-    if exists {
+    if exists(&mut tx, Lookup::UserById, user.user_id.as_str()).await? {
         return Err(StoreError::Conflict(format!(
             "user `{}` already exists",
             user.user_id
@@ -130,18 +126,10 @@ pub(super) async fn list(
             .push_bind(plan.as_str().to_owned());
     }
     if let Some(cursor) = &filter.page.cursor {
-        let cursor = UserId::parse(cursor)
-            .map_err(|_| StoreError::invalid("cursor", "not a cursor this listing returned"))?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE user_id = $1)")
-                .bind(cursor.as_str())
-                .fetch_one(&store.pool)
-                .await?;
-        if !exists {
-            return Err(StoreError::invalid(
-                "cursor",
-                "not a cursor this listing returned",
-            ));
+        let cursor = UserId::parse(cursor).map_err(|_| bad_cursor())?;
+        let mut conn = store.pool.acquire().await?;
+        if !exists(&mut conn, Lookup::UserById, cursor.as_str()).await? {
+            return Err(bad_cursor());
         }
         query
             .push(" AND (u.created_at, u.user_id) < (SELECT created_at, user_id FROM users WHERE user_id = ")
@@ -331,11 +319,7 @@ pub(super) async fn revoke_keys(
 ) -> StoreResult<u64> {
     let at = now();
     let mut tx = store.write().await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE user_id = $1)")
-        .bind(id.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-    if !exists {
+    if !exists(&mut tx, Lookup::UserById, id.as_str()).await? {
         return Err(StoreError::NotFound("user"));
     }
     let revoked = revoke_all(&mut tx, id, actor, at).await?;
