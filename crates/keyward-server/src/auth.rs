@@ -107,7 +107,7 @@ pub async fn authenticate(
                     "the key lacks the `{manage}` scope"
                 )));
             }
-            tracing::Span::current().record("key_id", key.id().as_str());
+            key.record_in_span();
             Ok(Caller::Key(key))
         }
         // A foreign string the store does not know is just a wrong token.

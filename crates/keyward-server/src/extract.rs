@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
@@ -16,7 +16,11 @@ use crate::state::AppState;
 /// Bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// `axum::Json` whose rejections are the API's problems (400, 413, 415, 422).
+/// A JSON body whose rejections are the API's problems (400, 413, 415, 422).
+///
+/// Parsed with plain serde_json; only when that fails on the data is the body parsed again
+/// to name the failing field (`name: invalid type…`), so the common case pays nothing for
+/// error paths.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -28,38 +32,52 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !is_json(request.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
         }
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest(rejection.body_text())
+                }
+            })?;
+        parse_json(&body).map(Self)
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    match rejection {
-        JsonRejection::JsonDataError(error) => {
-            // serde's message names the field ("unknown field `x`", "missing field `y`").
-            ApiError::Validation(data_error_detail(&error.body_text()))
-        }
-        JsonRejection::JsonSyntaxError(error) => ApiError::BadRequest(error.body_text()),
-        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
-        JsonRejection::BytesRejection(error) => {
-            if error.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::BadRequest(error.body_text())
+/// `Content-Type: application/json` or `application/<anything>+json`, parameters allowed.
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim();
+            mime.eq_ignore_ascii_case("application/json")
+                || (mime.len() > "application/+json".len()
+                    && mime[..12].eq_ignore_ascii_case("application/")
+                    && mime[mime.len() - 5..].eq_ignore_ascii_case("+json"))
+        })
+}
+
+/// Parses a JSON document: syntax errors are 400, data errors 422 naming the field.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    match serde_json::from_slice(body) {
+        Ok(value) => Ok(value),
+        Err(error) if error.is_data() => {
+            let mut deserializer = serde_json::Deserializer::from_slice(body);
+            match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+                Err(error) if error.path().iter().next().is_some() => Err(ApiError::Validation(
+                    format!("{}: {}", error.path(), error.inner()),
+                )),
+                _ => Err(ApiError::Validation(error.to_string())),
             }
         }
-        other => ApiError::BadRequest(other.body_text()),
+        Err(error) => Err(ApiError::BadRequest(error.to_string())),
     }
-}
-
-/// "Failed to deserialize the JSON body into the target type: name: invalid type…" →
-/// "name: invalid type…" (the field first, as every validation message here).
-fn data_error_detail(text: &str) -> String {
-    text.strip_prefix("Failed to deserialize the JSON body into the target type: ")
-        .unwrap_or(text)
-        .to_owned()
 }
 
 /// The key a request presents: `Authorization: Bearer`, then `X-API-Key`, then (when

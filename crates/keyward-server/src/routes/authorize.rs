@@ -72,9 +72,7 @@ pub async fn authorize(
     let mut response = if decision.is_valid() {
         let mut response = axum::http::StatusCode::OK.into_response();
         if let Some(key) = &decision.key {
-            let span = tracing::Span::current();
-            span.record("key_id", tracing::field::display(key.id_display()));
-            span.record("key_prefix", &*key.key_prefix);
+            key.record_in_span();
             let out = response.headers_mut();
             insert(out, "x-keyward-key-id", key.id().as_str());
             insert(out, "x-keyward-user-id", key.user_id.as_str());

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::{AdminOrSelf, ApiQuery, double_option, field, now};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, is_json, parse_json};
 use crate::state::AppState;
 
 const MAX_LIST_ITEMS: usize = 100;
@@ -465,28 +465,8 @@ pub fn optional_json<T: serde::de::DeserializeOwned + Default>(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    let is_json = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| {
-            let mime = mime.trim().to_ascii_lowercase();
-            mime == "application/json"
-                || (mime.starts_with("application/") && mime.ends_with("+json"))
-        });
-    if !is_json {
+    if !is_json(headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = T::deserialize(&mut deserializer).map_err(|error| {
-        if error.is_data() {
-            ApiError::Validation(error.to_string())
-        } else {
-            ApiError::BadRequest(error.to_string())
-        }
-    })?;
-    deserializer
-        .end()
-        .map_err(|error| ApiError::BadRequest(error.to_string()))?;
-    Ok(value)
+    parse_json(body)
 }

@@ -75,8 +75,8 @@ pub fn router(state: AppState) -> Router {
                     "request",
                     method = %request.method(),
                     route = %route,
-                    key_id = tracing::field::Empty,
-                    key_prefix = tracing::field::Empty,
+                    // `key_<id> <display prefix>`, once the key is known (never the key).
+                    key = tracing::field::Empty,
                 )
             })
             .on_request(())

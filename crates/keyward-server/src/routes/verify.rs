@@ -181,9 +181,7 @@ pub async fn verify(
         .await
         .map_err(|_| ApiError::Unavailable)?;
     if let Some(key) = &decision.key {
-        let span = tracing::Span::current();
-        span.record("key_id", tracing::field::display(key.id_display()));
-        span.record("key_prefix", &*key.key_prefix);
+        key.record_in_span();
     }
     Ok(Json(VerifyResponse::from_decision(&decision)).into_response())
 }

@@ -67,6 +67,14 @@ impl CachedKey {
         KeyIdDisplay(self.id)
     }
 
+    /// Names the key (id and display prefix, never the key) in the request's span.
+    pub fn record_in_span(&self) {
+        tracing::Span::current().record(
+            "key",
+            tracing::field::display(format_args!("{} {}", self.id_display(), self.key_prefix)),
+        );
+    }
+
     /// The key's own plan, else its user's.
     pub fn effective_plan(&self) -> &PlanName {
         self.plan.as_ref().unwrap_or(&self.user_plan)
