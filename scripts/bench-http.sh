@@ -2,8 +2,10 @@
 # HTTP load benchmark: starts the release server on loopback with a fresh SQLite database,
 # issues a key, and loads POST /v1/verify, GET /v1/authorize (valid key) and GET /healthz
 # with wrk in one run. Prints requests/s and p50/p99 for each, and verify/healthz.
+# The three endpoints are loaded in turn for ROUNDS rounds (default 3) and each figure is
+# the median over the rounds, so a slow moment of the machine does not skew one endpoint.
 #
-#   scripts/bench-http.sh [DURATION_SECONDS=10] [CONNECTIONS=64]
+#   scripts/bench-http.sh [DURATION_SECONDS=10] [CONNECTIONS=64]    (ROUNDS=3 by default)
 #
 # Installs wrk (Debian) when missing. Traffic goes to 127.0.0.1 only and stops by itself.
 set -euo pipefail
@@ -12,6 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 duration="${1:-10}"
 connections="${2:-64}"
 threads="${WRK_THREADS:-2}"
+rounds="${ROUNDS:-3}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/keyward/target}"
 
 if ! command -v wrk >/dev/null 2>&1; then
@@ -49,29 +52,44 @@ cat >"$work/authorize.lua" <<LUA
 wrk.headers["Authorization"] = "Bearer $key"
 LUA
 
-run() { # slug label path [script]
-  local slug="$1" label="$2" path="$3" script="${4:-}"
+run() { # slug round path [script]
+  local slug="$1" round="$2" path="$3" script="${4:-}"
   local args=(-t"$threads" -c"$connections" -d"${duration}s" --latency)
   [ -n "$script" ] && args+=(-s "$script")
-  wrk "${args[@]}" "$base$path" >"$work/$slug.txt"
-  local rps p50 p99 errors
-  rps=$(awk '/^Requests\/sec:/ {print $2}' "$work/$slug.txt")
-  p50=$(awk '$1 == "50%" {print $2}' "$work/$slug.txt")
-  p99=$(awk '$1 == "99%" {print $2}' "$work/$slug.txt")
-  errors=$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$work/$slug.txt")
-  printf '%-20s %12s req/s   p50 %-9s p99 %-9s non-2xx %s\n' "$label" "$rps" "$p50" "$p99" "${errors:-0}"
-  echo "$rps" >"$work/$slug.rps"
+  wrk "${args[@]}" "$base$path" >"$work/$slug.$round.txt"
 }
 
-echo "wrk: $threads threads, $connections connections, ${duration}s each, against $base ($(nproc) cores)"
-run healthz "GET /healthz" /healthz
-run verify "POST /v1/verify" /v1/verify "$work/verify.lua"
-run authorize "GET /v1/authorize" /v1/authorize "$work/authorize.lua"
-python3 - "$work" <<'PY'
-import sys
-work = sys.argv[1]
-read = lambda slug: float(open(f"{work}/{slug}.rps").read())
-health = read("healthz")
-print(f"ratio verify/healthz     {read('verify') / health:.2f}")
-print(f"ratio authorize/healthz  {read('authorize') / health:.2f}")
+echo "wrk: $threads threads, $connections connections, ${duration}s per run, $rounds rounds, against $base ($(nproc) cores)"
+for round in $(seq 1 "$rounds"); do
+  run healthz "$round" /healthz
+  run verify "$round" /v1/verify "$work/verify.lua"
+  run authorize "$round" /v1/authorize "$work/authorize.lua"
+done
+python3 - "$work" "$rounds" <<'PY'
+import re, statistics, sys
+work, rounds = sys.argv[1], int(sys.argv[2])
+
+def seconds(text):
+    value, unit = re.fullmatch(r"([0-9.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
+
+def figures(slug):
+    rps, p50, p99, errors = [], [], [], 0
+    for round in range(1, rounds + 1):
+        text = open(f"{work}/{slug}.{round}.txt").read()
+        rps.append(float(re.search(r"Requests/sec:\s+([0-9.]+)", text).group(1)))
+        p50.append(seconds(re.search(r"\n\s+50%\s+(\S+)", text).group(1)))
+        p99.append(seconds(re.search(r"\n\s+99%\s+(\S+)", text).group(1)))
+        match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+        errors += int(match.group(1)) if match else 0
+    return statistics.median(rps), statistics.median(p50), statistics.median(p99), errors, rps
+
+rows = {slug: figures(slug) for slug in ("healthz", "verify", "authorize")}
+labels = {"healthz": "GET /healthz", "verify": "POST /v1/verify", "authorize": "GET /v1/authorize"}
+for slug, (rps, p50, p99, errors, each) in rows.items():
+    runs = " ".join(f"{r:.0f}" for r in each)
+    print(f"{labels[slug]:<20} {rps:>10.0f} req/s   p50 {p50 * 1e3:.2f} ms   p99 {p99 * 1e3:.2f} ms   non-2xx {errors}   (runs: {runs})")
+health = rows["healthz"][0]
+print(f"ratio verify/healthz     {rows['verify'][0] / health:.2f}")
+print(f"ratio authorize/healthz  {rows['authorize'][0] / health:.2f}")
 PY

@@ -32,19 +32,33 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let JsonBody(body) = JsonBody::from_request(request, state).await?;
+        parse_json(&body).map(Self)
+    }
+}
+
+/// The raw bytes of a JSON body (content type checked, size limited), for handlers that
+/// deserialize it themselves, borrowing from it.
+#[derive(Debug, Clone)]
+pub struct JsonBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_json(request.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let body = Bytes::from_request(request, state)
+        Bytes::from_request(request, state)
             .await
+            .map(Self)
             .map_err(|rejection| {
                 if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::PayloadTooLarge
                 } else {
                     ApiError::BadRequest(rejection.body_text())
                 }
-            })?;
-        parse_json(&body).map(Self)
+            })
     }
 }
 
@@ -64,7 +78,7 @@ pub fn is_json(headers: &HeaderMap) -> bool {
 }
 
 /// Parses a JSON document: syntax errors are 400, data errors 422 naming the field.
-pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub fn parse_json<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     match serde_json::from_slice(body) {
         Ok(value) => Ok(value),
         Err(error) if error.is_data() => {

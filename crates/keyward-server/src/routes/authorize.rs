@@ -72,7 +72,7 @@ pub async fn authorize(
     let mut response = if decision.is_valid() {
         let mut response = axum::http::StatusCode::OK.into_response();
         if let Some(key) = &decision.key {
-            key.record_in_span();
+            key.record_in_span_for_response();
             let out = response.headers_mut();
             insert(out, "x-keyward-key-id", key.id().as_str());
             insert(out, "x-keyward-user-id", key.user_id.as_str());

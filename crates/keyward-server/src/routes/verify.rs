@@ -1,6 +1,7 @@
 //! `POST /v1/verify`: a service asks whether a key may make a request. Every decision is a
 //! 200 with `valid` and `code`; only a malformed request is a 4xx, an outage a 503.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use axum::Json;
@@ -13,25 +14,36 @@ use serde::{Deserialize, Serialize};
 
 use super::field;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ClientAddr, is_trusted};
+use crate::extract::{ClientAddr, JsonBody, is_trusted, parse_json};
 use crate::limiter::LimitStatus;
 use crate::state::AppState;
 use crate::verifier::{CachedKey, Check, Decision, KeyIdDisplay};
 
 const MAX_TEXT: usize = 2048;
 
+/// Borrows its strings from the body where JSON escapes allow (the usual case).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct VerifyRequest {
+pub struct VerifyRequest<'a> {
     /// The key to check; absent or empty answers `MISSING`.
-    pub key: Option<String>,
-    pub required_scopes: Option<Vec<String>>,
+    #[serde(borrow)]
+    #[schema(value_type = Option<String>)]
+    pub key: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub required_scopes: Option<Vec<Cow<'a, str>>>,
     /// The endpoint the key is used on (for usage analytics).
-    pub endpoint: Option<String>,
-    pub method: Option<String>,
+    #[serde(borrow)]
+    #[schema(value_type = Option<String>)]
+    pub endpoint: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    #[schema(value_type = Option<String>)]
+    pub method: Option<Cow<'a, str>>,
     /// The end client's address: checked against the key's allowlist, and — when the caller
     /// is a trusted proxy — what the brute-force guard counts failures against.
-    pub ip: Option<String>,
+    #[serde(borrow)]
+    #[schema(value_type = Option<String>)]
+    pub ip: Option<Cow<'a, str>>,
     /// Units the request consumes (default 1).
     pub cost: Option<u64>,
 }
@@ -129,8 +141,9 @@ fn text(name: &str, value: Option<&str>) -> ApiResult<()> {
 pub async fn verify(
     State(state): State<AppState>,
     client: ClientAddr,
-    ApiJson(request): ApiJson<VerifyRequest>,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
+    let request: VerifyRequest<'_> = parse_json(&body)?;
     text("endpoint", request.endpoint.as_deref())?;
     text("method", request.method.as_deref())?;
     if request.key.as_deref().is_some_and(|k| k.len() > 4096) {
@@ -181,7 +194,7 @@ pub async fn verify(
         .await
         .map_err(|_| ApiError::Unavailable)?;
     if let Some(key) = &decision.key {
-        key.record_in_span();
+        key.record_in_span_for_response();
     }
     Ok(Json(VerifyResponse::from_decision(&decision)).into_response())
 }

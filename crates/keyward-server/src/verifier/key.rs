@@ -67,6 +67,18 @@ impl CachedKey {
         KeyIdDisplay(self.id)
     }
 
+    /// Names the key in the request's span when something logged later in the request can
+    /// show it: after a decision, only the debug-level response event of the trace layer
+    /// (and keyward's own debug events) can, so at the default `info` the formatting is
+    /// skipped on the hot path.
+    pub fn record_in_span_for_response(&self) {
+        if tracing::enabled!(tracing::Level::DEBUG)
+            || tracing::enabled!(target: "tower_http::trace::on_response", tracing::Level::DEBUG)
+        {
+            self.record_in_span();
+        }
+    }
+
     /// Names the key (id and display prefix, never the key) in the request's span.
     pub fn record_in_span(&self) {
         tracing::Span::current().record(
