@@ -7,6 +7,7 @@ pub mod base62;
 pub mod decision;
 pub mod ids;
 pub mod key;
+pub mod limits;
 pub mod plan;
 pub mod scope;
 pub mod time;
