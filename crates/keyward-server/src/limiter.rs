@@ -1,80 +1,29 @@
-//! The limiter hook of the verification path. Rate limits and quotas arrive with their own
-//! backends (in-process and Redis); until then [`NoLimits`] admits every key, and the
-//! verifier already asks it on every counted check.
+//! The limiter as the verifier sees it: the `keyward-limiter` trait, and the windows that
+//! apply to a key (its own `limits`, else its plan's; `rate_limit_per_hour` replaces or adds
+//! the one-hour window).
+
+use std::borrow::Cow;
+
+use keyward_core::{Plan, Window};
+
+pub use keyward_limiter::{
+    Check as LimitCheck, LimitStatus, Limiter, LimiterError, MemoryLimiter, Outcome,
+};
 
 use crate::verifier::CachedKey;
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use keyward_core::{Code, Plan};
-use serde::Serialize;
 
-/// One limit's state after a check, for headers and `/v1/verify`'s `ratelimit`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LimitStatus {
-    /// `minute`, `hour`, `day`, `{W}s`, a window's own name, `burst` or `month`.
-    pub name: String,
-    /// The limit (`q`).
-    pub limit: u64,
-    /// The window or refill period in seconds (`w`).
-    pub window_seconds: u64,
-    /// Units still admissible (`r`).
-    pub remaining: u64,
-    /// Seconds until `remaining` next increases (`t`).
-    pub reset_seconds: u64,
-}
-
-/// What a limiter says about one check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LimitOutcome {
-    /// `None` = admitted; else `QUOTA_EXCEEDED` or `RATE_LIMITED`.
-    pub rejection: Option<Code>,
-    /// Every window, then the burst bucket and the quota, as they stand after the check.
-    pub limits: Vec<LimitStatus>,
-    /// Seconds to wait before a retry can be admitted (rejections only).
-    pub retry_after: Option<u64>,
-}
-
-impl LimitOutcome {
-    pub fn admitted() -> Self {
-        Self {
-            rejection: None,
-            limits: Vec::new(),
-            retry_after: None,
+pub fn effective_windows<'a>(key: &'a CachedKey, plan: &'a Plan) -> Cow<'a, [Window]> {
+    let base: &[Window] = key.limits.as_deref().unwrap_or(&plan.spec.limits);
+    let Some(per_hour) = key.rate_limit_per_hour else {
+        return Cow::Borrowed(base);
+    };
+    let mut windows = base.to_vec();
+    match windows.iter_mut().find(|w| w.window_seconds == 3600) {
+        Some(hour) => hour.max = per_hour,
+        None => {
+            windows.push(Window::new(3600, per_hour));
+            windows.sort_by_key(|w| w.window_seconds);
         }
     }
-}
-
-/// A limiter backend failed (Redis unreachable, …); the failure policy decides what follows.
-#[derive(Debug, thiserror::Error)]
-#[error("the limiter is unavailable: {0}")]
-pub struct LimiterError(pub String);
-
-#[async_trait]
-pub trait Limiter: Send + Sync + std::fmt::Debug {
-    /// Checks and, if every limit admits it, consumes `cost` units for `key` on `plan`.
-    /// A rejected check consumes nothing.
-    async fn check(
-        &self,
-        key: &CachedKey,
-        plan: &Plan,
-        cost: u64,
-        now: DateTime<Utc>,
-    ) -> Result<LimitOutcome, LimiterError>;
-}
-
-/// Admits everything and reports no limits.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoLimits;
-
-#[async_trait]
-impl Limiter for NoLimits {
-    async fn check(
-        &self,
-        _key: &CachedKey,
-        _plan: &Plan,
-        _cost: u64,
-        _now: DateTime<Utc>,
-    ) -> Result<LimitOutcome, LimiterError> {
-        Ok(LimitOutcome::admitted())
-    }
+    Cow::Owned(windows)
 }

@@ -15,7 +15,7 @@ use crate::admin::{AdminToken, AdminTokenError};
 use crate::config::ServerConfig;
 use crate::feed::ChangeFeed;
 use crate::layer::{KeywardLayer, LayerOptions};
-use crate::limiter::NoLimits;
+use crate::limiter::MemoryLimiter;
 use crate::state::{AppState, Shared};
 use crate::usage::{UsageRecorder, UsageWriter};
 use crate::verifier::{Verifier, VerifierSettings};
@@ -83,16 +83,18 @@ impl Engine {
         } else {
             (None, UsageRecorder::disabled())
         };
+        let memory_limiter = Arc::new(MemoryLimiter::new());
         let verifier = Arc::new(
             Verifier::new(
                 store.clone(),
-                Arc::new(NoLimits),
+                memory_limiter.clone(),
                 recorder,
                 &config.verifier,
             )
             .await?,
         );
         let (stop, stopped) = watch::channel(false);
+        spawn_limiter_sweeper(memory_limiter, stopped.clone());
         let feed = Arc::new(ChangeFeed::new(store.clone(), verifier.clone(), after));
         let follower = feed.spawn(stopped);
         Ok(Self {
@@ -130,6 +132,22 @@ impl Engine {
             usage.shutdown().await;
         }
     }
+}
+
+/// Drops in-process limiter state that no longer affects any decision, every 30 s.
+fn spawn_limiter_sweeper(limiter: Arc<MemoryLimiter>, mut stopped: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    let now = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+                    limiter.evict_idle(now);
+                }
+                _ = stopped.changed() => return,
+            }
+        }
+    });
 }
 
 /// The HTTP server, bound and ready to run.

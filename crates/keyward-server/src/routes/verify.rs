@@ -193,6 +193,23 @@ pub async fn verify(
         .verify(&check, Utc::now())
         .await
         .map_err(|_| ApiError::Unavailable)?;
+    // No wait could ever admit a request costing more than a limit holds.
+    if let Some(limit) = decision.limits.as_ref().and_then(|outcome| {
+        outcome
+            .limits
+            .iter()
+            .filter(|l| l.name != "month")
+            .min_by_key(|l| l.limit)
+    }) && cost > limit.limit
+    {
+        return Err(ApiError::validation(
+            "cost",
+            format!(
+                "{cost} is above the smallest limit's maximum ({})",
+                limit.limit
+            ),
+        ));
+    }
     if let Some(key) = &decision.key {
         key.record_in_span_for_response();
     }

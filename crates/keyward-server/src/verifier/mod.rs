@@ -24,7 +24,7 @@ pub use cache::{Cached, KeyCache};
 pub use guard::FailureGuard;
 pub use key::{CachedKey, KeyIdDisplay};
 
-use crate::limiter::{LimitOutcome, Limiter};
+use crate::limiter::{LimitCheck, Limiter, Outcome, effective_windows};
 use crate::usage::UsageRecorder;
 
 /// One key check.
@@ -50,7 +50,7 @@ pub struct Decision {
     pub key: Option<Arc<CachedKey>>,
     /// The key's effective plan, once the key is known.
     pub plan: Option<Arc<Plan>>,
-    pub limits: Option<LimitOutcome>,
+    pub limits: Option<Outcome>,
 }
 
 impl Decision {
@@ -69,7 +69,7 @@ impl Decision {
 
     /// Seconds to wait before retrying, for 429 answers.
     pub fn retry_after(&self) -> Option<u64> {
-        self.limits.as_ref().and_then(|l| l.retry_after)
+        self.limits.as_ref().and_then(Outcome::retry_after)
     }
 }
 
@@ -260,16 +260,20 @@ impl Verifier {
                 tracing::error!(key_id = %key.id(), plan = %key.effective_plan(), "key refers to an unknown plan");
                 return Err(Unavailable);
             };
-            let outcome = self
-                .limiter
-                .check(&key, &plan, check.cost, now)
-                .await
-                .map_err(|error| {
-                    tracing::warn!(%error, "limiter unavailable");
-                    Unavailable
-                })?;
-            if let Some(code) = outcome.rejection {
-                decision.code = code;
+            let windows = effective_windows(&key, &plan);
+            let limit_check = LimitCheck {
+                owner: key.lineage.0,
+                windows: &windows,
+                burst: plan.spec.burst.as_ref(),
+                cost: check.cost,
+                now_ms: u64::try_from(now.timestamp_millis()).unwrap_or(0),
+            };
+            let outcome = self.limiter.check(&limit_check).await.map_err(|error| {
+                tracing::warn!(%error, "limiter unavailable");
+                Unavailable
+            })?;
+            if !outcome.admitted {
+                decision.code = Code::RateLimited;
             }
             decision.limits = Some(outcome);
         }

@@ -1,0 +1,85 @@
+//! Rate limiting behind one trait. A check names the rate-limit state's owner (a key's
+//! lineage), the windows and burst bucket that apply, the cost and the time; the limiter
+//! answers whether every limit admits it and how each limit stands. Rejected checks
+//! consume nothing.
+//!
+//! Backends: [`MemoryLimiter`] (in process, sharded); Redis follows. Both are meant to pass
+//! the same conformance suite.
+
+mod memory;
+
+use async_trait::async_trait;
+use keyward_core::{Burst, Window};
+use serde::Serialize;
+
+pub use memory::MemoryLimiter;
+
+/// One rate-limit check.
+#[derive(Debug, Clone, Copy)]
+pub struct Check<'a> {
+    /// Who the state belongs to: a key's lineage (rotation keeps it).
+    pub owner: u128,
+    pub windows: &'a [Window],
+    pub burst: Option<&'a Burst>,
+    pub cost: u64,
+    /// Milliseconds since the Unix epoch.
+    pub now_ms: u64,
+}
+
+/// One limit's state after a check, for headers and `/v1/verify`'s `ratelimit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LimitStatus {
+    /// `minute`, `hour`, `day`, `{W}s`, a window's own name, `burst` or `month`.
+    pub name: String,
+    /// The limit (`q`).
+    pub limit: u64,
+    /// The window, or the time the burst bucket takes to refill, in seconds (`w`).
+    pub window_seconds: u64,
+    /// Units still admissible (`r`).
+    pub remaining: u64,
+    /// Seconds until `remaining` next increases (`t`; 0 when nothing is counted).
+    pub reset_seconds: u64,
+    /// For a limit that rejected the check: seconds until it would be admitted.
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
+}
+
+/// What the limiter says about one check.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Outcome {
+    pub admitted: bool,
+    /// Every window (in the order given), then the burst bucket.
+    pub limits: Vec<LimitStatus>,
+}
+
+impl Outcome {
+    /// Seconds to wait before retrying (rejections only): the longest wait of any limit
+    /// that rejected, so a client that waits that long is admitted. At least 1.
+    pub fn retry_after(&self) -> Option<u64> {
+        if self.admitted {
+            return None;
+        }
+        self.limits
+            .iter()
+            .filter_map(|l| l.retry_after)
+            .max()
+            .map(|s| s.max(1))
+    }
+}
+
+/// A limiter backend failed (Redis unreachable, …); the failure policy decides what follows.
+#[derive(Debug, thiserror::Error)]
+#[error("the limiter is unavailable: {0}")]
+pub struct LimiterError(pub String);
+
+#[async_trait]
+pub trait Limiter: Send + Sync + std::fmt::Debug {
+    /// Admits the check if every limit does (consuming its cost everywhere), else consumes
+    /// nothing.
+    async fn check(&self, check: &Check<'_>) -> Result<Outcome, LimiterError>;
+}
+
+/// The burst bucket's `w`: capacity ÷ rate, rounded up.
+pub fn burst_window_seconds(burst: &Burst) -> u64 {
+    (burst.capacity as f64 / burst.rate_per_second).ceil() as u64
+}

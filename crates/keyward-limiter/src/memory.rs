@@ -1,0 +1,248 @@
+//! The in-process limiter: state per owner in sharded maps (no global lock), evicted once
+//! it affects no decision.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use async_trait::async_trait;
+use keyward_core::limits::{Gcra, LimitState, SlidingWindow, ceil_seconds};
+
+use crate::{Check, LimitStatus, Limiter, LimiterError, Outcome, burst_window_seconds};
+
+const SHARDS: usize = 64;
+
+#[derive(Debug, Default)]
+struct OwnerState {
+    /// By window length: a plan change that keeps a window's length keeps its counts.
+    windows: Vec<(u64, SlidingWindow)>,
+    burst: Gcra,
+}
+
+impl OwnerState {
+    fn window(&mut self, seconds: u64) -> &mut SlidingWindow {
+        let index = match self.windows.iter().position(|(s, _)| *s == seconds) {
+            Some(index) => index,
+            None => {
+                self.windows.push((seconds, SlidingWindow::new()));
+                self.windows.len() - 1
+            }
+        };
+        &mut self.windows[index].1
+    }
+
+    fn is_idle(&self, now_ms: u64) -> bool {
+        self.burst.is_idle(now_ms)
+            && self
+                .windows
+                .iter()
+                .all(|(seconds, w)| w.is_idle(*seconds, now_ms))
+    }
+}
+
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    shards: Vec<Mutex<HashMap<u128, OwnerState>>>,
+}
+
+impl Default for MemoryLimiter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn status(name: String, limit: u64, window_seconds: u64, state: LimitState) -> LimitStatus {
+    LimitStatus {
+        name,
+        limit,
+        window_seconds,
+        remaining: state.remaining,
+        reset_seconds: ceil_seconds(state.reset_ms),
+        retry_after: state.retry_ms.map(ceil_seconds),
+    }
+}
+
+impl MemoryLimiter {
+    pub fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    fn shard(&self, owner: u128) -> &Mutex<HashMap<u128, OwnerState>> {
+        &self.shards[(owner % SHARDS as u128) as usize]
+    }
+
+    /// Checks and (if every limit admits) commits, under the owner's shard lock.
+    pub fn check_now(&self, check: &Check<'_>) -> Outcome {
+        let mut shard = self
+            .shard(check.owner)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let state = shard.entry(check.owner).or_default();
+        let mut admitted = true;
+        for window in check.windows {
+            let answer = state.window(window.window_seconds).check(
+                window.window_seconds,
+                window.max,
+                check.now_ms,
+                check.cost,
+                false,
+            );
+            admitted &= answer.retry_ms.is_none();
+        }
+        if let Some(burst) = check.burst {
+            let answer = state.burst.check(
+                burst.rate_per_second,
+                burst.capacity,
+                check.now_ms,
+                check.cost,
+                false,
+            );
+            admitted &= answer.retry_ms.is_none();
+        }
+        // Second pass: commit if admitted, and report each limit as it now stands.
+        let mut limits = Vec::with_capacity(check.windows.len() + 1);
+        for window in check.windows {
+            let answer = state.window(window.window_seconds).check(
+                window.window_seconds,
+                window.max,
+                check.now_ms,
+                check.cost,
+                admitted,
+            );
+            let answer = if admitted {
+                LimitState {
+                    retry_ms: None,
+                    ..answer
+                }
+            } else {
+                answer
+            };
+            limits.push(status(
+                window.display_name(),
+                window.max,
+                window.window_seconds,
+                answer,
+            ));
+        }
+        if let Some(burst) = check.burst {
+            let answer = state.burst.check(
+                burst.rate_per_second,
+                burst.capacity,
+                check.now_ms,
+                check.cost,
+                admitted,
+            );
+            let answer = if admitted {
+                LimitState {
+                    retry_ms: None,
+                    ..answer
+                }
+            } else {
+                answer
+            };
+            limits.push(status(
+                "burst".to_owned(),
+                burst.capacity,
+                burst_window_seconds(burst),
+                answer,
+            ));
+        }
+        if !admitted && state.is_idle(check.now_ms) {
+            shard.remove(&check.owner);
+        }
+        Outcome { admitted, limits }
+    }
+
+    /// Drops every owner whose state no longer affects any decision.
+    pub fn evict_idle(&self, now_ms: u64) -> usize {
+        let mut evicted = 0;
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            let before = shard.len();
+            shard.retain(|_, state| !state.is_idle(now_ms));
+            evicted += before - shard.len();
+        }
+        evicted
+    }
+
+    /// Owners with state held.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl Limiter for MemoryLimiter {
+    async fn check(&self, check: &Check<'_>) -> Result<Outcome, LimiterError> {
+        Ok(self.check_now(check))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keyward_core::{Burst, Window};
+
+    use super::*;
+
+    fn check<'a>(windows: &'a [Window], burst: Option<&'a Burst>, now_ms: u64) -> Check<'a> {
+        Check {
+            owner: 7,
+            windows,
+            burst,
+            cost: 1,
+            now_ms,
+        }
+    }
+
+    #[test]
+    fn every_limit_must_admit_and_rejections_consume_nothing() {
+        let limiter = MemoryLimiter::new();
+        let windows = [Window::new(2, 5), Window::new(60, 6)];
+        for i in 0..5 {
+            assert!(
+                limiter
+                    .check_now(&check(&windows, None, 1_000 + i))
+                    .admitted
+            );
+        }
+        let rejected = limiter.check_now(&check(&windows, None, 1_100));
+        assert!(!rejected.admitted);
+        assert_eq!(rejected.limits[0].remaining, 0);
+        assert_eq!(
+            rejected.limits[1].remaining, 1,
+            "the minute window was not charged"
+        );
+        let retry = rejected.retry_after().unwrap();
+        assert!((1..=3).contains(&retry), "{retry}");
+        let later = limiter.check_now(&check(&windows, None, 1_100 + retry * 1000));
+        assert!(later.admitted);
+        assert_eq!(later.limits[1].remaining, 0);
+        assert_eq!(later.limits[0].name, "2s");
+        assert_eq!(later.limits[1].name, "minute");
+    }
+
+    #[test]
+    fn burst_reports_as_a_limit_and_idle_state_is_evicted() {
+        let limiter = MemoryLimiter::new();
+        let burst = Burst {
+            rate_per_second: 2.0,
+            capacity: 3,
+        };
+        let outcome = limiter.check_now(&check(&[], Some(&burst), 5_000));
+        assert_eq!(outcome.limits[0].name, "burst");
+        assert_eq!(outcome.limits[0].window_seconds, 2);
+        assert_eq!(outcome.limits[0].remaining, 2);
+        assert_eq!(limiter.len(), 1);
+        assert_eq!(limiter.evict_idle(5_100), 0);
+        assert_eq!(limiter.evict_idle(6_000), 1);
+        assert!(limiter.is_empty());
+    }
+}

@@ -1,0 +1,188 @@
+//! Rate limits through the real server: windows, headers, Retry-After, overrides, tiers,
+//! rotation and plan changes (CONTRACT §4, §7). Short windows keep the waits short.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+use support::{TestServer, eventually};
+
+/// A plan allowing 5 requests per 2 seconds, and a key of a user on it.
+async fn tiny_plan_key(server: &TestServer, user: &str) -> (String, serde_json::Value) {
+    let plan = server
+        .admin(Method::PUT, "/v1/plans/tiny", Some(json!({"limits": [{"window_seconds": 2, "max": 5}, {"window_seconds": 60, "max": 100}]})))
+        .await;
+    assert_eq!(plan.status, 200, "{}", plan.text);
+    server
+        .admin(
+            Method::POST,
+            "/v1/users",
+            Some(json!({"user_id": user, "plan": "tiny"})),
+        )
+        .await;
+    server
+        .create_key(json!({"user_id": user, "name": "k"}))
+        .await
+}
+
+#[tokio::test]
+async fn the_request_past_the_window_is_rate_limited_with_headers_and_retry_after() {
+    let server = TestServer::start().await;
+    let (key, _) = tiny_plan_key(&server, "u").await;
+    let authorize = || {
+        server
+            .client
+            .get(server.url("/v1/authorize"))
+            .bearer_auth(&key)
+    };
+    for expected_remaining in (0..5).rev() {
+        let ok = server.send(authorize()).await;
+        assert_eq!(ok.status, 200);
+        assert_eq!(ok.header("x-ratelimit-limit"), Some("5"));
+        assert_eq!(
+            ok.header("x-ratelimit-remaining"),
+            Some(expected_remaining.to_string().as_str())
+        );
+        assert_eq!(
+            ok.header("ratelimit-policy"),
+            Some("\"2s\";q=5;w=2, \"minute\";q=100;w=60")
+        );
+        assert!(
+            ok.header("ratelimit")
+                .unwrap()
+                .starts_with(&format!("\"2s\";r={expected_remaining};t="))
+        );
+    }
+    let limited = server.send(authorize()).await;
+    limited.assert_problem(429, "RATE_LIMITED");
+    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3).contains(&retry), "{retry}");
+    assert_eq!(limited.header("x-ratelimit-remaining"), Some("0"));
+    let reset: u64 = limited
+        .header("x-ratelimit-reset")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(reset >= 1 && reset <= retry, "reset {reset}, retry {retry}");
+    assert!(
+        limited
+            .header("ratelimit")
+            .unwrap()
+            .contains("\"minute\";r=95;"),
+        "rejections consume nothing"
+    );
+
+    tokio::time::sleep(Duration::from_secs(retry)).await;
+    assert_eq!(
+        server.send(authorize()).await.status,
+        200,
+        "waiting Retry-After is enough"
+    );
+
+    let verified = server.verify(json!({"key": key})).await;
+    assert!(
+        verified.body["ratelimit"]["limit"].is_u64(),
+        "{}",
+        verified.text
+    );
+    server
+        .verify(json!({"key": key, "cost": 6}))
+        .await
+        .assert_problem(422, "VALIDATION_FAILED");
+}
+
+#[tokio::test]
+async fn free_and_pro_differ_as_in_the_table_and_overrides_apply() {
+    let server = TestServer::start().await;
+    let (free, _) = server
+        .create_key(json!({"user_id": "f", "name": "k"}))
+        .await;
+    let (pro, _) = server
+        .create_key(json!({"user_id": "p", "name": "k", "plan": "pro"}))
+        .await;
+    for _ in 0..60 {
+        assert_eq!(server.verify_code(&free).await, "VALID");
+    }
+    assert_eq!(
+        server.verify_code(&free).await,
+        "RATE_LIMITED",
+        "free: 60 per minute"
+    );
+    for _ in 0..61 {
+        assert_eq!(
+            server.verify_code(&pro).await,
+            "VALID",
+            "pro: 600 per minute"
+        );
+    }
+    let head = server
+        .send(
+            server
+                .client
+                .get(server.url("/v1/authorize"))
+                .bearer_auth(&pro),
+        )
+        .await;
+    assert_eq!(
+        head.header("ratelimit-policy"),
+        Some("\"minute\";q=600;w=60, \"hour\";q=20000;w=3600, \"day\";q=500000;w=86400")
+    );
+
+    let (hourly, _) = server
+        .create_key(json!({"user_id": "h", "name": "k", "rate_limit_per_hour": 3}))
+        .await;
+    for _ in 0..3 {
+        assert_eq!(server.verify_code(&hourly).await, "VALID");
+    }
+    assert_eq!(
+        server.verify_code(&hourly).await,
+        "RATE_LIMITED",
+        "rate_limit_per_hour replaces the hour window"
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_key_inherits_a_full_window_and_plan_changes_apply_live() {
+    let server = TestServer::start().await;
+    let (key, object) = tiny_plan_key(&server, "r").await;
+    for _ in 0..5 {
+        assert_eq!(server.verify_code(&key).await, "VALID");
+    }
+    let id = object["id"].as_str().unwrap();
+    let rotated = server
+        .admin(
+            Method::POST,
+            &format!("/v1/keys/{id}/rotate"),
+            Some(json!({"grace_period_seconds": 60})),
+        )
+        .await;
+    let new_key = rotated.body["key"]["key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        server.verify_code(&new_key).await,
+        "RATE_LIMITED",
+        "rotation never resets limits"
+    );
+
+    // Moving the user to a roomier plan lifts the limit at once.
+    server
+        .admin(
+            Method::PATCH,
+            "/v1/users/r",
+            Some(json!({"plan": "enterprise"})),
+        )
+        .await;
+    assert_eq!(server.verify_code(&new_key).await, "VALID");
+    // A plan edit made by another process (the CLI) reaches the server within a second.
+    let (key2, _) = server
+        .create_key(json!({"user_id": "s", "name": "k"}))
+        .await;
+    let output = server.cli(&["plans", "set", "free", "--per-minute", "1"]);
+    assert!(output.status.success());
+    eventually(Duration::from_secs(1), || async {
+        let first = server.verify_code(&key2).await;
+        first == "RATE_LIMITED" || server.verify_code(&key2).await == "RATE_LIMITED"
+    })
+    .await;
+}
