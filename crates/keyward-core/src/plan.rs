@@ -56,13 +56,15 @@ impl Window {
     }
 
     /// The name used in headers: its own, else `minute`/`hour`/`day`, else `{W}s`.
-    pub fn display_name(&self) -> String {
+    /// Allocates only for a window's own name or an unusual length.
+    pub fn display_name(&self) -> std::borrow::Cow<'static, str> {
+        use std::borrow::Cow;
         match (&self.name, self.window_seconds) {
-            (Some(name), _) => name.clone(),
-            (None, 60) => "minute".to_owned(),
-            (None, 3600) => "hour".to_owned(),
-            (None, 86_400) => "day".to_owned(),
-            (None, seconds) => format!("{seconds}s"),
+            (Some(name), _) => Cow::Owned(name.clone()),
+            (None, 60) => Cow::Borrowed("minute"),
+            (None, 3600) => Cow::Borrowed("hour"),
+            (None, 86_400) => Cow::Borrowed("day"),
+            (None, seconds) => Cow::Owned(format!("{seconds}s")),
         }
     }
 }

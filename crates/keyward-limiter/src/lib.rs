@@ -30,7 +30,7 @@ pub struct Check<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LimitStatus {
     /// `minute`, `hour`, `day`, `{W}s`, a window's own name, `burst` or `month`.
-    pub name: String,
+    pub name: std::borrow::Cow<'static, str>,
     /// The limit (`q`).
     pub limit: u64,
     /// The window, or the time the burst bucket takes to refill, in seconds (`w`).

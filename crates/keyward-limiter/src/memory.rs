@@ -1,6 +1,7 @@
 //! The in-process limiter: state per owner in sharded maps (no global lock), evicted once
 //! it affects no decision.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
@@ -10,6 +11,33 @@ use keyward_core::limits::{Gcra, LimitState, SlidingWindow, ceil_seconds};
 use crate::{Check, LimitStatus, Limiter, LimiterError, Outcome, burst_window_seconds};
 
 const SHARDS: usize = 64;
+
+/// Owners are ULIDs (80 random bits): one multiply spreads them well enough, much cheaper
+/// than SipHash.
+#[derive(Debug, Default, Clone, Copy)]
+struct OwnerHasher(u64);
+
+impl std::hash::Hasher for OwnerHasher {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(26)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+    fn write_u128(&mut self, value: u128) {
+        self.0 = (value as u64) ^ ((value >> 64) as u64).rotate_left(32);
+    }
+}
+
+type Owners = HashMap<u128, OwnerState, std::hash::BuildHasherDefault<OwnerHasher>>;
+
+/// One shard on its own cache lines, so threads working on different shards do not
+/// invalidate each other's lines (false sharing).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard(Mutex<Owners>);
 
 #[derive(Debug, Default)]
 struct OwnerState {
@@ -41,7 +69,7 @@ impl OwnerState {
 
 #[derive(Debug)]
 pub struct MemoryLimiter {
-    shards: Vec<Mutex<HashMap<u128, OwnerState>>>,
+    shards: Vec<Shard>,
 }
 
 impl Default for MemoryLimiter {
@@ -50,7 +78,12 @@ impl Default for MemoryLimiter {
     }
 }
 
-fn status(name: String, limit: u64, window_seconds: u64, state: LimitState) -> LimitStatus {
+fn status(
+    name: Cow<'static, str>,
+    limit: u64,
+    window_seconds: u64,
+    state: LimitState,
+) -> LimitStatus {
     LimitStatus {
         name,
         limit,
@@ -64,12 +97,14 @@ fn status(name: String, limit: u64, window_seconds: u64, state: LimitState) -> L
 impl MemoryLimiter {
     pub fn new() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
         }
     }
 
-    fn shard(&self, owner: u128) -> &Mutex<HashMap<u128, OwnerState>> {
-        &self.shards[(owner % SHARDS as u128) as usize]
+    fn shard(&self, owner: u128) -> &Mutex<Owners> {
+        let folded = (owner as u64) ^ ((owner >> 64) as u64);
+        // The top bits of a multiplicative hash pick one of the 64 shards.
+        &self.shards[(folded.wrapping_mul(0xD6E8_FEB8_6659_FD93) >> 58) as usize].0
     }
 
     /// Checks and (if every limit admits) commits, under the owner's shard lock.
@@ -79,28 +114,7 @@ impl MemoryLimiter {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let state = shard.entry(check.owner).or_default();
-        let mut admitted = true;
-        for window in check.windows {
-            let answer = state.window(window.window_seconds).check(
-                window.window_seconds,
-                window.max,
-                check.now_ms,
-                check.cost,
-                false,
-            );
-            admitted &= answer.retry_ms.is_none();
-        }
-        if let Some(burst) = check.burst {
-            let answer = state.burst.check(
-                burst.rate_per_second,
-                burst.capacity,
-                check.now_ms,
-                check.cost,
-                false,
-            );
-            admitted &= answer.retry_ms.is_none();
-        }
-        // Second pass: commit if admitted, and report each limit as it now stands.
+        // First pass: ask every limit without committing.
         let mut limits = Vec::with_capacity(check.windows.len() + 1);
         for window in check.windows {
             let answer = state.window(window.window_seconds).check(
@@ -108,16 +122,8 @@ impl MemoryLimiter {
                 window.max,
                 check.now_ms,
                 check.cost,
-                admitted,
+                false,
             );
-            let answer = if admitted {
-                LimitState {
-                    retry_ms: None,
-                    ..answer
-                }
-            } else {
-                answer
-            };
             limits.push(status(
                 window.display_name(),
                 window.max,
@@ -131,22 +137,40 @@ impl MemoryLimiter {
                 burst.capacity,
                 check.now_ms,
                 check.cost,
-                admitted,
+                false,
             );
-            let answer = if admitted {
-                LimitState {
-                    retry_ms: None,
-                    ..answer
-                }
-            } else {
-                answer
-            };
             limits.push(status(
-                "burst".to_owned(),
+                Cow::Borrowed("burst"),
                 burst.capacity,
                 burst_window_seconds(burst),
                 answer,
             ));
+        }
+        let admitted = limits.iter().all(|limit| limit.retry_after.is_none());
+        if admitted {
+            // Second pass, only when admitted: charge every limit and report where it now stands.
+            for (window, limit) in check.windows.iter().zip(limits.iter_mut()) {
+                let answer = state.window(window.window_seconds).check(
+                    window.window_seconds,
+                    window.max,
+                    check.now_ms,
+                    check.cost,
+                    true,
+                );
+                limit.remaining = answer.remaining;
+                limit.reset_seconds = ceil_seconds(answer.reset_ms);
+            }
+            if let (Some(burst), Some(limit)) = (check.burst, limits.last_mut()) {
+                let answer = state.burst.check(
+                    burst.rate_per_second,
+                    burst.capacity,
+                    check.now_ms,
+                    check.cost,
+                    true,
+                );
+                limit.remaining = answer.remaining;
+                limit.reset_seconds = ceil_seconds(answer.reset_ms);
+            }
         }
         if !admitted && state.is_idle(check.now_ms) {
             shard.remove(&check.owner);
@@ -158,7 +182,7 @@ impl MemoryLimiter {
     pub fn evict_idle(&self, now_ms: u64) -> usize {
         let mut evicted = 0;
         for shard in &self.shards {
-            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut shard = shard.0.lock().unwrap_or_else(PoisonError::into_inner);
             let before = shard.len();
             shard.retain(|_, state| !state.is_idle(now_ms));
             evicted += before - shard.len();
@@ -170,7 +194,7 @@ impl MemoryLimiter {
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .map(|s| s.0.lock().unwrap_or_else(PoisonError::into_inner).len())
             .sum()
     }
 
