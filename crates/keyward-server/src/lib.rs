@@ -11,6 +11,7 @@ mod headers;
 pub mod layer;
 pub mod limiter;
 pub mod openapi;
+pub mod quota;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use keyward_core::{Code, KeyId};
-use keyward_store::{KeyUsage, Store};
+use keyward_core::{Code, KeyId, UserId};
+use keyward_store::{KeyUsage, QuotaUsage, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use ulid::Ulid;
@@ -25,6 +25,8 @@ type Tally = HashMap<Ulid, (u64, DateTime<Utc>)>;
 #[derive(Debug, Default)]
 struct Tallies {
     shards: [Mutex<Tally>; SHARDS],
+    /// Admitted units per (user, `YYYY-MM`) for monthly quotas.
+    quota: [Mutex<HashMap<(UserId, String), u64>>; SHARDS],
 }
 
 impl Tallies {
@@ -34,6 +36,31 @@ impl Tallies {
         let entry = tally.entry(key).or_insert((0, at));
         entry.0 += count;
         entry.1 = entry.1.max(at);
+    }
+
+    fn add_quota(&self, user: &UserId, period: &str, units: u64) {
+        let shard = user.as_str().len() % SHARDS;
+        let mut tally = self.quota[shard]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *tally.entry((user.clone(), period.to_owned())).or_insert(0) += units;
+    }
+
+    fn take_quota(&self) -> Vec<QuotaUsage> {
+        let mut all = Vec::new();
+        for shard in &self.quota {
+            let taken = std::mem::take(&mut *shard.lock().unwrap_or_else(PoisonError::into_inner));
+            all.extend(
+                taken
+                    .into_iter()
+                    .map(|((user_id, period), units)| QuotaUsage {
+                        user_id,
+                        period,
+                        units,
+                    }),
+            );
+        }
+        all
     }
 
     fn take(&self) -> Tally {
@@ -71,6 +98,15 @@ impl UsageRecorder {
     }
 }
 
+impl UsageRecorder {
+    /// Counts admitted units toward a user's monthly quota (persisted by the writer).
+    pub fn record_quota(&self, user: &UserId, period: &str, units: u64) {
+        if let Some(tallies) = &self.tallies {
+            tallies.add_quota(user, period, units);
+        }
+    }
+}
+
 /// The writer task and the handle that stops it.
 #[derive(Debug)]
 pub struct UsageWriter {
@@ -102,6 +138,15 @@ impl UsageWriter {
 }
 
 async fn flush(store: &dyn Store, tallies: &Tallies) {
+    let quota = tallies.take_quota();
+    if !quota.is_empty()
+        && let Err(error) = store.add_quota_usage(&quota).await
+    {
+        tracing::warn!(%error, users = quota.len(), "quota usage write failed; will retry");
+        for entry in quota {
+            tallies.add_quota(&entry.user_id, &entry.period, entry.units);
+        }
+    }
     let taken = tallies.take();
     if taken.is_empty() {
         return;

@@ -115,6 +115,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Adds admitted checks to `request_count` and advances `last_used_at`, in one
     /// transaction. Not a change: caches are not invalidated by it.
     async fn record_key_usage(&self, usage: &[KeyUsage]) -> StoreResult<()>;
+    /// Adds admitted units to users' monthly quota usage, in one transaction.
+    async fn add_quota_usage(&self, usage: &[QuotaUsage]) -> StoreResult<()>;
+    /// A user's admitted units in a month (`YYYY-MM`), 0 if none.
+    async fn quota_usage(&self, user_id: &UserId, period: &str) -> StoreResult<u64>;
     async fn get_setting(&self, name: &str) -> StoreResult<Option<String>>;
     /// Stores `value` unless the setting exists; returns whether it was stored (so that of
     /// several nodes starting at once, exactly one wins).

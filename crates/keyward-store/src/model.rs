@@ -553,3 +553,12 @@ pub fn merge_metadata(target: &mut Metadata, patch: &Metadata) {
         }
     }
 }
+
+/// Admitted units to add to a user's monthly quota usage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaUsage {
+    pub user_id: UserId,
+    /// `YYYY-MM` (UTC).
+    pub period: String,
+    pub units: u64,
+}

@@ -186,3 +186,87 @@ async fn a_rotated_key_inherits_a_full_window_and_plan_changes_apply_live() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_monthly_quota_counts_live_keys_of_the_user_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("shared.db").display());
+    let mut server = TestServer::start_with(&["--database-url", &url], &[]).await;
+    server
+        .admin(
+            Method::PUT,
+            "/v1/plans/metered",
+            Some(json!({"limits": [{"window_seconds": 60, "max": 100}], "monthly_quota": 3})),
+        )
+        .await;
+    server
+        .admin(
+            Method::POST,
+            "/v1/users",
+            Some(json!({"user_id": "m", "plan": "metered"})),
+        )
+        .await;
+    let (first, _) = server
+        .create_key(json!({"user_id": "m", "name": "a"}))
+        .await;
+    let (second, _) = server
+        .create_key(json!({"user_id": "m", "name": "b"}))
+        .await;
+    let (test_key, _) = server
+        .create_key(json!({"user_id": "m", "name": "t", "environment": "test"}))
+        .await;
+    assert_eq!(server.verify_code(&first).await, "VALID");
+    assert_eq!(server.verify_code(&second).await, "VALID");
+    let third = server
+        .send(
+            server
+                .client
+                .get(server.url("/v1/authorize"))
+                .bearer_auth(&first),
+        )
+        .await;
+    assert_eq!(third.status, 200);
+    assert!(
+        third
+            .header("ratelimit")
+            .unwrap()
+            .contains("\"month\";r=0;"),
+        "{:?}",
+        third.header("ratelimit")
+    );
+    assert!(
+        third
+            .header("ratelimit-policy")
+            .unwrap()
+            .contains("\"month\";q=3;w=")
+    );
+
+    let over = server
+        .send(
+            server
+                .client
+                .get(server.url("/v1/authorize"))
+                .bearer_auth(&second),
+        )
+        .await;
+    over.assert_problem(429, "QUOTA_EXCEEDED");
+    assert_eq!(
+        over.body["type"],
+        "https://iana.org/assignments/http-problem-types#quota-exceeded"
+    );
+    assert_eq!(
+        server.verify_code(&test_key).await,
+        "VALID",
+        "test keys count toward no quota"
+    );
+    assert_eq!(server.verify_code(&test_key).await, "VALID");
+
+    let (status, _) = server.stop();
+    assert_eq!(status.code(), Some(0));
+    let restarted = TestServer::start_with(&["--database-url", &url], &[]).await;
+    assert_eq!(
+        restarted.verify_code(&first).await,
+        "QUOTA_EXCEEDED",
+        "still used up after a restart"
+    );
+}

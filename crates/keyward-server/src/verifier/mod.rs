@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
-use keyward_core::{Code, KeyHash, Plan, PlanName, PresentedKey, Scope};
+use keyward_core::{Code, Environment, KeyHash, Plan, PlanName, PresentedKey, Scope};
 use keyward_store::{Store, StoreError};
 
 pub use cache::{Cached, KeyCache};
@@ -25,6 +25,7 @@ pub use guard::FailureGuard;
 pub use key::{CachedKey, KeyIdDisplay};
 
 use crate::limiter::{LimitCheck, Limiter, Outcome, effective_windows};
+use crate::quota::{Month, QuotaTracker, Reservation, month_status};
 use crate::usage::UsageRecorder;
 
 /// One key check.
@@ -127,6 +128,7 @@ pub struct Verifier {
     plans: ArcSwap<HashMap<PlanName, Arc<Plan>>>,
     guard: FailureGuard,
     limiter: Arc<dyn Limiter>,
+    quota: QuotaTracker,
     usage: UsageRecorder,
     has_imported: AtomicBool,
 }
@@ -150,6 +152,7 @@ impl Verifier {
             meters: Meters::register(),
             cache: KeyCache::new(settings.cache_capacity),
             plans: ArcSwap::from_pointee(HashMap::new()),
+            quota: QuotaTracker::new(),
             guard: FailureGuard::new(settings.failure_limit, settings.failure_window),
             has_imported: AtomicBool::new(false),
             store,
@@ -261,19 +264,73 @@ impl Verifier {
                 return Err(Unavailable);
             };
             let windows = effective_windows(&key, &plan);
-            let limit_check = LimitCheck {
+            let mut limit_check = LimitCheck {
                 owner: key.lineage.0,
                 windows: &windows,
                 burst: plan.spec.burst.as_ref(),
                 cost: check.cost,
                 now_ms: u64::try_from(now.timestamp_millis()).unwrap_or(0),
             };
+            // The monthly quota: the user's plan (not a key override), live keys only.
+            let month = Month::of(now);
+            let quota = match key.environment {
+                Environment::Live => self.plan(&key.user_plan).and_then(|p| p.spec.monthly_quota),
+                Environment::Test => None,
+            };
+            let mut reserved = None;
+            if let Some(quota) = quota {
+                let reservation = self
+                    .quota
+                    .reserve(&*self.store, &key.user_id, month, quota, check.cost)
+                    .await
+                    .map_err(|error| {
+                        tracing::warn!(%error, "cannot read quota usage");
+                        Unavailable
+                    })?;
+                match reservation {
+                    Reservation::Reserved(used) => reserved = Some((quota, used)),
+                    Reservation::Exceeded(used) => {
+                        // Report the windows as they stand, consuming nothing.
+                        limit_check.cost = 0;
+                        let mut outcome =
+                            self.limiter.check(&limit_check).await.map_err(|error| {
+                                tracing::warn!(%error, "limiter unavailable");
+                                Unavailable
+                            })?;
+                        outcome.admitted = false;
+                        outcome
+                            .limits
+                            .push(month_status(quota, used, month, now, true));
+                        decision.code = Code::QuotaExceeded;
+                        decision.limits = Some(outcome);
+                        return Ok(decision);
+                    }
+                }
+            }
             let outcome = self.limiter.check(&limit_check).await.map_err(|error| {
                 tracing::warn!(%error, "limiter unavailable");
+                if let Some((_, _)) = reserved {
+                    self.quota.release(&key.user_id, month, check.cost);
+                }
                 Unavailable
-            })?;
+            });
+            let mut outcome = outcome?;
             if !outcome.admitted {
                 decision.code = Code::RateLimited;
+            }
+            if let Some((quota, used)) = reserved {
+                if outcome.admitted {
+                    self.usage
+                        .record_quota(&key.user_id, &month.label(), check.cost);
+                    outcome
+                        .limits
+                        .push(month_status(quota, used, month, now, false));
+                } else {
+                    self.quota.release(&key.user_id, month, check.cost);
+                    outcome
+                        .limits
+                        .push(month_status(quota, used - check.cost, month, now, false));
+                }
             }
             decision.limits = Some(outcome);
         }

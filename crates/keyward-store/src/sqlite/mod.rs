@@ -18,8 +18,8 @@ use sqlx::{Row, SqliteConnection, SqlitePool, Transaction};
 
 use crate::{
     Actor, AuditFilter, AuditRecord, ChangeEvent, ImportReport, ImportRow, KeyFilter, KeyMaterial,
-    KeyPatch, KeyRecord, KeySpec, KeyUsage, MigrationInfo, NewUser, Page, Rotation, Store,
-    StoreError, StoreResult, UserFilter, UserPatch, UserRecord,
+    KeyPatch, KeyRecord, KeySpec, KeyUsage, MigrationInfo, NewUser, Page, QuotaUsage, Rotation,
+    Store, StoreError, StoreResult, UserFilter, UserPatch, UserRecord,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -312,6 +312,39 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn add_quota_usage(&self, usage: &[QuotaUsage]) -> StoreResult<()> {
+        if usage.is_empty() {
+            return Ok(());
+        }
+        let at = rows::ts(now());
+        let mut tx = self.write().await?;
+        for entry in usage {
+            sqlx::query(
+                "INSERT INTO quota_usage (user_id, period, units, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (user_id, period) DO UPDATE SET units = units + excluded.units,
+                     updated_at = excluded.updated_at",
+            )
+            .bind(entry.user_id.as_str())
+            .bind(&entry.period)
+            .bind(rows::int(entry.units))
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn quota_usage(&self, user_id: &UserId, period: &str) -> StoreResult<u64> {
+        let units: Option<i64> =
+            sqlx::query_scalar("SELECT units FROM quota_usage WHERE user_id = $1 AND period = $2")
+                .bind(user_id.as_str())
+                .bind(period)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(units.map_or(0, |u| u64::try_from(u).unwrap_or(0)))
     }
 
     async fn get_setting(&self, name: &str) -> StoreResult<Option<String>> {

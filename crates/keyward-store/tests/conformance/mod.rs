@@ -38,6 +38,7 @@ macro_rules! store_conformance {
             case!(the_audit_log_filters_and_pages);
             case!(usage_bookkeeping_accumulates_without_being_a_change);
             case!(settings_are_written_once);
+            case!(quota_usage_accumulates_per_user_and_month);
 
             #[tokio::test]
             async fn migrations_roll_back_exactly_and_keep_other_tables_rows() {

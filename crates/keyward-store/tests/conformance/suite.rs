@@ -1118,3 +1118,25 @@ pub async fn settings_are_written_once(store: &dyn Store) {
     );
     store.ping().await.unwrap();
 }
+
+pub async fn quota_usage_accumulates_per_user_and_month(store: &dyn Store) {
+    use keyward_store::QuotaUsage;
+    let add = |user_id: &str, period: &str, units| QuotaUsage {
+        user_id: user(user_id),
+        period: period.to_owned(),
+        units,
+    };
+    assert_eq!(store.quota_usage(&user("q1"), "2026-11").await.unwrap(), 0);
+    store
+        .add_quota_usage(&[add("q1", "2026-11", 5), add("q2", "2026-11", 1)])
+        .await
+        .unwrap();
+    store
+        .add_quota_usage(&[add("q1", "2026-11", 7), add("q1", "2026-12", 2)])
+        .await
+        .unwrap();
+    store.add_quota_usage(&[]).await.unwrap();
+    assert_eq!(store.quota_usage(&user("q1"), "2026-11").await.unwrap(), 12);
+    assert_eq!(store.quota_usage(&user("q1"), "2026-12").await.unwrap(), 2);
+    assert_eq!(store.quota_usage(&user("q2"), "2026-11").await.unwrap(), 1);
+}

@@ -1,0 +1,183 @@
+//! Monthly quotas (CONTRACT §7): admitted units of a user's live keys per calendar month
+//! (UTC). A node loads a user's month-to-date figure from the store the first time it
+//! needs it, then counts in memory; the usage writer persists what it adds, so the figure
+//! survives restarts. Units are reserved before the rate limits are asked and returned if
+//! they reject, so concurrent requests can never overrun the quota.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use keyward_core::UserId;
+use keyward_store::{Store, StoreError};
+
+use crate::limiter::LimitStatus;
+
+const SHARDS: usize = 16;
+
+/// A calendar month (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Month {
+    year: i32,
+    month: u32,
+}
+
+impl Month {
+    pub fn of(at: DateTime<Utc>) -> Self {
+        Self {
+            year: at.year(),
+            month: at.month(),
+        }
+    }
+
+    /// `YYYY-MM`, as stored.
+    pub fn label(&self) -> String {
+        format!("{:04}-{:02}", self.year, self.month)
+    }
+
+    fn start(&self) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(self.year, self.month, 1, 0, 0, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    fn next(&self) -> Self {
+        if self.month == 12 {
+            Self {
+                year: self.year + 1,
+                month: 1,
+            }
+        } else {
+            Self {
+                year: self.year,
+                month: self.month + 1,
+            }
+        }
+    }
+
+    pub fn seconds(&self) -> u64 {
+        u64::try_from((self.next().start() - self.start()).num_seconds()).unwrap_or(0)
+    }
+
+    pub fn seconds_left(&self, now: DateTime<Utc>) -> u64 {
+        u64::try_from((self.next().start() - now).num_seconds().max(1)).unwrap_or(1)
+    }
+}
+
+/// What a reservation found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// Reserved; units used after it.
+    Reserved(u64),
+    /// Not enough left; units used now.
+    Exceeded(u64),
+}
+
+#[derive(Debug)]
+pub struct QuotaTracker {
+    shards: Vec<Mutex<HashMap<(UserId, Month), u64>>>,
+}
+
+impl Default for QuotaTracker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl QuotaTracker {
+    pub fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    fn shard(&self, user: &UserId) -> &Mutex<HashMap<(UserId, Month), u64>> {
+        let hash = user
+            .as_str()
+            .bytes()
+            .fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(b));
+        &self.shards[(hash as usize) % SHARDS]
+    }
+
+    /// Reserves `cost` units of `quota` for `user` in `month`, loading the month-to-date
+    /// figure from the store on first use.
+    pub async fn reserve(
+        &self,
+        store: &dyn Store,
+        user: &UserId,
+        month: Month,
+        quota: u64,
+        cost: u64,
+    ) -> Result<Reservation, StoreError> {
+        let known = self
+            .shard(user)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&(user.clone(), month));
+        if !known {
+            let stored = store.quota_usage(user, &month.label()).await?;
+            self.shard(user)
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry((user.clone(), month))
+                .or_insert(stored);
+        }
+        let mut shard = self
+            .shard(user)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let used = shard.entry((user.clone(), month)).or_insert(0);
+        if used.saturating_add(cost) > quota {
+            return Ok(Reservation::Exceeded(*used));
+        }
+        *used += cost;
+        Ok(Reservation::Reserved(*used))
+    }
+
+    /// Gives back units reserved for a request the rate limits then rejected.
+    pub fn release(&self, user: &UserId, month: Month, cost: u64) {
+        let mut shard = self
+            .shard(user)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(used) = shard.get_mut(&(user.clone(), month)) {
+            *used = used.saturating_sub(cost);
+        }
+    }
+}
+
+/// The `month` item of the rate-limit headers.
+pub fn month_status(
+    quota: u64,
+    used: u64,
+    month: Month,
+    now: DateTime<Utc>,
+    exceeded: bool,
+) -> LimitStatus {
+    let left = month.seconds_left(now);
+    LimitStatus {
+        name: "month".into(),
+        limit: quota,
+        window_seconds: month.seconds(),
+        remaining: quota.saturating_sub(used),
+        reset_seconds: if used == 0 { 0 } else { left },
+        retry_after: exceeded.then_some(left),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_know_their_length_and_labels() {
+        let feb = Month::of(Utc.with_ymd_and_hms(2028, 2, 10, 0, 0, 0).unwrap());
+        assert_eq!(feb.label(), "2028-02");
+        assert_eq!(feb.seconds(), 29 * 86_400);
+        let dec = Month::of(Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 0).unwrap());
+        assert_eq!(
+            dec.seconds_left(Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 0).unwrap()),
+            60
+        );
+    }
+}
