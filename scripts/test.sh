@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # keyward's one test command (the README's and CI's): formatting, lints, every test.
 #
-# Works from a fresh clone on a fresh machine: it needs only the Rust toolchain (cargo,
-# rustfmt, clippy). Later services (PostgreSQL, Redis) are installed and started here too,
-# and under CI=true a missing service fails the run instead of skipping tests.
+# Works from a fresh clone on a fresh machine: it needs the Rust toolchain (cargo, rustfmt,
+# clippy) and Python 3. Services the tests need (Redis now, PostgreSQL later) are installed
+# when missing and started here; one that cannot be had fails the run, never a skip.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,9 +21,39 @@ cache="${XDG_CACHE_HOME:-$HOME/.cache}/keyward"
 mkdir -p "$cache"
 workdir=$(mktemp -d)
 server_pid=""
+redis_pid=""
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
   rm -rf "$workdir"
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# A throwaway Redis without persistence on a free loopback port, for the limiter tests.
+# Installed from Debian when missing; a Redis that cannot be had fails the run.
+start_redis() {
+  if ! command -v redis-server >/dev/null 2>&1; then
+    (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null 2>&1 ||
+      fail "redis-server is needed by the tests and could not be installed"
+  fi
+  local port
+  port=$(free_port)
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    >"$workdir/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 1 100); do
+    if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then
+      export KEYWARD_TEST_REDIS_URL="redis://127.0.0.1:$port"
+      echo "Redis on $KEYWARD_TEST_REDIS_URL"
+      return
+    fi
+    sleep 0.1
+  done
+  cat "$workdir/redis.log" >&2
+  fail "Redis did not start"
 }
 trap cleanup EXIT
 
@@ -83,6 +113,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "test services: Redis"
+start_redis
 
 step "cargo test"
 cargo test --workspace --locked

@@ -6,13 +6,17 @@
 //! Backends: [`MemoryLimiter`] (in process, sharded); Redis follows. Both are meant to pass
 //! the same conformance suite.
 
+mod failover;
 mod memory;
+mod redis;
 
 use async_trait::async_trait;
 use keyward_core::{Burst, Window};
 use serde::Serialize;
 
+pub use failover::{FailoverLimiter, FailureMode};
 pub use memory::MemoryLimiter;
+pub use redis::RedisLimiter;
 
 /// One rate-limit check.
 #[derive(Debug, Clone, Copy)]

@@ -11,6 +11,9 @@ pub struct ServerConfig {
     /// `host:port`; port 0 picks a free port.
     pub listen: String,
     pub database_url: String,
+    /// Shared rate-limit state for many nodes; `None` keeps limits in process.
+    pub redis_url: Option<String>,
+    pub redis_failure_mode: keyward_limiter::FailureMode,
     /// From `KEYWARD_ADMIN_TOKEN`; else one is generated on first start.
     pub admin_token: Option<Zeroizing<String>>,
     pub allow_query_key: bool,
@@ -30,6 +33,8 @@ impl std::fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("listen", &self.listen)
             .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("redis_failure_mode", &self.redis_failure_mode)
             .field(
                 "admin_token",
                 &self.admin_token.as_ref().map(|_| "[REDACTED]"),
@@ -50,6 +55,8 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:8080".to_owned(),
             database_url: "sqlite://keyward.db".to_owned(),
+            redis_url: None,
+            redis_failure_mode: keyward_limiter::FailureMode::Local,
             admin_token: None,
             allow_query_key: false,
             trusted_proxies: Vec::new(),

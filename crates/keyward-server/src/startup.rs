@@ -15,11 +15,12 @@ use crate::admin::{AdminToken, AdminTokenError};
 use crate::config::ServerConfig;
 use crate::feed::ChangeFeed;
 use crate::layer::{KeywardLayer, LayerOptions};
-use crate::limiter::MemoryLimiter;
+use crate::limiter::{Limiter, MemoryLimiter};
 use crate::state::{AppState, Shared};
 use crate::usage::{UsageRecorder, UsageWriter};
 use crate::verifier::{Verifier, VerifierSettings};
 use crate::{routes, telemetry};
+use keyward_limiter::{FailoverLimiter, FailureMode, RedisLimiter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -27,6 +28,8 @@ pub enum StartupError {
     AdminToken(#[from] AdminTokenError),
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
+    #[error("cannot use Redis: {0}")]
+    Redis(#[from] keyward_limiter::LimiterError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -39,6 +42,8 @@ pub enum StartupError {
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub database_url: String,
+    /// Redis for shared limits, and what to do when it fails.
+    pub redis: Option<(String, FailureMode)>,
     pub verifier: VerifierSettings,
     pub usage: bool,
 }
@@ -48,6 +53,7 @@ impl EngineConfig {
     pub fn embedded(database_url: &str) -> Self {
         Self {
             database_url: database_url.to_owned(),
+            redis: None,
             verifier: VerifierSettings {
                 failure_limit: 100,
                 failure_window: Duration::from_secs(60),
@@ -63,6 +69,8 @@ impl EngineConfig {
 pub struct Engine {
     store: Arc<dyn Store>,
     verifier: Arc<Verifier>,
+    /// The Redis limiter with its failure policy, when Redis is configured.
+    failover: Option<Arc<FailoverLimiter>>,
     feed: Arc<ChangeFeed>,
     stop: watch::Sender<bool>,
     follower: JoinHandle<()>,
@@ -84,15 +92,16 @@ impl Engine {
             (None, UsageRecorder::disabled())
         };
         let memory_limiter = Arc::new(MemoryLimiter::new());
-        let verifier = Arc::new(
-            Verifier::new(
-                store.clone(),
-                memory_limiter.clone(),
-                recorder,
-                &config.verifier,
-            )
-            .await?,
-        );
+        let (limiter, failover): (Arc<dyn Limiter>, _) = match &config.redis {
+            None => (memory_limiter.clone(), None),
+            Some((url, mode)) => {
+                let redis: Arc<dyn Limiter> = Arc::new(RedisLimiter::connect(url).await?);
+                let failover = Arc::new(FailoverLimiter::new(redis, memory_limiter.clone(), *mode));
+                (failover.clone(), Some(failover))
+            }
+        };
+        let verifier =
+            Arc::new(Verifier::new(store.clone(), limiter, recorder, &config.verifier).await?);
         let (stop, stopped) = watch::channel(false);
         spawn_limiter_sweeper(memory_limiter, stopped.clone());
         let feed = Arc::new(ChangeFeed::new(store.clone(), verifier.clone(), after));
@@ -100,6 +109,7 @@ impl Engine {
         Ok(Self {
             store,
             verifier,
+            failover,
             feed,
             stop,
             follower,
@@ -113,6 +123,15 @@ impl Engine {
 
     pub fn verifier(&self) -> &Arc<Verifier> {
         &self.verifier
+    }
+
+    /// Why the engine serves with reduced guarantees right now (empty when it does not).
+    pub fn degraded_reasons(&self) -> Vec<String> {
+        self.failover
+            .iter()
+            .filter_map(|f| f.degraded_reason())
+            .map(str::to_owned)
+            .collect()
     }
 
     pub fn feed(&self) -> &Arc<ChangeFeed> {
@@ -172,6 +191,10 @@ impl Application {
         }
         let engine = Engine::open(&EngineConfig {
             database_url: config.database_url.clone(),
+            redis: config
+                .redis_url
+                .clone()
+                .map(|url| (url, config.redis_failure_mode)),
             verifier: VerifierSettings {
                 failure_limit: config.failure_limit,
                 failure_window: config.failure_window,
@@ -197,6 +220,7 @@ impl Application {
             store: engine.store().clone(),
             verifier: engine.verifier().clone(),
             feed: engine.feed().clone(),
+            failover: engine.failover.clone(),
             admin_token: Arc::new(admin_token),
             config: Arc::new(config),
             metrics,

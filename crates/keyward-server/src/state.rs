@@ -32,6 +32,8 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub verifier: Arc<Verifier>,
     pub feed: Arc<ChangeFeed>,
+    /// The Redis limiter and its failure policy, when Redis is configured.
+    pub failover: Option<Arc<keyward_limiter::FailoverLimiter>>,
     pub admin_token: Arc<AdminToken>,
     pub config: Arc<ServerConfig>,
     pub metrics: Option<PrometheusHandle>,

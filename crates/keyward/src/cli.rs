@@ -218,6 +218,23 @@ pub struct ServeArgs {
     /// Address to listen on (`host:port`; port 0 picks a free port). Default 127.0.0.1:8080.
     #[arg(long, env = "KEYWARD_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Redis for rate limits shared by every node (`redis://host:port`). Default: in process.
+    #[arg(
+        long,
+        env = "KEYWARD_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+    /// When Redis fails: fall back to per-node limits (`local`), admit (`open`) or answer
+    /// 503 (`closed`). Default local.
+    #[arg(
+        long,
+        env = "KEYWARD_REDIS_FAILURE_MODE",
+        value_enum,
+        value_name = "MODE"
+    )]
+    pub redis_failure_mode: Option<RedisFailureMode>,
     /// Accept the key in the `api_key` query parameter.
     #[arg(long, env = "KEYWARD_ALLOW_QUERY_KEY", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub allow_query_key: Option<bool>,
@@ -244,4 +261,12 @@ pub struct ServeArgs {
     /// Most keys the in-process cache holds. Default 2000000.
     #[arg(long, env = "KEYWARD_KEY_CACHE_CAPACITY", value_name = "N")]
     pub key_cache_capacity: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisFailureMode {
+    Local,
+    Open,
+    Closed,
 }

@@ -15,6 +15,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://keyward.db";
 pub struct FileConfig {
     pub database_url: Option<String>,
     pub listen: Option<String>,
+    pub redis_url: Option<String>,
+    pub redis_failure_mode: Option<crate::cli::RedisFailureMode>,
     pub allow_query_key: Option<bool>,
     pub trusted_proxies: Option<Vec<String>>,
     pub failure_limit: Option<u32>,

@@ -30,11 +30,20 @@ pub async fn healthz() -> Json<Health> {
         (status = 503, description = "The store is unreachable", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => Json(Health {
-            status: "ok".to_owned(),
-            reasons: Vec::new(),
-        })
-        .into_response(),
+        Ok(()) => {
+            let reasons: Vec<String> = state
+                .failover
+                .iter()
+                .filter_map(|f| f.degraded_reason())
+                .map(str::to_owned)
+                .collect();
+            let status = if reasons.is_empty() { "ok" } else { "degraded" };
+            Json(Health {
+                status: status.to_owned(),
+                reasons,
+            })
+            .into_response()
+        }
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
             ApiError::Unavailable.into_response()

@@ -220,9 +220,17 @@ impl Verifier {
         let Some(key) = self.find(presented).await? else {
             return Ok(self.fail(check, Decision::bare(Code::Invalid)));
         };
+        let mut plan = self.plan(key.effective_plan());
+        if plan.is_none() {
+            // A plan created moments ago on another node: this node's map has not caught up.
+            if let Err(error) = self.reload_plans().await {
+                tracing::warn!(%error, "cannot reload plans");
+            }
+            plan = self.plan(key.effective_plan());
+        }
         let mut decision = Decision {
             code: Code::Valid,
-            plan: self.plan(key.effective_plan()),
+            plan,
             key: Some(key.clone()),
             limits: None,
         };

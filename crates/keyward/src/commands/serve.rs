@@ -4,11 +4,12 @@
 use std::io::Write;
 use std::time::Duration;
 
+use keyward_limiter::FailureMode;
 use keyward_server::{Application, ServerConfig, StartupError};
 use zeroize::Zeroizing;
 
 use super::parse_arg;
-use crate::cli::{ServeArgs, UsageMode};
+use crate::cli::{RedisFailureMode, ServeArgs, UsageMode};
 use crate::config::FileConfig;
 use crate::error::{CliError, CliResult};
 
@@ -51,6 +52,15 @@ fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResul
             .or_else(|| file.listen.clone())
             .unwrap_or(defaults.listen),
         database_url,
+        redis_url: args
+            .redis_url
+            .or_else(|| file.redis_url.clone())
+            .filter(|url| !url.is_empty()),
+        redis_failure_mode: match args.redis_failure_mode.or(file.redis_failure_mode) {
+            None | Some(RedisFailureMode::Local) => FailureMode::Local,
+            Some(RedisFailureMode::Open) => FailureMode::Open,
+            Some(RedisFailureMode::Closed) => FailureMode::Closed,
+        },
         admin_token,
         allow_query_key: args
             .allow_query_key

@@ -1,0 +1,151 @@
+//! The limiter conformance suite, written once and run against every backend: in process,
+//! and Redis (`KEYWARD_TEST_REDIS_URL`, started by scripts/test.sh; under `CI=true` a
+//! missing Redis fails these tests instead of skipping them). Real time, short windows.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use keyward_core::{Burst, Window};
+use keyward_limiter::{Check, Limiter, MemoryLimiter, RedisLimiter};
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn owner() -> u128 {
+    // A fresh owner per test, as a ULID would be.
+    u128::from_le_bytes(*uuid_like())
+}
+
+fn uuid_like() -> &'static [u8; 16] {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let bytes = Box::leak(Box::new([0u8; 16]));
+    let seed =
+        now_ms() ^ (u64::from(std::process::id()) << 20) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    bytes[8..].copy_from_slice(&n.to_le_bytes());
+    bytes
+}
+
+async fn check(
+    limiter: &dyn Limiter,
+    owner: u128,
+    windows: &[Window],
+    burst: Option<&Burst>,
+    cost: u64,
+) -> keyward_limiter::Outcome {
+    limiter
+        .check(&Check {
+            owner,
+            windows,
+            burst,
+            cost,
+            now_ms: now_ms(),
+        })
+        .await
+        .expect("the limiter answers")
+}
+
+pub async fn admits_max_then_rejects_and_rejections_consume_nothing(limiter: Arc<dyn Limiter>) {
+    let owner = owner();
+    let windows = [Window::new(2, 3), Window::new(60, 4)];
+    for remaining in (0..3).rev() {
+        let outcome = check(&*limiter, owner, &windows, None, 1).await;
+        assert!(outcome.admitted);
+        assert_eq!(outcome.limits[0].remaining, remaining);
+        assert_eq!(outcome.limits[0].name, "2s");
+        assert_eq!(outcome.limits[1].name, "minute");
+    }
+    let rejected = check(&*limiter, owner, &windows, None, 1).await;
+    assert!(!rejected.admitted);
+    assert_eq!(
+        rejected.limits[1].remaining, 1,
+        "the other window was not charged"
+    );
+    let retry = rejected.retry_after().expect("a wait");
+    assert!((1..=3).contains(&retry), "{retry}");
+    assert!(rejected.limits[0].reset_seconds >= 1);
+    tokio::time::sleep(Duration::from_secs(retry)).await;
+    let after = check(&*limiter, owner, &windows, None, 1).await;
+    assert!(after.admitted, "waiting Retry-After is enough");
+    assert_eq!(after.limits[1].remaining, 0);
+    let blocked = check(&*limiter, owner, &windows, None, 1).await;
+    assert!(!blocked.admitted, "the minute window is full now");
+}
+
+pub async fn owners_are_independent_and_costs_count(limiter: Arc<dyn Limiter>) {
+    let (a, b) = (owner(), owner());
+    let windows = [Window::new(60, 10)];
+    assert!(check(&*limiter, a, &windows, None, 7).await.admitted);
+    assert!(!check(&*limiter, a, &windows, None, 4).await.admitted);
+    assert!(check(&*limiter, a, &windows, None, 3).await.admitted);
+    let other = check(&*limiter, b, &windows, None, 10).await;
+    assert!(other.admitted);
+    assert_eq!(other.limits[0].remaining, 0);
+}
+
+pub async fn the_burst_bucket_limits_with_the_windows(limiter: Arc<dyn Limiter>) {
+    let owner = owner();
+    let windows = [Window::new(60, 100)];
+    let burst = Burst {
+        rate_per_second: 1.0,
+        capacity: 2,
+    };
+    assert!(
+        check(&*limiter, owner, &windows, Some(&burst), 1)
+            .await
+            .admitted
+    );
+    let second = check(&*limiter, owner, &windows, Some(&burst), 1).await;
+    assert!(second.admitted);
+    assert_eq!(second.limits[1].name, "burst");
+    assert_eq!(second.limits[1].window_seconds, 2);
+    let third = check(&*limiter, owner, &windows, Some(&burst), 1).await;
+    assert!(!third.admitted);
+    assert_eq!(
+        third.limits[0].remaining, 98,
+        "a burst rejection charges no window"
+    );
+    assert_eq!(third.retry_after(), Some(1));
+}
+
+macro_rules! limiter_conformance {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            use super::*;
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test]
+                    async fn $name() {
+                        let limiter: Arc<dyn Limiter> = $make;
+                        super::$name(limiter).await;
+                    }
+                };
+            }
+            case!(admits_max_then_rejects_and_rejections_consume_nothing);
+            case!(owners_are_independent_and_costs_count);
+            case!(the_burst_bucket_limits_with_the_windows);
+        }
+    };
+}
+
+limiter_conformance!(memory, Arc::new(MemoryLimiter::new()));
+limiter_conformance!(redis, redis_limiter().await);
+
+async fn redis_limiter() -> Arc<dyn Limiter> {
+    match std::env::var("KEYWARD_TEST_REDIS_URL") {
+        Ok(url) => Arc::new(
+            RedisLimiter::connect(&url)
+                .await
+                .expect("connect to the test Redis"),
+        ),
+        Err(_) => panic!(
+            "KEYWARD_TEST_REDIS_URL is not set: run the tests with scripts/test.sh, which starts a Redis"
+        ),
+    }
+}
