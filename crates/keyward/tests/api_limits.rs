@@ -270,3 +270,44 @@ async fn the_monthly_quota_counts_live_keys_of_the_user_and_survives_a_restart()
         "still used up after a restart"
     );
 }
+
+#[tokio::test]
+async fn max_keys_caps_a_users_open_keys_but_never_rotation() {
+    let server = TestServer::start().await;
+    let mut first = None;
+    for i in 0..5 {
+        let (_, key) = server
+            .create_key(json!({"user_id": "cap", "name": format!("k{i}")}))
+            .await;
+        first.get_or_insert(key);
+    }
+    let refused = server
+        .admin(
+            Method::POST,
+            "/v1/keys",
+            Some(json!({"user_id": "cap", "name": "sixth"})),
+        )
+        .await;
+    refused.assert_problem(409, "CONFLICT");
+    let id = first.unwrap()["id"].as_str().unwrap().to_owned();
+    let rotated = server
+        .admin(
+            Method::POST,
+            &format!("/v1/keys/{id}/rotate"),
+            Some(json!({"grace_period_seconds": 60})),
+        )
+        .await;
+    assert_eq!(rotated.status, 201, "rotation is never refused by max_keys");
+    // The old key counts until its grace period ends; with both it and its successor
+    // revoked, there is room again.
+    let new_id = rotated.body["key"]["id"].as_str().unwrap();
+    server
+        .admin(Method::DELETE, &format!("/v1/keys/{id}"), None)
+        .await;
+    server
+        .admin(Method::DELETE, &format!("/v1/keys/{new_id}"), None)
+        .await;
+    let (_, _) = server
+        .create_key(json!({"user_id": "cap", "name": "after-revoke"}))
+        .await;
+}

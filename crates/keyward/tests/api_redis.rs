@@ -190,3 +190,64 @@ async fn local_mode_survives_a_redis_outage_and_closed_mode_answers_503() {
     })
     .await;
 }
+
+/// `INFO commandstats` of a Redis, as command → calls.
+fn command_stats(url: &str) -> std::collections::HashMap<String, u64> {
+    let port = url.rsplit(':').next().unwrap();
+    let output = Command::new("redis-cli")
+        .args(["-p", port, "INFO", "commandstats"])
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("calls="))?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn each_check_is_one_evalsha_and_nothing_else() {
+    let redis = Redis::start();
+    let server = TestServer::start_with(&["--redis-url", &redis.url()], &[]).await;
+    let (key, _) = server
+        .create_key(json!({"user_id": "u", "name": "k", "plan": "enterprise"}))
+        .await;
+    assert_eq!(
+        server.verify_code(&key).await,
+        "VALID",
+        "warm: the script is loaded"
+    );
+    let before = command_stats(&redis.url());
+    for _ in 0..1000 {
+        let response = server
+            .send(
+                server
+                    .client
+                    .get(server.url("/v1/authorize"))
+                    .bearer_auth(&key),
+            )
+            .await;
+        assert_eq!(response.status, 200);
+    }
+    let after = command_stats(&redis.url());
+    let grown =
+        |name: &str| after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0);
+    assert_eq!(grown("evalsha"), 1000, "one EVALSHA per check");
+    // Commands the script runs are counted too; they are the script's own work, not round trips.
+    let script_commands = [
+        "evalsha", "hmget", "hget", "hset", "pexpire", "time", "info",
+    ];
+    for (name, calls) in &after {
+        if !script_commands.contains(&name.as_str()) {
+            let before_calls = before.get(name).copied().unwrap_or(0);
+            assert_eq!(*calls, before_calls, "`{name}` ran outside the script");
+        }
+    }
+}
