@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # HTTP load benchmark: starts the release server on loopback with a fresh SQLite database,
-# issues a key, and loads POST /v1/verify, GET /v1/authorize (valid key) and GET /healthz
-# with wrk in one run. Prints requests/s and p50/p99 for each, and verify/healthz.
+# issues keys, and loads with wrk in one run: GET /healthz, POST /v1/verify and
+# GET /v1/authorize with a valid key, GET /v1/authorize where 90 % of requests are
+# rejected (an exhausted key), and GET /v1/authorize on a second server whose limits live
+# in Redis (a throwaway redis-server on loopback). Prints requests/s and p50/p99 for each,
+# and the ratios.
 # The three endpoints are loaded in turn for ROUNDS rounds (default 3) and each figure is
 # the median over the rounds, so a slow moment of the machine does not skew one endpoint.
 #
@@ -17,16 +20,23 @@ threads="${WRK_THREADS:-2}"
 rounds="${ROUNDS:-3}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/keyward/target}"
 
-if ! command -v wrk >/dev/null 2>&1; then
-  echo "installing wrk…" >&2
-  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null || { echo "cannot install wrk" >&2; exit 1; }
+if ! command -v wrk >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1; then
+  echo "installing wrk and redis-server…" >&2
+  (apt-get update -qq && apt-get install -y -qq wrk redis-server) >/dev/null ||
+    { echo "cannot install wrk and redis-server" >&2; exit 1; }
 fi
 
 cargo build --release --locked -q -p keyward
 bin="$CARGO_TARGET_DIR/release/keyward"
 work=$(mktemp -d)
 pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+redis_pid=""
+pid2=""
+cleanup() {
+  for p in "$pid" "$pid2" "$redis_pid"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 export KEYWARD_DATABASE_URL="sqlite://$work/bench.db"
@@ -40,8 +50,33 @@ for _ in $(seq 1 100); do
 done
 [ -n "${base:-}" ] || { cat "$work/log" >&2; echo "the server did not start" >&2; exit 1; }
 
-key=$("$bin" --json keys create --user-id bench --name bench --tier enterprise 2>/dev/null |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+new_key() { # user plan
+  "$bin" --json keys create --user-id "$1" --name bench --tier "$2" 2>/dev/null |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'
+}
+# A plan whose limits the load never reaches, so every admitted request is admitted.
+"$bin" plans set unmetered --per-minute 1000000000 --per-hour 1000000000 --per-day 1000000000 >/dev/null
+key=$(new_key bench unmetered)
+"$bin" plans set exhausted --per-day 1 >/dev/null
+limited=$(new_key limited exhausted)
+
+# A second server on another database, its limits in a throwaway Redis.
+redis_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >"$work/redis.log" 2>&1 &
+redis_pid=$!
+for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+KEYWARD_DATABASE_URL="sqlite://$work/bench-redis.db" "$bin" serve --listen 127.0.0.1:0 \
+  --redis-url "redis://127.0.0.1:$redis_port" >"$work/out2" 2>"$work/log2" &
+pid2=$!
+for _ in $(seq 1 100); do
+  base2=$(sed -n 's/^keyward listening on //p' "$work/out2")
+  [ -n "$base2" ] && break
+  sleep 0.1
+done
+[ -n "${base2:-}" ] || { cat "$work/log2" >&2; echo "the Redis-backed server did not start" >&2; exit 1; }
+KEYWARD_DATABASE_URL="sqlite://$work/bench-redis.db" "$bin" plans set unmetered \
+  --per-minute 1000000000 --per-hour 1000000000 --per-day 1000000000 >/dev/null
+redis_key=$(KEYWARD_DATABASE_URL="sqlite://$work/bench-redis.db" new_key bench unmetered)
 
 cat >"$work/verify.lua" <<LUA
 wrk.method = "POST"
@@ -51,19 +86,33 @@ LUA
 cat >"$work/authorize.lua" <<LUA
 wrk.headers["Authorization"] = "Bearer $key"
 LUA
+cat >"$work/authorize-redis.lua" <<LUA
+wrk.headers["Authorization"] = "Bearer $redis_key"
+LUA
+# One request in ten with the valid key, nine with the exhausted one (429).
+cat >"$work/rejected.lua" <<LUA
+local n = 0
+request = function()
+  n = n + 1
+  local key = (n % 10 == 0) and "$key" or "$limited"
+  return wrk.format("GET", "/v1/authorize", { ["Authorization"] = "Bearer " .. key })
+end
+LUA
 
-run() { # slug round path [script]
-  local slug="$1" round="$2" path="$3" script="${4:-}"
+run() { # slug round url [script]
+  local slug="$1" round="$2" url="$3" script="${4:-}"
   local args=(-t"$threads" -c"$connections" -d"${duration}s" --latency)
   [ -n "$script" ] && args+=(-s "$script")
-  wrk "${args[@]}" "$base$path" >"$work/$slug.$round.txt"
+  wrk "${args[@]}" "$url" >"$work/$slug.$round.txt"
 }
 
 echo "wrk: $threads threads, $connections connections, ${duration}s per run, $rounds rounds, against $base ($(nproc) cores)"
 for round in $(seq 1 "$rounds"); do
-  run healthz "$round" /healthz
-  run verify "$round" /v1/verify "$work/verify.lua"
-  run authorize "$round" /v1/authorize "$work/authorize.lua"
+  run healthz "$round" "$base/healthz"
+  run verify "$round" "$base/v1/verify" "$work/verify.lua"
+  run authorize "$round" "$base/v1/authorize" "$work/authorize.lua"
+  run rejected "$round" "$base/v1/authorize" "$work/rejected.lua"
+  run redis "$round" "$base2/v1/authorize" "$work/authorize-redis.lua"
 done
 python3 - "$work" "$rounds" <<'PY'
 import re, statistics, sys
@@ -84,12 +133,20 @@ def figures(slug):
         errors += int(match.group(1)) if match else 0
     return statistics.median(rps), statistics.median(p50), statistics.median(p99), errors, rps
 
-rows = {slug: figures(slug) for slug in ("healthz", "verify", "authorize")}
-labels = {"healthz": "GET /healthz", "verify": "POST /v1/verify", "authorize": "GET /v1/authorize"}
+rows = {slug: figures(slug) for slug in ("healthz", "verify", "authorize", "rejected", "redis")}
+labels = {
+    "healthz": "GET /healthz",
+    "verify": "POST /v1/verify",
+    "authorize": "GET /v1/authorize",
+    "rejected": "authorize, 90% 429",
+    "redis": "authorize via Redis",
+}
 for slug, (rps, p50, p99, errors, each) in rows.items():
     runs = " ".join(f"{r:.0f}" for r in each)
-    print(f"{labels[slug]:<20} {rps:>10.0f} req/s   p50 {p50 * 1e3:.2f} ms   p99 {p99 * 1e3:.2f} ms   non-2xx {errors}   (runs: {runs})")
+    print(f"{labels[slug]:<22} {rps:>10.0f} req/s   p50 {p50 * 1e3:.2f} ms   p99 {p99 * 1e3:.2f} ms   non-2xx {errors}   (runs: {runs})")
 health = rows["healthz"][0]
 print(f"ratio verify/healthz     {rows['verify'][0] / health:.2f}")
 print(f"ratio authorize/healthz  {rows['authorize'][0] / health:.2f}")
+print(f"ratio 90%-rejected/admitted authorize  {rows['rejected'][0] / rows['authorize'][0]:.2f}")
+print(f"ratio Redis/in-process authorize       {rows['redis'][0] / rows['authorize'][0]:.2f}")
 PY
