@@ -4,7 +4,7 @@
 -- newest buckets plus the cost stay within max; the burst bucket is a GCRA. Every limit is
 -- asked first; only if all admit is the cost charged everywhere.
 --
--- KEYS[1]  the owner's hash (hash-tagged: one Redis Cluster slot per owner)
+-- KEYS[1]  the owner's hash (fields: one packed ring per window, `w<seconds>`, and `tat`) (hash-tagged: one Redis Cluster slot per owner)
 -- ARGV     cost, window count n, then n pairs (seconds, max), then burst rate and capacity
 --          (0 0 for none)
 -- Returns  {admitted (1/0), then per window and for the burst (if any):
@@ -20,6 +20,14 @@ local n = tonumber(ARGV[2])
 local rate = tonumber(ARGV[3 + 2 * n])
 local capacity = tonumber(ARGV[4 + 2 * n])
 
+-- Each window is one hash field: its newest bucket index and K + 1 counts, packed as
+-- doubles (exact below 2^53), so a check reads and writes one field per window.
+local FORMAT = string.rep('d', RING + 1)
+local fields = {}
+for i = 1, n do fields[i] = 'w' .. ARGV[1 + 2 * i] end
+fields[n + 1] = 'tat'
+local stored = redis.call('HMGET', key, unpack(fields))
+
 local windows = {}
 local admitted = true
 local longest = 0
@@ -27,13 +35,15 @@ for i = 1, n do
   local seconds = tonumber(ARGV[1 + 2 * i])
   local max = tonumber(ARGV[2 + 2 * i])
   local width = math.max(1, math.floor((seconds * 1000 + K - 1) / K))
-  local prefix = 'w' .. seconds .. ':'
-  local fields = { prefix .. 'n' }
-  for slot = 0, K do fields[#fields + 1] = prefix .. slot end
-  local values = redis.call('HMGET', key, unpack(fields))
-  local newest = tonumber(values[1]) or -1
+  local newest = -1
   local counts = {}
-  for slot = 0, K do counts[slot] = tonumber(values[slot + 2]) or 0 end
+  if stored[i] then
+    local values = { struct.unpack(FORMAT, stored[i]) }
+    newest = values[1]
+    for slot = 0, K do counts[slot] = values[slot + 2] end
+  else
+    for slot = 0, K do counts[slot] = 0 end
+  end
   local bucket = math.max(math.floor(now / width), newest)
   -- count of bucket `index` as currently stored (0 outside the ring's span)
   local function count(index)
@@ -61,7 +71,7 @@ for i = 1, n do
       end
     end
   end
-  windows[i] = { seconds = seconds, max = max, width = width, prefix = prefix, newest = newest,
+  windows[i] = { seconds = seconds, max = max, width = width, field = fields[i], newest = newest,
                  counts = counts, bucket = bucket, used = used, retry = retry, count = count }
   longest = math.max(longest, seconds * 1000 + width)
 end
@@ -70,13 +80,14 @@ local interval, tolerance, tat, new_tat
 if capacity > 0 then
   interval = math.max(1, math.floor(1000000 / rate + 0.5))
   tolerance = capacity * interval
-  tat = tonumber(redis.call('HGET', key, 'tat')) or 0
+  tat = tonumber(stored[n + 1]) or 0
   local now_us = now * 1000
   new_tat = math.max(tat, now_us) + cost * interval
   if new_tat - now_us > tolerance then admitted = false end
 end
 
 local reply = { admitted and 1 or 0 }
+local updates = {}
 for i = 1, n do
   local w = windows[i]
   local used = w.used
@@ -94,12 +105,10 @@ for i = 1, n do
     end
     local slot = w.bucket % RING
     w.counts[slot] = w.counts[slot] + cost
-    local updates = { w.prefix .. 'n', w.newest }
-    for s = 0, K do
-      updates[#updates + 1] = w.prefix .. s
-      updates[#updates + 1] = w.counts[s]
-    end
-    redis.call('HSET', key, unpack(updates))
+    local packed = { w.newest }
+    for s = 0, K do packed[s + 2] = w.counts[s] end
+    updates[#updates + 1] = w.field
+    updates[#updates + 1] = struct.pack(FORMAT, unpack(packed))
     used = used + cost
     count = function(index)
       if index > w.newest or index + RING <= w.newest then return 0 end
@@ -124,7 +133,8 @@ if capacity > 0 then
   local retry = -1
   if admitted then
     current = new_tat
-    redis.call('HSET', key, 'tat', new_tat)
+    updates[#updates + 1] = 'tat'
+    updates[#updates + 1] = string.format('%.0f', new_tat)
   elseif new_tat - now_us > tolerance then
     if cost > capacity then retry = 9007199254740991 else retry = math.ceil((new_tat - now_us - tolerance) / 1000) end
   end
@@ -142,6 +152,7 @@ if capacity > 0 then
 end
 
 if admitted then
+  if #updates > 0 then redis.call('HSET', key, unpack(updates)) end
   redis.call('PEXPIRE', key, math.max(longest, 1000))
 end
 return reply
