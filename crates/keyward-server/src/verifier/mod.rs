@@ -271,78 +271,96 @@ impl Verifier {
                 tracing::error!(key_id = %key.id(), plan = %key.effective_plan(), "key refers to an unknown plan");
                 return Err(Unavailable);
             };
-            let windows = effective_windows(&key, &plan);
-            let mut limit_check = LimitCheck {
-                owner: key.lineage.0,
-                windows: &windows,
-                burst: plan.spec.burst.as_ref(),
-                cost: check.cost,
-                now_ms: u64::try_from(now.timestamp_millis()).unwrap_or(0),
-            };
-            // The monthly quota: the user's plan (not a key override), live keys only.
-            let month = Month::of(now);
-            let quota = match key.environment {
-                Environment::Live => self.plan(&key.user_plan).and_then(|p| p.spec.monthly_quota),
-                Environment::Test => None,
-            };
-            let mut reserved = None;
-            if let Some(quota) = quota {
-                let reservation = self
-                    .quota
-                    .reserve(&*self.store, &key.user_id, month, quota, check.cost)
-                    .await
-                    .map_err(|error| {
-                        tracing::warn!(%error, "cannot read quota usage");
-                        Unavailable
-                    })?;
-                match reservation {
-                    Reservation::Reserved(used) => reserved = Some((quota, used)),
-                    Reservation::Exceeded(used) => {
-                        // Report the windows as they stand, consuming nothing.
-                        limit_check.cost = 0;
-                        let mut outcome =
-                            self.limiter.check(&limit_check).await.map_err(|error| {
-                                tracing::warn!(%error, "limiter unavailable");
-                                Unavailable
-                            })?;
-                        outcome.admitted = false;
-                        outcome
-                            .limits
-                            .push(month_status(quota, used, month, now, true));
-                        decision.code = Code::QuotaExceeded;
-                        decision.limits = Some(outcome);
-                        return Ok(decision);
-                    }
-                }
-            }
-            let outcome = self.limiter.check(&limit_check).await.map_err(|error| {
-                tracing::warn!(%error, "limiter unavailable");
-                if let Some((_, _)) = reserved {
-                    self.quota.release(&key.user_id, month, check.cost);
-                }
-                Unavailable
-            });
-            let mut outcome = outcome?;
-            if !outcome.admitted {
-                decision.code = Code::RateLimited;
-            }
-            if let Some((quota, used)) = reserved {
-                if outcome.admitted {
-                    self.usage
-                        .record_quota(&key.user_id, &month.label(), check.cost);
-                    outcome
-                        .limits
-                        .push(month_status(quota, used, month, now, false));
-                } else {
-                    self.quota.release(&key.user_id, month, check.cost);
-                    outcome
-                        .limits
-                        .push(month_status(quota, used - check.cost, month, now, false));
-                }
-            }
+            let (code, outcome) = self.limit(&key, &plan, check.cost, now).await?;
+            decision.code = code;
             decision.limits = Some(outcome);
         }
         Ok(decision)
+    }
+
+    /// Asks the monthly quota (the user's plan, live keys only) and the rate limits (the
+    /// key's windows and its plan's burst bucket). Quota units are reserved first and given
+    /// back if a window rejects, so concurrent requests cannot overrun the quota, and a
+    /// rejected request consumes nothing.
+    async fn limit(
+        &self,
+        key: &CachedKey,
+        plan: &Plan,
+        cost: u64,
+        now: DateTime<Utc>,
+    ) -> Result<(Code, Outcome), Unavailable> {
+        let windows = effective_windows(key, plan);
+        let mut limit_check = LimitCheck {
+            owner: key.lineage.0,
+            windows: &windows,
+            burst: plan.spec.burst.as_ref(),
+            cost,
+            now_ms: u64::try_from(now.timestamp_millis()).unwrap_or(0),
+        };
+        let month = Month::of(now);
+        let quota = match key.environment {
+            Environment::Live => self.plan(&key.user_plan).and_then(|p| p.spec.monthly_quota),
+            Environment::Test => None,
+        };
+        let mut reserved = None;
+        if let Some(quota) = quota {
+            let reservation = self
+                .quota
+                .reserve(&*self.store, &key.user_id, month, quota, cost)
+                .await
+                .map_err(|error| {
+                    tracing::warn!(%error, "cannot read quota usage");
+                    Unavailable
+                })?;
+            match reservation {
+                Reservation::Reserved(used) => reserved = Some((quota, used)),
+                Reservation::Exceeded(used) => {
+                    // Report the windows as they stand, consuming nothing.
+                    limit_check.cost = 0;
+                    let mut outcome = self.ask_limiter(&limit_check).await?;
+                    outcome.admitted = false;
+                    outcome
+                        .limits
+                        .push(month_status(quota, used, month, now, true));
+                    return Ok((Code::QuotaExceeded, outcome));
+                }
+            }
+        }
+        let outcome = self.ask_limiter(&limit_check).await;
+        let mut outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(unavailable) => {
+                if reserved.is_some() {
+                    self.quota.release(&key.user_id, month, cost);
+                }
+                return Err(unavailable);
+            }
+        };
+        if let Some((quota, used)) = reserved {
+            let used = if outcome.admitted {
+                self.usage.record_quota(&key.user_id, &month.label(), cost);
+                used
+            } else {
+                self.quota.release(&key.user_id, month, cost);
+                used - cost
+            };
+            outcome
+                .limits
+                .push(month_status(quota, used, month, now, false));
+        }
+        let code = if outcome.admitted {
+            Code::Valid
+        } else {
+            Code::RateLimited
+        };
+        Ok((code, outcome))
+    }
+
+    async fn ask_limiter(&self, check: &LimitCheck<'_>) -> Result<Outcome, Unavailable> {
+        self.limiter.check(check).await.map_err(|error| {
+            tracing::warn!(%error, "limiter unavailable");
+            Unavailable
+        })
     }
 
     /// Counts a failed check (codes 3–6) against the guard address.
