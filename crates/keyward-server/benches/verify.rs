@@ -22,7 +22,27 @@ fn cached_decision(c: &mut Criterion) {
         let engine = Engine::open(&EngineConfig::embedded(&url))
             .await
             .expect("engine");
+        // Limits the benchmark never reaches, so every check is an admitted one (three windows
+        // checked, as on the default plans).
+        let unmetered = keyward_core::Plan {
+            name: keyward_core::PlanName::parse("unmetered").expect("name"),
+            spec: keyward_core::PlanSpec {
+                limits: vec![
+                    keyward_core::Window::new(60, u64::MAX / 4),
+                    keyward_core::Window::new(3600, u64::MAX / 4),
+                    keyward_core::Window::new(86_400, u64::MAX / 4),
+                ],
+                ..keyward_core::PlanSpec::default()
+            },
+        };
+        engine
+            .store()
+            .put_plan(&unmetered, &Actor::cli())
+            .await
+            .expect("plan");
+        engine.verifier().reload_plans().await.expect("plans");
         let mut spec = KeySpec::new(UserId::parse("bench").expect("user"), "bench");
+        spec.plan = Some(unmetered.name.clone());
         spec.scopes = vec![Scope::parse("read").expect("scope")];
         spec.allowed_ips = Some(vec!["127.0.0.0/8".parse().expect("cidr")]);
         let (plain, _) = issue_key(&**engine.store(), &spec, &Actor::cli())
@@ -51,10 +71,13 @@ fn cached_decision(c: &mut Criterion) {
                 .is_valid()
         );
     });
-    c.bench_function("verify/cached key, scopes and allowlist (VALID)", |b| {
-        b.to_async(&runtime)
-            .iter(|| async { black_box(verifier.verify(&check, Utc::now()).await) })
-    });
+    c.bench_function(
+        "verify/cached key, scopes, allowlist, 3 windows (VALID)",
+        |b| {
+            b.to_async(&runtime)
+                .iter(|| async { black_box(verifier.verify(&check, Utc::now()).await) })
+        },
+    );
     let tampered = format!("{}A", &key[..key.len() - 1]);
     let bad = Check {
         presented: Some(&tampered),
