@@ -39,6 +39,8 @@ fn limiter(c: &mut Criterion) {
             owner = (owner + 1) % 1024;
             now += 1;
             black_box(limiter.check_now(&Check {
+                group: "g",
+                quota: None,
                 owner,
                 windows: &windows,
                 burst: None,
@@ -62,6 +64,8 @@ fn limiter(c: &mut Criterion) {
                     for i in 0..checks / threads {
                         let owner = u128::from(t * 1_000_003 + i % 1024);
                         limiter.check_now(&Check {
+                            group: "g",
+                            quota: None,
                             owner,
                             windows: &windows,
                             burst: None,
@@ -88,6 +92,8 @@ fn limiter(c: &mut Criterion) {
     let held = MemoryLimiter::new();
     for owner in 0..100_000u128 {
         held.check_now(&Check {
+            group: "g",
+            quota: None,
             owner,
             windows: &windows,
             burst: None,

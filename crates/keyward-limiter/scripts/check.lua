@@ -28,8 +28,19 @@ for i = 1, n do fields[i] = 'w' .. ARGV[1 + 2 * i] end
 fields[n + 1] = 'tat'
 local stored = redis.call('HMGET', key, unpack(fields))
 
+local quota_limit = tonumber(ARGV[5 + 2 * n]) or 0
+local quota_ttl = tonumber(ARGV[6 + 2 * n]) or 0
+local quota_used = 0
+local quota_exceeded = false
+if quota_limit > 0 then
+  local stored_quota = redis.call('GET', KEYS[2])
+  if not stored_quota then return { 2 } end
+  quota_used = tonumber(stored_quota)
+  quota_exceeded = quota_used + cost > quota_limit
+end
+
 local windows = {}
-local admitted = true
+local admitted = not quota_exceeded
 local longest = 0
 for i = 1, n do
   local seconds = tonumber(ARGV[1 + 2 * i])
@@ -86,7 +97,7 @@ if capacity > 0 then
   if new_tat - now_us > tolerance then admitted = false end
 end
 
-local reply = { admitted and 1 or 0 }
+local reply = { admitted and 1 or (quota_exceeded and 3 or 0) }
 local updates = {}
 for i = 1, n do
   local w = windows[i]
@@ -154,5 +165,10 @@ end
 if admitted then
   if #updates > 0 then redis.call('HSET', key, unpack(updates)) end
   redis.call('PEXPIRE', key, math.max(longest, 1000))
+  if quota_limit > 0 then
+    quota_used = redis.call('INCRBY', KEYS[2], cost)
+    redis.call('EXPIRE', KEYS[2], quota_ttl)
+  end
 end
+if quota_limit > 0 then reply[#reply + 1] = quota_used end
 return reply

@@ -54,6 +54,23 @@ impl FailoverLimiter {
 
 #[async_trait]
 impl Limiter for FailoverLimiter {
+    /// While Redis answers, it keeps the quota; during an outage the caller does.
+    fn shares_quota(&self) -> bool {
+        !self.is_degraded() && self.shared.shares_quota()
+    }
+
+    async fn seed_quota(
+        &self,
+        group: &str,
+        period: &str,
+        used: u64,
+        ttl_seconds: u64,
+    ) -> Result<(), LimiterError> {
+        self.shared
+            .seed_quota(group, period, used, ttl_seconds)
+            .await
+    }
+
     async fn check(&self, check: &Check<'_>) -> Result<Outcome, LimiterError> {
         match self.shared.check(check).await {
             Ok(outcome) => {
@@ -72,6 +89,7 @@ impl Limiter for FailoverLimiter {
                     FailureMode::Open => Ok(Outcome {
                         admitted: true,
                         limits: Vec::new(),
+                        quota: None,
                     }),
                     FailureMode::Closed => Err(error),
                 }

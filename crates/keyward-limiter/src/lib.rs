@@ -23,11 +23,35 @@ pub use redis::RedisLimiter;
 pub struct Check<'a> {
     /// Who the state belongs to: a key's lineage (rotation keeps it).
     pub owner: u128,
+    /// The owner's group (its user): shared backends keep a group's state together, so the
+    /// user's quota and its keys' windows are checked in one atomic step.
+    pub group: &'a str,
+    /// The group's monthly quota, for backends that share it (see [`Limiter::shares_quota`]).
+    pub quota: Option<QuotaCheck<'a>>,
     pub windows: &'a [Window],
     pub burst: Option<&'a Burst>,
     pub cost: u64,
     /// Milliseconds since the Unix epoch.
     pub now_ms: u64,
+}
+
+/// A monthly quota to check with the windows.
+#[derive(Debug, Clone, Copy)]
+pub struct QuotaCheck<'a> {
+    /// `YYYY-MM`.
+    pub period: &'a str,
+    pub limit: u64,
+    /// How long the period's counter must live (until the month ends, plus a margin).
+    pub ttl_seconds: u64,
+}
+
+/// What a quota-sharing backend says about the quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaState {
+    /// Units used after the check (the check's cost included when admitted).
+    Used { used: u64, exceeded: bool },
+    /// The backend has no figure for the period: seed it from stored usage and ask again.
+    Unknown,
 }
 
 /// One limit's state after a check, for headers and `/v1/verify`'s `ratelimit`.
@@ -54,6 +78,8 @@ pub struct Outcome {
     pub admitted: bool,
     /// Every window (in the order given), then the burst bucket.
     pub limits: Vec<LimitStatus>,
+    /// Set by backends that share the quota, when the check carried one.
+    pub quota: Option<QuotaState>,
 }
 
 impl Outcome {
@@ -81,6 +107,23 @@ pub trait Limiter: Send + Sync + std::fmt::Debug {
     /// Admits the check if every limit does (consuming its cost everywhere), else consumes
     /// nothing.
     async fn check(&self, check: &Check<'_>) -> Result<Outcome, LimiterError>;
+
+    /// Whether this backend checks `Check::quota` itself (shared by every node). Backends
+    /// that do not leave the quota to the caller.
+    fn shares_quota(&self) -> bool {
+        false
+    }
+
+    /// Seeds a group's quota figure for a period unless the backend has one already.
+    async fn seed_quota(
+        &self,
+        _group: &str,
+        _period: &str,
+        _used: u64,
+        _ttl_seconds: u64,
+    ) -> Result<(), LimiterError> {
+        Ok(())
+    }
 }
 
 /// The burst bucket's `w`: capacity ÷ rate, rounded up.

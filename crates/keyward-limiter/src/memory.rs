@@ -175,7 +175,11 @@ impl MemoryLimiter {
         if !admitted && state.is_idle(check.now_ms) {
             shard.remove(&check.owner);
         }
-        Outcome { admitted, limits }
+        Outcome {
+            admitted,
+            limits,
+            quota: None,
+        }
     }
 
     /// Drops every owner whose state no longer affects any decision.
@@ -219,6 +223,8 @@ mod tests {
     fn check<'a>(windows: &'a [Window], burst: Option<&'a Burst>, now_ms: u64) -> Check<'a> {
         Check {
             owner: 7,
+            group: "g",
+            quota: None,
             windows,
             burst,
             cost: 1,

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use redis::Script;
 use redis::aio::ConnectionManager;
 
-use crate::{Check, LimitStatus, Limiter, LimiterError, Outcome, burst_window_seconds};
+use crate::{Check, LimitStatus, Limiter, LimiterError, Outcome, QuotaState, burst_window_seconds};
 
 const TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -46,9 +46,15 @@ impl RedisLimiter {
         })
     }
 
-    /// The Redis key of an owner's state; the braces are a Redis Cluster hash tag.
-    pub fn state_key(owner: u128) -> String {
-        format!("{{kw:{owner:032x}}}")
+    /// The Redis key of an owner's state. The braces are a Redis Cluster hash tag: a
+    /// group's (user's) keys and its quota share one slot, so one script sees them all.
+    pub fn state_key(group: &str, owner: u128) -> String {
+        format!("{{kw:{group}}}:l:{owner:032x}")
+    }
+
+    /// The Redis key of a group's quota counter for a period (`YYYY-MM`).
+    pub fn quota_key(group: &str, period: &str) -> String {
+        format!("{{kw:{group}}}:q:{period}")
     }
 }
 
@@ -58,8 +64,38 @@ fn ms_to_seconds(ms: i64) -> u64 {
 
 #[async_trait]
 impl Limiter for RedisLimiter {
+    fn shares_quota(&self) -> bool {
+        true
+    }
+
+    async fn seed_quota(
+        &self,
+        group: &str,
+        period: &str,
+        used: u64,
+        ttl_seconds: u64,
+    ) -> Result<(), LimiterError> {
+        let mut connection = self.connection.clone();
+        let command = redis::cmd("SET")
+            .arg(Self::quota_key(group, period))
+            .arg(used)
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl_seconds.max(1))
+            .to_owned();
+        let _: Option<String> = tokio::time::timeout(TIMEOUT, command.query_async(&mut connection))
+            .await
+            .map_err(|_| LimiterError("Redis did not answer in time".to_owned()))?
+            .map_err(|e| LimiterError(e.to_string()))?;
+        Ok(())
+    }
+
     async fn check(&self, check: &Check<'_>) -> Result<Outcome, LimiterError> {
-        let mut invocation = self.script.key(Self::state_key(check.owner));
+        let mut invocation = self.script.key(Self::state_key(check.group, check.owner));
+        invocation.key(Self::quota_key(
+            check.group,
+            check.quota.map_or("-", |q| q.period),
+        ));
         invocation.arg(check.cost).arg(check.windows.len());
         for window in check.windows {
             invocation.arg(window.window_seconds).arg(window.max);
@@ -68,13 +104,26 @@ impl Limiter for RedisLimiter {
             Some(burst) => invocation.arg(burst.rate_per_second).arg(burst.capacity),
             None => invocation.arg(0).arg(0),
         };
+        match check.quota {
+            Some(quota) => invocation.arg(quota.limit).arg(quota.ttl_seconds),
+            None => invocation.arg(0).arg(0),
+        };
         let mut connection = self.connection.clone();
         let reply: Vec<i64> =
             tokio::time::timeout(TIMEOUT, invocation.invoke_async(&mut connection))
                 .await
                 .map_err(|_| LimiterError("Redis did not answer in time".to_owned()))?
                 .map_err(|e| LimiterError(e.to_string()))?;
-        let expected = 1 + 3 * (check.windows.len() + usize::from(check.burst.is_some()));
+        if reply.first() == Some(&2) {
+            return Ok(Outcome {
+                admitted: false,
+                limits: Vec::new(),
+                quota: Some(QuotaState::Unknown),
+            });
+        }
+        let expected = 1
+            + 3 * (check.windows.len() + usize::from(check.burst.is_some()))
+            + usize::from(check.quota.is_some());
         if reply.len() != expected {
             return Err(LimiterError(format!(
                 "unexpected script reply of {} values",
@@ -82,6 +131,13 @@ impl Limiter for RedisLimiter {
             )));
         }
         let admitted = reply[0] == 1;
+        let quota = check.quota.map(|_| QuotaState::Used {
+            used: reply
+                .last()
+                .and_then(|&used| u64::try_from(used).ok())
+                .unwrap_or(0),
+            exceeded: reply[0] == 3,
+        });
         let status = |index: usize, name: Cow<'static, str>, limit: u64, window_seconds: u64| {
             let base = 1 + 3 * index;
             LimitStatus {
@@ -107,6 +163,10 @@ impl Limiter for RedisLimiter {
                 burst_window_seconds(burst),
             ));
         }
-        Ok(Outcome { admitted, limits })
+        Ok(Outcome {
+            admitted,
+            limits,
+            quota,
+        })
     }
 }

@@ -41,6 +41,8 @@ async fn check(
 ) -> keyward_limiter::Outcome {
     limiter
         .check(&Check {
+            group: "g",
+            quota: None,
             owner,
             windows,
             burst,

@@ -251,3 +251,65 @@ async fn each_check_is_one_evalsha_and_nothing_else() {
         }
     }
 }
+
+#[tokio::test]
+async fn two_nodes_share_the_monthly_quota_and_it_is_rebuilt_when_redis_loses_it() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("shared.db").display());
+    let args = [
+        "--database-url",
+        database.as_str(),
+        "--redis-url",
+        &redis.url(),
+    ];
+    let a = TestServer::start_with(&args, &[]).await;
+    let b = TestServer::start_with(&args, &[]).await;
+    a.admin(
+        Method::PUT,
+        "/v1/plans/metered",
+        Some(json!({"limits": [{"window_seconds": 60, "max": 1000}], "monthly_quota": 10})),
+    )
+    .await;
+    a.admin(
+        Method::POST,
+        "/v1/users",
+        Some(json!({"user_id": "q", "plan": "metered"})),
+    )
+    .await;
+    let (key, _) = a.create_key(json!({"user_id": "q", "name": "k"})).await;
+    eventually(Duration::from_secs(1), || async {
+        b.verify_code(&key).await != "INVALID"
+    })
+    .await;
+
+    let mut admitted = 0;
+    for i in 0..30 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        match node.verify_code(&key).await.as_str() {
+            "VALID" => admitted += 1,
+            "QUOTA_EXCEEDED" => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // The probe on b counted as well.
+    assert!(
+        admitted == 10 || admitted == 9,
+        "{admitted} admitted through two nodes against a quota of 10"
+    );
+
+    // Redis loses everything; the figure comes back from stored usage (written each second).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let port = redis.port.to_string();
+    let flushed = Command::new("redis-cli")
+        .args(["-p", &port, "FLUSHALL"])
+        .output()
+        .unwrap();
+    assert!(flushed.status.success());
+    assert_eq!(
+        a.verify_code(&key).await,
+        "QUOTA_EXCEEDED",
+        "rebuilt from stored usage"
+    );
+    assert_eq!(b.verify_code(&key).await, "QUOTA_EXCEEDED");
+}

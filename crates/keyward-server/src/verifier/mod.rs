@@ -27,6 +27,7 @@ pub use key::{CachedKey, KeyIdDisplay};
 use crate::limiter::{LimitCheck, Limiter, Outcome, effective_windows};
 use crate::quota::{Month, QuotaTracker, Reservation, month_status};
 use crate::usage::UsageRecorder;
+use keyward_limiter::{QuotaCheck, QuotaState};
 
 /// One key check.
 #[derive(Debug, Clone, Copy)]
@@ -292,6 +293,8 @@ impl Verifier {
         let windows = effective_windows(key, plan);
         let mut limit_check = LimitCheck {
             owner: key.lineage.0,
+            group: key.user_id.as_str(),
+            quota: None,
             windows: &windows,
             burst: plan.spec.burst.as_ref(),
             cost,
@@ -302,6 +305,67 @@ impl Verifier {
             Environment::Live => self.plan(&key.user_plan).and_then(|p| p.spec.monthly_quota),
             Environment::Test => None,
         };
+        if let Some(limit) = quota
+            && self.limiter.shares_quota()
+        {
+            let period = month.label();
+            // The counter outlives the month by a week, so a late node still finds it.
+            let ttl_seconds = month.seconds_left(now) + 7 * 86_400;
+            limit_check.quota = Some(QuotaCheck {
+                period: &period,
+                limit,
+                ttl_seconds,
+            });
+            let mut outcome = self.ask_limiter(&limit_check).await?;
+            if outcome.quota == Some(QuotaState::Unknown) {
+                // The shared counter is missing (first use this month, or Redis lost it):
+                // rebuild it from stored usage, then ask again.
+                let stored = self
+                    .store
+                    .quota_usage(&key.user_id, &period)
+                    .await
+                    .map_err(|error| {
+                        tracing::warn!(%error, "cannot read quota usage");
+                        Unavailable
+                    })?;
+                self.limiter
+                    .seed_quota(key.user_id.as_str(), &period, stored, ttl_seconds)
+                    .await
+                    .map_err(|error| {
+                        tracing::warn!(%error, "cannot seed the shared quota");
+                        Unavailable
+                    })?;
+                outcome = self.ask_limiter(&limit_check).await?;
+            }
+            match outcome.quota {
+                Some(QuotaState::Used { used, exceeded }) => {
+                    if outcome.admitted {
+                        self.usage.record_quota(&key.user_id, &period, cost);
+                    }
+                    outcome
+                        .limits
+                        .push(month_status(limit, used, month, now, exceeded));
+                    let code = if exceeded {
+                        Code::QuotaExceeded
+                    } else if outcome.admitted {
+                        Code::Valid
+                    } else {
+                        Code::RateLimited
+                    };
+                    return Ok((code, outcome));
+                }
+                Some(QuotaState::Unknown) => return Err(Unavailable),
+                // The shared backend failed and its fallback keeps no quota: count it here.
+                None => {
+                    if outcome.admitted {
+                        return Ok(self
+                            .count_quota_locally(key, limit, month, now, cost, outcome)
+                            .await);
+                    }
+                    return Ok((Code::RateLimited, outcome));
+                }
+            }
+        }
         let mut reserved = None;
         if let Some(quota) = quota {
             let reservation = self
@@ -354,6 +418,43 @@ impl Verifier {
             Code::RateLimited
         };
         Ok((code, outcome))
+    }
+
+    /// Counts an already admitted request against this node's quota figure (used only while
+    /// a quota-sharing backend is failing over to one that keeps none).
+    async fn count_quota_locally(
+        &self,
+        key: &CachedKey,
+        limit: u64,
+        month: Month,
+        now: DateTime<Utc>,
+        cost: u64,
+        mut outcome: Outcome,
+    ) -> (Code, Outcome) {
+        match self
+            .quota
+            .reserve(&*self.store, &key.user_id, month, limit, cost)
+            .await
+        {
+            Ok(Reservation::Reserved(used)) => {
+                self.usage.record_quota(&key.user_id, &month.label(), cost);
+                outcome
+                    .limits
+                    .push(month_status(limit, used, month, now, false));
+                (Code::Valid, outcome)
+            }
+            Ok(Reservation::Exceeded(used)) => {
+                outcome.admitted = false;
+                outcome
+                    .limits
+                    .push(month_status(limit, used, month, now, true));
+                (Code::QuotaExceeded, outcome)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read quota usage; admitting");
+                (Code::Valid, outcome)
+            }
+        }
     }
 
     async fn ask_limiter(&self, check: &LimitCheck<'_>) -> Result<Outcome, Unavailable> {
