@@ -64,6 +64,17 @@ impl Month {
     }
 }
 
+/// Which of `shards` sharded maps a user's entries live in (FNV-1a over the id).
+pub fn user_shard(user: &UserId, shards: usize) -> usize {
+    let hash = user
+        .as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    (hash % shards as u64) as usize
+}
+
 /// What a reservation found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reservation {
@@ -92,11 +103,7 @@ impl QuotaTracker {
     }
 
     fn shard(&self, user: &UserId) -> &Mutex<HashMap<(UserId, Month), u64>> {
-        let hash = user
-            .as_str()
-            .bytes()
-            .fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(b));
-        &self.shards[(hash as usize) % SHARDS]
+        &self.shards[user_shard(user, SHARDS)]
     }
 
     /// Reserves `cost` units of `quota` for `user` in `month`, loading the month-to-date

@@ -39,7 +39,7 @@ impl Tallies {
     }
 
     fn add_quota(&self, user: &UserId, period: &str, units: u64) {
-        let shard = user.as_str().len() % SHARDS;
+        let shard = crate::quota::user_shard(user, SHARDS);
         let mut tally = self.quota[shard]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);

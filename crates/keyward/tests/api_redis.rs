@@ -67,35 +67,50 @@ impl Drop for Redis {
     }
 }
 
-#[tokio::test]
-async fn two_nodes_sharing_redis_admit_no_more_than_one_would() {
-    let redis = Redis::start();
+/// Two `keyward serve` nodes on one database and one Redis, a user on `plan` (created from
+/// `plan_body`) and a key of it that both nodes know. The directory keeps the database.
+async fn two_nodes(
+    redis: &Redis,
+    plan: &str,
+    plan_body: serde_json::Value,
+) -> (tempfile::TempDir, TestServer, TestServer, String) {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}", dir.path().join("shared.db").display());
+    let redis_url = redis.url();
     let args = [
         "--database-url",
         database.as_str(),
         "--redis-url",
-        &redis.url(),
+        redis_url.as_str(),
     ];
     let a = TestServer::start_with(&args, &[]).await;
     let b = TestServer::start_with(&args, &[]).await;
-    a.admin(
-        Method::PUT,
-        "/v1/plans/shared",
-        Some(json!({"limits": [{"window_seconds": 60, "max": 25}]})),
-    )
-    .await;
+    let put = a
+        .admin(Method::PUT, &format!("/v1/plans/{plan}"), Some(plan_body))
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text);
     a.admin(
         Method::POST,
         "/v1/users",
-        Some(json!({"user_id": "u", "plan": "shared"})),
+        Some(json!({"user_id": "u", "plan": plan})),
     )
     .await;
     let (key, _) = a.create_key(json!({"user_id": "u", "name": "k"})).await;
     eventually(Duration::from_secs(1), || async {
         b.verify_code(&key).await != "INVALID"
     })
+    .await;
+    (dir, a, b, key)
+}
+
+#[tokio::test]
+async fn two_nodes_sharing_redis_admit_no_more_than_one_would() {
+    let redis = Redis::start();
+    let (_dir, a, b, key) = two_nodes(
+        &redis,
+        "shared",
+        json!({"limits": [{"window_seconds": 60, "max": 25}]}),
+    )
     .await;
 
     let mut admitted = 0;
@@ -255,33 +270,8 @@ async fn each_check_is_one_evalsha_and_nothing_else() {
 #[tokio::test]
 async fn two_nodes_share_the_monthly_quota_and_it_is_rebuilt_when_redis_loses_it() {
     let redis = Redis::start();
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("shared.db").display());
-    let args = [
-        "--database-url",
-        database.as_str(),
-        "--redis-url",
-        &redis.url(),
-    ];
-    let a = TestServer::start_with(&args, &[]).await;
-    let b = TestServer::start_with(&args, &[]).await;
-    a.admin(
-        Method::PUT,
-        "/v1/plans/metered",
-        Some(json!({"limits": [{"window_seconds": 60, "max": 1000}], "monthly_quota": 10})),
-    )
-    .await;
-    a.admin(
-        Method::POST,
-        "/v1/users",
-        Some(json!({"user_id": "q", "plan": "metered"})),
-    )
-    .await;
-    let (key, _) = a.create_key(json!({"user_id": "q", "name": "k"})).await;
-    eventually(Duration::from_secs(1), || async {
-        b.verify_code(&key).await != "INVALID"
-    })
-    .await;
+    let plan = json!({"limits": [{"window_seconds": 60, "max": 1000}], "monthly_quota": 10});
+    let (_dir, a, b, key) = two_nodes(&redis, "metered", plan).await;
 
     let mut admitted = 0;
     for i in 0..30 {
