@@ -35,6 +35,28 @@ impl FailoverLimiter {
         }
     }
 
+    /// Asks the shared backend whether it answers, entering or leaving the degraded state
+    /// accordingly, so readiness is right even while no request arrives (startup with Redis
+    /// down, an outage on an idle node).
+    pub async fn probe(&self) {
+        match self.shared.ping().await {
+            Ok(()) => self.recovered(),
+            Err(error) => self.failed(&error),
+        }
+    }
+
+    fn recovered(&self) {
+        if self.degraded.swap(false, Ordering::Relaxed) {
+            tracing::info!("Redis is back: rate limits are shared again");
+        }
+    }
+
+    fn failed(&self, error: &LimiterError) {
+        if !self.degraded.swap(true, Ordering::Relaxed) {
+            tracing::warn!(%error, mode = ?self.mode, "Redis failed: rate limits fall back per the failure mode");
+        }
+    }
+
     /// True while the shared backend is failing.
     pub fn is_degraded(&self) -> bool {
         self.degraded.load(Ordering::Relaxed)
@@ -74,15 +96,11 @@ impl Limiter for FailoverLimiter {
     async fn check(&self, check: &Check<'_>) -> Result<Outcome, LimiterError> {
         match self.shared.check(check).await {
             Ok(outcome) => {
-                if self.degraded.swap(false, Ordering::Relaxed) {
-                    tracing::info!("Redis is back: rate limits are shared again");
-                }
+                self.recovered();
                 Ok(outcome)
             }
             Err(error) => {
-                if !self.degraded.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(%error, mode = ?self.mode, "Redis failed: rate limits fall back per the failure mode");
-                }
+                self.failed(&error);
                 metrics::counter!("keyward_limiter_fallbacks_total").increment(1);
                 match self.mode {
                     FailureMode::Local => Ok(self.local.check_now(check)),

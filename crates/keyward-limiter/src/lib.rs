@@ -114,6 +114,11 @@ pub trait Limiter: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// Whether the backend answers right now (always, for in-process backends).
+    async fn ping(&self) -> Result<(), LimiterError> {
+        Ok(())
+    }
+
     /// Seeds a group's quota figure for a period unless the backend has one already.
     async fn seed_quota(
         &self,

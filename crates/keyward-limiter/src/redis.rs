@@ -1,9 +1,15 @@
 //! The Redis limiter: one EVALSHA per check (the script is loaded once and re-sent only if
 //! Redis lost it), Redis's own clock, one hash per owner that expires by itself, a
 //! multiplexed auto-reconnecting connection, and a timeout on every call.
+//!
+//! The connection is made lazily: a node whose Redis is down when it starts still starts
+//! (its failure policy applies) and connects by itself once Redis answers, trying at most
+//! once per [`RECONNECT_INTERVAL`] so an outage costs requests nothing but a failed check.
 
 use std::borrow::Cow;
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use redis::Script;
@@ -13,8 +19,18 @@ use crate::{Check, LimitStatus, Limiter, LimiterError, Outcome, QuotaState, burs
 
 const TIMEOUT: Duration = Duration::from_millis(500);
 
+/// How long after a failed first connection the next attempt waits.
+pub const RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
+
 pub struct RedisLimiter {
-    connection: ConnectionManager,
+    client: redis::Client,
+    /// Set once the first connection succeeds; it reconnects by itself from then on.
+    connection: OnceLock<ConnectionManager>,
+    /// Serialises connection attempts; checks arriving meanwhile fail at once.
+    connecting: tokio::sync::Mutex<()>,
+    /// Milliseconds after `epoch` before which no new attempt is made.
+    next_attempt_ms: AtomicU64,
+    epoch: Instant,
     script: Script,
 }
 
@@ -25,25 +41,75 @@ impl std::fmt::Debug for RedisLimiter {
 }
 
 impl RedisLimiter {
-    /// Connects to `url` (`redis://host:port/db`).
-    pub async fn connect(url: &str) -> Result<Self, LimiterError> {
+    /// A limiter for `url` (`redis://host:port/db`). Only the URL is checked here; the
+    /// connection is made by [`RedisLimiter::connect`] or the first check.
+    pub fn new(url: &str) -> Result<Self, LimiterError> {
         let client =
             redis::Client::open(url).map_err(|e| LimiterError(format!("bad Redis URL: {e}")))?;
+        Ok(Self {
+            client,
+            connection: OnceLock::new(),
+            connecting: tokio::sync::Mutex::new(()),
+            next_attempt_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            script: Script::new(include_str!("../scripts/check.lua")),
+        })
+    }
+
+    /// A limiter for `url`, connected (an error when Redis cannot be reached now).
+    pub async fn connect(url: &str) -> Result<Self, LimiterError> {
+        let limiter = Self::new(url)?;
+        limiter.connection().await?;
+        Ok(limiter)
+    }
+
+    /// The shared connection, made now if it does not exist yet and no attempt failed in
+    /// the last [`RECONNECT_INTERVAL`].
+    async fn connection(&self) -> Result<ConnectionManager, LimiterError> {
+        if let Some(connection) = self.connection.get() {
+            return Ok(connection.clone());
+        }
+        let unreachable = || LimiterError("Redis is unreachable".to_owned());
+        let elapsed = |epoch: Instant| u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if elapsed(self.epoch) < self.next_attempt_ms.load(Ordering::Relaxed) {
+            return Err(unreachable());
+        }
+        let Ok(_attempt) = self.connecting.try_lock() else {
+            return Err(unreachable());
+        };
+        if let Some(connection) = self.connection.get() {
+            return Ok(connection.clone());
+        }
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(TIMEOUT))
             .set_number_of_retries(1);
-        let connection = tokio::time::timeout(
-            Duration::from_secs(5),
-            client.get_connection_manager_with_config(config),
+        let made = tokio::time::timeout(
+            TIMEOUT * 2,
+            self.client.get_connection_manager_with_config(config),
         )
         .await
-        .map_err(|_| LimiterError("timed out connecting to Redis".to_owned()))?
-        .map_err(|e| LimiterError(format!("cannot connect to Redis: {e}")))?;
-        Ok(Self {
-            connection,
-            script: Script::new(include_str!("../scripts/check.lua")),
-        })
+        .map_err(|_| LimiterError("timed out connecting to Redis".to_owned()))
+        .and_then(|made| made.map_err(|e| LimiterError(format!("cannot connect to Redis: {e}"))));
+        match made {
+            Ok(connection) => Ok(self.connection.get_or_init(|| connection).clone()),
+            Err(error) => {
+                let retry_at = elapsed(self.epoch)
+                    .saturating_add(u64::try_from(RECONNECT_INTERVAL.as_millis()).unwrap_or(0));
+                self.next_attempt_ms.store(retry_at, Ordering::Relaxed);
+                Err(error)
+            }
+        }
+    }
+
+    /// Whether Redis answers a `PING` now.
+    pub async fn ping(&self) -> Result<(), LimiterError> {
+        let mut connection = self.connection().await?;
+        let _: String = tokio::time::timeout(TIMEOUT, redis::cmd("PING").query_async(&mut connection))
+            .await
+            .map_err(|_| LimiterError("Redis did not answer in time".to_owned()))?
+            .map_err(|e| LimiterError(e.to_string()))?;
+        Ok(())
     }
 
     /// The Redis key of an owner's state. The braces are a Redis Cluster hash tag: a
@@ -68,6 +134,10 @@ impl Limiter for RedisLimiter {
         true
     }
 
+    async fn ping(&self) -> Result<(), LimiterError> {
+        RedisLimiter::ping(self).await
+    }
+
     async fn seed_quota(
         &self,
         group: &str,
@@ -75,7 +145,7 @@ impl Limiter for RedisLimiter {
         used: u64,
         ttl_seconds: u64,
     ) -> Result<(), LimiterError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection().await?;
         let command = redis::cmd("SET")
             .arg(Self::quota_key(group, period))
             .arg(used)
@@ -108,7 +178,7 @@ impl Limiter for RedisLimiter {
             Some(quota) => invocation.arg(quota.limit).arg(quota.ttl_seconds),
             None => invocation.arg(0).arg(0),
         };
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection().await?;
         let reply: Vec<i64> =
             tokio::time::timeout(TIMEOUT, invocation.invoke_async(&mut connection))
                 .await

@@ -95,8 +95,11 @@ impl Engine {
         let (limiter, failover): (Arc<dyn Limiter>, _) = match &config.redis {
             None => (memory_limiter.clone(), None),
             Some((url, mode)) => {
-                let redis: Arc<dyn Limiter> = Arc::new(RedisLimiter::connect(url).await?);
+                // Only a malformed URL stops the start; an unreachable Redis is an outage
+                // like any other, handled by the failure mode until Redis answers.
+                let redis: Arc<dyn Limiter> = Arc::new(RedisLimiter::new(url)?);
                 let failover = Arc::new(FailoverLimiter::new(redis, memory_limiter.clone(), *mode));
+                failover.probe().await;
                 (failover.clone(), Some(failover))
             }
         };
@@ -104,6 +107,9 @@ impl Engine {
             Arc::new(Verifier::new(store.clone(), limiter, recorder, &config.verifier).await?);
         let (stop, stopped) = watch::channel(false);
         spawn_limiter_sweeper(memory_limiter, stopped.clone());
+        if let Some(failover) = &failover {
+            spawn_redis_probe(failover.clone(), stopped.clone());
+        }
         let feed = Arc::new(ChangeFeed::new(store.clone(), verifier.clone(), after));
         let follower = feed.spawn(stopped);
         Ok(Self {
@@ -163,6 +169,20 @@ fn spawn_limiter_sweeper(limiter: Arc<MemoryLimiter>, mut stopped: watch::Receiv
                     let now = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
                     limiter.evict_idle(now);
                 }
+                _ = stopped.changed() => return,
+            }
+        }
+    });
+}
+
+/// Pings Redis every second so readiness follows it even when no request arrives.
+fn spawn_redis_probe(failover: Arc<FailoverLimiter>, mut stopped: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => failover.probe().await,
                 _ = stopped.changed() => return,
             }
         }

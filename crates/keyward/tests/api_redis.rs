@@ -43,12 +43,7 @@ impl Redis {
     }
 
     fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Self::start_on(port)
+        Self::start_on(free_port())
     }
 
     fn url(&self) -> String {
@@ -65,6 +60,14 @@ impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Two `keyward serve` nodes on one database and one Redis, a user on `plan` (created from
@@ -206,6 +209,69 @@ async fn local_mode_survives_a_redis_outage_and_closed_mode_answers_503() {
     .await;
 }
 
+async fn authorize(server: &TestServer, key: &str) -> support::Response {
+    server
+        .send(server.client.get(server.url("/v1/authorize")).bearer_auth(key))
+        .await
+}
+
+/// A node whose Redis is down when it starts still starts: the failure mode applies until
+/// Redis answers, and then limits are shared without a restart.
+#[tokio::test]
+async fn a_node_starts_while_redis_is_down_and_joins_it_when_it_is_back() {
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let local = TestServer::start_with(&["--redis-url", &url], &[]).await;
+    let open =
+        TestServer::start_with(&["--redis-url", &url, "--redis-failure-mode", "open"], &[]).await;
+    let closed =
+        TestServer::start_with(&["--redis-url", &url, "--redis-failure-mode", "closed"], &[])
+            .await;
+    for server in [&local, &open, &closed] {
+        let ready = server.send(server.client.get(server.url("/readyz"))).await;
+        assert_eq!(ready.status, 200, "{}", ready.text);
+        assert_eq!(ready.body["status"], "degraded", "{}", ready.text);
+    }
+    let plan = json!({"limits": [{"window_seconds": 60, "max": 2}]});
+    let mut keys = Vec::new();
+    for server in [&local, &open, &closed] {
+        let put = server
+            .admin(Method::PUT, "/v1/plans/two", Some(plan.clone()))
+            .await;
+        assert_eq!(put.status, 200, "{}", put.text);
+        let (key, _) = server
+            .create_key(json!({"user_id": "u", "name": "k", "plan": "two"}))
+            .await;
+        keys.push(key);
+    }
+    // local: this node's own limits; open: admitted; closed: 503.
+    let statuses = [
+        authorize(&local, &keys[0]).await.status,
+        authorize(&local, &keys[0]).await.status,
+        authorize(&local, &keys[0]).await.status,
+    ];
+    assert_eq!(statuses, [200, 200, 429]);
+    for _ in 0..3 {
+        assert_eq!(authorize(&open, &keys[1]).await.status, 200);
+    }
+    authorize(&closed, &keys[2])
+        .await
+        .assert_problem(503, "UNAVAILABLE");
+
+    let _redis = Redis::start_on(port);
+    eventually(Duration::from_secs(10), || async {
+        closed.send(closed.client.get(closed.url("/readyz"))).await.body["status"] == "ok"
+    })
+    .await;
+    // Redis answers now: the closed node checks through it.
+    let statuses = [
+        authorize(&closed, &keys[2]).await.status,
+        authorize(&closed, &keys[2]).await.status,
+        authorize(&closed, &keys[2]).await.status,
+    ];
+    assert_eq!(statuses, [200, 200, 429]);
+}
+
 /// `INFO commandstats` of a Redis, as command → calls.
 fn command_stats(url: &str) -> std::collections::HashMap<String, u64> {
     let port = url.rsplit(':').next().unwrap();
@@ -240,6 +306,7 @@ async fn each_check_is_one_evalsha_and_nothing_else() {
         "warm: the script is loaded"
     );
     let before = command_stats(&redis.url());
+    let started = Instant::now();
     for _ in 0..1000 {
         let response = server
             .send(
@@ -252,15 +319,22 @@ async fn each_check_is_one_evalsha_and_nothing_else() {
         assert_eq!(response.status, 200);
     }
     let after = command_stats(&redis.url());
+    let elapsed = started.elapsed().as_secs();
     let grown =
         |name: &str| after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0);
     assert_eq!(grown("evalsha"), 1000, "one EVALSHA per check");
+    // The readiness probe pings once a second, whatever the traffic: not per check.
+    assert!(
+        grown("ping") <= elapsed + 2,
+        "{} pings in {elapsed} s",
+        grown("ping")
+    );
     // Commands the script runs are counted too; they are the script's own work, not round trips.
     let script_commands = [
         "evalsha", "hmget", "hget", "hset", "pexpire", "time", "info",
     ];
     for (name, calls) in &after {
-        if !script_commands.contains(&name.as_str()) {
+        if !script_commands.contains(&name.as_str()) && name != "ping" {
             let before_calls = before.get(name).copied().unwrap_or(0);
             assert_eq!(*calls, before_calls, "`{name}` ran outside the script");
         }
