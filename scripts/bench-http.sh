@@ -114,6 +114,9 @@ for round in $(seq 1 "$rounds"); do
   run rejected "$round" "$base/v1/authorize" "$work/rejected.lua"
   run redis "$round" "$base2/v1/authorize" "$work/authorize-redis.lua"
 done
+# Where the Redis case's time goes: Redis's own CPU per script run.
+redis-cli -p "$redis_port" info commandstats | grep -E '^cmdstat_evalsha:' | tr -d '\r' |
+  sed 's/^/redis /'
 python3 - "$work" "$rounds" <<'PY'
 import re, statistics, sys
 work, rounds = sys.argv[1], int(sys.argv[2])

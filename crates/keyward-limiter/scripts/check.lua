@@ -1,173 +1,196 @@
--- keyward's rate-limit check: every window and the burst bucket of one owner, in one
--- round trip, on Redis's own clock. The same algorithm as keyward-core's limits module:
+-- keyward's rate-limit check: every window, the burst bucket and the quota of one owner, in
+-- one round trip, on Redis's own clock. The same algorithm as keyward-core's limits module:
 -- windows keep K + 1 sub-buckets of width ceil(W / K) ms and admit only if the K + 1
 -- newest buckets plus the cost stay within max; the burst bucket is a GCRA. Every limit is
 -- asked first; only if all admit is the cost charged everywhere.
 --
--- KEYS[1]  the owner's hash (fields: one packed ring per window, `w<seconds>`, and `tat`) (hash-tagged: one Redis Cluster slot per owner)
+-- KEYS[1]  the owner's state: one string of packed doubles (exact below 2^53) — the burst
+--          bucket's TAT in µs, then per window a record of its seconds, its newest bucket
+--          index, the sum of its K + 1 counts and the counts (bucket i at slot i % (K + 1)).
+--          One GET, one SET PX.
+-- KEYS[2]  the group's quota counter for the period (seeded by the caller, with its TTL)
 -- ARGV     cost, window count n, then n pairs (seconds, max), then burst rate and capacity
---          (0 0 for none)
--- Returns  {admitted (1/0), then per window and for the burst (if any):
---           remaining, reset_ms, retry_ms (-1 when admitted by that limit)}
+--          (0 0 for none), then quota limit and TTL (0 0 for none)
+-- Returns  {2} when the quota counter is missing (the caller seeds it and asks again), else
+--          {admitted (1, 0, or 3 when the quota refused), then per window and for the burst
+--          (if any): remaining, reset_ms, retry_ms (-1 when admitted by that limit), then the
+--          quota's units used (if any)}
+--
+-- Written for Redis's CPU, which is what a shared limiter spends: three commands (TIME,
+-- GET, SET) plus the quota's, one unpack and one pack, the state updated in place, and
+-- per window work proportional to the buckets the ring advances over (a running sum), not
+-- to K — no closures or per-window tables.
+
+-- Globals are slow to reach from a Redis script (a protected table): take them once.
+local floor, ceil, max_of = math.floor, math.ceil, math.max
+local tonumber, unpack, rep, call = tonumber, unpack, string.rep, redis.call
+local pack_values, unpack_values = struct.pack, struct.unpack
 
 local K = 24
 local RING = K + 1
-local key = KEYS[1]
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local RECORD = RING + 3
+local NEVER = 9007199254740991
+
+local time = call('TIME')
+local now = tonumber(time[1]) * 1000 + floor(tonumber(time[2]) / 1000)
 local cost = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 local rate = tonumber(ARGV[3 + 2 * n])
 local capacity = tonumber(ARGV[4 + 2 * n])
-
--- Each window is one hash field: its newest bucket index and K + 1 counts, packed as
--- doubles (exact below 2^53), so a check reads and writes one field per window.
-local FORMAT = string.rep('d', RING + 1)
-local fields = {}
-for i = 1, n do fields[i] = 'w' .. ARGV[1 + 2 * i] end
-fields[n + 1] = 'tat'
-local stored = redis.call('HMGET', key, unpack(fields))
-
 local quota_limit = tonumber(ARGV[5 + 2 * n]) or 0
-local quota_ttl = tonumber(ARGV[6 + 2 * n]) or 0
+
 local quota_used = 0
 local quota_exceeded = false
 if quota_limit > 0 then
-  local stored_quota = redis.call('GET', KEYS[2])
+  local stored_quota = call('GET', KEYS[2])
   if not stored_quota then return { 2 } end
   quota_used = tonumber(stored_quota)
   quota_exceeded = quota_used + cost > quota_limit
 end
 
-local windows = {}
+-- v: the state's values (v[1] the TAT, then records); base[i]: where window i's record
+-- starts in v (its seconds; +1 newest bucket, +2 sum, +3 + slot the counts).
+local v
+local size = 1
+local stored = call('GET', KEYS[1])
+if stored then
+  size = floor(#stored / 8)
+  v = { unpack_values(rep('d', size), stored) }
+  v[size + 1] = nil
+else
+  v = { 0 }
+end
+
 local admitted = not quota_exceeded
+local base, width, bucket, used, retry = {}, {}, {}, {}, {}
 local longest = 0
 for i = 1, n do
   local seconds = tonumber(ARGV[1 + 2 * i])
   local max = tonumber(ARGV[2 + 2 * i])
-  local width = math.max(1, math.floor((seconds * 1000 + K - 1) / K))
-  local newest = -1
-  local counts = {}
-  if stored[i] then
-    local values = { struct.unpack(FORMAT, stored[i]) }
-    newest = values[1]
-    for slot = 0, K do counts[slot] = values[slot + 2] end
-  else
-    for slot = 0, K do counts[slot] = 0 end
+  local w = floor((seconds * 1000 + K - 1) / K)
+  if w < 1 then w = 1 end
+  local r
+  for at = 2, size, RECORD do
+    if v[at] == seconds then r = at break end
   end
-  local bucket = math.max(math.floor(now / width), newest)
-  -- count of bucket `index` as currently stored (0 outside the ring's span)
-  local function count(index)
-    if newest < 0 or index > newest or index + RING <= newest then return 0 end
-    return counts[index % RING]
+  if not r then
+    -- a window this owner has no state for yet: an empty record at the end
+    r = size + 1
+    v[r] = seconds
+    v[r + 1] = -1
+    v[r + 2] = 0
+    for slot = 0, K do v[r + 3 + slot] = 0 end
+    size = size + RECORD
   end
-  local used = 0
-  for index = bucket - K, bucket do used = used + count(index) end
-  local ok = used + cost <= max
-  if not ok then admitted = false end
-  local retry = -1
-  if not ok then
+  local newest = v[r + 1]
+  local b = floor(now / w)
+  if newest > b then b = newest end
+  -- the window holds buckets b - K .. b: the ring's sum minus the buckets before b - K
+  local sum = v[r + 2]
+  if newest < 0 or b - newest >= RING then
+    sum = 0
+  elseif b > newest then
+    for index = newest - K, b - K - 1 do sum = sum - v[r + 3 + index % RING] end
+  end
+  base[i], width[i], bucket[i], used[i], retry[i] = r, w, b, sum, -1
+  if sum + cost > max then
+    admitted = false
     if cost > max then
-      retry = 9007199254740991
+      retry[i] = NEVER
     else
-      local excess = used + cost - max
+      -- wait until enough of the oldest buckets have left the window
+      local excess = sum + cost - max
       local freed = 0
-      retry = (bucket + K + 1) * width - now
-      for index = bucket - K, bucket do
-        freed = freed + count(index)
+      for index = max_of(b - K, newest - K), newest do
+        freed = freed + v[r + 3 + index % RING]
         if freed >= excess then
-          retry = (index + K + 1) * width - now
+          retry[i] = (index + K + 1) * w - now
           break
         end
       end
     end
   end
-  windows[i] = { seconds = seconds, max = max, width = width, field = fields[i], newest = newest,
-                 counts = counts, bucket = bucket, used = used, retry = retry, count = count }
-  longest = math.max(longest, seconds * 1000 + width)
+  local span = seconds * 1000 + w
+  if span > longest then longest = span end
 end
 
-local interval, tolerance, tat, new_tat
+local tat = v[1]
+local interval, tolerance, new_tat
+local now_us = now * 1000
 if capacity > 0 then
-  interval = math.max(1, math.floor(1000000 / rate + 0.5))
+  interval = floor(1000000 / rate + 0.5)
+  if interval < 1 then interval = 1 end
   tolerance = capacity * interval
-  tat = tonumber(stored[n + 1]) or 0
-  local now_us = now * 1000
-  new_tat = math.max(tat, now_us) + cost * interval
+  new_tat = max_of(tat, now_us) + cost * interval
   if new_tat - now_us > tolerance then admitted = false end
 end
 
 local reply = { admitted and 1 or (quota_exceeded and 3 or 0) }
-local updates = {}
 for i = 1, n do
-  local w = windows[i]
-  local used = w.used
-  local count = w.count
+  local max = tonumber(ARGV[2 + 2 * i])
+  local r, w, b, sum = base[i], width[i], bucket[i], used[i]
+  local newest = v[r + 1]
   if admitted then
-    -- advance the ring to the current bucket, then charge it
-    if w.bucket > w.newest then
-      local steps = math.min(w.bucket - w.newest, RING)
-      if w.newest < 0 then steps = RING end
-      for offset = 1, steps do
-        local slot = (w.bucket - offset + 1) % RING
-        w.counts[slot] = 0
-      end
-      w.newest = w.bucket
+    -- advance the ring to bucket b (clearing what it passes over), then charge it
+    if newest < 0 or b - newest >= RING then
+      for slot = 0, K do v[r + 3 + slot] = 0 end
+    else
+      for index = newest + 1, b do v[r + 3 + index % RING] = 0 end
     end
-    local slot = w.bucket % RING
-    w.counts[slot] = w.counts[slot] + cost
-    local packed = { w.newest }
-    for s = 0, K do packed[s + 2] = w.counts[s] end
-    updates[#updates + 1] = w.field
-    updates[#updates + 1] = struct.pack(FORMAT, unpack(packed))
-    used = used + cost
-    count = function(index)
-      if index > w.newest or index + RING <= w.newest then return 0 end
-      return w.counts[index % RING]
-    end
+    local slot = r + 3 + b % RING
+    v[slot] = v[slot] + cost
+    sum = sum + cost
+    newest = b
+    v[r + 1] = b
+    v[r + 2] = sum
   end
+  -- reset: until the oldest counted bucket leaves the window
   local reset = 0
-  for index = w.bucket - K, w.bucket do
-    if count(index) > 0 then
-      reset = (index + K + 1) * w.width - now
+  for index = max_of(b - K, newest - K), newest do
+    if v[r + 3 + index % RING] > 0 then
+      reset = (index + K + 1) * w - now
       break
     end
   end
-  reply[#reply + 1] = math.max(0, w.max - used)
-  reply[#reply + 1] = math.max(0, reset)
-  reply[#reply + 1] = admitted and -1 or w.retry
+  reply[#reply + 1] = max_of(0, max - sum)
+  reply[#reply + 1] = max_of(0, reset)
+  reply[#reply + 1] = retry[i]
 end
 
 if capacity > 0 then
-  local now_us = now * 1000
-  local current = math.max(tat, now_us)
-  local retry = -1
+  local current = max_of(tat, now_us)
+  local burst_retry = -1
   if admitted then
     current = new_tat
-    updates[#updates + 1] = 'tat'
-    updates[#updates + 1] = string.format('%.0f', new_tat)
+    v[1] = new_tat
   elseif new_tat - now_us > tolerance then
-    if cost > capacity then retry = 9007199254740991 else retry = math.ceil((new_tat - now_us - tolerance) / 1000) end
+    if cost > capacity then
+      burst_retry = NEVER
+    else
+      burst_retry = ceil((new_tat - now_us - tolerance) / 1000)
+    end
   end
   local backlog = current - now_us
-  local remaining = math.floor(math.max(0, tolerance - backlog) / interval)
+  local remaining = floor(max_of(0, tolerance - backlog) / interval)
   local reset = 0
   if backlog > 0 then
-    local target = math.max(0, tolerance - (remaining + 1) * interval)
-    reset = math.ceil(math.max(0, backlog - target) / 1000)
+    local target = max_of(0, tolerance - (remaining + 1) * interval)
+    reset = ceil(max_of(0, backlog - target) / 1000)
   end
   reply[#reply + 1] = remaining
   reply[#reply + 1] = reset
-  reply[#reply + 1] = retry
-  longest = math.max(longest, math.ceil((current - now_us) / 1000))
+  reply[#reply + 1] = burst_retry
+  local drain = ceil(backlog / 1000)
+  if drain > longest then longest = drain end
 end
 
 if admitted then
-  if #updates > 0 then redis.call('HSET', key, unpack(updates)) end
-  redis.call('PEXPIRE', key, math.max(longest, 1000))
+  -- records of windows this check does not name (a plan edit removed them) stay as they were
+  call('SET', KEYS[1], pack_values(rep('d', size), unpack(v, 1, size)), 'PX',
+    max_of(longest, 1000))
   if quota_limit > 0 then
-    quota_used = redis.call('INCRBY', KEYS[2], cost)
-    redis.call('EXPIRE', KEYS[2], quota_ttl)
+    -- the counter was seeded with its TTL; INCRBY keeps it
+    quota_used = call('INCRBY', KEYS[2], cost)
   end
 end
 if quota_limit > 0 then reply[#reply + 1] = quota_used end

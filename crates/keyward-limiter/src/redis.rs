@@ -115,7 +115,7 @@ impl RedisLimiter {
     /// The Redis key of an owner's state. The braces are a Redis Cluster hash tag: a
     /// group's (user's) keys and its quota share one slot, so one script sees them all.
     pub fn state_key(group: &str, owner: u128) -> String {
-        format!("{{kw:{group}}}:l:{owner:032x}")
+        format!("{{kw:{group}}}:s:{owner:032x}")
     }
 
     /// The Redis key of a group's quota counter for a period (`YYYY-MM`).

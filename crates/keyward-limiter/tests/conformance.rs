@@ -116,6 +116,76 @@ pub async fn the_burst_bucket_limits_with_the_windows(limiter: Arc<dyn Limiter>)
     assert_eq!(third.retry_after(), Some(1));
 }
 
+/// Checks every 20 ms for 2.5 s against 10 per second: never more than 10 admitted in any
+/// second (give or take the client's view of the clock), and about the full rate admitted.
+pub async fn a_steady_stream_never_exceeds_the_window(limiter: Arc<dyn Limiter>) {
+    let owner = owner();
+    let windows = [Window::new(1, 10)];
+    let started = now_ms();
+    let mut admitted = Vec::new();
+    while now_ms() - started < 2500 {
+        let before = now_ms();
+        if check(&*limiter, owner, &windows, None, 1).await.admitted {
+            admitted.push(before);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (i, &at) in admitted.iter().enumerate() {
+        // Admissions in [at, at + 980 ms): the 20 ms allow for when the backend read its clock.
+        let within = admitted[i..].iter().filter(|&&t| t < at + 980).count();
+        assert!(within <= 10, "{within} admitted within a second from {at}: {admitted:?}");
+    }
+    assert!(
+        admitted.len() >= 20,
+        "only {} admitted over 2.5 s at 10/s",
+        admitted.len()
+    );
+}
+
+/// Counts leave the window bucket by bucket: a batch admitted 600 ms after the first still
+/// counts once the first has left.
+pub async fn the_window_slides_bucket_by_bucket(limiter: Arc<dyn Limiter>) {
+    let owner = owner();
+    let windows = [Window::new(1, 10)];
+    let started = tokio::time::Instant::now();
+    let at = |ms: u64| tokio::time::sleep_until(started + Duration::from_millis(ms));
+    assert!(check(&*limiter, owner, &windows, None, 5).await.admitted);
+    at(600).await;
+    let second = check(&*limiter, owner, &windows, None, 5).await;
+    assert!(second.admitted);
+    assert_eq!(second.limits[0].remaining, 0);
+    // The first batch has left (1 s + one 42 ms sub-bucket); the second has not.
+    at(1150).await;
+    let third = check(&*limiter, owner, &windows, None, 5).await;
+    assert!(third.admitted, "the first batch left the window");
+    let full = check(&*limiter, owner, &windows, None, 1).await;
+    assert!(!full.admitted, "the second batch is still in the window");
+    assert_eq!(full.retry_after(), Some(1));
+    at(1750).await;
+    let fourth = check(&*limiter, owner, &windows, None, 5).await;
+    assert!(fourth.admitted, "the second batch left the window");
+    assert_eq!(fourth.limits[0].remaining, 0);
+}
+
+/// A plan edit that adds or removes a window keeps the other windows' counts.
+pub async fn windows_added_or_removed_keep_the_others(limiter: Arc<dyn Limiter>) {
+    let owner = owner();
+    let minute = || Window::new(60, 5);
+    let hour = || Window::new(3600, 100);
+    assert!(check(&*limiter, owner, &[minute()], None, 3).await.admitted);
+    let both = check(&*limiter, owner, &[minute(), hour()], None, 1).await;
+    assert!(both.admitted);
+    assert_eq!(both.limits[0].remaining, 1);
+    assert_eq!(both.limits[1].remaining, 99, "a new window starts empty");
+    let minute_only = check(&*limiter, owner, &[minute()], None, 1).await;
+    assert!(minute_only.admitted);
+    assert_eq!(minute_only.limits[0].remaining, 0);
+    let again = check(&*limiter, owner, &[hour(), minute()], None, 1).await;
+    assert!(!again.admitted, "the minute window is full");
+    assert_eq!(again.limits[0].remaining, 99, "the hour window kept its count");
+    assert_eq!(again.limits[1].name, "minute");
+}
+
 macro_rules! limiter_conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -132,6 +202,9 @@ macro_rules! limiter_conformance {
             case!(admits_max_then_rejects_and_rejections_consume_nothing);
             case!(owners_are_independent_and_costs_count);
             case!(the_burst_bucket_limits_with_the_windows);
+            case!(a_steady_stream_never_exceeds_the_window);
+            case!(the_window_slides_bucket_by_bucket);
+            case!(windows_added_or_removed_keep_the_others);
         }
     };
 }
