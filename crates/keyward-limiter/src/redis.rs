@@ -70,7 +70,8 @@ impl RedisLimiter {
             return Ok(connection.clone());
         }
         let unreachable = || LimiterError("Redis is unreachable".to_owned());
-        let elapsed = |epoch: Instant| u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let elapsed =
+            |epoch: Instant| u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         if elapsed(self.epoch) < self.next_attempt_ms.load(Ordering::Relaxed) {
             return Err(unreachable());
         }
@@ -105,10 +106,11 @@ impl RedisLimiter {
     /// Whether Redis answers a `PING` now.
     pub async fn ping(&self) -> Result<(), LimiterError> {
         let mut connection = self.connection().await?;
-        let _: String = tokio::time::timeout(TIMEOUT, redis::cmd("PING").query_async(&mut connection))
-            .await
-            .map_err(|_| LimiterError("Redis did not answer in time".to_owned()))?
-            .map_err(|e| LimiterError(e.to_string()))?;
+        let _: String =
+            tokio::time::timeout(TIMEOUT, redis::cmd("PING").query_async(&mut connection))
+                .await
+                .map_err(|_| LimiterError("Redis did not answer in time".to_owned()))?
+                .map_err(|e| LimiterError(e.to_string()))?;
         Ok(())
     }
 

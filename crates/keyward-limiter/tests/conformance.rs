@@ -133,7 +133,10 @@ pub async fn a_steady_stream_never_exceeds_the_window(limiter: Arc<dyn Limiter>)
     for (i, &at) in admitted.iter().enumerate() {
         // Admissions in [at, at + 980 ms): the 20 ms allow for when the backend read its clock.
         let within = admitted[i..].iter().filter(|&&t| t < at + 980).count();
-        assert!(within <= 10, "{within} admitted within a second from {at}: {admitted:?}");
+        assert!(
+            within <= 10,
+            "{within} admitted within a second from {at}: {admitted:?}"
+        );
     }
     assert!(
         admitted.len() >= 20,
@@ -182,7 +185,10 @@ pub async fn windows_added_or_removed_keep_the_others(limiter: Arc<dyn Limiter>)
     assert_eq!(minute_only.limits[0].remaining, 0);
     let again = check(&*limiter, owner, &[hour(), minute()], None, 1).await;
     assert!(!again.admitted, "the minute window is full");
-    assert_eq!(again.limits[0].remaining, 99, "the hour window kept its count");
+    assert_eq!(
+        again.limits[0].remaining, 99,
+        "the hour window kept its count"
+    );
     assert_eq!(again.limits[1].name, "minute");
 }
 

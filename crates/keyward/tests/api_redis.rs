@@ -211,7 +211,12 @@ async fn local_mode_survives_a_redis_outage_and_closed_mode_answers_503() {
 
 async fn authorize(server: &TestServer, key: &str) -> support::Response {
     server
-        .send(server.client.get(server.url("/v1/authorize")).bearer_auth(key))
+        .send(
+            server
+                .client
+                .get(server.url("/v1/authorize"))
+                .bearer_auth(key),
+        )
         .await
 }
 
@@ -224,9 +229,11 @@ async fn a_node_starts_while_redis_is_down_and_joins_it_when_it_is_back() {
     let local = TestServer::start_with(&["--redis-url", &url], &[]).await;
     let open =
         TestServer::start_with(&["--redis-url", &url, "--redis-failure-mode", "open"], &[]).await;
-    let closed =
-        TestServer::start_with(&["--redis-url", &url, "--redis-failure-mode", "closed"], &[])
-            .await;
+    let closed = TestServer::start_with(
+        &["--redis-url", &url, "--redis-failure-mode", "closed"],
+        &[],
+    )
+    .await;
     for server in [&local, &open, &closed] {
         let ready = server.send(server.client.get(server.url("/readyz"))).await;
         assert_eq!(ready.status, 200, "{}", ready.text);
@@ -260,7 +267,11 @@ async fn a_node_starts_while_redis_is_down_and_joins_it_when_it_is_back() {
 
     let _redis = Redis::start_on(port);
     eventually(Duration::from_secs(10), || async {
-        closed.send(closed.client.get(closed.url("/readyz"))).await.body["status"] == "ok"
+        closed
+            .send(closed.client.get(closed.url("/readyz")))
+            .await
+            .body["status"]
+            == "ok"
     })
     .await;
     // Redis answers now: the closed node checks through it.
@@ -330,9 +341,7 @@ async fn each_check_is_one_evalsha_and_nothing_else() {
         grown("ping")
     );
     // Commands the script runs are counted too; they are the script's own work, not round trips.
-    let script_commands = [
-        "evalsha", "get", "set", "incrby", "time", "info",
-    ];
+    let script_commands = ["evalsha", "get", "set", "incrby", "time", "info"];
     for (name, calls) in &after {
         if !script_commands.contains(&name.as_str()) && name != "ping" {
             let before_calls = before.get(name).copied().unwrap_or(0);

@@ -1,4 +1,12 @@
-//! The embedded SQLite backend: one file, WAL mode, created on first use.
+//! The SQL both backends share, compiled once per backend: `sqlite.rs` and `postgres.rs`
+//! each include this module (`#[path]`) next to their own `Db` (the sqlx driver), `Conn`,
+//! `DbRow`, `Backend` (the store type, with its `pool`, `write()` and
+//! `applied_migrations()`), `MIGRATOR`, `PLAN_ORDER` and `SCHEMA_SNAPSHOT`. One set of
+//! queries, so the backends cannot drift apart; the conformance suite runs on both.
+//!
+//! The schema has the same shape on both (see `migrations/`): timestamps are TEXT in one
+//! fixed UTC format, JSON is text, booleans are written as `TRUE`/`FALSE`, placeholders
+//! are `$n`.
 
 mod audit;
 mod keys;
@@ -6,99 +14,16 @@ mod plans;
 mod rows;
 mod users;
 
-use std::str::FromStr;
-use std::time::Duration;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keyward_core::{KeyHash, KeyId, Plan, PlanName, UserId};
-use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqliteConnection, SqlitePool, Transaction};
 
+use super::{Backend, Conn, Db, DbRow, MIGRATOR, PLAN_ORDER, SCHEMA_SNAPSHOT};
 use crate::{
     Actor, AuditFilter, AuditRecord, ChangeEvent, ImportReport, ImportRow, KeyFilter, KeyMaterial,
     KeyPatch, KeyRecord, KeySpec, KeyUsage, MigrationInfo, NewUser, Page, QuotaUsage, Rotation,
     Store, StoreError, StoreResult, UserFilter, UserPatch, UserRecord,
 };
-
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
-
-/// Keys, users, plans, audit log and change feed in one SQLite database.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-}
-
-impl SqliteStore {
-    /// Opens (creating if missing) the database at `url` (`sqlite://path`, `sqlite::memory:`).
-    /// Does not migrate: call [`Store::migrate`].
-    pub async fn connect(url: &str) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|error| StoreError::invalid("database_url", error.to_string()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        // An in-memory database lives and dies with its one connection.
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(if in_memory { 1 } else { 8 })
-            .min_connections(if in_memory { 1 } else { 0 })
-            .idle_timeout(if in_memory {
-                None
-            } else {
-                Some(Duration::from_secs(600))
-            })
-            .max_lifetime(if in_memory {
-                None
-            } else {
-                Some(Duration::from_secs(3600))
-            })
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await?;
-        Ok(Self { pool })
-    }
-
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
-    /// A write transaction that takes the write lock up front: a deferred transaction that
-    /// reads and then writes can fail with SQLITE_BUSY instead of waiting its turn.
-    async fn write(&self) -> StoreResult<Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
-    async fn applied_migrations(&self) -> StoreResult<Vec<(i64, DateTime<Utc>)>> {
-        let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        if !exists {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(
-            "SELECT version, installed_on FROM _sqlx_migrations WHERE success = 1 ORDER BY version",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let version: i64 = row.try_get("version")?;
-                let installed: String = row.try_get("installed_on")?;
-                // SQLite's CURRENT_TIMESTAMP: 'YYYY-MM-DD HH:MM:SS' in UTC.
-                let at = chrono::NaiveDateTime::parse_from_str(&installed, "%Y-%m-%d %H:%M:%S")
-                    .map_err(|error| StoreError::corrupt("migration timestamp", error))?
-                    .and_utc();
-                Ok((version, at))
-            })
-            .collect()
-    }
-}
 
 /// Now, at the millisecond precision the database keeps.
 pub(crate) fn now() -> DateTime<Utc> {
@@ -116,11 +41,7 @@ pub(crate) enum Lookup {
 }
 
 /// Whether a row exists (`Lookup` names the table and column; `value` is bound).
-pub(crate) async fn exists(
-    conn: &mut SqliteConnection,
-    lookup: Lookup,
-    value: &str,
-) -> StoreResult<bool> {
+pub(crate) async fn exists(conn: &mut Conn, lookup: Lookup, value: &str) -> StoreResult<bool> {
     let sql = match lookup {
         Lookup::UserById => "SELECT EXISTS (SELECT 1 FROM users WHERE user_id = $1)",
         Lookup::KeyById => "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1)",
@@ -149,7 +70,7 @@ pub(crate) fn page<T>(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> S
 
 /// Writes an audit record inside the caller's transaction.
 pub(crate) async fn write_audit(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     at: DateTime<Utc>,
     actor: &Actor,
     action: crate::AuditAction,
@@ -175,7 +96,7 @@ pub(crate) async fn write_audit(
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Store for Backend {
     async fn create_key(
         &self,
         spec: &KeySpec,
@@ -223,7 +144,7 @@ impl Store for SqliteStore {
 
     async fn has_imported_keys(&self) -> StoreResult<bool> {
         Ok(
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE imported = 1)")
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE imported = TRUE)")
                 .fetch_one(&self.pool)
                 .await?,
         )
@@ -423,11 +344,8 @@ impl Store for SqliteStore {
     }
 
     async fn schema_snapshot(&self) -> StoreResult<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT type || ' ' || name || ': ' || COALESCE(sql, '') FROM sqlite_master
-             WHERE name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY type, name",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_scalar(SCHEMA_SNAPSHOT)
+            .fetch_all(&self.pool)
+            .await?)
     }
 }

@@ -1,18 +1,20 @@
-//! Converting between Rust values and SQLite columns (TEXT timestamps, JSON text).
+//! Converting between Rust values and columns. Both backends use one schema shape:
+//! timestamps as TEXT in one fixed UTC format (sorts as text), JSON as text, counts as
+//! signed 64-bit integers.
 
+use super::DbRow;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use keyward_core::{
     Burst, Environment, KeyId, KeyPrefix, Plan, PlanName, PlanSpec, Price, Scope, UserId, Window,
 };
 use serde::de::DeserializeOwned;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use crate::{KeyRecord, Metadata, StoreError, StoreResult, UserRecord};
 
 const TS_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
 
-/// The one timestamp format of the SQLite schema (sorts as text).
+/// The one timestamp format of the schema (sorts as text).
 pub(crate) fn ts(at: DateTime<Utc>) -> String {
     at.format(TS_FORMAT).to_string()
 }
@@ -28,23 +30,23 @@ fn parse_ts(raw: &str) -> StoreResult<DateTime<Utc>> {
         .map_err(|error| StoreError::corrupt("timestamp", format!("{raw:?}: {error}")))
 }
 
-pub(crate) fn get_ts(row: &SqliteRow, column: &str) -> StoreResult<DateTime<Utc>> {
+pub(crate) fn get_ts(row: &DbRow, column: &str) -> StoreResult<DateTime<Utc>> {
     let raw: String = row.try_get(column)?;
     parse_ts(&raw)
 }
 
-pub(crate) fn get_opt_ts(row: &SqliteRow, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
+pub(crate) fn get_opt_ts(row: &DbRow, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
     let raw: Option<String> = row.try_get(column)?;
     raw.as_deref().map(parse_ts).transpose()
 }
 
-pub(crate) fn get_json<T: DeserializeOwned>(row: &SqliteRow, column: &str) -> StoreResult<T> {
+pub(crate) fn get_json<T: DeserializeOwned>(row: &DbRow, column: &str) -> StoreResult<T> {
     let raw: String = row.try_get(column)?;
     serde_json::from_str(&raw).map_err(|error| StoreError::corrupt(column, error))
 }
 
 pub(crate) fn get_opt_json<T: DeserializeOwned>(
-    row: &SqliteRow,
+    row: &DbRow,
     column: &str,
 ) -> StoreResult<Option<T>> {
     let raw: Option<String> = row.try_get(column)?;
@@ -65,12 +67,12 @@ fn parsed<T, E: std::fmt::Display>(
     parse(raw).map_err(|error| StoreError::corrupt(what, format!("{raw:?}: {error}")))
 }
 
-fn get_u64(row: &SqliteRow, column: &str) -> StoreResult<u64> {
+fn get_u64(row: &DbRow, column: &str) -> StoreResult<u64> {
     let value: i64 = row.try_get(column)?;
     u64::try_from(value).map_err(|error| StoreError::corrupt(column, error))
 }
 
-fn get_opt_u64(row: &SqliteRow, column: &str) -> StoreResult<Option<u64>> {
+fn get_opt_u64(row: &DbRow, column: &str) -> StoreResult<Option<u64>> {
     let value: Option<i64> = row.try_get(column)?;
     value
         .map(|v| u64::try_from(v).map_err(|error| StoreError::corrupt(column, error)))
@@ -83,7 +85,7 @@ pub(crate) const KEY_COLUMNS: &str = "k.id, k.key_prefix, k.prefix, k.user_id, k
     k.last_used_at, k.request_count, k.is_active, k.enabled, k.revoked_at, k.replaced_by, \
     k.rate_limit_per_hour, k.limits, k.allowed_ips, k.scopes, k.metadata, k.lineage_id, k.imported";
 
-pub(crate) fn key_from_row(row: &SqliteRow) -> StoreResult<KeyRecord> {
+pub(crate) fn key_from_row(row: &DbRow) -> StoreResult<KeyRecord> {
     let id: String = row.try_get("id")?;
     let prefix: Option<String> = row.try_get("prefix")?;
     let user_id: String = row.try_get("user_id")?;
@@ -144,12 +146,12 @@ pub(crate) fn user_columns(now: &str) -> String {
     format!(
         "u.user_id, u.plan, u.email, u.company, u.metadata, u.created_at, u.updated_at, \
          u.deleted_at, (SELECT COUNT(*) FROM api_keys k WHERE k.user_id = u.user_id \
-         AND k.is_active = 1 AND k.enabled = 1 AND (k.expires_at IS NULL OR k.expires_at > {now})) \
+         AND k.is_active = TRUE AND k.enabled = TRUE AND (k.expires_at IS NULL OR k.expires_at > {now})) \
          AS key_count"
     )
 }
 
-pub(crate) fn user_from_row(row: &SqliteRow) -> StoreResult<UserRecord> {
+pub(crate) fn user_from_row(row: &DbRow) -> StoreResult<UserRecord> {
     let user_id: String = row.try_get("user_id")?;
     let plan: String = row.try_get("plan")?;
     Ok(UserRecord {
@@ -165,7 +167,7 @@ pub(crate) fn user_from_row(row: &SqliteRow) -> StoreResult<UserRecord> {
     })
 }
 
-pub(crate) fn plan_from_row(row: &SqliteRow) -> StoreResult<Plan> {
+pub(crate) fn plan_from_row(row: &DbRow) -> StoreResult<Plan> {
     let name: String = row.try_get("name")?;
     let base: Option<i64> = row.try_get("price_base_cents")?;
     let included: Option<i64> = row.try_get("price_included_requests")?;
@@ -193,7 +195,7 @@ pub(crate) fn plan_from_row(row: &SqliteRow) -> StoreResult<Plan> {
     })
 }
 
-/// Converts a count or limit for binding (SQLite integers are signed).
+/// Converts a count or limit for binding (database integers are signed).
 pub(crate) fn int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }

@@ -1,20 +1,20 @@
-//! User operations on SQLite.
+//! User operations.
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use keyward_core::{PlanName, UserId};
 use serde_json::json;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::QueryBuilder;
 
 use super::keys::{ensure_plan, revoke_in};
 use super::rows::{json, ts, user_columns, user_from_row};
-use super::{Lookup, SqliteStore, bad_cursor, exists, now, write_audit};
+use super::{Backend, Conn, Db, Lookup, bad_cursor, exists, now, write_audit};
 use crate::{
     Actor, AuditAction, NewUser, Page, StoreError, StoreResult, UserFilter, UserPatch, UserProfile,
     UserRecord, merge_metadata,
 };
 
 pub(super) async fn fetch(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &UserId,
     at: DateTime<Utc>,
 ) -> StoreResult<UserRecord> {
@@ -33,7 +33,7 @@ pub(super) async fn fetch(
 
 /// Inserts a user and opens its first billing segment.
 pub(super) async fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &UserId,
     plan: &PlanName,
     profile: &UserProfile,
@@ -56,7 +56,7 @@ pub(super) async fn insert(
 
 /// Records that `id` is on `plan` from `effective_at`, with the plan's price as of now.
 async fn open_segment(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &UserId,
     plan: &PlanName,
     effective_at: DateTime<Utc>,
@@ -79,7 +79,7 @@ async fn open_segment(
 }
 
 pub(super) async fn create(
-    store: &SqliteStore,
+    store: &Backend,
     user: &NewUser,
     actor: &Actor,
 ) -> StoreResult<UserRecord> {
@@ -108,13 +108,10 @@ pub(super) async fn create(
     Ok(record)
 }
 
-pub(super) async fn list(
-    store: &SqliteStore,
-    filter: &UserFilter,
-) -> StoreResult<Page<UserRecord>> {
+pub(super) async fn list(store: &Backend, filter: &UserFilter) -> StoreResult<Page<UserRecord>> {
     let limit = filter.page.limit.clamp(1, 1000);
     // Bind "now" once, in a CTE, so the key count and the filters share one placeholder style.
-    let mut query: QueryBuilder<Sqlite> = QueryBuilder::new("WITH params(now) AS (SELECT ");
+    let mut query: QueryBuilder<Db> = QueryBuilder::new("WITH params(now) AS (SELECT ");
     query.push_bind(ts(now()));
     query.push(format!(
         ") SELECT {} FROM users u, params WHERE u.deleted_at IS NULL",
@@ -148,7 +145,7 @@ pub(super) async fn list(
 }
 
 pub(super) async fn update(
-    store: &SqliteStore,
+    store: &Backend,
     id: &UserId,
     patch: &UserPatch,
     actor: &Actor,
@@ -250,11 +247,7 @@ fn check_effective_at(
     Ok(())
 }
 
-pub(super) async fn delete(
-    store: &SqliteStore,
-    id: &UserId,
-    actor: &Actor,
-) -> StoreResult<UserRecord> {
+pub(super) async fn delete(store: &Backend, id: &UserId, actor: &Actor) -> StoreResult<UserRecord> {
     let at = now();
     let mut tx = store.write().await?;
     let user = fetch(&mut tx, id, at).await?;
@@ -284,13 +277,13 @@ pub(super) async fn delete(
 
 /// Revokes every unrevoked key of the user, with an audit record each.
 async fn revoke_all(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &UserId,
     actor: &Actor,
     at: DateTime<Utc>,
 ) -> StoreResult<u64> {
     let ids: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM api_keys WHERE user_id = $1 AND is_active = 1")
+        sqlx::query_scalar("SELECT id FROM api_keys WHERE user_id = $1 AND is_active = TRUE")
             .bind(id.as_str())
             .fetch_all(&mut *conn)
             .await?;
@@ -312,11 +305,7 @@ async fn revoke_all(
     Ok(ids.len() as u64)
 }
 
-pub(super) async fn revoke_keys(
-    store: &SqliteStore,
-    id: &UserId,
-    actor: &Actor,
-) -> StoreResult<u64> {
+pub(super) async fn revoke_keys(store: &Backend, id: &UserId, actor: &Actor) -> StoreResult<u64> {
     let at = now();
     let mut tx = store.write().await?;
     if !exists(&mut tx, Lookup::UserById, id.as_str()).await? {

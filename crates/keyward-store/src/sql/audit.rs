@@ -1,20 +1,17 @@
-//! The audit log and the change feed on SQLite.
+//! The audit log and the change feed.
 
 use keyward_core::KeyHash;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Row};
 
-use super::SqliteStore;
 use super::rows::get_ts;
+use super::{Backend, Db};
 use crate::{
     AuditFilter, AuditRecord, ChangeEvent, ChangeOp, Entity, Page, StoreError, StoreResult,
 };
 
-pub(super) async fn list(
-    store: &SqliteStore,
-    filter: &AuditFilter,
-) -> StoreResult<Page<AuditRecord>> {
+pub(super) async fn list(store: &Backend, filter: &AuditFilter) -> StoreResult<Page<AuditRecord>> {
     let limit = filter.page.limit.clamp(1, 1000);
-    let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
+    let mut query: QueryBuilder<Db> = QueryBuilder::new(
         "SELECT a.id, a.at, a.actor, a.action, a.user_id, a.key_id, a.ip, a.details FROM audit_log a WHERE 1 = 1",
     );
     if let Some(user_id) = &filter.user_id {
@@ -68,7 +65,7 @@ pub(super) async fn list(
 }
 
 pub(super) async fn changes_since(
-    store: &SqliteStore,
+    store: &Backend,
     after: i64,
     limit: u32,
 ) -> StoreResult<Vec<ChangeEvent>> {

@@ -1,23 +1,22 @@
-//! Plan operations on SQLite.
+//! Plan operations.
 
 use keyward_core::{Plan, PlanName};
 use serde_json::json;
-use sqlx::SqliteConnection;
 
 use super::rows::{int, json, plan_from_row, ts};
-use super::{SqliteStore, now, write_audit};
+use super::{Backend, Conn, PLAN_ORDER, now, write_audit};
 use crate::{Actor, AuditAction, StoreError, StoreResult};
 
 const PLAN_COLUMNS: &str = "name, limits, burst, monthly_quota, max_keys, features, \
     price_base_cents, price_included_requests, price_overage_cents_per_1000";
 
-pub(super) async fn list(store: &SqliteStore) -> StoreResult<Vec<Plan>> {
-    let sql = format!("SELECT {PLAN_COLUMNS} FROM plans ORDER BY created_at, rowid");
+pub(super) async fn list(store: &Backend) -> StoreResult<Vec<Plan>> {
+    let sql = format!("SELECT {PLAN_COLUMNS} FROM plans ORDER BY {PLAN_ORDER}");
     let rows = sqlx::query(&sql).fetch_all(&store.pool).await?;
     rows.iter().map(plan_from_row).collect()
 }
 
-pub(super) async fn fetch(conn: &mut SqliteConnection, name: &PlanName) -> StoreResult<Plan> {
+pub(super) async fn fetch(conn: &mut Conn, name: &PlanName) -> StoreResult<Plan> {
     let sql = format!("SELECT {PLAN_COLUMNS} FROM plans WHERE name = $1");
     let row = sqlx::query(&sql)
         .bind(name.as_str())
@@ -27,7 +26,7 @@ pub(super) async fn fetch(conn: &mut SqliteConnection, name: &PlanName) -> Store
     plan_from_row(&row)
 }
 
-pub(super) async fn put(store: &SqliteStore, plan: &Plan, actor: &Actor) -> StoreResult<Plan> {
+pub(super) async fn put(store: &Backend, plan: &Plan, actor: &Actor) -> StoreResult<Plan> {
     plan.spec
         .validate()
         .map_err(|error| StoreError::invalid(error.field, error.reason))?;

@@ -1,20 +1,20 @@
-//! Key operations on SQLite.
+//! Key operations.
 
 use std::collections::HashSet;
 
 use chrono::DateTime;
 use keyward_core::{Environment, KeyHash, KeyId, PlanName, UserId};
 use serde_json::json;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Row};
 
 use super::rows::{KEY_COLUMNS, int, json, key_from_row, opt_ts, ts};
-use super::{Lookup, SqliteStore, bad_cursor, exists, now, write_audit};
+use super::{Backend, Conn, Db, Lookup, bad_cursor, exists, now, write_audit};
 use crate::{
     Actor, AuditAction, ImportReport, ImportRow, KeyFilter, KeyMaterial, KeyPatch, KeyRecord,
     KeySpec, Page, Rotation, SkippedRow, StoreError, StoreResult, UserProfile, merge_metadata,
 };
 
-pub(super) async fn fetch(conn: &mut SqliteConnection, id: &KeyId) -> StoreResult<KeyRecord> {
+pub(super) async fn fetch(conn: &mut Conn, id: &KeyId) -> StoreResult<KeyRecord> {
     let sql = format!(
         "SELECT {KEY_COLUMNS} FROM api_keys k JOIN users u ON u.user_id = k.user_id WHERE k.id = $1"
     );
@@ -26,7 +26,7 @@ pub(super) async fn fetch(conn: &mut SqliteConnection, id: &KeyId) -> StoreResul
     key_from_row(&row)
 }
 
-pub(super) async fn lookup(store: &SqliteStore, hash: &KeyHash) -> StoreResult<Option<KeyRecord>> {
+pub(super) async fn lookup(store: &Backend, hash: &KeyHash) -> StoreResult<Option<KeyRecord>> {
     let sql = format!(
         "SELECT {KEY_COLUMNS} FROM api_keys k JOIN users u ON u.user_id = k.user_id WHERE k.key_hash = $1"
     );
@@ -39,7 +39,7 @@ pub(super) async fn lookup(store: &SqliteStore, hash: &KeyHash) -> StoreResult<O
         .transpose()
 }
 
-pub(super) async fn ensure_plan(conn: &mut SqliteConnection, plan: &PlanName) -> StoreResult<()> {
+pub(super) async fn ensure_plan(conn: &mut Conn, plan: &PlanName) -> StoreResult<()> {
     if exists(conn, Lookup::PlanByName, plan.as_str()).await? {
         Ok(())
     } else {
@@ -53,7 +53,7 @@ pub(super) async fn ensure_plan(conn: &mut SqliteConnection, plan: &PlanName) ->
 /// The user's plan, creating the user on plan `free` if it does not exist.
 /// `Conflict` if the user is deleted.
 async fn plan_of_user_or_create(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     user_id: &UserId,
     profile: &UserProfile,
     actor: &Actor,
@@ -92,13 +92,13 @@ async fn plan_of_user_or_create(
 
 /// Keys counted against `max_keys`: active or disabled (not revoked, not expired).
 async fn open_key_count(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     user_id: &UserId,
     at: DateTime<chrono::Utc>,
 ) -> StoreResult<u64> {
     let count: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM api_keys WHERE user_id = $1 AND is_active = 1
-         AND (enabled = 0 OR expires_at IS NULL OR expires_at > $2)",
+        "SELECT COUNT(*) FROM api_keys WHERE user_id = $1 AND is_active = TRUE
+         AND (enabled = FALSE OR expires_at IS NULL OR expires_at > $2)",
     )
     .bind(user_id.as_str())
     .bind(ts(at))
@@ -109,7 +109,7 @@ async fn open_key_count(
 
 #[allow(clippy::too_many_arguments)]
 async fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     material: &KeyMaterial,
     spec: &KeySpec,
     lineage_id: &str,
@@ -119,7 +119,7 @@ async fn insert(
         "INSERT INTO api_keys (id, key_hash, key_prefix, prefix, user_id, name, environment, plan,
              created_at, updated_at, expires_at, rate_limit_per_hour, limits, allowed_ips, scopes,
              metadata, lineage_id, imported)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14, $15, $16, 0)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14, $15, $16, FALSE)",
     )
     .bind(material.id.as_str())
     .bind(material.hash.to_hex())
@@ -149,7 +149,7 @@ async fn insert(
 }
 
 pub(super) async fn create(
-    store: &SqliteStore,
+    store: &Backend,
     spec: &KeySpec,
     material: &KeyMaterial,
     actor: &Actor,
@@ -196,10 +196,10 @@ pub(super) async fn create(
     Ok(record)
 }
 
-pub(super) async fn list(store: &SqliteStore, filter: &KeyFilter) -> StoreResult<Page<KeyRecord>> {
+pub(super) async fn list(store: &Backend, filter: &KeyFilter) -> StoreResult<Page<KeyRecord>> {
     let at = ts(now());
     let limit = filter.page.limit.clamp(1, 1000);
-    let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+    let mut query: QueryBuilder<Db> = QueryBuilder::new(format!(
         "SELECT {KEY_COLUMNS} FROM api_keys k JOIN users u ON u.user_id = k.user_id WHERE 1 = 1"
     ));
     if let Some(user_id) = &filter.user_id {
@@ -207,7 +207,7 @@ pub(super) async fn list(store: &SqliteStore, filter: &KeyFilter) -> StoreResult
     }
     if !filter.include_inactive {
         query
-            .push(" AND k.is_active = 1 AND (k.enabled = 0 OR k.expires_at IS NULL OR k.expires_at > ")
+            .push(" AND k.is_active = TRUE AND (k.enabled = FALSE OR k.expires_at IS NULL OR k.expires_at > ")
             .push_bind(at)
             .push(")");
     }
@@ -229,7 +229,7 @@ pub(super) async fn list(store: &SqliteStore, filter: &KeyFilter) -> StoreResult
     Ok(super::page(items, limit, |key| key.id.to_string()))
 }
 
-async fn cursor_key(store: &SqliteStore, cursor: &str) -> StoreResult<KeyId> {
+async fn cursor_key(store: &Backend, cursor: &str) -> StoreResult<KeyId> {
     let id = KeyId::parse(cursor).map_err(|_| bad_cursor())?;
     let mut conn = store.pool.acquire().await?;
     if exists(&mut conn, Lookup::KeyById, id.as_str()).await? {
@@ -240,7 +240,7 @@ async fn cursor_key(store: &SqliteStore, cursor: &str) -> StoreResult<KeyId> {
 }
 
 pub(super) async fn update(
-    store: &SqliteStore,
+    store: &Backend,
     id: &KeyId,
     patch: &KeyPatch,
     actor: &Actor,
@@ -349,11 +349,7 @@ fn patch_fields(patch: &KeyPatch) -> Vec<&'static str> {
     .collect()
 }
 
-pub(super) async fn revoke(
-    store: &SqliteStore,
-    id: &KeyId,
-    actor: &Actor,
-) -> StoreResult<KeyRecord> {
+pub(super) async fn revoke(store: &Backend, id: &KeyId, actor: &Actor) -> StoreResult<KeyRecord> {
     let at = now();
     let mut tx = store.write().await?;
     let key = fetch(&mut tx, id).await?;
@@ -377,12 +373,12 @@ pub(super) async fn revoke(
 }
 
 pub(super) async fn revoke_in(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &KeyId,
     at: DateTime<chrono::Utc>,
 ) -> StoreResult<()> {
     sqlx::query(
-        "UPDATE api_keys SET is_active = 0, revoked_at = $2, updated_at = $2 WHERE id = $1",
+        "UPDATE api_keys SET is_active = FALSE, revoked_at = $2, updated_at = $2 WHERE id = $1",
     )
     .bind(id.as_str())
     .bind(ts(at))
@@ -392,7 +388,7 @@ pub(super) async fn revoke_in(
 }
 
 pub(super) async fn rotate(
-    store: &SqliteStore,
+    store: &Backend,
     id: &KeyId,
     rotation: &Rotation,
     material: &KeyMaterial,
@@ -451,7 +447,7 @@ pub(super) async fn rotate(
 }
 
 pub(super) async fn import(
-    store: &SqliteStore,
+    store: &Backend,
     rows: &[ImportRow],
     actor: &Actor,
 ) -> StoreResult<ImportReport> {
@@ -514,7 +510,7 @@ pub(super) async fn import(
             "INSERT INTO api_keys (id, key_hash, key_prefix, prefix, user_id, name, environment,
                  plan, created_at, updated_at, expires_at, is_active, revoked_at, metadata,
                  lineage_id, imported)
-             VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $1, 1)",
+             VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $1, TRUE)",
         )
         .bind(id.as_str())
         .bind(row.key_hash.to_hex())
@@ -551,6 +547,6 @@ pub(super) async fn import(
     Ok(ImportReport { imported, skipped })
 }
 
-async fn id_taken(conn: &mut SqliteConnection, id: &KeyId) -> StoreResult<bool> {
+async fn id_taken(conn: &mut Conn, id: &KeyId) -> StoreResult<bool> {
     exists(conn, Lookup::KeyById, id.as_str()).await
 }
