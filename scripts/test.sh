@@ -2,8 +2,9 @@
 # keyward's one test command (the README's and CI's): formatting, lints, every test.
 #
 # Works from a fresh clone on a fresh machine: it needs the Rust toolchain (cargo, rustfmt,
-# clippy) and Python 3. Services the tests need (Redis now, PostgreSQL later) are installed
-# when missing and started here; one that cannot be had fails the run, never a skip.
+# clippy) and Python 3. Services the tests need (Redis, PostgreSQL) are installed when
+# missing and started here, and stopped on exit even on failure; one that cannot be had
+# fails the run, never a skip.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,7 +23,9 @@ mkdir -p "$cache"
 workdir=$(mktemp -d)
 server_pid=""
 redis_pid=""
+pg_dir=""
 cleanup() {
+  if [ -n "$pg_dir" ]; then scripts/postgres.sh stop "$pg_dir" || true; rm -rf "$pg_dir" "$pg_dir.initdb.log"; fi
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
   if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
   rm -rf "$workdir"
@@ -54,6 +57,19 @@ start_redis() {
   done
   cat "$workdir/redis.log" >&2
   fail "Redis did not start"
+}
+
+# A throwaway PostgreSQL cluster (initdb in a temp dir, trust auth, a free loopback port);
+# the tests create a database each on it.
+start_postgres() {
+  scripts/postgres.sh install
+  pg_dir=$(mktemp -d)
+  local port
+  port=$(free_port)
+  KEYWARD_TEST_DATABASE_URL=$(scripts/postgres.sh start "$pg_dir" "$port") ||
+    fail "PostgreSQL did not start"
+  export KEYWARD_TEST_DATABASE_URL
+  echo "PostgreSQL on $KEYWARD_TEST_DATABASE_URL"
 }
 trap cleanup EXIT
 
@@ -114,8 +130,9 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "test services: Redis"
+step "test services: Redis and PostgreSQL"
 start_redis
+start_postgres
 
 step "cargo test"
 cargo test --workspace --locked

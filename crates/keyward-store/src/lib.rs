@@ -1,6 +1,6 @@
-//! keyward's storage: one [`Store`] trait, a SQLite backend (the default, embedded) and, in
-//! a later step, PostgreSQL. Every backend passes the same conformance suite
-//! (`tests/conformance/`).
+//! keyward's storage: one [`Store`] trait, a SQLite backend (the default, embedded) and a
+//! PostgreSQL backend (several nodes on one database). Both run the same SQL (`src/sql/`)
+//! and pass the same conformance suite (`tests/conformance/`).
 //!
 //! The store never sees a plaintext key: callers issue keys with [`issue_key`] and
 //! [`rotate_key`], which generate the secret, hand the store only its hash and display
@@ -9,6 +9,7 @@
 mod error;
 mod lifecycle;
 mod model;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -17,19 +18,20 @@ use keyward_core::{KeyHash, KeyId, Plan, PlanName, UserId};
 pub use error::{StoreError, StoreResult};
 pub use lifecycle::{issue_key, rotate_key};
 pub use model::*;
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 
-/// Opens the store a database URL names (`sqlite:…`; PostgreSQL is planned). Does not
-/// migrate.
+/// Whether a database URL names PostgreSQL (else SQLite).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Opens the store a database URL names (`sqlite:…` or `postgres://…`). Does not migrate.
 pub async fn connect(url: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(SqliteStore::connect(url).await?))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Err(StoreError::Invalid {
-            field: "database_url",
-            message: "this build of keyward supports SQLite only; PostgreSQL support is planned"
-                .to_owned(),
-        })
+    } else if is_postgres_url(url) {
+        Ok(std::sync::Arc::new(PostgresStore::connect(url).await?))
     } else {
         Err(StoreError::Invalid {
             field: "database_url",

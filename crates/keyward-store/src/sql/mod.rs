@@ -244,7 +244,7 @@ impl Store for Backend {
         for entry in usage {
             sqlx::query(
                 "INSERT INTO quota_usage (user_id, period, units, updated_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (user_id, period) DO UPDATE SET units = units + excluded.units,
+                 ON CONFLICT (user_id, period) DO UPDATE SET units = quota_usage.units + excluded.units,
                      updated_at = excluded.updated_at",
             )
             .bind(entry.user_id.as_str())

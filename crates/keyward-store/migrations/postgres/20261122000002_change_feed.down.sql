@@ -1,0 +1,11 @@
+DROP TRIGGER change_events_announced ON change_events;
+DROP TRIGGER plans_changed ON plans;
+DROP TRIGGER users_changed ON users;
+DROP TRIGGER api_keys_changed_delete ON api_keys;
+DROP TRIGGER api_keys_changed_update ON api_keys;
+DROP TRIGGER api_keys_changed_insert ON api_keys;
+DROP FUNCTION keyward_announce_change();
+DROP FUNCTION keyward_plan_changed();
+DROP FUNCTION keyward_user_changed();
+DROP FUNCTION keyward_key_changed();
+DROP TABLE change_events;
