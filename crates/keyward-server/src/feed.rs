@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use keyward_core::KeyId;
 use keyward_core::UserId;
-use keyward_store::{ChangeEvent, ChangeOp, Entity, Store};
+use keyward_store::{ChangeEvent, ChangeListener, ChangeOp, Entity, Store};
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
@@ -62,19 +62,47 @@ impl ChangeFeed {
         }
     }
 
-    /// Polls every [`POLL_INTERVAL`] until `stopped` changes.
-    pub fn spawn(self: &Arc<Self>, mut stopped: watch::Receiver<bool>) -> JoinHandle<()> {
+    /// Polls every [`POLL_INTERVAL`] until `stopped` changes, and also at once whenever
+    /// `listener` (PostgreSQL's NOTIFY) announces a change.
+    pub fn spawn(
+        self: &Arc<Self>,
+        mut listener: Option<ChangeListener>,
+        mut stopped: watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
         let feed = self.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(POLL_INTERVAL);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut listener_failed = false;
             loop {
                 tokio::select! {
                     _ = ticker.tick() => feed.catch_up().await,
+                    woke = notified(&mut listener) => match woke {
+                        Ok(()) => {
+                            listener_failed = false;
+                            feed.catch_up().await;
+                        }
+                        Err(error) => {
+                            if !listener_failed {
+                                tracing::warn!(%error, "change notifications interrupted; polling every {POLL_INTERVAL:?} meanwhile");
+                                listener_failed = true;
+                            }
+                            // The listener reconnects on its next use; do not spin meanwhile.
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    },
                     _ = stopped.changed() => return,
                 }
             }
         })
+    }
+}
+
+/// The next change notification, or never without a listener.
+async fn notified(listener: &mut Option<ChangeListener>) -> Result<(), keyward_store::StoreError> {
+    match listener {
+        Some(listener) => listener.changed().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyward_store::{Store, StoreError};
+use keyward_store::{ChangeListener, Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -111,7 +111,14 @@ impl Engine {
             spawn_redis_probe(failover.clone(), stopped.clone());
         }
         let feed = Arc::new(ChangeFeed::new(store.clone(), verifier.clone(), after));
-        let follower = feed.spawn(stopped);
+        let listener = match ChangeListener::connect(&config.database_url).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for change notifications; polling only");
+                None
+            }
+        };
+        let follower = feed.spawn(listener, stopped);
         Ok(Self {
             store,
             verifier,

@@ -40,6 +40,18 @@ impl StoreError {
         Self::Internal(format!("unreadable {what} in the database: {detail}"))
     }
 
+    /// True when the connection broke under the operation (not a timeout): the same
+    /// operation on a fresh connection may well succeed at once.
+    pub fn is_broken_connection(&self) -> bool {
+        match self {
+            Self::Unavailable(sqlx::Error::Io(_)) => true,
+            Self::Unavailable(sqlx::Error::Database(db)) => db
+                .code()
+                .is_some_and(|code| code.starts_with("08") || code == "57P01"),
+            _ => false,
+        }
+    }
+
     /// True when retrying later may succeed (the database was unreachable or busy).
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable(_))

@@ -18,7 +18,7 @@ use keyward_core::{KeyHash, KeyId, Plan, PlanName, UserId};
 pub use error::{StoreError, StoreResult};
 pub use lifecycle::{issue_key, rotate_key};
 pub use model::*;
-pub use postgres::{PostgresOptions, PostgresStore};
+pub use postgres::{ChangeListener, PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 
 /// Whether a database URL names PostgreSQL (else SQLite).

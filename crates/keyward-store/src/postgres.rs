@@ -122,7 +122,6 @@ impl PostgresStore {
         listener.listen(CHANGE_CHANNEL).await?;
         Ok(listener)
     }
-
     /// The server settings this store connects with (for tools that need a connection of
     /// their own).
     pub fn connect_options(&self) -> &PgConnectOptions {
@@ -165,5 +164,30 @@ impl PostgresStore {
                 Ok((version, at))
             })
             .collect()
+    }
+}
+
+/// Wakes a change-feed follower the moment a change commits (PostgreSQL LISTEN/NOTIFY), so
+/// it need not wait for its next poll. The feed table stays the source of truth: a
+/// notification lost while the connection was down only delays a change to the next poll.
+#[derive(Debug)]
+pub struct ChangeListener(PgListener);
+
+impl ChangeListener {
+    /// Listens on the database `url` names; `None` for databases without notifications
+    /// (SQLite: its followers poll).
+    pub async fn connect(url: &str) -> StoreResult<Option<Self>> {
+        if !crate::is_postgres_url(url) {
+            return Ok(None);
+        }
+        let mut listener = PgListener::connect(url).await?;
+        listener.listen(CHANGE_CHANNEL).await?;
+        Ok(Some(Self(listener)))
+    }
+
+    /// Waits for the next change (the listener reconnects by itself after a failure).
+    pub async fn changed(&mut self) -> StoreResult<()> {
+        self.0.recv().await?;
+        Ok(())
     }
 }

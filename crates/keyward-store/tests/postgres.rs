@@ -33,7 +33,9 @@ async fn fresh_postgres() -> (Box<dyn Store>, ()) {
 store_conformance!(postgres, fresh_postgres().await);
 
 async fn migrated() -> PostgresStore {
-    let store = PostgresStore::connect(&fresh_database().await).await.unwrap();
+    let store = PostgresStore::connect(&fresh_database().await)
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     store
 }
@@ -65,7 +67,10 @@ async fn direct_sql_edits_reach_the_change_feed_and_usage_bookkeeping_does_not()
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].entity, Entity::Key);
     assert_eq!(changes[0].entity_id, key.id.as_str());
-    assert_eq!(changes[0].key_hash, Some(key_hash(&store, key.id.as_str()).await));
+    assert_eq!(
+        changes[0].key_hash,
+        Some(key_hash(&store, key.id.as_str()).await)
+    );
 }
 
 async fn key_hash(store: &PostgresStore, id: &str) -> keyward_core::KeyHash {

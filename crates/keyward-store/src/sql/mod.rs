@@ -25,6 +25,24 @@ use crate::{
     Store, StoreError, StoreResult, UserFilter, UserPatch, UserRecord,
 };
 
+/// Runs a read again, once, after a short pause, when it failed on a broken connection (a
+/// database restart, a failover, a connection dropped by a proxy): the pool hands out a
+/// fresh connection the second time. Writes are never retried here — a commit whose answer
+/// was lost may have happened — and neither is a pool timeout, which has waited already.
+async fn retry_read<T, F, Fut>(mut read: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    match read().await {
+        Err(error) if error.is_broken_connection() => {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            read().await
+        }
+        outcome => outcome,
+    }
+}
+
 /// Now, at the millisecond precision the database keeps.
 pub(crate) fn now() -> DateTime<Utc> {
     let now = Utc::now();
@@ -107,12 +125,15 @@ impl Store for Backend {
     }
 
     async fn get_key(&self, id: &KeyId) -> StoreResult<KeyRecord> {
-        let mut conn = self.pool.acquire().await?;
-        keys::fetch(&mut conn, id).await
+        retry_read(|| async {
+            let mut conn = self.pool.acquire().await?;
+            keys::fetch(&mut conn, id).await
+        })
+        .await
     }
 
     async fn list_keys(&self, filter: &KeyFilter) -> StoreResult<Page<KeyRecord>> {
-        keys::list(self, filter).await
+        retry_read(|| keys::list(self, filter)).await
     }
 
     async fn update_key(
@@ -139,7 +160,7 @@ impl Store for Backend {
     }
 
     async fn lookup(&self, hash: &KeyHash) -> StoreResult<Option<KeyRecord>> {
-        keys::lookup(self, hash).await
+        retry_read(|| keys::lookup(self, hash)).await
     }
 
     async fn has_imported_keys(&self) -> StoreResult<bool> {
@@ -159,12 +180,15 @@ impl Store for Backend {
     }
 
     async fn get_user(&self, id: &UserId) -> StoreResult<UserRecord> {
-        let mut conn = self.pool.acquire().await?;
-        users::fetch(&mut conn, id, now()).await
+        retry_read(|| async {
+            let mut conn = self.pool.acquire().await?;
+            users::fetch(&mut conn, id, now()).await
+        })
+        .await
     }
 
     async fn list_users(&self, filter: &UserFilter) -> StoreResult<Page<UserRecord>> {
-        users::list(self, filter).await
+        retry_read(|| users::list(self, filter)).await
     }
 
     async fn update_user(
@@ -185,12 +209,15 @@ impl Store for Backend {
     }
 
     async fn list_plans(&self) -> StoreResult<Vec<Plan>> {
-        plans::list(self).await
+        retry_read(|| plans::list(self)).await
     }
 
     async fn get_plan(&self, name: &PlanName) -> StoreResult<Plan> {
-        let mut conn = self.pool.acquire().await?;
-        plans::fetch(&mut conn, name).await
+        retry_read(|| async {
+            let mut conn = self.pool.acquire().await?;
+            plans::fetch(&mut conn, name).await
+        })
+        .await
     }
 
     async fn put_plan(&self, plan: &Plan, actor: &Actor) -> StoreResult<Plan> {
@@ -198,7 +225,7 @@ impl Store for Backend {
     }
 
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Page<AuditRecord>> {
-        audit::list(self, filter).await
+        retry_read(|| audit::list(self, filter)).await
     }
 
     async fn latest_change(&self) -> StoreResult<i64> {
@@ -210,7 +237,7 @@ impl Store for Backend {
     }
 
     async fn changes_since(&self, after: i64, limit: u32) -> StoreResult<Vec<ChangeEvent>> {
-        audit::changes_since(self, after, limit).await
+        retry_read(|| audit::changes_since(self, after, limit)).await
     }
 
     async fn record_key_usage(&self, usage: &[KeyUsage]) -> StoreResult<()> {
