@@ -143,6 +143,7 @@ async fn flush(store: &dyn Store, tallies: &Tallies) {
         && let Err(error) = store.add_quota_usage(&quota).await
     {
         tracing::warn!(%error, users = quota.len(), "quota usage write failed; will retry");
+        metrics::counter!("keyward_usage_write_failures_total").increment(1);
         for entry in quota {
             tallies.add_quota(&entry.user_id, &entry.period, entry.units);
         }
@@ -159,9 +160,17 @@ async fn flush(store: &dyn Store, tallies: &Tallies) {
             last_used_at: *at,
         })
         .collect();
-    if let Err(error) = store.record_key_usage(&batch).await {
-        // Put it back: the next tick retries. Bounded by the number of keys in use.
+    let written = store.record_key_usage(&batch).await;
+    metrics::gauge!("keyward_usage_pending_keys").set(if written.is_ok() {
+        0.0
+    } else {
+        batch.len() as f64
+    });
+    if let Err(error) = written {
+        // Put it back: the next tick retries. The tally is bounded by the number of keys in
+        // use, not by traffic, so nothing ever has to be dropped while the database is away.
         tracing::warn!(%error, keys = batch.len(), "usage write failed; will retry");
+        metrics::counter!("keyward_usage_write_failures_total").increment(1);
         for (id, (admitted, at)) in taken {
             tallies.add(id, admitted, at);
         }

@@ -277,3 +277,109 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A fresh, empty database on the test PostgreSQL server that scripts/test.sh starts
+/// (`KEYWARD_TEST_DATABASE_URL`); panics without one — these tests never skip.
+pub async fn postgres_database() -> String {
+    use sqlx::{Connection, Executor};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let admin = std::env::var("KEYWARD_TEST_DATABASE_URL").expect(
+        "KEYWARD_TEST_DATABASE_URL must name a PostgreSQL server (scripts/test.sh starts one)",
+    );
+    let name = format!(
+        "kw_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros()
+    );
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("the test PostgreSQL server answers");
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create a test database");
+    let (server, _) = admin.rsplit_once('/').expect("a URL with a database name");
+    format!("{server}/{name}")
+}
+
+/// The test Redis that scripts/test.sh starts (`KEYWARD_TEST_REDIS_URL`).
+pub fn redis_url() -> String {
+    std::env::var("KEYWARD_TEST_REDIS_URL")
+        .expect("KEYWARD_TEST_REDIS_URL must name a Redis server (scripts/test.sh starts one)")
+}
+
+/// A free loopback TCP port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A PostgreSQL cluster of a test's own (scripts/postgres.sh), for tests that stop and
+/// start the server. Stopped and deleted on drop.
+pub struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+fn postgres_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/postgres.sh")
+}
+
+impl PrivatePostgres {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let postgres = Self {
+            dir,
+            port: free_port(),
+        };
+        postgres.start_again();
+        postgres
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://keyward@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts the (stopped) server again on the same data and port.
+    pub fn start_again(&self) {
+        let status = Command::new("bash")
+            .arg(postgres_script())
+            .arg("start")
+            .arg(self.dir.path())
+            .arg(self.port.to_string())
+            .stdout(Stdio::null())
+            .status()
+            .expect("run scripts/postgres.sh");
+        assert!(status.success(), "PostgreSQL did not start");
+    }
+
+    /// Stops the server at once (connections are cut; nothing is lost that was committed).
+    pub fn stop(&self) {
+        let status = Command::new("bash")
+            .arg(postgres_script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .status()
+            .expect("run scripts/postgres.sh");
+        assert!(status.success(), "PostgreSQL did not stop");
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(postgres_script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
+        let log = format!("{}.initdb.log", self.dir.path().display());
+        let _ = std::fs::remove_file(log);
+    }
+}
