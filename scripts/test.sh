@@ -2,7 +2,7 @@
 # keyward's one test command (the README's and CI's): formatting, lints, every test.
 #
 # Works from a fresh clone on a fresh machine: it needs the Rust toolchain (cargo, rustfmt,
-# clippy) and Python 3. Services the tests need (Redis, PostgreSQL) are installed when
+# clippy) and Python 3. Services the tests need (Redis, PostgreSQL, nginx, Caddy) are installed when
 # missing and started here, and stopped on exit even on failure; one that cannot be had
 # fails the run, never a skip.
 set -euo pipefail
@@ -71,6 +71,14 @@ start_postgres() {
   export KEYWARD_TEST_DATABASE_URL
   echo "PostgreSQL on $KEYWARD_TEST_DATABASE_URL"
 }
+
+# The gateways whose shipped configurations (deploy/) the tests run for real.
+ensure_gateways() {
+  if ! command -v nginx >/dev/null 2>&1 || ! command -v caddy >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx caddy) >/dev/null 2>&1 ||
+      fail "nginx and caddy are needed by the gateway tests and could not be installed"
+  fi
+}
 trap cleanup EXIT
 
 SCHEMATHESIS_VERSION="4.32.5"
@@ -130,9 +138,10 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "test services: Redis and PostgreSQL"
+step "test services: Redis, PostgreSQL, nginx and Caddy"
 start_redis
 start_postgres
+ensure_gateways
 
 step "cargo test"
 cargo test --workspace --locked
