@@ -2,9 +2,9 @@
 # keyward's one test command (the README's and CI's): formatting, lints, every test.
 #
 # Works from a fresh clone on a fresh machine: it needs the Rust toolchain (cargo, rustfmt,
-# clippy) and Python 3. Services the tests need (Redis, PostgreSQL, nginx, Caddy) are installed when
-# missing and started here, and stopped on exit even on failure; one that cannot be had
-# fails the run, never a skip.
+# clippy) and Python 3. Services the tests need (Redis, PostgreSQL, nginx, Caddy) are
+# installed when missing and started here, and stopped on exit even on failure; one that
+# cannot be had fails the run, never a skip.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
