@@ -12,6 +12,9 @@ use sqlx::{Row, Transaction};
 
 use crate::{StoreError, StoreResult};
 
+// The same SQL, compiled again against this backend's types (see sql/mod.rs): loading the
+// file twice is the point.
+#[allow(clippy::duplicate_mod)]
 #[path = "sql/mod.rs"]
 mod sql;
 
@@ -52,7 +55,7 @@ pub const CHANGE_CHANNEL: &str = "keyward_changes";
 /// see every committed key, and change-feed ids commit in order (a follower that has seen
 /// id n never later meets a smaller one). Management writes are rare; usage batches are a
 /// few per second.
-const WRITE_LOCK: i64 = 0x6b65_7977_6172_64; // "keyward"
+const WRITE_LOCK: i64 = 0x006b_6579_7761_7264; // "keyward" in ASCII
 
 /// Connection settings: pool size and timeouts.
 #[derive(Debug, Clone)]

@@ -11,6 +11,9 @@ use sqlx::{Row, SqlitePool, Transaction};
 
 use crate::{StoreError, StoreResult};
 
+// The same SQL, compiled again against this backend's types (see sql/mod.rs): loading the
+// file twice is the point.
+#[allow(clippy::duplicate_mod)]
 #[path = "sql/mod.rs"]
 mod sql;
 
