@@ -2,9 +2,10 @@
 # HTTP load benchmark: starts the release server on loopback with a fresh SQLite database,
 # issues keys, and loads with wrk in one run: GET /healthz, POST /v1/verify and
 # GET /v1/authorize with a valid key, GET /v1/authorize where 90 % of requests are
-# rejected (an exhausted key), and GET /v1/authorize on a second server whose limits live
-# in Redis (a throwaway redis-server on loopback). Prints requests/s and p50/p99 for each,
-# and the ratios.
+# rejected (an exhausted key), GET /v1/authorize on a second server whose limits live
+# in Redis (a throwaway redis-server on loopback), and GET /v1/authorize on a third server
+# on PostgreSQL + Redis (a throwaway cluster from scripts/postgres.sh) — the multi-node
+# deployment's node. Prints requests/s and p50/p99 for each, and the ratios.
 # The three endpoints are loaded in turn for ROUNDS rounds (default 3) and each figure is
 # the median over the rounds, so a slow moment of the machine does not skew one endpoint.
 #
@@ -32,9 +33,12 @@ work=$(mktemp -d)
 pid=""
 redis_pid=""
 pid2=""
+pid3=""
+pg_dir=""
 cleanup() {
-  for p in "$pid" "$pid2" "$redis_pid"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+  for p in "$pid" "$pid2" "$pid3" "$redis_pid"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
   wait 2>/dev/null || true
+  if [ -n "$pg_dir" ]; then scripts/postgres.sh stop "$pg_dir"; rm -rf "$pg_dir" "$pg_dir.initdb.log"; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -78,6 +82,24 @@ KEYWARD_DATABASE_URL="sqlite://$work/bench-redis.db" "$bin" plans set unmetered 
   --per-minute 1000000000 --per-hour 1000000000 --per-day 1000000000 >/dev/null
 redis_key=$(KEYWARD_DATABASE_URL="sqlite://$work/bench-redis.db" new_key bench unmetered)
 
+# A third server on PostgreSQL, its limits in the same Redis.
+scripts/postgres.sh install
+pg_dir=$(mktemp -d)
+pg_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+pg_url=$(scripts/postgres.sh start "$pg_dir" "$pg_port")
+KEYWARD_DATABASE_URL="$pg_url" "$bin" serve --listen 127.0.0.1:0 \
+  --redis-url "redis://127.0.0.1:$redis_port" >"$work/out3" 2>"$work/log3" &
+pid3=$!
+for _ in $(seq 1 100); do
+  base3=$(sed -n 's/^keyward listening on //p' "$work/out3")
+  [ -n "$base3" ] && break
+  sleep 0.1
+done
+[ -n "${base3:-}" ] || { cat "$work/log3" >&2; echo "the PostgreSQL-backed server did not start" >&2; exit 1; }
+KEYWARD_DATABASE_URL="$pg_url" "$bin" plans set unmetered \
+  --per-minute 1000000000 --per-hour 1000000000 --per-day 1000000000 >/dev/null
+pg_key=$(KEYWARD_DATABASE_URL="$pg_url" new_key bench-pg unmetered)
+
 cat >"$work/verify.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -88,6 +110,9 @@ wrk.headers["Authorization"] = "Bearer $key"
 LUA
 cat >"$work/authorize-redis.lua" <<LUA
 wrk.headers["Authorization"] = "Bearer $redis_key"
+LUA
+cat >"$work/authorize-pg.lua" <<LUA
+wrk.headers["Authorization"] = "Bearer $pg_key"
 LUA
 # One request in ten with the valid key, nine with the exhausted one (429).
 cat >"$work/rejected.lua" <<LUA
@@ -113,6 +138,7 @@ for round in $(seq 1 "$rounds"); do
   run authorize "$round" "$base/v1/authorize" "$work/authorize.lua"
   run rejected "$round" "$base/v1/authorize" "$work/rejected.lua"
   run redis "$round" "$base2/v1/authorize" "$work/authorize-redis.lua"
+  run postgres "$round" "$base3/v1/authorize" "$work/authorize-pg.lua"
 done
 # Where the Redis case's time goes: Redis's own CPU per script run.
 redis-cli -p "$redis_port" info commandstats | grep -E '^cmdstat_evalsha:' | tr -d '\r' |
@@ -136,13 +162,14 @@ def figures(slug):
         errors += int(match.group(1)) if match else 0
     return statistics.median(rps), statistics.median(p50), statistics.median(p99), errors, rps
 
-rows = {slug: figures(slug) for slug in ("healthz", "verify", "authorize", "rejected", "redis")}
+rows = {slug: figures(slug) for slug in ("healthz", "verify", "authorize", "rejected", "redis", "postgres")}
 labels = {
     "healthz": "GET /healthz",
     "verify": "POST /v1/verify",
     "authorize": "GET /v1/authorize",
     "rejected": "authorize, 90% 429",
     "redis": "authorize via Redis",
+    "postgres": "authorize, PG + Redis",
 }
 for slug, (rps, p50, p99, errors, each) in rows.items():
     runs = " ".join(f"{r:.0f}" for r in each)
@@ -152,4 +179,5 @@ print(f"ratio verify/healthz     {rows['verify'][0] / health:.2f}")
 print(f"ratio authorize/healthz  {rows['authorize'][0] / health:.2f}")
 print(f"ratio 90%-rejected/admitted authorize  {rows['rejected'][0] / rows['authorize'][0]:.2f}")
 print(f"ratio Redis/in-process authorize       {rows['redis'][0] / rows['authorize'][0]:.2f}")
+print(f"ratio PG+Redis node / SQLite+in-process node, authorize  {rows['postgres'][0] / rows['authorize'][0]:.2f}")
 PY
