@@ -8,7 +8,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use keyward_core::{KeyHash, KeyId};
-use keyward_store::{PostgresStore, SqliteStore, Store};
+use keyward_store::{PostgresOptions, PostgresStore, SqliteStore, Store};
 
 fn population() -> usize {
     std::env::var("KEYWARD_BENCH_KEYS")
@@ -61,7 +61,12 @@ async fn populated_postgres(admin: &str, keys: usize) -> PostgresStore {
         .await
         .expect("create");
     let (server, _) = admin.rsplit_once('/').expect("a URL with a database name");
-    let store = PostgresStore::connect(&format!("{server}/{name}"))
+    // The bulk load is one long statement: allow it more than the default 10 s.
+    let options = PostgresOptions {
+        statement_timeout: std::time::Duration::from_secs(600),
+        ..PostgresOptions::default()
+    };
+    let store = PostgresStore::connect_with(&format!("{server}/{name}"), &options)
         .await
         .expect("open PostgreSQL");
     store.migrate().await.expect("migrate");
