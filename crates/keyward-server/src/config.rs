@@ -11,6 +11,8 @@ pub struct ServerConfig {
     /// `host:port`; port 0 picks a free port.
     pub listen: String,
     pub database_url: String,
+    /// Most connections to PostgreSQL per node.
+    pub database_max_connections: u32,
     /// Shared rate-limit state for many nodes; `None` keeps limits in process.
     pub redis_url: Option<String>,
     pub redis_failure_mode: keyward_limiter::FailureMode,
@@ -33,6 +35,7 @@ impl std::fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("listen", &self.listen)
             .field("database_url", &redact_url(&self.database_url))
+            .field("database_max_connections", &self.database_max_connections)
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("redis_failure_mode", &self.redis_failure_mode)
             .field(
@@ -55,6 +58,7 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:8080".to_owned(),
             database_url: "sqlite://keyward.db".to_owned(),
+            database_max_connections: 16,
             redis_url: None,
             redis_failure_mode: keyward_limiter::FailureMode::Local,
             admin_token: None,

@@ -42,6 +42,8 @@ pub enum StartupError {
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub database_url: String,
+    /// Most connections to PostgreSQL (SQLite keeps its own small pool).
+    pub database_max_connections: u32,
     /// Redis for shared limits, and what to do when it fails.
     pub redis: Option<(String, FailureMode)>,
     pub verifier: VerifierSettings,
@@ -53,6 +55,7 @@ impl EngineConfig {
     pub fn embedded(database_url: &str) -> Self {
         Self {
             database_url: database_url.to_owned(),
+            database_max_connections: keyward_store::PostgresOptions::default().max_connections,
             redis: None,
             verifier: VerifierSettings {
                 failure_limit: 100,
@@ -81,7 +84,11 @@ impl Engine {
     /// Opens the store (applying pending migrations), fills the verifier and starts
     /// following the change feed.
     pub async fn open(config: &EngineConfig) -> Result<Self, StartupError> {
-        let store = keyward_store::connect(&config.database_url).await?;
+        let postgres = keyward_store::PostgresOptions {
+            max_connections: config.database_max_connections,
+            ..keyward_store::PostgresOptions::default()
+        };
+        let store = keyward_store::connect_with(&config.database_url, &postgres).await?;
         store.migrate().await?;
         // Read the feed position before loading anything, so no change can slip between.
         let after = store.latest_change().await?;
@@ -218,6 +225,7 @@ impl Application {
         }
         let engine = Engine::open(&EngineConfig {
             database_url: config.database_url.clone(),
+            database_max_connections: config.database_max_connections,
             redis: config
                 .redis_url
                 .clone()

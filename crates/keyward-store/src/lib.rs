@@ -28,10 +28,20 @@ pub fn is_postgres_url(url: &str) -> bool {
 
 /// Opens the store a database URL names (`sqlite:…` or `postgres://…`). Does not migrate.
 pub async fn connect(url: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
+    connect_with(url, &PostgresOptions::default()).await
+}
+
+/// [`connect`], with the pool settings used when the URL names PostgreSQL.
+pub async fn connect_with(
+    url: &str,
+    postgres: &PostgresOptions,
+) -> StoreResult<std::sync::Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(SqliteStore::connect(url).await?))
     } else if is_postgres_url(url) {
-        Ok(std::sync::Arc::new(PostgresStore::connect(url).await?))
+        Ok(std::sync::Arc::new(
+            PostgresStore::connect_with(url, postgres).await?,
+        ))
     } else {
         Err(StoreError::Invalid {
             field: "database_url",

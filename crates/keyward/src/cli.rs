@@ -226,6 +226,9 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub redis_url: Option<String>,
+    /// Most connections to PostgreSQL (ignored for SQLite). Default 16.
+    #[arg(long, env = "KEYWARD_DATABASE_MAX_CONNECTIONS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_max_connections: Option<u32>,
     /// When Redis fails: fall back to per-node limits (`local`), admit (`open`) or answer
     /// 503 (`closed`). Default local.
     #[arg(

@@ -14,6 +14,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://keyward.db";
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub database_url: Option<String>,
+    pub database_max_connections: Option<u32>,
     pub listen: Option<String>,
     pub redis_url: Option<String>,
     pub redis_failure_mode: Option<crate::cli::RedisFailureMode>,

@@ -38,10 +38,12 @@ async fn three_nodes_share_limits_revocations_and_usage_exactly() {
         "--redis-url",
         redis.as_str(),
     ];
+    // The third node with a pool of two connections: a small pool serves a busy node.
+    let small_pool = [&args[..], &["--database-max-connections", "2"]].concat();
     let nodes = Arc::new([
         TestServer::start_with(&args, &[]).await,
         TestServer::start_with(&args, &[]).await,
-        TestServer::start_with(&args, &[]).await,
+        TestServer::start_with(&small_pool, &[]).await,
     ]);
 
     let plan = json!({"limits": [{"window_seconds": 60, "max": 50}]});

@@ -52,6 +52,10 @@ fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResul
             .or_else(|| file.listen.clone())
             .unwrap_or(defaults.listen),
         database_url,
+        database_max_connections: args
+            .database_max_connections
+            .or(file.database_max_connections)
+            .unwrap_or(defaults.database_max_connections),
         redis_url: args
             .redis_url
             .or_else(|| file.redis_url.clone())
