@@ -4,8 +4,8 @@
 
 mod conformance;
 
-use keyward_store::{Actor, Entity, KeySpec, PostgresStore, Store, issue_key};
-use sqlx::{Connection, Executor, Row};
+use keyward_store::{Actor, KeySpec, PostgresStore, Store, issue_key};
+use sqlx::{Connection, Executor};
 
 /// A fresh, empty database on the test server; returns its URL.
 async fn fresh_database() -> String {
@@ -40,47 +40,7 @@ async fn migrated() -> PostgresStore {
     store
 }
 
-#[tokio::test]
-async fn direct_sql_edits_reach_the_change_feed_and_usage_bookkeeping_does_not() {
-    let store = migrated().await;
-    let spec = KeySpec::new("u1".parse().unwrap(), "k");
-    let (_, key) = issue_key(&store, &spec, &Actor::cli()).await.unwrap();
-    let before = store.latest_change().await.unwrap();
-
-    sqlx::query("UPDATE api_keys SET last_used_at = '2026-01-01T00:00:00.000Z', request_count = 5 WHERE id = $1")
-        .bind(key.id.as_str())
-        .execute(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(
-        store.latest_change().await.unwrap(),
-        before,
-        "bookkeeping is not a change"
-    );
-
-    sqlx::query("UPDATE api_keys SET enabled = FALSE WHERE id = $1")
-        .bind(key.id.as_str())
-        .execute(store.pool())
-        .await
-        .unwrap();
-    let changes = store.changes_since(before, 10).await.unwrap();
-    assert_eq!(changes.len(), 1);
-    assert_eq!(changes[0].entity, Entity::Key);
-    assert_eq!(changes[0].entity_id, key.id.as_str());
-    assert_eq!(
-        changes[0].key_hash,
-        Some(key_hash(&store, key.id.as_str()).await)
-    );
-}
-
-async fn key_hash(store: &PostgresStore, id: &str) -> keyward_core::KeyHash {
-    let hex: String = sqlx::query_scalar("SELECT key_hash FROM api_keys WHERE id = $1")
-        .bind(id)
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    keyward_core::KeyHash::from_hex(&hex).unwrap()
-}
+raw_sql_conformance!(postgres_sql, (migrated().await, ()));
 
 #[tokio::test]
 async fn every_change_is_announced_to_listeners_at_commit() {
@@ -100,46 +60,4 @@ async fn every_change_is_announced_to_listeners_at_commit() {
     let ids: Vec<i64> = changes.iter().map(|c| c.id).collect();
     assert_eq!(announced, ids, "the user's and the key's events, in order");
     assert!(changes.iter().any(|c| c.entity_id == key.id.as_str()));
-}
-
-#[tokio::test]
-async fn the_view_reports_status_and_validity_without_the_hash() {
-    let store = migrated().await;
-    let (_, active) = issue_key(
-        &store,
-        &KeySpec::new("u1".parse().unwrap(), "a"),
-        &Actor::cli(),
-    )
-    .await
-    .unwrap();
-    let (_, revoked) = issue_key(
-        &store,
-        &KeySpec::new("u1".parse().unwrap(), "r"),
-        &Actor::cli(),
-    )
-    .await
-    .unwrap();
-    store.revoke_key(&revoked.id, &Actor::cli()).await.unwrap();
-    let rows = sqlx::query("SELECT * FROM v_user_api_keys ORDER BY name")
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
-    let columns: Vec<String> = rows[0]
-        .columns()
-        .iter()
-        .map(|c| sqlx::Column::name(c).to_owned())
-        .collect();
-    assert!(!columns.iter().any(|c| c == "key_hash"), "{columns:?}");
-    let by_name: Vec<(String, String, bool)> = rows
-        .iter()
-        .map(|r| (r.get("id"), r.get("status"), r.get("is_valid")))
-        .collect();
-    assert_eq!(
-        by_name[0],
-        (active.id.to_string(), "active".to_owned(), true)
-    );
-    assert_eq!(
-        by_name[1],
-        (revoked.id.to_string(), "revoked".to_owned(), false)
-    );
 }
