@@ -16,7 +16,7 @@ pub enum StoreError {
         message: String,
     },
     /// The database cannot be reached or is too busy: worth retrying later.
-    #[error("the database is unavailable")]
+    #[error("the database is unavailable ({0})")]
     Unavailable(#[source] sqlx::Error),
     /// Migrations could not be applied or rolled back.
     #[error("migration failed: {0}")]

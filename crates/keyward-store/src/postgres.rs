@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
-use sqlx::{Row, Transaction};
+use sqlx::{Connection, Row, Transaction};
 
 use crate::{StoreError, StoreResult};
 
@@ -108,10 +108,16 @@ impl PostgresStore {
             // A connection that died with the server is found out before it is handed out.
             .test_before_acquire(true)
             .connect_lazy_with(options.clone());
-        let store = Self { pool, options };
-        // Fail now, with a clear error, if the server cannot be reached at all.
-        sqlx::query("SELECT 1").execute(&store.pool).await?;
-        Ok(store)
+        // Fail now, with the real cause (refused, unknown host, bad password …), if the
+        // server cannot be reached at all; the pool would only report a timeout.
+        let probe = tokio::time::timeout(
+            settings.acquire_timeout,
+            sqlx::PgConnection::connect_with(&options),
+        )
+        .await
+        .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))??;
+        let _ = probe.close().await;
+        Ok(Self { pool, options })
     }
 
     pub fn pool(&self) -> &PgPool {
