@@ -4,6 +4,7 @@
 //! and time, where it matters, is passed in.
 
 pub mod base62;
+pub mod billing;
 pub mod decision;
 pub mod ids;
 pub mod key;

@@ -60,6 +60,9 @@ fn cached_decision(c: &mut Criterion) {
         required_scopes: &scopes,
         cost: 1,
         counted: true,
+        endpoint: "/v1/orders",
+        method: "GET",
+        defer_usage: false,
     };
     let verifier = engine.verifier().clone();
     runtime.block_on(async {

@@ -93,6 +93,9 @@ pub async fn authenticate(
         required_scopes: &[],
         cost: 0,
         counted: false,
+        endpoint: "",
+        method: "",
+        defer_usage: false,
     };
     let decision = state
         .verifier

@@ -38,6 +38,7 @@ use tower::{Layer, Service};
 use crate::error::{ApiError, problem_response};
 use crate::extract::{client_address, presented_key};
 use crate::headers::rate_limit_headers;
+use crate::usage::UsageRecord;
 use crate::verifier::{Check, Verifier};
 
 /// The key a request was admitted with, for handlers behind [`KeywardLayer`].
@@ -149,6 +150,17 @@ where
                 request.uri().query(),
                 options.allow_query_key,
             );
+            // The route template when the layer sits on a router (`/orders/{id}`), else the path.
+            let endpoint = request
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map_or_else(
+                    || request.uri().path().to_owned(),
+                    |m| m.as_str().to_owned(),
+                );
+            let method = request.method().as_str().to_owned();
+            let started = std::time::Instant::now();
+            let now = Utc::now();
             let check = Check {
                 presented,
                 client_ip: client,
@@ -156,8 +168,11 @@ where
                 required_scopes: &options.required_scopes,
                 cost: 1,
                 counted: true,
+                endpoint: &endpoint,
+                method: &method,
+                defer_usage: true,
             };
-            let decision = match verifier.verify(&check, Utc::now()).await {
+            let decision = match verifier.verify(&check, now).await {
                 Ok(decision) => decision,
                 Err(_) => return Ok(ApiError::Unavailable.into_response()),
             };
@@ -183,6 +198,20 @@ where
             };
             if let Some(limits) = limits {
                 rate_limit_headers(response.headers_mut(), &limits.limits);
+            }
+            // Usage with the status the client got (the downstream one when admitted) and
+            // the time until the response was ready.
+            if let Some(key) = &decision.key {
+                verifier.record_usage(&UsageRecord {
+                    key,
+                    code: decision.code,
+                    status: response.status().as_u16(),
+                    endpoint: &endpoint,
+                    method: &method,
+                    latency: Some(started.elapsed()),
+                    cost: 1,
+                    at: now,
+                });
             }
             Ok(response)
         })

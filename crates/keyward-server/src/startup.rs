@@ -48,6 +48,8 @@ pub struct EngineConfig {
     pub redis: Option<(String, FailureMode)>,
     pub verifier: VerifierSettings,
     pub usage: bool,
+    /// Days raw usage events are kept.
+    pub usage_retention_days: u32,
 }
 
 impl EngineConfig {
@@ -63,6 +65,7 @@ impl EngineConfig {
                 cache_capacity: 2_000_000,
             },
             usage: true,
+            usage_retention_days: 30,
         }
     }
 }
@@ -93,7 +96,11 @@ impl Engine {
         // Read the feed position before loading anything, so no change can slip between.
         let after = store.latest_change().await?;
         let (usage, recorder) = if config.usage {
-            let (writer, recorder) = UsageWriter::start(store.clone(), Duration::from_secs(1));
+            let (writer, recorder) = UsageWriter::start(
+                store.clone(),
+                Duration::from_secs(1),
+                config.usage_retention_days,
+            );
             (Some(writer), recorder)
         } else {
             (None, UsageRecorder::disabled())
@@ -236,6 +243,7 @@ impl Application {
                 cache_capacity: config.key_cache_capacity,
             },
             usage: config.usage,
+            usage_retention_days: config.usage_retention_days,
         })
         .await?;
         let admin_token =

@@ -1,16 +1,24 @@
-//! Usage bookkeeping off the request path. A check adds to a per-key tally in one of a few
-//! sharded maps (a short lock, no task wake-up, no allocation for a key already tallied);
-//! a writer task takes the tallies every flush interval (1 s) and updates `request_count`
-//! and `last_used_at` in one transaction, so each key is written at most once per interval.
-//! What is not written yet is flushed on shutdown; a failed write is kept and retried.
+//! Usage bookkeeping off the request path. Each checked request adds to in-memory tallies
+//! (sharded maps, a short lock): per key (`request_count`, `last_used_at`), per user and
+//! month (quota), per hour × key × endpoint × status × code × plan (the rollups analytics
+//! and invoices read), and a bounded buffer of raw events. A writer task takes everything
+//! every flush interval (1 s) and stores it in one transaction, so the figures always agree;
+//! what is not written yet is flushed on shutdown, and a failed write is kept and retried.
+//!
+//! Counts are never dropped: the tallies are bounded by the number of distinct keys and
+//! tuples in use, not by traffic. Raw events are the one thing shed under overload (beyond
+//! [`MAX_PENDING_EVENTS`] waiting), each shed event counted in
+//! `keyward_usage_events_shed_total`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use keyward_core::{Code, KeyId, UserId};
-use keyward_store::{KeyUsage, QuotaUsage, Store};
+use chrono::{DateTime, TimeZone, Utc};
+use keyward_core::{Code, Environment, KeyId, PlanName, UserId};
+use keyward_store::{
+    KeyUsage, LATENCY_BUCKETS, QuotaUsage, Rollup, Store, UsageBatch, UsageEvent, latency_bucket,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use ulid::Ulid;
@@ -19,20 +27,70 @@ use crate::verifier::CachedKey;
 
 const SHARDS: usize = 16;
 
+/// Raw events waiting for the writer, at most (the rest are shed and counted).
+pub const MAX_PENDING_EVENTS: usize = 200_000;
+
+/// Longest endpoint kept (longer ones are cut at a character boundary).
+const MAX_ENDPOINT: usize = 200;
+
+/// Rollups are kept this long (≥ 400 days: a year of invoices and more).
+const ROLLUP_RETENTION_DAYS: i64 = 400;
+
 /// Admitted checks and the latest check time, per key.
 type Tally = HashMap<Ulid, (u64, DateTime<Utc>)>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RollupKey {
+    key: Ulid,
+    /// Unix hour.
+    hour: i64,
+    endpoint: Box<str>,
+    status: u16,
+    code: Code,
+    plan: PlanName,
+}
+
+#[derive(Debug, Clone)]
+struct RollupCounts {
+    user_id: UserId,
+    environment: Environment,
+    requests: u64,
+    rejected: u64,
+    units: u64,
+    latency: [u64; LATENCY_BUCKETS],
+}
+
+impl RollupCounts {
+    fn add(&mut self, other: &RollupCounts) {
+        self.requests += other.requests;
+        self.rejected += other.rejected;
+        self.units += other.units;
+        for (mine, theirs) in self.latency.iter_mut().zip(other.latency) {
+            *mine += theirs;
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 struct Tallies {
     shards: [Mutex<Tally>; SHARDS],
     /// Admitted units per (user, `YYYY-MM`) for monthly quotas.
     quota: [Mutex<HashMap<(UserId, String), u64>>; SHARDS],
+    rollups: [Mutex<HashMap<RollupKey, RollupCounts>>; SHARDS],
+    events: [Mutex<Vec<UsageEvent>>; SHARDS],
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn shard_of(key: Ulid) -> usize {
+    (key.random() as usize) % SHARDS
 }
 
 impl Tallies {
     fn add(&self, key: Ulid, count: u64, at: DateTime<Utc>) {
-        let shard = &self.shards[(key.random() as usize) % SHARDS];
-        let mut tally = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut tally = lock(&self.shards[shard_of(key)]);
         let entry = tally.entry(key).or_insert((0, at));
         entry.0 += count;
         entry.1 = entry.1.max(at);
@@ -40,16 +98,39 @@ impl Tallies {
 
     fn add_quota(&self, user: &UserId, period: &str, units: u64) {
         let shard = crate::quota::user_shard(user, SHARDS);
-        let mut tally = self.quota[shard]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        *tally.entry((user.clone(), period.to_owned())).or_insert(0) += units;
+        *lock(&self.quota[shard])
+            .entry((user.clone(), period.to_owned()))
+            .or_insert(0) += units;
+    }
+
+    fn add_rollup(&self, key: RollupKey, counts: RollupCounts) {
+        let mut rollups = lock(&self.rollups[shard_of(key.key)]);
+        match rollups.get_mut(&key) {
+            Some(existing) => existing.add(&counts),
+            None => {
+                rollups.insert(key, counts);
+            }
+        }
+    }
+
+    /// Queues raw events; returns how many did not fit.
+    fn add_events(&self, shard: usize, events: impl IntoIterator<Item = UsageEvent>) -> u64 {
+        let mut queue = lock(&self.events[shard]);
+        let mut shed = 0;
+        for event in events {
+            if queue.len() < MAX_PENDING_EVENTS / SHARDS {
+                queue.push(event);
+            } else {
+                shed += 1;
+            }
+        }
+        shed
     }
 
     fn take_quota(&self) -> Vec<QuotaUsage> {
         let mut all = Vec::new();
         for shard in &self.quota {
-            let taken = std::mem::take(&mut *shard.lock().unwrap_or_else(PoisonError::into_inner));
+            let taken = std::mem::take(&mut *lock(shard));
             all.extend(
                 taken
                     .into_iter()
@@ -66,7 +147,7 @@ impl Tallies {
     fn take(&self) -> Tally {
         let mut all = Tally::new();
         for shard in &self.shards {
-            let taken = std::mem::take(&mut *shard.lock().unwrap_or_else(PoisonError::into_inner));
+            let taken = std::mem::take(&mut *lock(shard));
             if all.is_empty() {
                 all = taken;
             } else {
@@ -75,6 +156,39 @@ impl Tallies {
         }
         all
     }
+
+    fn take_rollups(&self) -> Vec<(RollupKey, RollupCounts)> {
+        let mut all = Vec::new();
+        for shard in &self.rollups {
+            all.extend(std::mem::take(&mut *lock(shard)));
+        }
+        all
+    }
+
+    fn take_events(&self) -> Vec<(usize, Vec<UsageEvent>)> {
+        self.events
+            .iter()
+            .enumerate()
+            .map(|(shard, queue)| (shard, std::mem::take(&mut *lock(queue))))
+            .filter(|(_, events)| !events.is_empty())
+            .collect()
+    }
+}
+
+/// One checked request, as the usage pipeline records it.
+#[derive(Debug, Clone, Copy)]
+pub struct UsageRecord<'a> {
+    pub key: &'a CachedKey,
+    pub code: Code,
+    /// The status the client received.
+    pub status: u16,
+    /// The endpoint the request was for (`""` when not known); its query string is dropped.
+    pub endpoint: &'a str,
+    pub method: &'a str,
+    pub latency: Option<Duration>,
+    /// The request's cost (counted as units only when admitted).
+    pub cost: u64,
+    pub at: DateTime<Utc>,
 }
 
 /// The recording side, held by the verifier. Cheap to clone.
@@ -83,22 +197,83 @@ pub struct UsageRecorder {
     tallies: Option<Arc<Tallies>>,
 }
 
+fn endpoint_of(raw: &str) -> &str {
+    let path = raw.split(['?', '#']).next().unwrap_or("");
+    if path.len() <= MAX_ENDPOINT {
+        return path;
+    }
+    let mut end = MAX_ENDPOINT;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    &path[..end]
+}
+
 impl UsageRecorder {
     /// A recorder that records nothing (usage tracking off).
     pub fn disabled() -> Self {
         Self { tallies: None }
     }
 
-    pub fn record(&self, key: &CachedKey, code: Code, at: DateTime<Utc>) {
-        if let Some(tallies) = &self.tallies
-            && code == Code::Valid
-        {
-            tallies.add(key.ulid(), 1, at);
+    pub fn is_enabled(&self) -> bool {
+        self.tallies.is_some()
+    }
+
+    pub fn record(&self, record: &UsageRecord<'_>) {
+        let Some(tallies) = &self.tallies else {
+            return;
+        };
+        let key = record.key;
+        let admitted = record.code == Code::Valid;
+        let units = if admitted { record.cost } else { 0 };
+        if admitted {
+            tallies.add(key.ulid(), 1, record.at);
+        }
+        let endpoint = endpoint_of(record.endpoint);
+        let latency_ms = record
+            .latency
+            .map(|latency| u64::try_from(latency.as_millis()).unwrap_or(u64::MAX));
+        let mut latency = [0; LATENCY_BUCKETS];
+        if let Some(ms) = latency_ms {
+            latency[latency_bucket(ms)] = 1;
+        }
+        tallies.add_rollup(
+            RollupKey {
+                key: key.ulid(),
+                hour: record.at.timestamp().div_euclid(3600),
+                endpoint: endpoint.into(),
+                status: record.status,
+                code: record.code,
+                plan: key.user_plan.clone(),
+            },
+            RollupCounts {
+                user_id: key.user_id.clone(),
+                environment: key.environment,
+                requests: 1,
+                rejected: u64::from(!admitted),
+                units,
+                latency,
+            },
+        );
+        let shed = tallies.add_events(
+            shard_of(key.ulid()),
+            [UsageEvent {
+                key_id: key.id(),
+                user_id: key.user_id.clone(),
+                endpoint: endpoint.to_owned(),
+                method: record.method.to_owned(),
+                at: record.at,
+                response_time_ms: latency_ms,
+                status_code: record.status,
+                code: record.code.as_str().to_owned(),
+                cost: units,
+            }],
+        );
+        if shed > 0 {
+            metrics::counter!("keyward_usage_events_shed_total").increment(shed);
         }
     }
-}
 
-impl UsageRecorder {
     /// Counts admitted units toward a user's monthly quota (persisted by the writer).
     pub fn record_quota(&self, user: &UserId, period: &str, units: u64) {
         if let Some(tallies) = &self.tallies {
@@ -115,10 +290,17 @@ pub struct UsageWriter {
 }
 
 impl UsageWriter {
-    /// Starts the writer; returns it with the recorder that feeds it.
-    pub fn start(store: Arc<dyn Store>, interval: Duration) -> (Self, UsageRecorder) {
+    /// Starts the writer (and the retention task: raw events older than
+    /// `retention_days` and rollups older than 400 days are deleted hourly); returns it
+    /// with the recorder that feeds it.
+    pub fn start(
+        store: Arc<dyn Store>,
+        interval: Duration,
+        retention_days: u32,
+    ) -> (Self, UsageRecorder) {
         let tallies = Arc::new(Tallies::default());
         let (stop, stopped) = watch::channel(false);
+        tokio::spawn(prune(store.clone(), retention_days, stopped.clone()));
         let task = tokio::spawn(run(store, tallies.clone(), stopped, interval));
         (
             Self { stop, task },
@@ -139,40 +321,75 @@ impl UsageWriter {
 
 async fn flush(store: &dyn Store, tallies: &Tallies) {
     let quota = tallies.take_quota();
-    if !quota.is_empty()
-        && let Err(error) = store.add_quota_usage(&quota).await
-    {
-        tracing::warn!(%error, users = quota.len(), "quota usage write failed; will retry");
-        metrics::counter!("keyward_usage_write_failures_total").increment(1);
-        for entry in quota {
-            tallies.add_quota(&entry.user_id, &entry.period, entry.units);
-        }
-    }
-    let taken = tallies.take();
-    if taken.is_empty() {
+    let keys = tallies.take();
+    let rollups = tallies.take_rollups();
+    let events = tallies.take_events();
+    if quota.is_empty() && keys.is_empty() && rollups.is_empty() && events.is_empty() {
         return;
     }
-    let batch: Vec<KeyUsage> = taken
-        .iter()
-        .map(|(id, (admitted, at))| KeyUsage {
-            id: KeyId::from_ulid(*id),
-            admitted: *admitted,
-            last_used_at: *at,
-        })
-        .collect();
-    let written = store.record_key_usage(&batch).await;
+    let batch = UsageBatch {
+        keys: keys
+            .iter()
+            .map(|(id, (admitted, at))| KeyUsage {
+                id: KeyId::from_ulid(*id),
+                admitted: *admitted,
+                last_used_at: *at,
+            })
+            .filter(|usage| usage.admitted > 0)
+            .collect(),
+        quota,
+        rollups: rollups
+            .iter()
+            .map(|(key, counts)| Rollup {
+                hour: Utc
+                    .timestamp_opt(key.hour * 3600, 0)
+                    .single()
+                    .unwrap_or_default(),
+                key_id: KeyId::from_ulid(key.key),
+                user_id: counts.user_id.clone(),
+                environment: counts.environment,
+                plan: key.plan.clone(),
+                endpoint: key.endpoint.to_string(),
+                status_code: key.status,
+                code: key.code.as_str().to_owned(),
+                requests: counts.requests,
+                rejected: counts.rejected,
+                units: counts.units,
+                latency: counts.latency,
+            })
+            .collect(),
+        events: events
+            .iter()
+            .flat_map(|(_, events)| events.iter().cloned())
+            .collect(),
+    };
+    let written = store.record_usage(&batch).await;
     metrics::gauge!("keyward_usage_pending_keys").set(if written.is_ok() {
         0.0
     } else {
-        batch.len() as f64
+        keys.len() as f64
     });
     if let Err(error) = written {
-        // Put it back: the next tick retries. The tally is bounded by the number of keys in
-        // use, not by traffic, so nothing ever has to be dropped while the database is away.
-        tracing::warn!(%error, keys = batch.len(), "usage write failed; will retry");
+        // Put everything back: the next tick retries. Counts are bounded by the keys and
+        // tuples in use, not by traffic, so nothing has to be dropped while the database
+        // is away; raw events beyond the buffer are shed (and counted).
+        tracing::warn!(%error, keys = keys.len(), "usage write failed; will retry");
         metrics::counter!("keyward_usage_write_failures_total").increment(1);
-        for (id, (admitted, at)) in taken {
+        for entry in batch.quota {
+            tallies.add_quota(&entry.user_id, &entry.period, entry.units);
+        }
+        for (id, (admitted, at)) in keys {
             tallies.add(id, admitted, at);
+        }
+        for (key, counts) in rollups {
+            tallies.add_rollup(key, counts);
+        }
+        let mut shed = 0;
+        for (shard, events) in events {
+            shed += tallies.add_events(shard, events);
+        }
+        if shed > 0 {
+            metrics::counter!("keyward_usage_events_shed_total").increment(shed);
         }
     }
 }
@@ -192,4 +409,39 @@ async fn run(
         }
     }
     flush(&*store, &tallies).await;
+}
+
+/// Deletes raw events past the retention period and rollups past 400 days, hourly.
+async fn prune(store: Arc<dyn Store>, retention_days: u32, mut stopped: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(3600));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let now = Utc::now();
+                let events_before = now - chrono::Duration::days(i64::from(retention_days));
+                let rollups_before = now - chrono::Duration::days(ROLLUP_RETENTION_DAYS);
+                match store.prune_usage(events_before, rollups_before).await {
+                    Ok(0) => {}
+                    Ok(rows) => tracing::info!(rows, "pruned old usage"),
+                    Err(error) => tracing::warn!(%error, "cannot prune old usage; will retry"),
+                }
+            }
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint_of;
+
+    #[test]
+    fn endpoints_lose_their_query_and_are_cut_at_a_character_boundary() {
+        assert_eq!(endpoint_of("/orders?key=sk_live_x"), "/orders");
+        assert_eq!(endpoint_of("/a#frag"), "/a");
+        let long = "é".repeat(150);
+        let cut = endpoint_of(&long);
+        assert!(cut.len() <= 200 && long.starts_with(cut));
+    }
 }

@@ -129,6 +129,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn record_key_usage(&self, usage: &[KeyUsage]) -> StoreResult<()>;
     /// Adds admitted units to users' monthly quota usage, in one transaction.
     async fn add_quota_usage(&self, usage: &[QuotaUsage]) -> StoreResult<()>;
+    /// Stores one flush of the usage writer — `request_count`/`last_used_at`, quota usage,
+    /// rollup counts (added to existing rows) and raw events — in one transaction, so the
+    /// figures always agree with each other.
+    async fn record_usage(&self, batch: &UsageBatch) -> StoreResult<()>;
+    /// Rollup rows as stored (hours in `[from, to)`, by key and/or user).
+    async fn usage_rollups(&self, filter: &UsageFilter) -> StoreResult<Vec<Rollup>>;
+    /// Deletes raw events and rollups older than the given times; returns rows deleted.
+    async fn prune_usage(
+        &self,
+        events_before: chrono::DateTime<chrono::Utc>,
+        rollups_before: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<u64>;
+    /// A user's plan segments, oldest first (the first opens when the user is created).
+    async fn plan_segments(&self, user_id: &UserId) -> StoreResult<Vec<PlanSegment>>;
+    /// Every plan's price changes, by plan, oldest first.
+    async fn price_history(&self) -> StoreResult<Vec<PriceChange>>;
     /// A user's admitted units in a month (`YYYY-MM`), 0 if none.
     async fn quota_usage(&self, user_id: &UserId, period: &str) -> StoreResult<u64>;
     async fn get_setting(&self, name: &str) -> StoreResult<Option<String>>;

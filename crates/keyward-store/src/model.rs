@@ -562,3 +562,96 @@ pub struct QuotaUsage {
     pub period: String,
     pub units: u64,
 }
+
+/// Upper bounds (ms) of the latency histogram's buckets; one more bucket holds the rest.
+pub const LATENCY_BOUNDS_MS: [u64; 13] =
+    [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000];
+/// Buckets of the latency histogram ([`LATENCY_BOUNDS_MS`] and one for slower responses).
+pub const LATENCY_BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
+
+/// The histogram bucket a response time falls in.
+pub fn latency_bucket(ms: u64) -> usize {
+    LATENCY_BOUNDS_MS
+        .iter()
+        .position(|&bound| ms <= bound)
+        .unwrap_or(LATENCY_BOUNDS_MS.len())
+}
+
+/// Counts of one hour × key × endpoint × status × decision code × plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollup {
+    /// The start of the hour (UTC).
+    pub hour: DateTime<Utc>,
+    pub key_id: KeyId,
+    pub user_id: UserId,
+    pub environment: Environment,
+    /// The user's plan when these requests were checked (the billing segment's plan).
+    pub plan: PlanName,
+    /// `""` when the caller did not name one.
+    pub endpoint: String,
+    pub status_code: u16,
+    pub code: String,
+    pub requests: u64,
+    pub rejected: u64,
+    /// Admitted cost.
+    pub units: u64,
+    /// Responses per [`LATENCY_BOUNDS_MS`] bucket.
+    pub latency: [u64; LATENCY_BUCKETS],
+}
+
+/// One checked request, kept raw for `--usage-retention-days`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageEvent {
+    pub key_id: KeyId,
+    pub user_id: UserId,
+    pub endpoint: String,
+    pub method: String,
+    pub at: DateTime<Utc>,
+    pub response_time_ms: Option<u64>,
+    pub status_code: u16,
+    pub code: String,
+    /// Admitted cost (0 when rejected).
+    pub cost: u64,
+}
+
+/// Everything one flush of the usage writer stores, in one transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageBatch {
+    pub keys: Vec<KeyUsage>,
+    pub quota: Vec<QuotaUsage>,
+    pub rollups: Vec<Rollup>,
+    pub events: Vec<UsageEvent>,
+}
+
+impl UsageBatch {
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+            && self.quota.is_empty()
+            && self.rollups.is_empty()
+            && self.events.is_empty()
+    }
+}
+
+/// Which rollups to read: hours in `[from, to)`, optionally of one key or one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageFilter {
+    pub key_id: Option<KeyId>,
+    pub user_id: Option<UserId>,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// A user's plan from `effective_at` until the next segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanSegment {
+    pub plan: PlanName,
+    pub effective_at: DateTime<Utc>,
+}
+
+/// A plan's price from `effective_at` until the next change (`None`: the plan is free).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceChange {
+    pub plan: PlanName,
+    pub effective_at: DateTime<Utc>,
+    pub price: Option<keyward_core::Price>,
+}

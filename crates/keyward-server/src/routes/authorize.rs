@@ -64,6 +64,9 @@ pub async fn authorize(
         required_scopes: &scopes,
         cost: 1,
         counted: true,
+        endpoint: original_uri(headers).unwrap_or(""),
+        method: original_method(headers).unwrap_or(""),
+        defer_usage: false,
     };
     let decision = match state.verifier.verify(&check, Utc::now()).await {
         Ok(decision) => decision,
@@ -97,6 +100,13 @@ fn original_uri(headers: &HeaderMap) -> Option<&str> {
         .get("x-original-uri")
         .or_else(|| headers.get("x-forwarded-uri"))
         .and_then(|v| v.to_str().ok())
+}
+
+fn original_method(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-original-method")
+        .or_else(|| headers.get("x-forwarded-method"))
+        .and_then(|value| value.to_str().ok())
 }
 
 fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {

@@ -187,6 +187,9 @@ pub async fn verify(
         required_scopes: &scopes,
         cost,
         counted: true,
+        endpoint: request.endpoint.as_deref().unwrap_or(""),
+        method: request.method.as_deref().unwrap_or(""),
+        defer_usage: false,
     };
     let decision = state
         .verifier

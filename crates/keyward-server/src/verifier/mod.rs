@@ -26,7 +26,7 @@ pub use key::{CachedKey, KeyIdDisplay};
 
 use crate::limiter::{LimitCheck, Limiter, Outcome, effective_windows};
 use crate::quota::{Month, QuotaTracker, Reservation, month_status};
-use crate::usage::UsageRecorder;
+use crate::usage::{UsageRecord, UsageRecorder};
 use keyward_limiter::{QuotaCheck, QuotaState};
 
 /// One key check.
@@ -43,6 +43,12 @@ pub struct Check<'a> {
     /// `true` for requests (limited and counted as usage); `false` for a key
     /// authenticating a management call.
     pub counted: bool,
+    /// The endpoint and method the request was for, for usage analytics (`""` if unknown).
+    pub endpoint: &'a str,
+    pub method: &'a str,
+    /// The caller records the usage itself once it knows the status the client got (the
+    /// library layer: the downstream service's status and latency).
+    pub defer_usage: bool,
 }
 
 /// The outcome of a check.
@@ -165,6 +171,11 @@ impl Verifier {
         Ok(verifier)
     }
 
+    /// Records a check whose usage its caller deferred (see [`Check::defer_usage`]).
+    pub fn record_usage(&self, record: &UsageRecord<'_>) {
+        self.usage.record(record);
+    }
+
     pub fn cache(&self) -> &KeyCache {
         &self.cache
     }
@@ -203,9 +214,19 @@ impl Verifier {
             self.meters.decision(decision.code);
             self.meters.decision_seconds.record(elapsed.as_secs_f64());
             if check.counted
+                && !check.defer_usage
                 && let Some(key) = &decision.key
             {
-                self.usage.record(key, decision.code, now);
+                self.usage.record(&UsageRecord {
+                    key,
+                    code: decision.code,
+                    status: decision.code.http_status(),
+                    endpoint: check.endpoint,
+                    method: check.method,
+                    latency: Some(elapsed),
+                    cost: check.cost,
+                    at: now,
+                });
             }
         }
         decision

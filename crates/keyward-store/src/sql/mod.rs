@@ -12,6 +12,7 @@ mod audit;
 mod keys;
 mod plans;
 mod rows;
+mod usage;
 mod users;
 
 use async_trait::async_trait;
@@ -21,8 +22,9 @@ use keyward_core::{KeyHash, KeyId, Plan, PlanName, UserId};
 use super::{Backend, Conn, Db, DbRow, MIGRATOR, PLAN_ORDER, SCHEMA_SNAPSHOT};
 use crate::{
     Actor, AuditFilter, AuditRecord, ChangeEvent, ImportReport, ImportRow, KeyFilter, KeyMaterial,
-    KeyPatch, KeyRecord, KeySpec, KeyUsage, MigrationInfo, NewUser, Page, QuotaUsage, Rotation,
-    Store, StoreError, StoreResult, UserFilter, UserPatch, UserRecord,
+    KeyPatch, KeyRecord, KeySpec, KeyUsage, MigrationInfo, NewUser, Page, PlanSegment, PriceChange,
+    QuotaUsage, Rollup, Rotation, Store, StoreError, StoreResult, UsageBatch, UsageFilter,
+    UserFilter, UserPatch, UserRecord,
 };
 
 /// Runs a read again, once, after a short pause, when it failed on a broken connection (a
@@ -110,6 +112,43 @@ pub(crate) async fn write_audit(
     .bind(details.to_string())
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Adds admitted checks to `request_count` and advances `last_used_at`.
+async fn add_key_usage(conn: &mut Conn, usage: &[KeyUsage]) -> StoreResult<()> {
+    for entry in usage {
+        sqlx::query(
+            "UPDATE api_keys SET request_count = request_count + $2,
+                 last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $3 THEN $3
+                                     ELSE last_used_at END
+             WHERE id = $1",
+        )
+        .bind(entry.id.as_str())
+        .bind(rows::int(entry.admitted))
+        .bind(rows::ts(entry.last_used_at))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Adds admitted units to users' monthly quota usage.
+async fn add_quota(conn: &mut Conn, usage: &[QuotaUsage], at: DateTime<Utc>) -> StoreResult<()> {
+    let at = rows::ts(at);
+    for entry in usage {
+        sqlx::query(
+            "INSERT INTO quota_usage (user_id, period, units, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (user_id, period) DO UPDATE SET units = quota_usage.units + excluded.units,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(entry.user_id.as_str())
+        .bind(&entry.period)
+        .bind(rows::int(entry.units))
+        .bind(&at)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 
@@ -245,19 +284,7 @@ impl Store for Backend {
             return Ok(());
         }
         let mut tx = self.write().await?;
-        for entry in usage {
-            sqlx::query(
-                "UPDATE api_keys SET request_count = request_count + $2,
-                     last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $3 THEN $3
-                                         ELSE last_used_at END
-                 WHERE id = $1",
-            )
-            .bind(entry.id.as_str())
-            .bind(rows::int(entry.admitted))
-            .bind(rows::ts(entry.last_used_at))
-            .execute(&mut *tx)
-            .await?;
-        }
+        add_key_usage(&mut tx, usage).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -266,23 +293,34 @@ impl Store for Backend {
         if usage.is_empty() {
             return Ok(());
         }
-        let at = rows::ts(now());
         let mut tx = self.write().await?;
-        for entry in usage {
-            sqlx::query(
-                "INSERT INTO quota_usage (user_id, period, units, updated_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (user_id, period) DO UPDATE SET units = quota_usage.units + excluded.units,
-                     updated_at = excluded.updated_at",
-            )
-            .bind(entry.user_id.as_str())
-            .bind(&entry.period)
-            .bind(rows::int(entry.units))
-            .bind(&at)
-            .execute(&mut *tx)
-            .await?;
-        }
+        add_quota(&mut tx, usage, now()).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn record_usage(&self, batch: &UsageBatch) -> StoreResult<()> {
+        usage::record(self, batch).await
+    }
+
+    async fn usage_rollups(&self, filter: &UsageFilter) -> StoreResult<Vec<Rollup>> {
+        retry_read(|| usage::rollups(self, filter)).await
+    }
+
+    async fn prune_usage(
+        &self,
+        events_before: DateTime<Utc>,
+        rollups_before: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        usage::prune(self, events_before, rollups_before).await
+    }
+
+    async fn plan_segments(&self, user_id: &UserId) -> StoreResult<Vec<PlanSegment>> {
+        retry_read(|| usage::segments(self, user_id)).await
+    }
+
+    async fn price_history(&self) -> StoreResult<Vec<PriceChange>> {
+        retry_read(|| usage::prices(self)).await
     }
 
     async fn quota_usage(&self, user_id: &UserId, period: &str) -> StoreResult<u64> {

@@ -57,6 +57,7 @@ pub(super) async fn put(store: &Backend, plan: &Plan, actor: &Actor) -> StoreRes
     .bind(ts(at))
     .execute(&mut *tx)
     .await?;
+    super::usage::note_price(&mut tx, &plan.name, spec.price.as_ref(), at).await?;
     write_audit(
         &mut tx,
         at,

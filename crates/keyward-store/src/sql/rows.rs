@@ -59,7 +59,7 @@ pub(crate) fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
-fn parsed<T, E: std::fmt::Display>(
+pub(crate) fn parsed<T, E: std::fmt::Display>(
     what: &str,
     raw: &str,
     parse: impl FnOnce(&str) -> Result<T, E>,
@@ -67,12 +67,12 @@ fn parsed<T, E: std::fmt::Display>(
     parse(raw).map_err(|error| StoreError::corrupt(what, format!("{raw:?}: {error}")))
 }
 
-fn get_u64(row: &DbRow, column: &str) -> StoreResult<u64> {
+pub(crate) fn get_u64(row: &DbRow, column: &str) -> StoreResult<u64> {
     let value: i64 = row.try_get(column)?;
     u64::try_from(value).map_err(|error| StoreError::corrupt(column, error))
 }
 
-fn get_opt_u64(row: &DbRow, column: &str) -> StoreResult<Option<u64>> {
+pub(crate) fn get_opt_u64(row: &DbRow, column: &str) -> StoreResult<Option<u64>> {
     let value: Option<i64> = row.try_get(column)?;
     value
         .map(|v| u64::try_from(v).map_err(|error| StoreError::corrupt(column, error)))
