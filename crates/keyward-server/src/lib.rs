@@ -12,6 +12,7 @@ pub mod layer;
 pub mod limiter;
 pub mod openapi;
 pub mod quota;
+pub mod reports;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -181,6 +181,8 @@ impl Modify for Security {
         crate::routes::users::list, crate::routes::users::create, crate::routes::users::show,
         crate::routes::users::update, crate::routes::users::delete, crate::routes::users::revoke_keys,
         crate::routes::plans::list, crate::routes::plans::put,
+        crate::routes::usage::key_usage, crate::routes::usage::user_usage,
+        crate::routes::usage::invoice, crate::routes::usage::summary, crate::routes::usage::audit,
         crate::routes::verify::verify, crate::routes::authorize::authorize,
         crate::routes::health::healthz, crate::routes::health::readyz,
         crate::routes::health::metrics, crate::routes::health::openapi,

@@ -52,6 +52,40 @@ pub enum Command {
     Db(DbCommand),
     /// Import keys another system stored as SHA-256 hashes, so their holders keep working.
     Import(ImportArgs),
+    /// A user's usage in a month: requests, rejections, units, by day and by key, quota.
+    Usage {
+        user_id: String,
+        /// The month, YYYY-MM (UTC). Default: the current one.
+        #[arg(long, value_name = "YYYY-MM")]
+        period: Option<String>,
+    },
+    /// Invoices: one user's, or every user's as CSV or JSON.
+    #[command(subcommand)]
+    Billing(BillingCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BillingCommand {
+    /// A user's invoice for a month (prorated per plan segment, CONTRACT §10).
+    Invoice {
+        user_id: String,
+        /// The month, YYYY-MM (UTC). Default: the current one.
+        #[arg(long, value_name = "YYYY-MM")]
+        period: Option<String>,
+    },
+    /// Every user's invoice for a month, one line per row (csv) or one document (json).
+    Export {
+        #[arg(long, value_name = "YYYY-MM")]
+        period: Option<String>,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -85,6 +119,13 @@ pub enum KeysCommand {
         /// The new key expires after N days.
         #[arg(long, value_name = "N")]
         expires_in_days: Option<u32>,
+    },
+    /// A key's usage over the last N days: by day, endpoint and status.
+    Usage {
+        key_id: String,
+        /// Days back, today included (1–400).
+        #[arg(long, value_name = "N", default_value = "30")]
+        days: u32,
     },
 }
 

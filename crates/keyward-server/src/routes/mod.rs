@@ -5,6 +5,7 @@ pub mod authorize;
 pub mod health;
 pub mod keys;
 pub mod plans;
+pub mod usage;
 pub mod users;
 pub mod verify;
 
@@ -38,6 +39,11 @@ pub fn router(state: AppState) -> Router {
             get(keys::show).patch(keys::update).delete(keys::revoke),
         )
         .route("/v1/keys/{id}/rotate", post(keys::rotate))
+        .route("/v1/keys/{id}/usage", get(usage::key_usage))
+        .route("/v1/users/{user_id}/usage", get(usage::user_usage))
+        .route("/v1/users/{user_id}/invoice", get(usage::invoice))
+        .route("/v1/usage/summary", get(usage::summary))
+        .route("/v1/audit", get(usage::audit))
         .route("/v1/users", get(users::list).post(users::create))
         .route(
             "/v1/users/{user_id}",

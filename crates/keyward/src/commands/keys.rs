@@ -45,6 +45,10 @@ pub async fn run(context: &Context, command: KeysCommand) -> CliResult {
             grace_period,
             expires_in_days,
         } => rotate(context, &key_id, &grace_period, expires_in_days).await,
+        KeysCommand::Usage { key_id, days } => {
+            let id = key_id_arg(&key_id)?;
+            super::usage::key(context, &id, days).await
+        }
     }
 }
 

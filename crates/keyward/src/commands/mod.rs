@@ -1,10 +1,12 @@
 //! One module per subcommand; each opens the store, does one thing and prints the result.
 
+mod billing;
 mod db;
 mod import;
 mod keys;
 mod plans;
 mod serve;
+mod usage;
 mod users;
 
 use std::sync::Arc;
@@ -43,6 +45,10 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Plans(command) => plans::run(&context, command).await,
         Command::Db(command) => db::run(&context, command).await,
         Command::Import(args) => import::run(&context, args).await,
+        Command::Usage { user_id, period } => {
+            usage::user(&context, &user_id, period.as_deref()).await
+        }
+        Command::Billing(command) => billing::run(&context, command).await,
         Command::Serve(_) => Ok(()),
     }
 }
@@ -72,6 +78,28 @@ pub fn parse_meta(entries: &[String]) -> CliResult<Map<String, Value>> {
             ))),
         })
         .collect()
+}
+
+/// The `--period` of a usage or billing command (default: the current month).
+pub fn period_arg(raw: Option<&str>) -> CliResult<keyward_core::billing::Period> {
+    match raw {
+        Some(raw) => parse_arg("--period", raw, keyward_core::billing::Period::parse),
+        None => Ok(keyward_core::billing::Period::of(chrono::Utc::now())),
+    }
+}
+
+/// A user id argument; a malformed one names no user (exit 1, as the API's 404).
+pub fn user_id_arg(value: &str) -> CliResult<keyward_core::UserId> {
+    keyward_core::UserId::parse(value)
+        .map_err(|_| CliError::failure(format!("user `{value}` not found")))
+}
+
+/// Maps "not found" to one sentence naming what was asked for.
+pub fn named_not_found(error: StoreError, what: &str, id: &str) -> CliError {
+    match error {
+        StoreError::NotFound(_) => CliError::failure(format!("{what} `{id}` not found")),
+        other => other.into(),
+    }
 }
 
 /// Parses a command-line value with a domain parser, as a usage error naming the option.

@@ -1,0 +1,176 @@
+//! Usage reports, invoices and the audit log (read-only).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use keyward_core::billing::Period;
+use keyward_core::{KeyId, UserId};
+use keyward_store::{AuditAction, AuditFilter, PageRequest};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{AdminOnly, AdminOrSelf, ApiQuery, field, now};
+use crate::error::{ApiError, ApiResult};
+use crate::reports::{self, MAX_DAYS};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DaysQuery {
+    /// Days back, today included (1–400).
+    pub days: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodQuery {
+    /// A month, `YYYY-MM` (UTC); default the current one.
+    pub period: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    pub user_id: Option<String>,
+    pub key_id: Option<String>,
+    pub action: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+fn days(query: &DaysQuery, default: u32) -> ApiResult<u32> {
+    let days = query.days.unwrap_or(default);
+    if (1..=MAX_DAYS).contains(&days) {
+        Ok(days)
+    } else {
+        Err(ApiError::validation(
+            "days",
+            format!("must be between 1 and {MAX_DAYS}"),
+        ))
+    }
+}
+
+/// The requested month, or the current one.
+pub fn period(raw: Option<&str>) -> ApiResult<Period> {
+    match raw {
+        Some(raw) => field("period", raw, Period::parse),
+        None => Ok(Period::of(now())),
+    }
+}
+
+fn path_user(raw: &str) -> ApiResult<UserId> {
+    UserId::parse(raw).map_err(|_| ApiError::NotFound("user"))
+}
+
+#[utoipa::path(get, path = "/v1/keys/{id}/usage", tag = "usage", params(("id" = String, Path), DaysQuery),
+    responses((status = 200, description = "`{key_id, days, total_requests, rejected_requests, units, by_day, by_endpoint, by_status}`", body = Object),
+        (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("admin" = []), ("key" = [])))]
+pub async fn key_usage(
+    State(state): State<AppState>,
+    AdminOrSelf(caller, _): AdminOrSelf,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<DaysQuery>,
+) -> ApiResult<Json<Value>> {
+    let days = days(&query, 30)?;
+    let key = super::keys::visible_key(&state, &caller, &id).await?;
+    Ok(Json(
+        reports::key_usage(&*state.store, &key.id, days, now()).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/users/{user_id}/usage", tag = "usage", params(("user_id" = String, Path), PeriodQuery),
+    responses((status = 200, description = "`{user_id, period, requests, rejected, units, by_day, by_key, quota}`", body = Object),
+        (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("admin" = [])))]
+pub async fn user_usage(
+    State(state): State<AppState>,
+    _: AdminOnly,
+    Path(user_id): Path<String>,
+    ApiQuery(query): ApiQuery<PeriodQuery>,
+) -> ApiResult<Json<Value>> {
+    let period = period(query.period.as_deref())?;
+    let user_id = path_user(&user_id)?;
+    Ok(Json(
+        reports::user_usage(&*state.store, &user_id, period, now()).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/users/{user_id}/invoice", tag = "usage", params(("user_id" = String, Path), PeriodQuery),
+    responses((status = 200, description = "`{user_id, period, currency, lines: [{kind, plan, from, to, quantity, amount_cents}], total_cents}`", body = Object),
+        (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("admin" = [])))]
+pub async fn invoice(
+    State(state): State<AppState>,
+    _: AdminOnly,
+    Path(user_id): Path<String>,
+    ApiQuery(query): ApiQuery<PeriodQuery>,
+) -> ApiResult<Json<Value>> {
+    let period = period(query.period.as_deref())?;
+    let user_id = path_user(&user_id)?;
+    let invoice = reports::invoice(&*state.store, &user_id, period, now()).await?;
+    Ok(Json(json!(invoice)))
+}
+
+#[utoipa::path(get, path = "/v1/usage/summary", tag = "usage", params(DaysQuery),
+    responses((status = 200, description = "`{days, requests, rejected, by_code, top_keys, top_endpoints, latency_ms: {p50, p95, p99}}`", body = Object),
+        (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("admin" = [])))]
+pub async fn summary(
+    State(state): State<AppState>,
+    _: AdminOnly,
+    ApiQuery(query): ApiQuery<DaysQuery>,
+) -> ApiResult<Json<Value>> {
+    let days = days(&query, 7)?;
+    Ok(Json(reports::summary(&*state.store, days, now()).await?))
+}
+
+#[utoipa::path(get, path = "/v1/audit", tag = "usage", params(AuditQuery),
+    responses((status = 200, description = "`{records: [{id, at, actor, action, user_id, key_id, ip, details}], next_cursor}`, newest first", body = Object),
+        (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("admin" = [])))]
+pub async fn audit(
+    State(state): State<AppState>,
+    _: AdminOnly,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation("limit", "must be between 1 and 1000"));
+    }
+    let action = query
+        .action
+        .as_deref()
+        .map(|raw| {
+            AuditAction::parse(raw).ok_or_else(|| {
+                ApiError::validation(
+                    "action",
+                    format!(
+                        "must be one of {}",
+                        AuditAction::ALL.map(AuditAction::as_str).join(", ")
+                    ),
+                )
+            })
+        })
+        .transpose()?;
+    let filter = AuditFilter {
+        user_id: query
+            .user_id
+            .as_deref()
+            .map(|raw| field("user_id", raw, UserId::parse))
+            .transpose()?,
+        key_id: query
+            .key_id
+            .as_deref()
+            .map(|raw| field("key_id", raw, KeyId::parse))
+            .transpose()?,
+        action,
+        page: PageRequest {
+            limit,
+            cursor: query.cursor,
+        },
+    };
+    let page = state.store.list_audit(&filter).await?;
+    Ok(Json(
+        json!({"records": page.items, "next_cursor": page.next_cursor}),
+    ))
+}

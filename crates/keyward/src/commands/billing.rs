@@ -1,0 +1,136 @@
+//! `keyward billing`: a user's invoice (the document of `GET /v1/users/{id}/invoice`), and
+//! every user's invoices for a month as CSV or JSON.
+
+use chrono::Utc;
+use keyward_core::billing::{Invoice, LineKind, Period};
+use keyward_server::reports;
+use keyward_store::{PageRequest, UserFilter};
+use serde_json::json;
+
+use super::{Context, named_not_found, period_arg, user_id_arg};
+use crate::cli::{BillingCommand, ExportFormat};
+use crate::error::{CliError, CliResult};
+use crate::output;
+
+pub async fn run(context: &Context, command: BillingCommand) -> CliResult {
+    match command {
+        BillingCommand::Invoice { user_id, period } => {
+            let period = period_arg(period.as_deref())?;
+            let id = user_id_arg(&user_id)?;
+            let invoice = reports::invoice(&*context.store, &id, period, Utc::now())
+                .await
+                .map_err(|e| named_not_found(e, "user", &user_id))?;
+            if context.json {
+                return output::json(&invoice);
+            }
+            print_invoice(&invoice);
+            Ok(())
+        }
+        BillingCommand::Export { period, format } => {
+            let period = period_arg(period.as_deref())?;
+            export(context, period, format).await
+        }
+    }
+}
+
+fn dollars(cents: u64) -> String {
+    format!("${}.{:02}", cents / 100, cents % 100)
+}
+
+fn kind(kind: LineKind) -> &'static str {
+    match kind {
+        LineKind::Base => "base",
+        LineKind::Overage => "overage",
+    }
+}
+
+fn print_invoice(invoice: &Invoice) {
+    println!(
+        "invoice for {} — {} ({})",
+        invoice.user_id, invoice.period, invoice.currency
+    );
+    let mut table = output::table(["KIND", "PLAN", "FROM", "TO", "QUANTITY", "AMOUNT"]);
+    for line in &invoice.lines {
+        table.add_row([
+            kind(line.kind).to_owned(),
+            line.plan.to_string(),
+            output::time(Some(line.from)),
+            output::time(Some(line.to)),
+            line.quantity.to_string(),
+            dollars(line.amount_cents),
+        ]);
+    }
+    println!("{table}");
+    println!("total: {}", dollars(invoice.total_cents));
+}
+
+/// Every (not deleted) user's invoice for `period`.
+async fn invoices(context: &Context, period: Period) -> CliResult<Vec<Invoice>> {
+    let now = Utc::now();
+    let mut invoices = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = context
+            .store
+            .list_users(&UserFilter {
+                plan: None,
+                page: PageRequest {
+                    limit: 1000,
+                    cursor: cursor.take(),
+                },
+            })
+            .await?;
+        for user in &page.items {
+            invoices.push(reports::invoice(&*context.store, &user.user_id, period, now).await?);
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    invoices.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    Ok(invoices)
+}
+
+async fn export(context: &Context, period: Period, format: ExportFormat) -> CliResult {
+    let invoices = invoices(context, period).await?;
+    if context.json || matches!(format, ExportFormat::Json) {
+        return output::json(&json!({"period": period.to_string(), "invoices": invoices}));
+    }
+    let mut writer = csv::Writer::from_writer(std::io::stdout());
+    let write_error = |error: csv::Error| CliError::failure(format!("cannot write CSV: {error}"));
+    writer
+        .write_record([
+            "user_id",
+            "period",
+            "kind",
+            "plan",
+            "from",
+            "to",
+            "quantity",
+            "amount_cents",
+            "invoice_total_cents",
+        ])
+        .map_err(write_error)?;
+    for invoice in &invoices {
+        for line in &invoice.lines {
+            writer
+                .write_record([
+                    invoice.user_id.clone(),
+                    invoice.period.clone(),
+                    kind(line.kind).to_owned(),
+                    line.plan.to_string(),
+                    keyward_core::time::format(&line.from),
+                    keyward_core::time::format(&line.to),
+                    line.quantity.to_string(),
+                    line.amount_cents.to_string(),
+                    invoice.total_cents.to_string(),
+                ])
+                .map_err(write_error)?;
+        }
+    }
+    writer
+        .flush()
+        .map_err(|error| CliError::failure(format!("cannot write CSV: {error}")))?;
+    Ok(())
+}
