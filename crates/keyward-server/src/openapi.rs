@@ -296,6 +296,6 @@ mod tests {
     fn the_document_is_openapi_3_1_with_every_route() {
         let document = document();
         assert_eq!(document["openapi"], "3.1.0");
-        assert_eq!(document["paths"].as_object().unwrap().len(), 14);
+        assert_eq!(document["paths"].as_object().unwrap().len(), 19);
     }
 }

@@ -100,14 +100,15 @@ pub async fn key_usage(
     let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
     for rollup in &rollups {
         total.add(rollup);
-        by_day.entry(rollup.hour.date_naive()).or_default().add(rollup);
+        by_day
+            .entry(rollup.hour.date_naive())
+            .or_default()
+            .add(rollup);
         by_endpoint
             .entry(rollup.endpoint.clone())
             .or_default()
             .add(rollup);
-        *by_status
-            .entry(rollup.status_code.to_string())
-            .or_default() += rollup.requests;
+        *by_status.entry(rollup.status_code.to_string()).or_default() += rollup.requests;
     }
     let by_day: Vec<Value> = dates(from.date_naive(), now.date_naive())
         .into_iter()
@@ -160,7 +161,10 @@ pub async fn user_usage(
     let mut by_key: HashMap<String, Counts> = HashMap::new();
     for rollup in &rollups {
         total.add(rollup);
-        by_day.entry(rollup.hour.date_naive()).or_default().add(rollup);
+        by_day
+            .entry(rollup.hour.date_naive())
+            .or_default()
+            .add(rollup);
         by_key
             .entry(rollup.key_id.to_string())
             .or_default()
@@ -282,8 +286,7 @@ fn price_at(
 ) -> Option<keyward_core::Price> {
     history
         .iter()
-        .filter(|change| &change.plan == plan && change.effective_at <= at)
-        .next_back()
+        .rfind(|change| &change.plan == plan && change.effective_at <= at)
         .or_else(|| history.iter().find(|change| &change.plan == plan))
         .and_then(|change| change.price.clone())
 }

@@ -563,7 +563,7 @@ fn plans_can_be_listed_and_set() {
 fn db_commands_migrate_roll_back_and_report() {
     let session = Session::new();
     let applied = session.json(&["db", "migrate"]);
-    assert_eq!(applied["applied"].as_array().unwrap().len(), 5);
+    assert_eq!(applied["applied"].as_array().unwrap().len(), 6);
     let status = session.json(&["db", "status"]);
     assert!(
         status["migrations"]

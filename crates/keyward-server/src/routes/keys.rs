@@ -113,7 +113,11 @@ fn view_with_secret(key: &KeyRecord, secret: &str) -> Value {
 }
 
 /// A key the caller may act on: any for the admin; its own user's for a key (else 404).
-pub(crate) async fn visible_key(state: &AppState, caller: &Caller, id: &str) -> ApiResult<KeyRecord> {
+pub(crate) async fn visible_key(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<KeyRecord> {
     let key = state.store.get_key(&path_key(id)?).await?;
     if caller.can_see(&key.user_id) {
         Ok(key)
