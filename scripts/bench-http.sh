@@ -5,7 +5,8 @@
 # rejected (an exhausted key), GET /v1/authorize on a second server whose limits live
 # in Redis (a throwaway redis-server on loopback), and GET /v1/authorize on a third server
 # on PostgreSQL + Redis (a throwaway cluster from scripts/postgres.sh) — the multi-node
-# deployment's node. Prints requests/s and p50/p99 for each, and the ratios.
+# deployment's node, and GET /v1/authorize on a fourth server with usage tracking off
+# (`--usage off`, same database). Prints requests/s and p50/p99 for each, and the ratios.
 # The three endpoints are loaded in turn for ROUNDS rounds (default 3) and each figure is
 # the median over the rounds, so a slow moment of the machine does not skew one endpoint.
 #
@@ -34,9 +35,10 @@ pid=""
 redis_pid=""
 pid2=""
 pid3=""
+pid4=""
 pg_dir=""
 cleanup() {
-  for p in "$pid" "$pid2" "$pid3" "$redis_pid"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+  for p in "$pid" "$pid2" "$pid3" "$pid4" "$redis_pid"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
   wait 2>/dev/null || true
   if [ -n "$pg_dir" ]; then scripts/postgres.sh stop "$pg_dir"; rm -rf "$pg_dir" "$pg_dir.initdb.log"; fi
   rm -rf "$work"
@@ -63,6 +65,16 @@ new_key() { # user plan
 key=$(new_key bench unmetered)
 "$bin" plans set exhausted --per-day 1 >/dev/null
 limited=$(new_key limited exhausted)
+
+# The same database served with usage tracking off, for the cost of usage tracking.
+"$bin" serve --listen 127.0.0.1:0 --usage off >"$work/out4" 2>"$work/log4" &
+pid4=$!
+for _ in $(seq 1 100); do
+  base4=$(sed -n 's/^keyward listening on //p' "$work/out4")
+  [ -n "$base4" ] && break
+  sleep 0.1
+done
+[ -n "${base4:-}" ] || { cat "$work/log4" >&2; echo "the usage-off server did not start" >&2; exit 1; }
 
 # A second server on another database, its limits in a throwaway Redis.
 redis_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -139,6 +151,7 @@ for round in $(seq 1 "$rounds"); do
   run rejected "$round" "$base/v1/authorize" "$work/rejected.lua"
   run redis "$round" "$base2/v1/authorize" "$work/authorize-redis.lua"
   run postgres "$round" "$base3/v1/authorize" "$work/authorize-pg.lua"
+  run usage_off "$round" "$base4/v1/authorize" "$work/authorize.lua"
 done
 # Where the Redis case's time goes: Redis's own CPU per script run.
 redis-cli -p "$redis_port" info commandstats | grep -E '^cmdstat_evalsha:' | tr -d '\r' |
@@ -162,7 +175,7 @@ def figures(slug):
         errors += int(match.group(1)) if match else 0
     return statistics.median(rps), statistics.median(p50), statistics.median(p99), errors, rps
 
-rows = {slug: figures(slug) for slug in ("healthz", "verify", "authorize", "rejected", "redis", "postgres")}
+rows = {slug: figures(slug) for slug in ("healthz", "verify", "authorize", "rejected", "redis", "postgres", "usage_off")}
 labels = {
     "healthz": "GET /healthz",
     "verify": "POST /v1/verify",
@@ -170,6 +183,7 @@ labels = {
     "rejected": "authorize, 90% 429",
     "redis": "authorize via Redis",
     "postgres": "authorize, PG + Redis",
+    "usage_off": "authorize, usage off",
 }
 for slug, (rps, p50, p99, errors, each) in rows.items():
     runs = " ".join(f"{r:.0f}" for r in each)
@@ -180,4 +194,5 @@ print(f"ratio authorize/healthz  {rows['authorize'][0] / health:.2f}")
 print(f"ratio 90%-rejected/admitted authorize  {rows['rejected'][0] / rows['authorize'][0]:.2f}")
 print(f"ratio Redis/in-process authorize       {rows['redis'][0] / rows['authorize'][0]:.2f}")
 print(f"ratio PG+Redis node / SQLite+in-process node, authorize  {rows['postgres'][0] / rows['authorize'][0]:.2f}")
+print(f"ratio usage on / usage off, authorize    {rows['authorize'][0] / rows['usage_off'][0]:.2f}")
 PY
