@@ -223,6 +223,14 @@ impl TestServer {
         self.dir.path().join("server.log")
     }
 
+    /// Kills the process at once (SIGKILL): nothing is flushed.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Sends SIGTERM and waits for the process; returns its status and everything it printed.
     pub fn stop(&mut self) -> (ExitStatus, String) {
         let mut child = self.child.take().expect("running");
