@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub usage_retention_days: u32,
     /// Most keys the in-process cache holds.
     pub key_cache_capacity: u64,
+    /// Billing sinks (none by default).
+    pub billing: crate::billing::BillingSettings,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -49,6 +51,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("usage", &self.usage)
             .field("usage_retention_days", &self.usage_retention_days)
             .field("key_cache_capacity", &self.key_cache_capacity)
+            .field("billing", &self.billing)
             .finish()
     }
 }
@@ -69,6 +72,12 @@ impl Default for ServerConfig {
             usage: true,
             usage_retention_days: 30,
             key_cache_capacity: 2_000_000,
+            billing: crate::billing::BillingSettings {
+                max_attempts: 8,
+                retry_base: Duration::from_secs(1),
+                meter_delay: Duration::from_secs(300),
+                ..crate::billing::BillingSettings::default()
+            },
         }
     }
 }

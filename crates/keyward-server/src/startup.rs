@@ -50,6 +50,8 @@ pub struct EngineConfig {
     pub usage: bool,
     /// Days raw usage events are kept.
     pub usage_retention_days: u32,
+    /// Billing sinks; the metering and delivery task runs when one is configured.
+    pub billing: crate::billing::BillingSettings,
 }
 
 impl EngineConfig {
@@ -66,6 +68,7 @@ impl EngineConfig {
             },
             usage: true,
             usage_retention_days: 30,
+            billing: crate::billing::BillingSettings::default(),
         }
     }
 }
@@ -123,6 +126,9 @@ impl Engine {
         spawn_limiter_sweeper(memory_limiter, stopped.clone());
         if let Some(failover) = &failover {
             spawn_redis_probe(failover.clone(), stopped.clone());
+        }
+        if config.billing.is_enabled() {
+            crate::billing::spawn(store.clone(), config.billing.clone(), stopped.clone());
         }
         let feed = Arc::new(ChangeFeed::new(store.clone(), verifier.clone(), after));
         let listener = match ChangeListener::connect(&config.database_url).await {
@@ -244,6 +250,7 @@ impl Application {
             },
             usage: config.usage,
             usage_retention_days: config.usage_retention_days,
+            billing: config.billing.clone(),
         })
         .await?;
         let admin_token =

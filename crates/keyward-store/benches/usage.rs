@@ -79,7 +79,7 @@ async fn keys_in(store: &dyn Store) -> Vec<KeyId> {
         .expect("user");
     let mut ids = Vec::new();
     for i in 0..100 {
-        let spec = keyward_store::KeySpec::new("bench".parse().unwrap(), &format!("k{i}"));
+        let spec = keyward_store::KeySpec::new("bench".parse().unwrap(), format!("k{i}"));
         let (_, key) = keyward_store::issue_key(store, &spec, &keyward_store::Actor::cli())
             .await
             .expect("key");

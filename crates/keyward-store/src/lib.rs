@@ -145,10 +145,46 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn plan_segments(&self, user_id: &UserId) -> StoreResult<Vec<PlanSegment>>;
     /// Every plan's price changes, by plan, oldest first.
     async fn price_history(&self) -> StoreResult<Vec<PriceChange>>;
+
+    // --- billing outbox ---------------------------------------------------------------
+    /// Adds events to the outbox; an id already there is the same event and is ignored.
+    async fn add_billing_events(&self, events: &[BillingEvent]) -> StoreResult<()>;
+    /// Opens deliveries to `sink` for events created since `since`, then claims up to
+    /// `limit` due ones until `lease_until` (so no other node sends them meanwhile).
+    async fn claim_deliveries(
+        &self,
+        sink: &str,
+        since: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+        lease_until: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Delivery>>;
+    /// Records how an attempt ended (one more attempt counted).
+    async fn finish_delivery(
+        &self,
+        event_id: &str,
+        sink: &str,
+        outcome: &DeliveryOutcome,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()>;
+    /// Deliveries, newest events first, optionally of one status.
+    async fn list_deliveries(
+        &self,
+        status: Option<DeliveryStatus>,
+        limit: u32,
+    ) -> StoreResult<Vec<Delivery>>;
+    /// Outbox events created in `[from, to)`, oldest first.
+    async fn billing_events(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<BillingEvent>>;
     /// A user's admitted units in a month (`YYYY-MM`), 0 if none.
     async fn quota_usage(&self, user_id: &UserId, period: &str) -> StoreResult<u64>;
     async fn get_setting(&self, name: &str) -> StoreResult<Option<String>>;
     /// Stores `value` unless the setting exists; returns whether it was stored (so that of
+    /// Sets a setting, replacing any value.
+    async fn put_setting(&self, name: &str, value: &str) -> StoreResult<()>;
     /// several nodes starting at once, exactly one wins).
     async fn insert_setting_if_absent(&self, name: &str, value: &str) -> StoreResult<bool>;
     /// Cheap round trip proving the database answers (readiness).

@@ -73,6 +73,14 @@ pub enum BillingCommand {
         #[arg(long, value_name = "YYYY-MM")]
         period: Option<String>,
     },
+    /// The billing outbox: each event's delivery to each sink, newest first.
+    Outbox {
+        /// Only deliveries in this state.
+        #[arg(long, value_enum)]
+        status: Option<OutboxStatus>,
+        #[arg(long, default_value = "100", value_parser = clap::value_parser!(u32).range(1..=10000))]
+        limit: u32,
+    },
     /// Every user's invoice for a month, one line per row (csv) or one document (json).
     Export {
         #[arg(long, value_name = "YYYY-MM")]
@@ -80,6 +88,14 @@ pub enum BillingCommand {
         #[arg(long, value_enum, default_value = "csv")]
         format: ExportFormat,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OutboxStatus {
+    Pending,
+    Delivered,
+    Skipped,
+    Dead,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -305,6 +321,45 @@ pub struct ServeArgs {
     /// Most keys the in-process cache holds. Default 2000000.
     #[arg(long, env = "KEYWARD_KEY_CACHE_CAPACITY", value_name = "N")]
     pub key_cache_capacity: Option<u64>,
+    /// Deliver billing events (JSON, signed) to this URL.
+    #[arg(long, env = "KEYWARD_BILLING_WEBHOOK_URL", value_name = "URL")]
+    pub billing_webhook_url: Option<String>,
+    /// The HMAC-SHA256 secret of the webhook's `Keyward-Signature`.
+    #[arg(
+        long,
+        env = "KEYWARD_BILLING_WEBHOOK_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub billing_webhook_secret: Option<String>,
+    /// Stripe's API base URL. Default https://api.stripe.com.
+    #[arg(long, env = "KEYWARD_BILLING_STRIPE_BASE_URL", value_name = "URL")]
+    pub stripe_base_url: Option<String>,
+    /// Send meter events to Stripe Billing with this secret key.
+    #[arg(
+        long,
+        env = "KEYWARD_BILLING_STRIPE_SECRET_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub stripe_secret_key: Option<String>,
+    /// The Stripe meter's event name. Default `api_requests`.
+    #[arg(long, env = "KEYWARD_BILLING_STRIPE_EVENT_NAME", value_name = "NAME")]
+    pub stripe_event_name: Option<String>,
+    /// Delivery attempts before a billing event is dead-lettered (1–100). Default 8.
+    #[arg(long, env = "KEYWARD_BILLING_MAX_ATTEMPTS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub billing_max_attempts: Option<u32>,
+    /// The first retry's delay in milliseconds; each further one doubles (with jitter).
+    /// Default 1000.
+    #[arg(long, env = "KEYWARD_BILLING_RETRY_BASE_MS", value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub billing_retry_base_ms: Option<u64>,
+    /// Seconds after an hour ends before its usage is metered. Default 300.
+    #[arg(
+        long,
+        env = "KEYWARD_BILLING_METER_DELAY_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub billing_meter_delay_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]

@@ -25,6 +25,14 @@ pub struct FileConfig {
     pub usage: Option<crate::cli::UsageMode>,
     pub usage_retention_days: Option<u32>,
     pub key_cache_capacity: Option<u64>,
+    pub billing_webhook_url: Option<String>,
+    pub billing_webhook_secret: Option<String>,
+    pub stripe_base_url: Option<String>,
+    pub stripe_secret_key: Option<String>,
+    pub stripe_event_name: Option<String>,
+    pub billing_max_attempts: Option<u32>,
+    pub billing_retry_base_ms: Option<u64>,
+    pub billing_meter_delay_seconds: Option<u64>,
 }
 
 impl FileConfig {

@@ -9,6 +9,7 @@
 //! are `$n`.
 
 mod audit;
+mod billing;
 mod keys;
 mod plans;
 mod rows;
@@ -21,10 +22,10 @@ use keyward_core::{KeyHash, KeyId, Plan, PlanName, UserId};
 
 use super::{Backend, Conn, Db, DbRow, MIGRATOR, PLAN_ORDER, SCHEMA_SNAPSHOT};
 use crate::{
-    Actor, AuditFilter, AuditRecord, ChangeEvent, ImportReport, ImportRow, KeyFilter, KeyMaterial,
-    KeyPatch, KeyRecord, KeySpec, KeyUsage, MigrationInfo, NewUser, Page, PlanSegment, PriceChange,
-    QuotaUsage, Rollup, Rotation, Store, StoreError, StoreResult, UsageBatch, UsageFilter,
-    UserFilter, UserPatch, UserRecord,
+    Actor, AuditFilter, AuditRecord, BillingEvent, ChangeEvent, Delivery, DeliveryOutcome,
+    DeliveryStatus, ImportReport, ImportRow, KeyFilter, KeyMaterial, KeyPatch, KeyRecord, KeySpec,
+    KeyUsage, MigrationInfo, NewUser, Page, PlanSegment, PriceChange, QuotaUsage, Rollup, Rotation,
+    Store, StoreError, StoreResult, UsageBatch, UsageFilter, UserFilter, UserPatch, UserRecord,
 };
 
 /// Runs a read again, once, after a short pause, when it failed on a broken connection (a
@@ -323,6 +324,47 @@ impl Store for Backend {
         retry_read(|| usage::prices(self)).await
     }
 
+    async fn add_billing_events(&self, events: &[BillingEvent]) -> StoreResult<()> {
+        billing::add_events(self, events).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        sink: &str,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Delivery>> {
+        billing::claim(self, sink, since, now, lease_until, limit).await
+    }
+
+    async fn finish_delivery(
+        &self,
+        event_id: &str,
+        sink: &str,
+        outcome: &DeliveryOutcome,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        billing::finish(self, event_id, sink, outcome, now).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        status: Option<DeliveryStatus>,
+        limit: u32,
+    ) -> StoreResult<Vec<Delivery>> {
+        retry_read(|| billing::list(self, status, limit)).await
+    }
+
+    async fn billing_events(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<BillingEvent>> {
+        retry_read(|| billing::events(self, from, to)).await
+    }
+
     async fn quota_usage(&self, user_id: &UserId, period: &str) -> StoreResult<u64> {
         let units: Option<i64> =
             sqlx::query_scalar("SELECT units FROM quota_usage WHERE user_id = $1 AND period = $2")
@@ -340,6 +382,21 @@ impl Store for Backend {
                 .fetch_optional(&self.pool)
                 .await?,
         )
+    }
+
+    async fn put_setting(&self, name: &str, value: &str) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(rows::ts(now()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn insert_setting_if_absent(&self, name: &str, value: &str) -> StoreResult<bool> {

@@ -168,6 +168,26 @@ pub(super) async fn update(
                     .await?;
             check_effective_at(effective_at, at, current_start.as_deref())?;
             open_segment(&mut tx, id, plan, effective_at, at).await?;
+            // The billing providers hear of it through the outbox, in this transaction.
+            let event_id = format!("pc_{}", ulid::Ulid::new());
+            super::billing::insert_events(
+                &mut tx,
+                &[crate::BillingEvent {
+                    payload: json!({
+                        "type": "plan.changed",
+                        "id": event_id,
+                        "user_id": id,
+                        "from_plan": user.plan,
+                        "to_plan": plan,
+                        "effective_at": keyward_core::time::format(&effective_at),
+                    }),
+                    id: event_id,
+                    kind: "plan.changed".to_owned(),
+                    user_id: id.clone(),
+                    created_at: at,
+                }],
+            )
+            .await?;
             user.plan = plan.clone();
         }
         fields.push("plan");

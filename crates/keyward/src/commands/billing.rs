@@ -4,11 +4,11 @@
 use chrono::Utc;
 use keyward_core::billing::{Invoice, LineKind, Period};
 use keyward_server::reports;
-use keyward_store::{PageRequest, UserFilter};
+use keyward_store::{DeliveryStatus, PageRequest, UserFilter};
 use serde_json::json;
 
 use super::{Context, named_not_found, period_arg, user_id_arg};
-use crate::cli::{BillingCommand, ExportFormat};
+use crate::cli::{BillingCommand, ExportFormat, OutboxStatus};
 use crate::error::{CliError, CliResult};
 use crate::output;
 
@@ -26,6 +26,7 @@ pub async fn run(context: &Context, command: BillingCommand) -> CliResult {
             print_invoice(&invoice);
             Ok(())
         }
+        BillingCommand::Outbox { status, limit } => outbox(context, status, limit).await,
         BillingCommand::Export { period, format } => {
             let period = period_arg(period.as_deref())?;
             export(context, period, format).await
@@ -132,5 +133,57 @@ async fn export(context: &Context, period: Period, format: ExportFormat) -> CliR
     writer
         .flush()
         .map_err(|error| CliError::failure(format!("cannot write CSV: {error}")))?;
+    Ok(())
+}
+
+async fn outbox(context: &Context, status: Option<OutboxStatus>, limit: u32) -> CliResult {
+    let status = status.map(|status| match status {
+        OutboxStatus::Pending => DeliveryStatus::Pending,
+        OutboxStatus::Delivered => DeliveryStatus::Delivered,
+        OutboxStatus::Skipped => DeliveryStatus::Skipped,
+        OutboxStatus::Dead => DeliveryStatus::Dead,
+    });
+    let deliveries = context.store.list_deliveries(status, limit).await?;
+    if context.json {
+        let rows: Vec<_> = deliveries
+            .iter()
+            .map(|d| {
+                json!({
+                    "event_id": d.event.id,
+                    "kind": d.event.kind,
+                    "user_id": d.event.user_id,
+                    "sink": d.sink,
+                    "status": d.status,
+                    "attempts": d.attempts,
+                    "next_attempt_at": keyward_core::time::format(&d.next_attempt_at),
+                    "last_error": d.last_error,
+                    "delivered_at": d.delivered_at.map(|at| keyward_core::time::format(&at)),
+                    "event": d.event.payload,
+                })
+            })
+            .collect();
+        return output::json(&json!({"deliveries": rows}));
+    }
+    let mut table = output::table([
+        "EVENT",
+        "KIND",
+        "USER",
+        "SINK",
+        "STATUS",
+        "ATTEMPTS",
+        "LAST ERROR",
+    ]);
+    for d in &deliveries {
+        table.add_row([
+            d.event.id.clone(),
+            d.event.kind.clone(),
+            d.event.user_id.to_string(),
+            d.sink.clone(),
+            d.status.as_str().to_owned(),
+            d.attempts.to_string(),
+            d.last_error.clone().unwrap_or_else(|| "-".to_owned()),
+        ]);
+    }
+    println!("{table}");
     Ok(())
 }

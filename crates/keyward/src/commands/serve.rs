@@ -5,6 +5,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use keyward_limiter::FailureMode;
+use keyward_server::billing::{BillingSettings, StripeSettings, WebhookSettings};
 use keyward_server::{Application, ServerConfig, StartupError};
 use zeroize::Zeroizing;
 
@@ -31,6 +32,7 @@ pub async fn run(args: ServeArgs, database_url: String, file: &FileConfig) -> Cl
 
 fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResult<ServerConfig> {
     let defaults = ServerConfig::default();
+    let billing = billing(&args, file, defaults.billing.clone())?;
     let trusted = if args.trusted_proxies.is_empty() {
         file.trusted_proxies.clone().unwrap_or_default()
     } else {
@@ -91,6 +93,7 @@ fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResul
             .key_cache_capacity
             .or(file.key_cache_capacity)
             .unwrap_or(defaults.key_cache_capacity),
+        billing,
     })
 }
 
@@ -116,4 +119,63 @@ async fn shutdown_signal() {
         () = interrupt => {},
         () = terminate => {},
     }
+}
+
+/// The billing sinks: a webhook when its URL is set (with its secret), Stripe when its
+/// secret key is set.
+fn billing(
+    args: &ServeArgs,
+    file: &FileConfig,
+    defaults: BillingSettings,
+) -> CliResult<BillingSettings> {
+    let pick = |flag: &Option<String>, file: &Option<String>| {
+        flag.clone()
+            .or_else(|| file.clone())
+            .filter(|value| !value.is_empty())
+    };
+    let webhook = match (
+        pick(&args.billing_webhook_url, &file.billing_webhook_url),
+        pick(&args.billing_webhook_secret, &file.billing_webhook_secret),
+    ) {
+        (Some(url), Some(secret)) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(CliError::usage(
+                    "--billing-webhook-url must be an http:// or https:// URL",
+                ));
+            }
+            Some(WebhookSettings {
+                url,
+                secret: Zeroizing::new(secret),
+            })
+        }
+        (Some(_), None) => {
+            return Err(CliError::usage(
+                "--billing-webhook-url needs --billing-webhook-secret (KEYWARD_BILLING_WEBHOOK_SECRET) to sign events",
+            ));
+        }
+        (None, _) => None,
+    };
+    let stripe = pick(&args.stripe_secret_key, &file.stripe_secret_key).map(|key| StripeSettings {
+        base_url: pick(&args.stripe_base_url, &file.stripe_base_url)
+            .unwrap_or_else(|| "https://api.stripe.com".to_owned()),
+        secret_key: Zeroizing::new(key),
+        event_name: pick(&args.stripe_event_name, &file.stripe_event_name)
+            .unwrap_or_else(|| "api_requests".to_owned()),
+    });
+    Ok(BillingSettings {
+        webhook,
+        stripe,
+        max_attempts: args
+            .billing_max_attempts
+            .or(file.billing_max_attempts)
+            .unwrap_or(defaults.max_attempts),
+        retry_base: args
+            .billing_retry_base_ms
+            .or(file.billing_retry_base_ms)
+            .map_or(defaults.retry_base, Duration::from_millis),
+        meter_delay: args
+            .billing_meter_delay_seconds
+            .or(file.billing_meter_delay_seconds)
+            .map_or(defaults.meter_delay, Duration::from_secs),
+    })
 }

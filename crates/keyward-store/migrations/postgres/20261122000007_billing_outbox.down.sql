@@ -1,0 +1,2 @@
+DROP TABLE billing_deliveries;
+DROP TABLE billing_events;
