@@ -39,6 +39,9 @@ macro_rules! store_conformance {
             case!(usage_bookkeeping_accumulates_without_being_a_change);
             case!(settings_are_written_once);
             case!(quota_usage_accumulates_per_user_and_month);
+            case!(usage_batches_add_up_in_rollups_and_are_pruned);
+            case!(plan_segments_and_prices_have_history);
+            case!(the_billing_outbox_claims_retries_and_finishes);
 
             #[tokio::test]
             async fn migrations_roll_back_exactly_and_keep_other_tables_rows() {

@@ -1140,3 +1140,237 @@ pub async fn quota_usage_accumulates_per_user_and_month(store: &dyn Store) {
     assert_eq!(store.quota_usage(&user("q1"), "2026-12").await.unwrap(), 2);
     assert_eq!(store.quota_usage(&user("q2"), "2026-11").await.unwrap(), 1);
 }
+
+pub async fn usage_batches_add_up_in_rollups_and_are_pruned(store: &dyn Store) {
+    use chrono::TimeZone;
+    use keyward_store::{LATENCY_BUCKETS, Rollup, UsageBatch, UsageEvent, UsageFilter};
+    let (_, key) = issue_key(store, &spec("r1", "k"), &admin()).await.unwrap();
+    let hour = Utc.with_ymd_and_hms(2026, 11, 22, 13, 0, 0).unwrap();
+    let rollup = |endpoint: &str, requests, rejected, units| {
+        let mut latency = [0; LATENCY_BUCKETS];
+        latency[1] = requests;
+        Rollup {
+            hour,
+            key_id: key.id.clone(),
+            user_id: user("r1"),
+            environment: Environment::Live,
+            plan: plan("free"),
+            endpoint: endpoint.to_owned(),
+            status_code: 200,
+            code: "VALID".to_owned(),
+            requests,
+            rejected,
+            units,
+            latency,
+        }
+    };
+    let event = |minute: u32, cost| UsageEvent {
+        key_id: key.id.clone(),
+        user_id: user("r1"),
+        endpoint: "/a".to_owned(),
+        method: "GET".to_owned(),
+        at: hour + Duration::minutes(i64::from(minute)),
+        response_time_ms: Some(2),
+        status_code: 200,
+        code: "VALID".to_owned(),
+        cost,
+    };
+    let batch = UsageBatch {
+        keys: vec![KeyUsage {
+            id: key.id.clone(),
+            admitted: 3,
+            last_used_at: hour,
+        }],
+        quota: Vec::new(),
+        rollups: vec![rollup("/a", 3, 0, 4), rollup("/b", 1, 1, 0)],
+        events: vec![event(1, 1), event(2, 3)],
+    };
+    store.record_usage(&batch).await.unwrap();
+    // The same tuple again adds to it.
+    store
+        .record_usage(&UsageBatch {
+            rollups: vec![rollup("/a", 2, 0, 2)],
+            ..UsageBatch::default()
+        })
+        .await
+        .unwrap();
+    let filter = UsageFilter {
+        key_id: Some(key.id.clone()),
+        user_id: None,
+        from: hour,
+        to: hour + Duration::hours(1),
+    };
+    let rows = store.usage_rollups(&filter).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (
+            rows[0].endpoint.as_str(),
+            rows[0].requests,
+            rows[0].units,
+            rows[0].latency[1]
+        ),
+        ("/a", 5, 6, 5)
+    );
+    assert_eq!((rows[1].endpoint.as_str(), rows[1].rejected), ("/b", 1));
+    assert_eq!(
+        store.get_key(&key.id).await.unwrap().request_count,
+        3,
+        "request_count in the same batch"
+    );
+    let later = UsageFilter {
+        from: hour + Duration::hours(1),
+        to: hour + Duration::hours(2),
+        ..filter.clone()
+    };
+    assert!(store.usage_rollups(&later).await.unwrap().is_empty());
+    // Pruning: raw events before the cut go; rollups before theirs go.
+    let deleted = store
+        .prune_usage(hour + Duration::minutes(2), hour)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1, "one raw event, no rollup");
+    let deleted = store
+        .prune_usage(hour, hour + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(deleted, 2, "both rollups");
+    assert!(store.usage_rollups(&filter).await.unwrap().is_empty());
+}
+
+pub async fn plan_segments_and_prices_have_history(store: &dyn Store) {
+    enterprise_user(store, "s1").await;
+    store
+        .update_user(
+            &user("s1"),
+            &UserPatch {
+                plan: Some(plan("pro")),
+                ..UserPatch::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
+    let segments = store.plan_segments(&user("s1")).await.unwrap();
+    let plans: Vec<&str> = segments.iter().map(|s| s.plan.as_str()).collect();
+    assert_eq!(plans, ["enterprise", "pro"]);
+    assert!(segments[0].effective_at <= segments[1].effective_at);
+    // A price change is recorded once; the same price again is not a change.
+    let priced = Plan {
+        name: plan("metered"),
+        spec: PlanSpec {
+            price: Some(keyward_core::Price {
+                base_cents: 900,
+                included_requests: 1000,
+                overage_cents_per_1000: 5,
+            }),
+            ..PlanSpec::default()
+        },
+    };
+    store.put_plan(&priced, &admin()).await.unwrap();
+    store.put_plan(&priced, &admin()).await.unwrap();
+    let history: Vec<_> = store
+        .price_history()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|change| change.plan.as_str() == "metered")
+        .collect();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].price.as_ref().unwrap().base_cents, 900);
+}
+
+pub async fn the_billing_outbox_claims_retries_and_finishes(store: &dyn Store) {
+    use keyward_store::{BillingEvent, DeliveryOutcome, DeliveryStatus};
+    let now = Utc::now();
+    let event = |id: &str| BillingEvent {
+        id: id.to_owned(),
+        kind: "usage.metered".to_owned(),
+        user_id: user("b1"),
+        payload: json!({"id": id, "units": 5}),
+        created_at: now,
+    };
+    store
+        .add_billing_events(&[event("e1"), event("e2")])
+        .await
+        .unwrap();
+    store.add_billing_events(&[event("e1")]).await.unwrap();
+    let lease = now + Duration::seconds(60);
+    let claimed = store
+        .claim_deliveries("webhook", now - Duration::hours(1), now, lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.len(),
+        2,
+        "one delivery per event, the repeat ignored"
+    );
+    assert_eq!(claimed[0].event.payload["units"], 5);
+    // Claimed ones are leased: not handed out again now.
+    assert!(
+        store
+            .claim_deliveries("webhook", now - Duration::hours(1), now, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .finish_delivery("e1", "webhook", &DeliveryOutcome::Delivered, now)
+        .await
+        .unwrap();
+    store
+        .finish_delivery(
+            "e2",
+            "webhook",
+            &DeliveryOutcome::Retry {
+                at: now,
+                error: "answered 500".to_owned(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let again = store
+        .claim_deliveries("webhook", now - Duration::hours(1), now, lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].event.id.as_str(), again[0].attempts), ("e2", 1));
+    assert_eq!(again[0].last_error.as_deref(), Some("answered 500"));
+    store
+        .finish_delivery(
+            "e2",
+            "webhook",
+            &DeliveryOutcome::Dead("gave up".to_owned()),
+            now,
+        )
+        .await
+        .unwrap();
+    let dead = store
+        .list_deliveries(Some(DeliveryStatus::Dead), 10)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 2);
+    let delivered = store
+        .list_deliveries(Some(DeliveryStatus::Delivered), 10)
+        .await
+        .unwrap();
+    assert_eq!(delivered[0].event.id, "e1");
+    assert!(delivered[0].delivered_at.is_some());
+    // Another sink gets its own deliveries; events older than its start are not its own.
+    assert!(
+        store
+            .claim_deliveries("stripe", now + Duration::seconds(1), now, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .billing_events(now - Duration::seconds(1), now + Duration::seconds(1))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
