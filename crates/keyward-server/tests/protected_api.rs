@@ -96,5 +96,31 @@ async fn the_example_service_admits_valid_keys_and_answers_problems_otherwise() 
     assert_eq!(body["code"], "REVOKED");
 
     server.abort();
+    let store = keyward.store().clone();
     keyward.shutdown().await;
+
+    // Usage as the layer saw it: the service's own statuses, by route, with latencies.
+    let usage =
+        keyward_server::reports::key_usage(&*store, &reader_record.id, 1, chrono::Utc::now())
+            .await
+            .unwrap();
+    assert_eq!(usage["total_requests"], 3, "{usage}");
+    assert_eq!(usage["rejected_requests"], 1, "{usage}");
+    assert_eq!(usage["by_status"], serde_json::json!({"200": 2, "401": 1}));
+    let endpoints: Vec<(String, u64)> = usage["by_endpoint"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["endpoint"].as_str().unwrap().to_owned(),
+                e["requests"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        endpoints,
+        [("/hello".to_owned(), 2), ("/reports".to_owned(), 1)]
+    );
+    assert!(usage["by_day"][0]["p50_ms"].is_u64(), "{usage}");
 }
