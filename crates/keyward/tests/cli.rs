@@ -563,8 +563,13 @@ fn plans_can_be_listed_and_set() {
 fn db_commands_migrate_roll_back_and_report() {
     let session = Session::new();
     let applied = session.json(&["db", "migrate"]);
-    assert_eq!(applied["applied"].as_array().unwrap().len(), 6);
     let status = session.json(&["db", "status"]);
+    // Every migration the binary knows was applied by that one command.
+    assert_eq!(
+        applied["applied"].as_array().unwrap().len(),
+        status["migrations"].as_array().unwrap().len()
+    );
+    assert!(status["migrations"].as_array().unwrap().len() >= 7);
     assert!(
         status["migrations"]
             .as_array()
