@@ -66,6 +66,16 @@ impl Period {
     pub fn seconds(self) -> i64 {
         (self.end() - self.start()).num_seconds()
     }
+
+    /// `YYYY-MM`, as stored and shown.
+    pub fn label(self) -> String {
+        self.to_string()
+    }
+
+    /// Whole seconds from `now` to the month's end (at least 1).
+    pub fn seconds_left(self, now: DateTime<Utc>) -> u64 {
+        u64::try_from((self.end() - now).num_seconds().max(1)).unwrap_or(1)
+    }
 }
 
 impl std::fmt::Display for Period {
@@ -277,6 +287,12 @@ mod tests {
             Period::parse("2026-12").unwrap().end(),
             Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap()
         );
+        let february = Period::of(Utc.with_ymd_and_hms(2028, 2, 10, 0, 0, 0).unwrap());
+        assert_eq!(february.label(), "2028-02");
+        let december = Period::parse("2026-12").unwrap();
+        let last_minute = Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 0).unwrap();
+        assert_eq!(december.seconds_left(last_minute), 60);
+        assert_eq!(december.seconds_left(december.end()), 1, "never zero");
         for bad in ["2026-13", "2026-1", "26-11", "2026/11", "", "2026-00"] {
             assert!(Period::parse(bad).is_err(), "{bad}");
         }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use chrono::{DateTime, Datelike, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use keyward_core::UserId;
 use keyward_store::{Store, StoreError};
 
@@ -15,54 +15,8 @@ use crate::limiter::LimitStatus;
 
 const SHARDS: usize = 16;
 
-/// A calendar month (UTC).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Month {
-    year: i32,
-    month: u32,
-}
-
-impl Month {
-    pub fn of(at: DateTime<Utc>) -> Self {
-        Self {
-            year: at.year(),
-            month: at.month(),
-        }
-    }
-
-    /// `YYYY-MM`, as stored.
-    pub fn label(&self) -> String {
-        format!("{:04}-{:02}", self.year, self.month)
-    }
-
-    fn start(&self) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(self.year, self.month, 1, 0, 0, 0)
-            .single()
-            .unwrap_or_default()
-    }
-
-    fn next(&self) -> Self {
-        if self.month == 12 {
-            Self {
-                year: self.year + 1,
-                month: 1,
-            }
-        } else {
-            Self {
-                year: self.year,
-                month: self.month + 1,
-            }
-        }
-    }
-
-    pub fn seconds(&self) -> u64 {
-        u64::try_from((self.next().start() - self.start()).num_seconds()).unwrap_or(0)
-    }
-
-    pub fn seconds_left(&self, now: DateTime<Utc>) -> u64 {
-        u64::try_from((self.next().start() - now).num_seconds().max(1)).unwrap_or(1)
-    }
-}
+/// A calendar month (UTC): the quota's period, the same as an invoice's.
+pub use keyward_core::billing::Period as Month;
 
 /// Which of `shards` sharded maps a user's entries live in (FNV-1a over the id).
 pub fn user_shard(user: &UserId, shards: usize) -> usize {
@@ -165,26 +119,9 @@ pub fn month_status(
     LimitStatus {
         name: "month".into(),
         limit: quota,
-        window_seconds: month.seconds(),
+        window_seconds: u64::try_from(month.seconds()).unwrap_or(0),
         remaining: quota.saturating_sub(used),
         reset_seconds: if used == 0 { 0 } else { left },
         retry_after: exceeded.then_some(left),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn months_know_their_length_and_labels() {
-        let feb = Month::of(Utc.with_ymd_and_hms(2028, 2, 10, 0, 0, 0).unwrap());
-        assert_eq!(feb.label(), "2028-02");
-        assert_eq!(feb.seconds(), 29 * 86_400);
-        let dec = Month::of(Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 0).unwrap());
-        assert_eq!(
-            dec.seconds_left(Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 0).unwrap()),
-            60
-        );
     }
 }

@@ -71,6 +71,55 @@ fn dates(from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {
     from.iter_days().take_while(|d| *d <= to).collect()
 }
 
+/// Rollups added up: in total, per UTC day, and per `key`.
+struct Tally<K> {
+    total: Counts,
+    by_day: BTreeMap<NaiveDate, Counts>,
+    by: HashMap<K, Counts>,
+}
+
+fn tally<K: std::hash::Hash + Eq>(rollups: &[Rollup], key: impl Fn(&Rollup) -> K) -> Tally<K> {
+    let mut tally = Tally {
+        total: Counts::default(),
+        by_day: BTreeMap::new(),
+        by: HashMap::new(),
+    };
+    for rollup in rollups {
+        tally.total.add(rollup);
+        tally
+            .by_day
+            .entry(rollup.hour.date_naive())
+            .or_default()
+            .add(rollup);
+        tally.by.entry(key(rollup)).or_default().add(rollup);
+    }
+    tally
+}
+
+impl<K> Tally<K> {
+    /// One entry per day from `first` to `last` (zero-filled), with latency percentiles
+    /// when `latency` is set.
+    fn days(&self, first: NaiveDate, last: NaiveDate, latency: bool) -> Vec<Value> {
+        dates(first, last)
+            .into_iter()
+            .map(|date| {
+                let counts = self.by_day.get(&date).cloned().unwrap_or_default();
+                let mut day = json!({
+                    "date": date.to_string(),
+                    "requests": counts.requests,
+                    "rejected": counts.rejected,
+                    "units": counts.units,
+                });
+                if latency {
+                    day["p50_ms"] = counts.quantile(0.50);
+                    day["p95_ms"] = counts.quantile(0.95);
+                }
+                day
+            })
+            .collect()
+    }
+}
+
 fn top<K: Clone + Ord>(map: &HashMap<K, Counts>, n: usize) -> Vec<(K, Counts)> {
     let mut items: Vec<(K, Counts)> = map.iter().map(|(k, c)| (k.clone(), c.clone())).collect();
     items.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then(a.0.cmp(&b.0)));
@@ -94,40 +143,17 @@ pub async fn key_usage(
             to: now + Duration::hours(1),
         })
         .await?;
-    let mut total = Counts::default();
-    let mut by_day: BTreeMap<NaiveDate, Counts> = BTreeMap::new();
-    let mut by_endpoint: HashMap<String, Counts> = HashMap::new();
+    let tally = tally(&rollups, |rollup| rollup.endpoint.clone());
     let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
     for rollup in &rollups {
-        total.add(rollup);
-        by_day
-            .entry(rollup.hour.date_naive())
-            .or_default()
-            .add(rollup);
-        by_endpoint
-            .entry(rollup.endpoint.clone())
-            .or_default()
-            .add(rollup);
         *by_status.entry(rollup.status_code.to_string()).or_default() += rollup.requests;
     }
-    let by_day: Vec<Value> = dates(from.date_naive(), now.date_naive())
-        .into_iter()
-        .map(|date| {
-            let counts = by_day.remove(&date).unwrap_or_default();
-            json!({
-                "date": date.to_string(),
-                "requests": counts.requests,
-                "rejected": counts.rejected,
-                "units": counts.units,
-                "p50_ms": counts.quantile(0.50),
-                "p95_ms": counts.quantile(0.95),
-            })
-        })
-        .collect();
-    let by_endpoint: Vec<Value> = top(&by_endpoint, usize::MAX)
+    let by_day = tally.days(from.date_naive(), now.date_naive(), true);
+    let by_endpoint: Vec<Value> = top(&tally.by, usize::MAX)
         .into_iter()
         .map(|(endpoint, counts)| json!({"endpoint": endpoint, "requests": counts.requests}))
         .collect();
+    let total = tally.total;
     Ok(json!({
         "key_id": key_id,
         "days": days,
@@ -156,36 +182,14 @@ pub async fn user_usage(
             to: period.end(),
         })
         .await?;
-    let mut total = Counts::default();
-    let mut by_day: BTreeMap<NaiveDate, Counts> = BTreeMap::new();
-    let mut by_key: HashMap<String, Counts> = HashMap::new();
-    for rollup in &rollups {
-        total.add(rollup);
-        by_day
-            .entry(rollup.hour.date_naive())
-            .or_default()
-            .add(rollup);
-        by_key
-            .entry(rollup.key_id.to_string())
-            .or_default()
-            .add(rollup);
-    }
+    let tally = tally(&rollups, |rollup| rollup.key_id.to_string());
     let last_day = (period.end() - Duration::seconds(1))
         .date_naive()
         .min(now.date_naive().max(period.start().date_naive()));
-    let by_day: Vec<Value> = dates(period.start().date_naive(), last_day)
-        .into_iter()
-        .map(|date| {
-            let counts = by_day.remove(&date).unwrap_or_default();
-            json!({
-                "date": date.to_string(),
-                "requests": counts.requests,
-                "rejected": counts.rejected,
-                "units": counts.units,
-            })
-        })
-        .collect();
-    let by_key: Vec<Value> = top(&by_key, usize::MAX)
+    let by_day = tally.days(period.start().date_naive(), last_day, false);
+    let total = &tally.total;
+    let by_key = &tally.by;
+    let by_key: Vec<Value> = top(by_key, usize::MAX)
         .into_iter()
         .map(|(key_id, counts)| {
             json!({"key_id": key_id, "requests": counts.requests, "units": counts.units})

@@ -39,19 +39,24 @@ pub(super) async fn add_events(store: &Backend, events: &[BillingEvent]) -> Stor
 const DELIVERY_COLUMNS: &str = "e.id, e.kind, e.user_id, e.payload, e.created_at, d.sink, \
     d.status, d.attempts, d.next_attempt_at, d.last_error, d.delivered_at";
 
-fn delivery_from_row(row: &DbRow) -> StoreResult<Delivery> {
+/// An event from the columns `id, kind, user_id, payload, created_at`.
+fn event_from_row(row: &DbRow) -> StoreResult<BillingEvent> {
     let user_id: String = row.try_get("user_id")?;
     let payload: String = row.try_get("payload")?;
+    Ok(BillingEvent {
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        user_id: parsed("user id", &user_id, UserId::parse)?,
+        payload: serde_json::from_str(&payload)
+            .map_err(|e| StoreError::corrupt("billing event", e))?,
+        created_at: get_ts(row, "created_at")?,
+    })
+}
+
+fn delivery_from_row(row: &DbRow) -> StoreResult<Delivery> {
     let status: String = row.try_get("status")?;
     Ok(Delivery {
-        event: BillingEvent {
-            id: row.try_get("id")?,
-            kind: row.try_get("kind")?,
-            user_id: parsed("user id", &user_id, UserId::parse)?,
-            payload: serde_json::from_str(&payload)
-                .map_err(|e| StoreError::corrupt("billing event", e))?,
-            created_at: get_ts(row, "created_at")?,
-        },
+        event: event_from_row(row)?,
         sink: row.try_get("sink")?,
         status: DeliveryStatus::parse(&status)
             .ok_or_else(|| StoreError::corrupt("delivery status", &status))?,
@@ -164,7 +169,7 @@ pub(super) async fn list(
     rows.iter().map(delivery_from_row).collect()
 }
 
-/// Events of a kind created in `[from, to)`, oldest first (for tests and tools).
+/// Events created in `[from, to)`, oldest first (for tests and tools).
 pub(super) async fn events(
     store: &Backend,
     from: DateTime<Utc>,
@@ -178,18 +183,5 @@ pub(super) async fn events(
     .bind(ts(to))
     .fetch_all(&store.pool)
     .await?;
-    rows.iter()
-        .map(|row| {
-            let user_id: String = row.try_get("user_id")?;
-            let payload: String = row.try_get("payload")?;
-            Ok(BillingEvent {
-                id: row.try_get("id")?,
-                kind: row.try_get("kind")?,
-                user_id: parsed("user id", &user_id, UserId::parse)?,
-                payload: serde_json::from_str(&payload)
-                    .map_err(|e| StoreError::corrupt("billing event", e))?,
-                created_at: get_ts(row, "created_at")?,
-            })
-        })
-        .collect()
+    rows.iter().map(event_from_row).collect()
 }
