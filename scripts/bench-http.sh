@@ -31,86 +31,80 @@ fi
 cargo build --release --locked -q -p keyward
 bin="$CARGO_TARGET_DIR/release/keyward"
 work=$(mktemp -d)
-pid=""
 redis_pid=""
-pid2=""
-pid3=""
-pid4=""
 pg_dir=""
+pids=()
 cleanup() {
-  for p in "$pid" "$pid2" "$pid3" "$pid4" "$redis_pid"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}" "$redis_pid"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
   wait 2>/dev/null || true
   if [ -n "$pg_dir" ]; then scripts/postgres.sh stop "$pg_dir"; rm -rf "$pg_dir" "$pg_dir.initdb.log"; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-export KEYWARD_DATABASE_URL="sqlite://$work/bench.db"
-export KEYWARD_ADMIN_TOKEN="bench-admin-token-0123456789abcdefghij"
-"$bin" serve --listen 127.0.0.1:0 >"$work/out" 2>"$work/log" &
-pid=$!
-for _ in $(seq 1 100); do
-  base=$(sed -n 's/^keyward listening on //p' "$work/out")
-  [ -n "$base" ] && break
-  sleep 0.1
-done
-[ -n "${base:-}" ] || { cat "$work/log" >&2; echo "the server did not start" >&2; exit 1; }
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 
-new_key() { # user plan
-  "$bin" --json keys create --user-id "$1" --name bench --tier "$2" 2>/dev/null |
+# start_server NAME DATABASE_URL [serve options…]: starts a server, waits for its address
+# and sets base_NAME (its pid goes to the list stopped on exit).
+start_server() {
+  local name="$1" url="$2"
+  shift 2
+  KEYWARD_DATABASE_URL="$url" "$bin" serve --listen 127.0.0.1:0 "$@" >"$work/$name.out" 2>"$work/$name.log" &
+  pids+=("$!")
+  local address=""
+  for _ in $(seq 1 100); do
+    address=$(sed -n 's/^keyward listening on //p' "$work/$name.out")
+    [ -n "$address" ] && break
+    sleep 0.1
+  done
+  [ -n "$address" ] || { cat "$work/$name.log" >&2; echo "the $name server did not start" >&2; exit 1; }
+  printf -v "base_$name" '%s' "$address"
+}
+
+new_key() { # database user plan
+  KEYWARD_DATABASE_URL="$1" "$bin" --json keys create --user-id "$2" --name bench --tier "$3" 2>/dev/null |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'
 }
 # A plan whose limits the load never reaches, so every admitted request is admitted.
-"$bin" plans set unmetered --per-minute 1000000000 --per-hour 1000000000 --per-day 1000000000 >/dev/null
-key=$(new_key bench unmetered)
-"$bin" plans set exhausted --per-day 1 >/dev/null
-limited=$(new_key limited exhausted)
+unmetered() {
+  KEYWARD_DATABASE_URL="$1" "$bin" plans set unmetered \
+    --per-minute 1000000000 --per-hour 1000000000 --per-day 1000000000 >/dev/null
+}
+
+export KEYWARD_ADMIN_TOKEN="bench-admin-token-0123456789abcdefghij"
+sqlite="sqlite://$work/bench.db"
+start_server main "$sqlite"
+base="$base_main"
+unmetered "$sqlite"
+key=$(new_key "$sqlite" bench unmetered)
+KEYWARD_DATABASE_URL="$sqlite" "$bin" plans set exhausted --per-day 1 >/dev/null
+limited=$(new_key "$sqlite" limited exhausted)
 
 # The same database served with usage tracking off, for the cost of usage tracking.
-"$bin" serve --listen 127.0.0.1:0 --usage off >"$work/out4" 2>"$work/log4" &
-pid4=$!
-for _ in $(seq 1 100); do
-  base4=$(sed -n 's/^keyward listening on //p' "$work/out4")
-  [ -n "$base4" ] && break
-  sleep 0.1
-done
-[ -n "${base4:-}" ] || { cat "$work/log4" >&2; echo "the usage-off server did not start" >&2; exit 1; }
+start_server usage_off "$sqlite" --usage off
+base4="$base_usage_off"
 
 # A second server on another database, its limits in a throwaway Redis.
-redis_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >"$work/redis.log" 2>&1 &
 redis_pid=$!
 for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
-KEYWARD_DATABASE_URL="sqlite://$work/bench-redis.db" "$bin" serve --listen 127.0.0.1:0 \
-  --redis-url "redis://127.0.0.1:$redis_port" >"$work/out2" 2>"$work/log2" &
-pid2=$!
-for _ in $(seq 1 100); do
-  base2=$(sed -n 's/^keyward listening on //p' "$work/out2")
-  [ -n "$base2" ] && break
-  sleep 0.1
-done
-[ -n "${base2:-}" ] || { cat "$work/log2" >&2; echo "the Redis-backed server did not start" >&2; exit 1; }
-KEYWARD_DATABASE_URL="sqlite://$work/bench-redis.db" "$bin" plans set unmetered \
-  --per-minute 1000000000 --per-hour 1000000000 --per-day 1000000000 >/dev/null
-redis_key=$(KEYWARD_DATABASE_URL="sqlite://$work/bench-redis.db" new_key bench unmetered)
+redis_db="sqlite://$work/bench-redis.db"
+start_server redis "$redis_db" --redis-url "redis://127.0.0.1:$redis_port"
+base2="$base_redis"
+unmetered "$redis_db"
+redis_key=$(new_key "$redis_db" bench unmetered)
 
 # A third server on PostgreSQL, its limits in the same Redis.
 scripts/postgres.sh install
 pg_dir=$(mktemp -d)
-pg_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-pg_url=$(scripts/postgres.sh start "$pg_dir" "$pg_port")
-KEYWARD_DATABASE_URL="$pg_url" "$bin" serve --listen 127.0.0.1:0 \
-  --redis-url "redis://127.0.0.1:$redis_port" >"$work/out3" 2>"$work/log3" &
-pid3=$!
-for _ in $(seq 1 100); do
-  base3=$(sed -n 's/^keyward listening on //p' "$work/out3")
-  [ -n "$base3" ] && break
-  sleep 0.1
-done
-[ -n "${base3:-}" ] || { cat "$work/log3" >&2; echo "the PostgreSQL-backed server did not start" >&2; exit 1; }
-KEYWARD_DATABASE_URL="$pg_url" "$bin" plans set unmetered \
-  --per-minute 1000000000 --per-hour 1000000000 --per-day 1000000000 >/dev/null
-pg_key=$(KEYWARD_DATABASE_URL="$pg_url" new_key bench-pg unmetered)
+pg_url=$(scripts/postgres.sh start "$pg_dir" "$(free_port)")
+start_server postgres "$pg_url" --redis-url "redis://127.0.0.1:$redis_port"
+base3="$base_postgres"
+unmetered "$pg_url"
+pg_key=$(new_key "$pg_url" bench-pg unmetered)
 
 cat >"$work/verify.lua" <<LUA
 wrk.method = "POST"
