@@ -286,6 +286,34 @@ async fn every_figure_agrees_with_the_requests_sent_across_a_graceful_restart() 
         "the same overage line"
     );
 
+    // The export: every user with an invoice, a deleted one with usage included.
+    let deleted = second.admin(Method::DELETE, "/v1/users/bob", None).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    let export = first.cli(&["billing", "export", "--format", "json"]);
+    assert!(export.status.success(), "{export:?}");
+    let export: Value = serde_json::from_slice(&export.stdout).unwrap();
+    let users: Vec<&str> = export["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["alice", "bob"]);
+    assert_eq!(export["invoices"][0]["lines"][1], invoice["lines"][1]);
+    let csv = first.cli(&["billing", "export", "--format", "csv"]);
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    let mut rows = csv.lines();
+    assert_eq!(
+        rows.next(),
+        Some("user_id,period,kind,plan,from,to,quantity,amount_cents,invoice_total_cents")
+    );
+    assert!(
+        rows.any(|row| row.starts_with("alice,")
+            && row.contains(",overage,billed,")
+            && row.contains(&format!(",{live_units},{live_units},"))),
+        "{csv}"
+    );
+
     // The summary covers everyone.
     let summary = admin_get(&second, "/v1/usage/summary?days=1").await;
     let total: u64 = seen.iter().map(|s| s.requests).sum();

@@ -1,10 +1,10 @@
-//! `keyward billing`: a user's invoice (the document of `GET /v1/users/{id}/invoice`), and
-//! every user's invoices for a month as CSV or JSON.
+//! `keyward billing`: a user's invoice (the document of `GET /v1/users/{id}/invoice`),
+//! every user's invoices for a month as CSV or JSON, and the billing outbox.
 
 use chrono::Utc;
 use keyward_core::billing::{Invoice, LineKind, Period};
 use keyward_server::reports;
-use keyward_store::{DeliveryStatus, PageRequest, UserFilter};
+use keyward_store::{DeliveryStatus, PageRequest, UsageFilter, UserFilter};
 use serde_json::json;
 
 use super::{Context, named_not_found, period_arg, user_id_arg};
@@ -65,10 +65,11 @@ fn print_invoice(invoice: &Invoice) {
     println!("total: {}", dollars(invoice.total_cents));
 }
 
-/// Every (not deleted) user's invoice for `period`.
+/// The invoices of every user for `period`: every user not deleted, and every user
+/// (deleted or not) with usage in the period.
 async fn invoices(context: &Context, period: Period) -> CliResult<Vec<Invoice>> {
     let now = Utc::now();
-    let mut invoices = Vec::new();
+    let mut users = std::collections::BTreeSet::new();
     let mut cursor = None;
     loop {
         let page = context
@@ -81,15 +82,26 @@ async fn invoices(context: &Context, period: Period) -> CliResult<Vec<Invoice>> 
                 },
             })
             .await?;
-        for user in &page.items {
-            invoices.push(reports::invoice(&*context.store, &user.user_id, period, now).await?);
-        }
+        users.extend(page.items.into_iter().map(|user| user.user_id));
         match page.next_cursor {
             Some(next) => cursor = Some(next),
             None => break,
         }
     }
-    invoices.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    let rollups = context
+        .store
+        .usage_rollups(&UsageFilter {
+            key_id: None,
+            user_id: None,
+            from: period.start(),
+            to: period.end(),
+        })
+        .await?;
+    users.extend(rollups.into_iter().map(|rollup| rollup.user_id));
+    let mut invoices = Vec::with_capacity(users.len());
+    for user_id in &users {
+        invoices.push(reports::invoice(&*context.store, user_id, period, now).await?);
+    }
     Ok(invoices)
 }
 
