@@ -114,14 +114,32 @@ pub fn spawn(
         };
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // When each sink was first configured (read before anything is metered, so the
+        // first hours metered now go to it): older events are not sent to it.
+        let mut since: Vec<(Sink, Option<DateTime<Utc>>)> = sinks(&settings)
+            .into_iter()
+            .map(|sink| (sink, None))
+            .collect();
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
+                    for (sink, start) in &mut since {
+                        if start.is_none() {
+                            match sink_since(&*store, *sink, Utc::now()).await {
+                                Ok(at) => *start = Some(at),
+                                Err(error) => tracing::warn!(%error, "cannot read the billing sink's start; will retry"),
+                            }
+                        }
+                    }
+                    if since.iter().any(|(_, start)| start.is_none()) {
+                        continue;
+                    }
                     if let Err(error) = meter(&*store, &settings, Utc::now()).await {
                         tracing::warn!(%error, "cannot meter usage for billing; will retry");
                     }
-                    for sink in sinks(&settings) {
-                        if let Err(error) = deliver_due(&*store, &client, &settings, sink).await {
+                    for (sink, start) in &since {
+                        let Some(start) = *start else { continue };
+                        if let Err(error) = deliver_due(&*store, &client, &settings, *sink, start).await {
                             tracing::warn!(%error, sink = sink.name(), "billing deliveries failed; will retry");
                         }
                     }
@@ -257,11 +275,9 @@ async fn deliver_due(
     client: &reqwest::Client,
     settings: &BillingSettings,
     sink: Sink,
+    since: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let now = Utc::now();
-    // Events of the hour before the sink was configured still go out (the outbox is
-    // written with `created_at` = when metered).
-    let since = sink_since(store, sink, now).await? - chrono::Duration::hours(1);
     let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
     let due = store
         .claim_deliveries(sink.name(), since, now, lease_until, 100)

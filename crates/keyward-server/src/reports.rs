@@ -195,7 +195,11 @@ pub async fn user_usage(
             json!({"key_id": key_id, "requests": counts.requests, "units": counts.units})
         })
         .collect();
-    let plan = store.get_plan(&user.plan).await.ok();
+    let plan = match store.get_plan(&user.plan).await {
+        Ok(plan) => Some(plan),
+        Err(StoreError::NotFound(_)) => None,
+        Err(error) => return Err(error),
+    };
     let quota = match plan.and_then(|p| p.spec.monthly_quota) {
         Some(limit) => {
             let used = store.quota_usage(user_id, &period.to_string()).await?;
