@@ -24,6 +24,7 @@ pub struct ServerConfig {
     pub failure_limit: u32,
     /// The brute-force guard's window (the contract's minute; shorter in tests).
     pub failure_window: Duration,
+    /// Usage analytics (`--usage on|off`); key counters and quotas are kept either way.
     pub usage: bool,
     pub usage_retention_days: u32,
     /// Most keys the in-process cache holds.

@@ -17,7 +17,7 @@ use crate::feed::ChangeFeed;
 use crate::layer::{KeywardLayer, LayerOptions};
 use crate::limiter::{Limiter, MemoryLimiter};
 use crate::state::{AppState, Shared};
-use crate::usage::{UsageRecorder, UsageWriter};
+use crate::usage::UsageWriter;
 use crate::verifier::{Verifier, VerifierSettings};
 use crate::{routes, telemetry};
 use keyward_limiter::{FailoverLimiter, FailureMode, RedisLimiter};
@@ -47,6 +47,8 @@ pub struct EngineConfig {
     /// Redis for shared limits, and what to do when it fails.
     pub redis: Option<(String, FailureMode)>,
     pub verifier: VerifierSettings,
+    /// Usage analytics (rollups and raw events); `request_count`, `last_used_at` and quota
+    /// usage are kept either way.
     pub usage: bool,
     /// Days raw usage events are kept.
     pub usage_retention_days: u32,
@@ -83,7 +85,7 @@ pub struct Engine {
     feed: Arc<ChangeFeed>,
     stop: watch::Sender<bool>,
     follower: JoinHandle<()>,
-    usage: Option<UsageWriter>,
+    usage: UsageWriter,
 }
 
 impl Engine {
@@ -98,16 +100,12 @@ impl Engine {
         store.migrate().await?;
         // Read the feed position before loading anything, so no change can slip between.
         let after = store.latest_change().await?;
-        let (usage, recorder) = if config.usage {
-            let (writer, recorder) = UsageWriter::start(
-                store.clone(),
-                Duration::from_secs(1),
-                config.usage_retention_days,
-            );
-            (Some(writer), recorder)
-        } else {
-            (None, UsageRecorder::disabled())
-        };
+        let (usage, recorder) = UsageWriter::start(
+            store.clone(),
+            Duration::from_secs(1),
+            config.usage_retention_days,
+            config.usage,
+        );
         let memory_limiter = Arc::new(MemoryLimiter::new());
         let (limiter, failover): (Arc<dyn Limiter>, _) = match &config.redis {
             None => (memory_limiter.clone(), None),
@@ -180,9 +178,7 @@ impl Engine {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.follower.await;
-        if let Some(usage) = self.usage {
-            usage.shutdown().await;
-        }
+        self.usage.shutdown().await;
     }
 }
 

@@ -194,7 +194,10 @@ pub struct UsageRecord<'a> {
 /// The recording side, held by the verifier. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct UsageRecorder {
-    tallies: Option<Arc<Tallies>>,
+    tallies: Arc<Tallies>,
+    /// Rollups and raw events (`--usage on`); without them only what enforcement and the
+    /// key object need is kept (`request_count`, `last_used_at`, quota usage).
+    analytics: bool,
 }
 
 fn endpoint_of(raw: &str) -> &str {
@@ -210,24 +213,16 @@ fn endpoint_of(raw: &str) -> &str {
 }
 
 impl UsageRecorder {
-    /// A recorder that records nothing (usage tracking off).
-    pub fn disabled() -> Self {
-        Self { tallies: None }
-    }
-
-    pub fn is_enabled(&self) -> bool {
-        self.tallies.is_some()
-    }
-
     pub fn record(&self, record: &UsageRecord<'_>) {
-        let Some(tallies) = &self.tallies else {
-            return;
-        };
+        let tallies = &self.tallies;
         let key = record.key;
         let admitted = record.code == Code::Valid;
         let units = if admitted { record.cost } else { 0 };
         if admitted {
             tallies.add(key.ulid(), 1, record.at);
+        }
+        if !self.analytics {
+            return;
         }
         let endpoint = endpoint_of(record.endpoint);
         let latency_ms = record
@@ -276,9 +271,7 @@ impl UsageRecorder {
 
     /// Counts admitted units toward a user's monthly quota (persisted by the writer).
     pub fn record_quota(&self, user: &UserId, period: &str, units: u64) {
-        if let Some(tallies) = &self.tallies {
-            tallies.add_quota(user, period, units);
-        }
+        self.tallies.add_quota(user, period, units);
     }
 }
 
@@ -292,22 +285,19 @@ pub struct UsageWriter {
 impl UsageWriter {
     /// Starts the writer (and the retention task: raw events older than
     /// `retention_days` and rollups older than 400 days are deleted hourly); returns it
-    /// with the recorder that feeds it.
+    /// with the recorder that feeds it. With `analytics` off (`--usage off`) no rollups or
+    /// raw events are kept, but `request_count`, `last_used_at` and quota usage are.
     pub fn start(
         store: Arc<dyn Store>,
         interval: Duration,
         retention_days: u32,
+        analytics: bool,
     ) -> (Self, UsageRecorder) {
         let tallies = Arc::new(Tallies::default());
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(prune(store.clone(), retention_days, stopped.clone()));
         let task = tokio::spawn(run(store, tallies.clone(), stopped, interval));
-        (
-            Self { stop, task },
-            UsageRecorder {
-                tallies: Some(tallies),
-            },
-        )
+        (Self { stop, task }, UsageRecorder { tallies, analytics })
     }
 
     /// Flushes everything recorded so far and stops.

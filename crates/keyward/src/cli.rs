@@ -312,7 +312,8 @@ pub struct ServeArgs {
     /// Length of the brute-force guard's window in seconds. Default 60.
     #[arg(long, env = "KEYWARD_FAILURE_WINDOW_SECONDS", value_name = "SECONDS")]
     pub failure_window_seconds: Option<u64>,
-    /// Usage tracking. Default on.
+    /// Usage analytics: hourly rollups and raw events (key counters and quotas are kept
+    /// either way). Default on.
     #[arg(long, env = "KEYWARD_USAGE", value_enum, value_name = "on|off")]
     pub usage: Option<UsageMode>,
     /// Days raw usage events are kept. Default 30.

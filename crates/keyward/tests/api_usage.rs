@@ -468,3 +468,35 @@ async fn a_crash_loses_at_most_the_last_second_of_usage() {
             .unwrap();
     assert_eq!((events as u64, rolled as u64), (stored, stored));
 }
+
+/// `--usage off` keeps no analytics, but still counts `request_count` and quota usage, so a
+/// monthly quota survives a restart.
+#[tokio::test]
+async fn usage_off_keeps_counters_and_quotas_but_no_analytics() {
+    let mut first = TestServer::start_with(&["--usage", "off"], &[]).await;
+    let plan = json!({"limits": [{"window_seconds": 60, "max": 100}], "monthly_quota": 3});
+    let put = first.admin(Method::PUT, "/v1/plans/tiny", Some(plan)).await;
+    assert_eq!(put.status, 200, "{}", put.text);
+    first
+        .admin(
+            Method::POST,
+            "/v1/users",
+            Some(json!({"user_id": "q", "plan": "tiny"})),
+        )
+        .await;
+    let (secret, object) = first.create_key(json!({"user_id": "q", "name": "k"})).await;
+    let id = object["id"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        assert_eq!(first.verify_code(&secret).await, "VALID");
+    }
+    let (status, _) = first.stop();
+    assert!(status.success());
+    let database = first.database_url();
+    let second =
+        TestServer::start_with(&["--database-url", &database, "--usage", "off"], &[]).await;
+    assert_eq!(second.verify_code(&secret).await, "QUOTA_EXCEEDED");
+    let key = admin_get(&second, &format!("/v1/keys/{id}")).await;
+    assert_eq!(key["request_count"], 3);
+    let usage = admin_get(&second, &format!("/v1/keys/{id}/usage?days=1")).await;
+    assert_eq!(usage["total_requests"], 0, "no analytics with --usage off");
+}
