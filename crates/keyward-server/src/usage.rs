@@ -35,6 +35,10 @@ const MAX_ENDPOINT: usize = 200;
 
 /// Rollups are kept this long (≥ 400 days: a year of invoices and more).
 const ROLLUP_RETENTION_DAYS: i64 = 400;
+/// Change-feed entries are kept this long (a follower further behind reloads anyway).
+const CHANGE_RETENTION_DAYS: i64 = 7;
+/// Delivered billing events are kept this long (dead and pending ones stay).
+const OUTBOX_RETENTION_DAYS: i64 = 90;
 
 /// Admitted checks and the latest check time, per key.
 type Tally = HashMap<Ulid, (u64, DateTime<Utc>)>;
@@ -401,7 +405,8 @@ async fn run(
     flush(&*store, &tallies).await;
 }
 
-/// Deletes raw events past the retention period and rollups past 400 days, hourly.
+/// Deletes, hourly, raw events past the retention period, rollups past 400 days, change-feed
+/// entries past 7 days and delivered billing events past 90 days.
 async fn prune(store: Arc<dyn Store>, retention_days: u32, mut stopped: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(Duration::from_secs(3600));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -411,9 +416,19 @@ async fn prune(store: Arc<dyn Store>, retention_days: u32, mut stopped: watch::R
                 let now = Utc::now();
                 let events_before = now - chrono::Duration::days(i64::from(retention_days));
                 let rollups_before = now - chrono::Duration::days(ROLLUP_RETENTION_DAYS);
-                match store.prune_usage(events_before, rollups_before).await {
+                let pruned = match store.prune_usage(events_before, rollups_before).await {
+                    Ok(rows) => store
+                        .prune_history(
+                            now - chrono::Duration::days(CHANGE_RETENTION_DAYS),
+                            now - chrono::Duration::days(OUTBOX_RETENTION_DAYS),
+                        )
+                        .await
+                        .map(|more| rows + more),
+                    Err(error) => Err(error),
+                };
+                match pruned {
                     Ok(0) => {}
-                    Ok(rows) => tracing::info!(rows, "pruned old usage"),
+                    Ok(rows) => tracing::info!(rows, "pruned old usage and history"),
                     Err(error) => tracing::warn!(%error, "cannot prune old usage; will retry"),
                 }
             }

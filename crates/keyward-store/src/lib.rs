@@ -146,6 +146,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every plan's price changes, by plan, oldest first.
     async fn price_history(&self) -> StoreResult<Vec<PriceChange>>;
 
+    /// Deletes change-feed entries older than `changes_before` (never the newest) and
+    /// finished outbox deliveries and their events older than `outbox_before`; returns rows
+    /// deleted.
+    async fn prune_history(
+        &self,
+        changes_before: chrono::DateTime<chrono::Utc>,
+        outbox_before: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<u64>;
+
     // --- billing outbox ---------------------------------------------------------------
     /// Adds events to the outbox; an id already there is the same event and is ignored.
     async fn add_billing_events(&self, events: &[BillingEvent]) -> StoreResult<()>;

@@ -185,3 +185,23 @@ pub(super) async fn events(
     .await?;
     rows.iter().map(event_from_row).collect()
 }
+
+/// Deletes finished deliveries (delivered or skipped) and then events with no delivery left,
+/// all older than `before`; dead and pending deliveries stay.
+pub(super) async fn prune(conn: &mut Conn, before: DateTime<Utc>) -> StoreResult<u64> {
+    let deliveries = sqlx::query(
+        "DELETE FROM billing_deliveries WHERE status IN ('delivered', 'skipped')
+         AND next_attempt_at < $1",
+    )
+    .bind(ts(before))
+    .execute(&mut *conn)
+    .await?;
+    let events = sqlx::query(
+        "DELETE FROM billing_events WHERE created_at < $1
+         AND NOT EXISTS (SELECT 1 FROM billing_deliveries d WHERE d.event_id = billing_events.id)",
+    )
+    .bind(ts(before))
+    .execute(&mut *conn)
+    .await?;
+    Ok(deliveries.rows_affected() + events.rows_affected())
+}

@@ -324,6 +324,25 @@ impl Store for Backend {
         retry_read(|| usage::prices(self)).await
     }
 
+    async fn prune_history(
+        &self,
+        changes_before: DateTime<Utc>,
+        outbox_before: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        // The newest change stays, whatever its age: followers resume after its id.
+        let changes = sqlx::query(
+            "DELETE FROM change_events WHERE at < $1
+             AND id < (SELECT MAX(id) FROM change_events)",
+        )
+        .bind(rows::ts(changes_before))
+        .execute(&mut *tx)
+        .await?;
+        let outbox = billing::prune(&mut tx, outbox_before).await?;
+        tx.commit().await?;
+        Ok(changes.rows_affected() + outbox)
+    }
+
     async fn add_billing_events(&self, events: &[BillingEvent]) -> StoreResult<()> {
         billing::add_events(self, events).await
     }

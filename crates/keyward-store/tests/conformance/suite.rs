@@ -1373,4 +1373,33 @@ pub async fn the_billing_outbox_claims_retries_and_finishes(store: &dyn Store) {
             .len(),
         2
     );
+    // Pruning: the delivered event goes with its delivery; the dead one stays visible.
+    enterprise_user(store, "feed-a").await;
+    enterprise_user(store, "feed-b").await;
+    assert!(store.changes_since(0, 1000).await.unwrap().len() >= 2);
+    let later = Utc::now() + Duration::seconds(5);
+    store.prune_history(later, later).await.unwrap();
+    let left = store
+        .billing_events(now - Duration::seconds(1), later)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, "e2");
+    assert_eq!(
+        store.list_deliveries(None, 10).await.unwrap().len(),
+        1,
+        "only the dead delivery"
+    );
+    // The change feed keeps its newest entry, so followers resume after it.
+    let newest = store.latest_change().await.unwrap();
+    assert!(newest > 0);
+    assert_eq!(store.latest_change().await.unwrap(), newest);
+    assert!(
+        store
+            .changes_since(0, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.id == newest)
+    );
 }
