@@ -17,7 +17,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use hmac::{Hmac, Mac};
 use keyward_core::{Environment, UserId};
-use keyward_store::{BillingEvent, Delivery, DeliveryOutcome, Store, StoreError, UsageFilter};
+use keyward_store::{
+    BillingEvent, Delivery, DeliveryOutcome, Store, StoreError, UsageFilter, UsageGroup,
+};
 use rand::Rng;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -209,26 +211,25 @@ async fn meter(
     let delay = chrono::Duration::from_std(settings.meter_delay).unwrap_or_default();
     while through + chrono::Duration::hours(1) + delay <= now {
         let hour = through;
-        let mut units: std::collections::BTreeMap<(UserId, String), u64> = Default::default();
-        for rollup in store
-            .usage_rollups(&UsageFilter {
-                key_id: None,
-                user_id: None,
-                from: hour,
-                to: hour + chrono::Duration::hours(1),
-            })
-            .await?
-        {
-            if rollup.environment == Environment::Live && rollup.units > 0 {
-                *units
-                    .entry((rollup.user_id, rollup.plan.to_string()))
-                    .or_default() += rollup.units;
+        let end = hour + chrono::Duration::hours(1);
+        let filter = UsageFilter {
+            environment: Some(Environment::Live),
+            ..UsageFilter::between(hour, end)
+        };
+        let mut units: Vec<(UserId, String, u64)> = Vec::new();
+        for total in store.usage_totals(&filter, UsageGroup::UserPlan).await? {
+            let (Some(user), Some(plan)) = (total.group.first(), total.group.get(1)) else {
+                continue;
+            };
+            if total.units > 0
+                && let Ok(user) = UserId::parse(user)
+            {
+                units.push((user, plan.clone(), total.units));
             }
         }
-        let end = hour + chrono::Duration::hours(1);
         let events: Vec<BillingEvent> = units
             .into_iter()
-            .map(|((user_id, plan), units)| {
+            .map(|(user_id, plan, units)| {
                 let id = metered_event_id(&user_id, hour, &plan);
                 BillingEvent {
                     payload: json!({

@@ -1,5 +1,7 @@
-//! Usage reports and invoices, read from the hourly rollups (never from raw events). The
-//! HTTP endpoints and the CLI both call these, so `--json` prints the endpoint's document.
+//! Usage reports and invoices, read from the hourly rollups (never from raw events) and
+//! added up by the database (`Store::usage_totals`), so a summary over many keys and days
+//! never travels row by row. The HTTP endpoints and the CLI both call these, so `--json`
+//! prints the endpoint's document.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -7,38 +9,16 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use keyward_core::billing::{self, HourUnits, Invoice, InvoiceInput, Period};
 use keyward_core::{Environment, KeyId, PlanName, UserId};
 use keyward_store::{
-    LATENCY_BOUNDS_MS, LATENCY_BUCKETS, PriceChange, Rollup, Store, StoreError, UsageFilter,
+    LATENCY_BOUNDS_MS, LATENCY_BUCKETS, PriceChange, Store, StoreError, UsageFilter, UsageGroup,
+    UsageTotal,
 };
 use serde_json::{Value, json};
 
 /// Longest look-back for `days` (rollups are kept 400 days).
 pub const MAX_DAYS: u32 = 400;
 
-#[derive(Debug, Default, Clone)]
-struct Counts {
-    requests: u64,
-    rejected: u64,
-    units: u64,
-    latency: [u64; LATENCY_BUCKETS],
-}
-
-impl Counts {
-    fn add(&mut self, rollup: &Rollup) {
-        self.requests += rollup.requests;
-        self.rejected += rollup.rejected;
-        self.units += rollup.units;
-        for (mine, theirs) in self.latency.iter_mut().zip(rollup.latency) {
-            *mine += theirs;
-        }
-    }
-
-    /// The `q` quantile of the latency histogram, as its bucket's upper bound in ms (the
-    /// slowest bucket reports its lower bound); `null` without samples.
-    fn quantile(&self, q: f64) -> Value {
-        quantile(&self.latency, q)
-    }
-}
-
+/// The `q` quantile of a latency histogram, as its bucket's upper bound in ms (the slowest
+/// bucket reports its lower bound); `null` without samples.
 fn quantile(histogram: &[u64; LATENCY_BUCKETS], q: f64) -> Value {
     let total: u64 = histogram.iter().sum();
     if total == 0 {
@@ -67,96 +47,107 @@ fn days_back(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
     first.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
 }
 
-fn dates(from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {
-    from.iter_days().take_while(|d| *d <= to).collect()
-}
-
-/// Rollups added up: in total, per UTC day, and per `key`.
-struct Tally<K> {
-    total: Counts,
-    by_day: BTreeMap<NaiveDate, Counts>,
-    by: HashMap<K, Counts>,
-}
-
-fn tally<K: std::hash::Hash + Eq>(rollups: &[Rollup], key: impl Fn(&Rollup) -> K) -> Tally<K> {
-    let mut tally = Tally {
-        total: Counts::default(),
-        by_day: BTreeMap::new(),
-        by: HashMap::new(),
-    };
-    for rollup in rollups {
-        tally.total.add(rollup);
-        tally
-            .by_day
-            .entry(rollup.hour.date_naive())
-            .or_default()
-            .add(rollup);
-        tally.by.entry(key(rollup)).or_default().add(rollup);
-    }
-    tally
-}
-
-impl<K> Tally<K> {
-    /// One entry per day from `first` to `last` (zero-filled), with latency percentiles
-    /// when `latency` is set.
-    fn days(&self, first: NaiveDate, last: NaiveDate, latency: bool) -> Vec<Value> {
-        dates(first, last)
-            .into_iter()
-            .map(|date| {
-                let counts = self.by_day.get(&date).cloned().unwrap_or_default();
-                let mut day = json!({
-                    "date": date.to_string(),
-                    "requests": counts.requests,
-                    "rejected": counts.rejected,
-                    "units": counts.units,
-                });
-                if latency {
-                    day["p50_ms"] = counts.quantile(0.50);
-                    day["p95_ms"] = counts.quantile(0.95);
-                }
-                day
-            })
-            .collect()
+fn empty() -> UsageTotal {
+    UsageTotal {
+        group: Vec::new(),
+        requests: 0,
+        rejected: 0,
+        units: 0,
+        latency: [0; LATENCY_BUCKETS],
     }
 }
 
-fn top<K: Clone + Ord>(map: &HashMap<K, Counts>, n: usize) -> Vec<(K, Counts)> {
-    let mut items: Vec<(K, Counts)> = map.iter().map(|(k, c)| (k.clone(), c.clone())).collect();
-    items.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then(a.0.cmp(&b.0)));
-    items.truncate(n);
-    items
+async fn totals(
+    store: &dyn Store,
+    filter: &UsageFilter,
+    group: UsageGroup,
+) -> Result<Vec<UsageTotal>, StoreError> {
+    store.usage_totals(filter, group).await
+}
+
+async fn total(store: &dyn Store, filter: &UsageFilter) -> Result<UsageTotal, StoreError> {
+    Ok(totals(store, filter, UsageGroup::Total)
+        .await?
+        .into_iter()
+        .next()
+        .unwrap_or_else(empty))
+}
+
+/// One entry per day from `first` to `last` (zero-filled), with latency percentiles when
+/// `latency` is set.
+async fn days(
+    store: &dyn Store,
+    filter: &UsageFilter,
+    first: NaiveDate,
+    last: NaiveDate,
+    latency: bool,
+) -> Result<Vec<Value>, StoreError> {
+    let by_day: HashMap<String, UsageTotal> = totals(store, filter, UsageGroup::Day)
+        .await?
+        .into_iter()
+        .map(|t| (t.group.first().cloned().unwrap_or_default(), t))
+        .collect();
+    Ok(first
+        .iter_days()
+        .take_while(|d| *d <= last)
+        .map(|date| {
+            let date = date.to_string();
+            let counts = by_day.get(&date).cloned().unwrap_or_else(empty);
+            let mut day = json!({
+                "date": date,
+                "requests": counts.requests,
+                "rejected": counts.rejected,
+                "units": counts.units,
+            });
+            if latency {
+                day["p50_ms"] = quantile(&counts.latency, 0.50);
+                day["p95_ms"] = quantile(&counts.latency, 0.95);
+            }
+            day
+        })
+        .collect())
+}
+
+/// Groups, most requests first (ties by group), at most `n`.
+fn top(mut rows: Vec<UsageTotal>, n: usize) -> Vec<UsageTotal> {
+    rows.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.group.cmp(&b.group)));
+    rows.truncate(n);
+    rows
+}
+
+fn first(total: &UsageTotal) -> &str {
+    total.group.first().map_or("", String::as_str)
 }
 
 /// `GET /v1/keys/{id}/usage?days=N`: the last `days` UTC days including today.
 pub async fn key_usage(
     store: &dyn Store,
     key_id: &KeyId,
-    days: u32,
+    days_back_n: u32,
     now: DateTime<Utc>,
 ) -> Result<Value, StoreError> {
-    let from = days_back(now, days);
-    let rollups = store
-        .usage_rollups(&UsageFilter {
-            key_id: Some(key_id.clone()),
-            user_id: None,
-            from,
-            to: now + Duration::hours(1),
-        })
-        .await?;
-    let tally = tally(&rollups, |rollup| rollup.endpoint.clone());
-    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
-    for rollup in &rollups {
-        *by_status.entry(rollup.status_code.to_string()).or_default() += rollup.requests;
-    }
-    let by_day = tally.days(from.date_naive(), now.date_naive(), true);
-    let by_endpoint: Vec<Value> = top(&tally.by, usize::MAX)
-        .into_iter()
-        .map(|(endpoint, counts)| json!({"endpoint": endpoint, "requests": counts.requests}))
+    let from = days_back(now, days_back_n);
+    let filter = UsageFilter {
+        key_id: Some(key_id.clone()),
+        ..UsageFilter::between(from, now + Duration::hours(1))
+    };
+    let total = total(store, &filter).await?;
+    let by_day = days(store, &filter, from.date_naive(), now.date_naive(), true).await?;
+    let by_endpoint: Vec<Value> = top(
+        totals(store, &filter, UsageGroup::Endpoint).await?,
+        usize::MAX,
+    )
+    .iter()
+    .map(|t| json!({"endpoint": first(t), "requests": t.requests}))
+    .collect();
+    let by_status: BTreeMap<String, u64> = totals(store, &filter, UsageGroup::Status)
+        .await?
+        .iter()
+        .map(|t| (first(t).to_owned(), t.requests))
         .collect();
-    let total = tally.total;
     Ok(json!({
         "key_id": key_id,
-        "days": days,
+        "days": days_back_n,
         "total_requests": total.requests,
         "rejected_requests": total.rejected,
         "units": total.units,
@@ -174,26 +165,18 @@ pub async fn user_usage(
     now: DateTime<Utc>,
 ) -> Result<Value, StoreError> {
     let user = store.get_user(user_id).await?;
-    let rollups = store
-        .usage_rollups(&UsageFilter {
-            key_id: None,
-            user_id: Some(user_id.clone()),
-            from: period.start(),
-            to: period.end(),
-        })
-        .await?;
-    let tally = tally(&rollups, |rollup| rollup.key_id.to_string());
+    let filter = UsageFilter {
+        user_id: Some(user_id.clone()),
+        ..UsageFilter::between(period.start(), period.end())
+    };
+    let total = total(store, &filter).await?;
     let last_day = (period.end() - Duration::seconds(1))
         .date_naive()
         .min(now.date_naive().max(period.start().date_naive()));
-    let by_day = tally.days(period.start().date_naive(), last_day, false);
-    let total = &tally.total;
-    let by_key = &tally.by;
-    let by_key: Vec<Value> = top(by_key, usize::MAX)
-        .into_iter()
-        .map(|(key_id, counts)| {
-            json!({"key_id": key_id, "requests": counts.requests, "units": counts.units})
-        })
+    let by_day = days(store, &filter, period.start().date_naive(), last_day, false).await?;
+    let by_key: Vec<Value> = top(totals(store, &filter, UsageGroup::Key).await?, usize::MAX)
+        .iter()
+        .map(|t| json!({"key_id": first(t), "requests": t.requests, "units": t.units}))
         .collect();
     let plan = match store.get_plan(&user.plan).await {
         Ok(plan) => Some(plan),
@@ -219,59 +202,43 @@ pub async fn user_usage(
     }))
 }
 
+fn rate(rejected: u64, requests: u64) -> f64 {
+    if requests == 0 {
+        0.0
+    } else {
+        rejected as f64 / requests as f64
+    }
+}
+
 /// `GET /v1/usage/summary?days=N`: every key's traffic over the last `days` UTC days.
 pub async fn summary(
     store: &dyn Store,
-    days: u32,
+    days_back_n: u32,
     now: DateTime<Utc>,
 ) -> Result<Value, StoreError> {
-    let rollups = store
-        .usage_rollups(&UsageFilter {
-            key_id: None,
-            user_id: None,
-            from: days_back(now, days),
-            to: now + Duration::hours(1),
-        })
-        .await?;
-    let mut total = Counts::default();
-    let mut by_code: BTreeMap<String, u64> = BTreeMap::new();
-    let mut by_key: HashMap<(String, String), Counts> = HashMap::new();
-    let mut by_endpoint: HashMap<String, Counts> = HashMap::new();
-    for rollup in &rollups {
-        total.add(rollup);
-        *by_code.entry(rollup.code.clone()).or_default() += rollup.requests;
-        by_key
-            .entry((rollup.key_id.to_string(), rollup.user_id.to_string()))
-            .or_default()
-            .add(rollup);
-        by_endpoint
-            .entry(rollup.endpoint.clone())
-            .or_default()
-            .add(rollup);
-    }
-    let rate = |rejected: u64, requests: u64| {
-        if requests == 0 {
-            0.0
-        } else {
-            rejected as f64 / requests as f64
-        }
-    };
-    let top_keys: Vec<Value> = top(&by_key, 10)
-        .into_iter()
-        .map(|((key_id, user_id), c)| {
-            json!({"key_id": key_id, "user_id": user_id, "requests": c.requests,
-                   "rejected": c.rejected, "units": c.units})
+    let filter = UsageFilter::between(days_back(now, days_back_n), now + Duration::hours(1));
+    let total = total(store, &filter).await?;
+    let by_code: BTreeMap<String, u64> = totals(store, &filter, UsageGroup::Code)
+        .await?
+        .iter()
+        .map(|t| (first(t).to_owned(), t.requests))
+        .collect();
+    let top_keys: Vec<Value> = top(totals(store, &filter, UsageGroup::Key).await?, 10)
+        .iter()
+        .map(|t| {
+            json!({"key_id": first(t), "user_id": t.group.get(1), "requests": t.requests,
+                   "rejected": t.rejected, "units": t.units})
         })
         .collect();
-    let top_endpoints: Vec<Value> = top(&by_endpoint, 10)
-        .into_iter()
-        .map(|(endpoint, c)| {
-            json!({"endpoint": endpoint, "requests": c.requests, "rejected": c.rejected,
-                   "rejection_rate": rate(c.rejected, c.requests)})
+    let top_endpoints: Vec<Value> = top(totals(store, &filter, UsageGroup::Endpoint).await?, 10)
+        .iter()
+        .map(|t| {
+            json!({"endpoint": first(t), "requests": t.requests, "rejected": t.rejected,
+                   "rejection_rate": rate(t.rejected, t.requests)})
         })
         .collect();
     Ok(json!({
-        "days": days,
+        "days": days_back_n,
         "requests": total.requests,
         "rejected": total.rejected,
         "rejection_rate": rate(total.rejected, total.requests),
@@ -279,9 +246,9 @@ pub async fn summary(
         "top_keys": top_keys,
         "top_endpoints": top_endpoints,
         "latency_ms": {
-            "p50": total.quantile(0.50),
-            "p95": total.quantile(0.95),
-            "p99": total.quantile(0.99),
+            "p50": quantile(&total.latency, 0.50),
+            "p95": quantile(&total.latency, 0.95),
+            "p99": quantile(&total.latency, 0.99),
         },
     }))
 }
@@ -319,24 +286,28 @@ pub async fn invoice(
         segments
     };
     let history = store.price_history().await?;
-    let mut hours: BTreeMap<(DateTime<Utc>, PlanName), u64> = BTreeMap::new();
-    for rollup in store
-        .usage_rollups(&UsageFilter {
-            key_id: None,
-            user_id: Some(user_id.clone()),
-            from: period.start(),
-            to: period.end(),
-        })
-        .await?
-    {
-        if rollup.environment == Environment::Live && rollup.units > 0 {
-            *hours.entry((rollup.hour, rollup.plan)).or_default() += rollup.units;
+    let filter = UsageFilter {
+        user_id: Some(user_id.clone()),
+        environment: Some(Environment::Live),
+        ..UsageFilter::between(period.start(), period.end())
+    };
+    let mut usage = Vec::new();
+    for hour in totals(store, &filter, UsageGroup::HourPlan).await? {
+        let (Some(at), Some(plan)) = (hour.group.first(), hour.group.get(1)) else {
+            continue;
+        };
+        let at = keyward_core::time::parse(at)
+            .map_err(|e| StoreError::Internal(format!("unreadable rollup hour {at:?}: {e}")))?;
+        let plan = PlanName::parse(plan)
+            .map_err(|e| StoreError::Internal(format!("unreadable rollup plan {plan:?}: {e}")))?;
+        if hour.units > 0 {
+            usage.push(HourUnits {
+                hour: at,
+                plan,
+                units: hour.units,
+            });
         }
     }
-    let usage: Vec<HourUnits> = hours
-        .into_iter()
-        .map(|((hour, plan), units)| HourUnits { hour, plan, units })
-        .collect();
     Ok(billing::invoice(
         &InvoiceInput {
             user_id: user_id.as_str(),

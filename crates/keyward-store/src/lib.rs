@@ -135,6 +135,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn record_usage(&self, batch: &UsageBatch) -> StoreResult<()>;
     /// Rollup rows as stored (hours in `[from, to)`, by key and/or user).
     async fn usage_rollups(&self, filter: &UsageFilter) -> StoreResult<Vec<Rollup>>;
+    /// Rollups added up per `group` (computed by the database).
+    async fn usage_totals(
+        &self,
+        filter: &UsageFilter,
+        group: UsageGroup,
+    ) -> StoreResult<Vec<UsageTotal>>;
     /// Deletes raw events and rollups older than the given times; returns rows deleted.
     async fn prune_usage(
         &self,

@@ -632,13 +632,28 @@ impl UsageBatch {
     }
 }
 
-/// Which rollups to read: hours in `[from, to)`, optionally of one key or one user.
+/// Which rollups to read: hours in `[from, to)`, optionally of one key, one user, one
+/// environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageFilter {
     pub key_id: Option<KeyId>,
     pub user_id: Option<UserId>,
+    pub environment: Option<Environment>,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
+}
+
+impl UsageFilter {
+    /// Everything in `[from, to)`.
+    pub fn between(from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
+        Self {
+            key_id: None,
+            user_id: None,
+            environment: None,
+            from,
+            to,
+        }
+    }
 }
 
 /// A user's plan from `effective_at` until the next segment.
@@ -715,4 +730,35 @@ pub enum DeliveryOutcome {
     Skipped(String),
     Retry { at: DateTime<Utc>, error: String },
     Dead(String),
+}
+
+/// How [`crate::Store::usage_totals`] groups rollups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageGroup {
+    /// One row for everything.
+    Total,
+    /// By UTC day (`YYYY-MM-DD`).
+    Day,
+    /// By key: key id, user id.
+    Key,
+    Endpoint,
+    /// By status code (as text).
+    Status,
+    /// By decision code.
+    Code,
+    /// By hour and plan: hour start (the schema's timestamp text), plan.
+    HourPlan,
+    /// By user and plan: user id, plan.
+    UserPlan,
+}
+
+/// Rollups added up over one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageTotal {
+    /// The group's values, in the order [`UsageGroup`] names them (empty for `Total`).
+    pub group: Vec<String>,
+    pub requests: u64,
+    pub rejected: u64,
+    pub units: u64,
+    pub latency: [u64; LATENCY_BUCKETS],
 }

@@ -25,7 +25,8 @@ use crate::{
     Actor, AuditFilter, AuditRecord, BillingEvent, ChangeEvent, Delivery, DeliveryOutcome,
     DeliveryStatus, ImportReport, ImportRow, KeyFilter, KeyMaterial, KeyPatch, KeyRecord, KeySpec,
     KeyUsage, MigrationInfo, NewUser, Page, PlanSegment, PriceChange, QuotaUsage, Rollup, Rotation,
-    Store, StoreError, StoreResult, UsageBatch, UsageFilter, UserFilter, UserPatch, UserRecord,
+    Store, StoreError, StoreResult, UsageBatch, UsageFilter, UsageGroup, UsageTotal, UserFilter,
+    UserPatch, UserRecord,
 };
 
 /// Runs a read again, once, after a short pause, when it failed on a broken connection (a
@@ -306,6 +307,14 @@ impl Store for Backend {
 
     async fn usage_rollups(&self, filter: &UsageFilter) -> StoreResult<Vec<Rollup>> {
         retry_read(|| usage::rollups(self, filter)).await
+    }
+
+    async fn usage_totals(
+        &self,
+        filter: &UsageFilter,
+        group: UsageGroup,
+    ) -> StoreResult<Vec<UsageTotal>> {
+        retry_read(|| usage::totals(self, filter, group)).await
     }
 
     async fn prune_usage(

@@ -10,7 +10,7 @@ use super::rows::{get_opt_u64, get_ts, get_u64, int, parsed, ts};
 use super::{Backend, Conn, Db, now};
 use crate::{
     LATENCY_BUCKETS, PlanSegment, PriceChange, Rollup, StoreResult, UsageBatch, UsageEvent,
-    UsageFilter,
+    UsageFilter, UsageGroup, UsageTotal,
 };
 
 const ROLLUP_COLUMNS: &str = "hour, key_id, user_id, environment, plan, endpoint, status_code, \
@@ -90,11 +90,9 @@ async fn insert_events(conn: &mut Conn, events: &[UsageEvent]) -> StoreResult<()
     Ok(())
 }
 
-pub(super) async fn rollups(store: &Backend, filter: &UsageFilter) -> StoreResult<Vec<Rollup>> {
-    let mut query: QueryBuilder<Db> = QueryBuilder::new(format!(
-        "SELECT {ROLLUP_COLUMNS} FROM usage_rollups WHERE hour >= "
-    ));
-    query.push_bind(ts(filter.from));
+/// `WHERE …` of a filter, appended to `query`.
+fn push_filter(query: &mut QueryBuilder<Db>, filter: &UsageFilter) {
+    query.push(" WHERE hour >= ").push_bind(ts(filter.from));
     query.push(" AND hour < ").push_bind(ts(filter.to));
     if let Some(key_id) = &filter.key_id {
         query
@@ -106,6 +104,17 @@ pub(super) async fn rollups(store: &Backend, filter: &UsageFilter) -> StoreResul
             .push(" AND user_id = ")
             .push_bind(user_id.as_str().to_owned());
     }
+    if let Some(environment) = filter.environment {
+        query
+            .push(" AND environment = ")
+            .push_bind(environment.as_str());
+    }
+}
+
+pub(super) async fn rollups(store: &Backend, filter: &UsageFilter) -> StoreResult<Vec<Rollup>> {
+    let mut query: QueryBuilder<Db> =
+        QueryBuilder::new(format!("SELECT {ROLLUP_COLUMNS} FROM usage_rollups"));
+    push_filter(&mut query, filter);
     query.push(" ORDER BY hour, key_id, endpoint, status_code, code, plan");
     let rows = query.build().fetch_all(&store.pool).await?;
     rows.iter()
@@ -128,6 +137,58 @@ pub(super) async fn rollups(store: &Backend, filter: &UsageFilter) -> StoreResul
                 endpoint: row.try_get("endpoint")?,
                 status_code: u16::try_from(status).unwrap_or(0),
                 code: row.try_get("code")?,
+                requests: get_u64(row, "requests")?,
+                rejected: get_u64(row, "rejected")?,
+                units: get_u64(row, "units")?,
+                latency,
+            })
+        })
+        .collect()
+}
+
+/// Rollups added up per group, in SQL (a summary over many keys and days never travels
+/// row by row).
+pub(super) async fn totals(
+    store: &Backend,
+    filter: &UsageFilter,
+    group: UsageGroup,
+) -> StoreResult<Vec<UsageTotal>> {
+    let columns: &[&str] = match group {
+        UsageGroup::Total => &[],
+        UsageGroup::Day => &["substr(hour, 1, 10)"],
+        UsageGroup::Key => &["key_id", "user_id"],
+        UsageGroup::Endpoint => &["endpoint"],
+        UsageGroup::Status => &["CAST(status_code AS TEXT)"],
+        UsageGroup::Code => &["code"],
+        UsageGroup::HourPlan => &["hour", "plan"],
+        UsageGroup::UserPlan => &["user_id", "plan"],
+    };
+    let sum = |column: &str| format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT) AS {column}");
+    let mut select: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| format!("{column} AS g{i}"))
+        .collect();
+    select.extend(["requests", "rejected", "units"].map(sum));
+    select.extend((0..LATENCY_BUCKETS).map(|bucket| sum(&format!("l{bucket}"))));
+    let mut query: QueryBuilder<Db> =
+        QueryBuilder::new(format!("SELECT {} FROM usage_rollups", select.join(", ")));
+    push_filter(&mut query, filter);
+    if !columns.is_empty() {
+        let grouped = columns.join(", ");
+        query.push(format!(" GROUP BY {grouped} ORDER BY {grouped}"));
+    }
+    let rows = query.build().fetch_all(&store.pool).await?;
+    rows.iter()
+        .map(|row| {
+            let mut latency = [0u64; LATENCY_BUCKETS];
+            for (bucket, slot) in latency.iter_mut().enumerate() {
+                *slot = get_u64(row, &format!("l{bucket}"))?;
+            }
+            Ok(UsageTotal {
+                group: (0..columns.len())
+                    .map(|i| row.try_get::<String, _>(format!("g{i}").as_str()))
+                    .collect::<Result<_, _>>()?,
                 requests: get_u64(row, "requests")?,
                 rejected: get_u64(row, "rejected")?,
                 units: get_u64(row, "units")?,

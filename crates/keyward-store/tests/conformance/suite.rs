@@ -1143,7 +1143,7 @@ pub async fn quota_usage_accumulates_per_user_and_month(store: &dyn Store) {
 
 pub async fn usage_batches_add_up_in_rollups_and_are_pruned(store: &dyn Store) {
     use chrono::TimeZone;
-    use keyward_store::{LATENCY_BUCKETS, Rollup, UsageBatch, UsageEvent, UsageFilter};
+    use keyward_store::{LATENCY_BUCKETS, Rollup, UsageBatch, UsageEvent, UsageFilter, UsageGroup};
     let (_, key) = issue_key(store, &spec("r1", "k"), &admin()).await.unwrap();
     let hour = Utc.with_ymd_and_hms(2026, 11, 22, 13, 0, 0).unwrap();
     let rollup = |endpoint: &str, requests, rejected, units| {
@@ -1196,12 +1196,72 @@ pub async fn usage_batches_add_up_in_rollups_and_are_pruned(store: &dyn Store) {
         .unwrap();
     let filter = UsageFilter {
         key_id: Some(key.id.clone()),
-        user_id: None,
-        from: hour,
-        to: hour + Duration::hours(1),
+        ..UsageFilter::between(hour, hour + Duration::hours(1))
     };
     let rows = store.usage_rollups(&filter).await.unwrap();
     assert_eq!(rows.len(), 2);
+    // The database adds them up per group.
+    let totals = |group| {
+        let filter = filter.clone();
+        async move {
+            store
+                .usage_totals(&filter, group)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|t| (t.group, t.requests, t.rejected, t.units, t.latency[1]))
+                .collect::<Vec<_>>()
+        }
+    };
+    let strings = |values: &[&str]| values.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>();
+    assert_eq!(totals(UsageGroup::Total).await, [(vec![], 6, 1, 6, 6)]);
+    assert_eq!(
+        totals(UsageGroup::Day).await,
+        [(strings(&["2026-11-22"]), 6, 1, 6, 6)]
+    );
+    assert_eq!(
+        totals(UsageGroup::Endpoint).await,
+        [
+            (strings(&["/a"]), 5, 0, 6, 5),
+            (strings(&["/b"]), 1, 1, 0, 1)
+        ]
+    );
+    assert_eq!(
+        totals(UsageGroup::Status).await,
+        [(strings(&["200"]), 6, 1, 6, 6)]
+    );
+    assert_eq!(
+        totals(UsageGroup::Key).await,
+        [(strings(&[key.id.as_str(), "r1"]), 6, 1, 6, 6)]
+    );
+    assert_eq!(
+        totals(UsageGroup::UserPlan).await,
+        [(strings(&["r1", "free"]), 6, 1, 6, 6)]
+    );
+    let by_hour = totals(UsageGroup::HourPlan).await;
+    assert_eq!(by_hour.len(), 1);
+    assert_eq!(by_hour[0].0[1], "free");
+    assert!(by_hour[0].0[0].starts_with("2026-11-22T13:00:00"));
+    let test_only = UsageFilter {
+        environment: Some(Environment::Test),
+        ..filter.clone()
+    };
+    assert!(
+        store
+            .usage_totals(&test_only, UsageGroup::Key)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .usage_totals(&test_only, UsageGroup::Total)
+            .await
+            .unwrap()[0]
+            .requests,
+        0,
+        "a total over nothing is zero"
+    );
     assert_eq!(
         (
             rows[0].endpoint.as_str(),

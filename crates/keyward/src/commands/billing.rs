@@ -4,7 +4,7 @@
 use chrono::Utc;
 use keyward_core::billing::{Invoice, LineKind, Period};
 use keyward_server::reports;
-use keyward_store::{DeliveryStatus, PageRequest, UsageFilter, UserFilter};
+use keyward_store::{DeliveryStatus, PageRequest, UsageFilter, UsageGroup, UserFilter};
 use serde_json::json;
 
 use super::{Context, named_not_found, period_arg, user_id_arg};
@@ -88,16 +88,20 @@ async fn invoices(context: &Context, period: Period) -> CliResult<Vec<Invoice>> 
             None => break,
         }
     }
-    let rollups = context
+    // Users with usage in the period, deleted or not.
+    let with_usage = context
         .store
-        .usage_rollups(&UsageFilter {
-            key_id: None,
-            user_id: None,
-            from: period.start(),
-            to: period.end(),
-        })
+        .usage_totals(
+            &UsageFilter::between(period.start(), period.end()),
+            UsageGroup::Key,
+        )
         .await?;
-    users.extend(rollups.into_iter().map(|rollup| rollup.user_id));
+    users.extend(
+        with_usage
+            .iter()
+            .filter_map(|total| total.group.get(1))
+            .filter_map(|user| keyward_core::UserId::parse(user).ok()),
+    );
     let mut invoices = Vec::with_capacity(users.len());
     for user_id in &users {
         invoices.push(reports::invoice(&*context.store, user_id, period, now).await?);
