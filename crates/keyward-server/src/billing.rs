@@ -3,7 +3,9 @@
 //!
 //! 1. meters every closed hour: per user, hour and plan, the admitted units of `live`
 //!    keys become a `usage.metered` event in the outbox, with an id derived from (user,
-//!    hour, plan) — every node derives the same id, so the event exists once;
+//!    hour, plan) — every node derives the same id, so the event exists once; units that
+//!    reach the database later (within 24 h) follow as further events (`…_r2`, …) carrying
+//!    the difference;
 //! 2. delivers outbox events to each sink: a generic webhook (JSON, `Keyward-Signature`
 //!    HMAC-SHA256) and Stripe Billing meter events (`identifier` = the event id, so Stripe
 //!    drops a repeat). Failures are retried with exponential backoff and jitter; after
@@ -18,7 +20,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use hmac::{Hmac, Mac};
 use keyward_core::{Environment, UserId};
 use keyward_store::{
-    BillingEvent, Delivery, DeliveryOutcome, Store, StoreError, UsageFilter, UsageGroup,
+    BillingEvent, Delivery, DeliveryOutcome, MeteredHour, Store, StoreError, UsageFilter,
+    UsageGroup,
 };
 use rand::Rng;
 use serde_json::json;
@@ -37,6 +40,8 @@ pub struct BillingSettings {
     pub retry_base: Duration,
     /// How long after an hour ends it is metered (nodes flush usage every second).
     pub meter_delay: Duration,
+    /// How often the last 24 metered hours are looked at again for late usage.
+    pub recheck_every: Duration,
 }
 
 #[derive(Clone)]
@@ -79,6 +84,7 @@ impl std::fmt::Debug for BillingSettings {
             .field("max_attempts", &self.max_attempts)
             .field("retry_base", &self.retry_base)
             .field("meter_delay", &self.meter_delay)
+            .field("recheck_every", &self.recheck_every)
             .finish()
     }
 }
@@ -92,6 +98,8 @@ impl BillingSettings {
 const METERED_THROUGH: &str = "billing.metered_through";
 /// How far back the first run meters (usage older than this is not sent).
 const FIRST_RUN_LOOKBACK_HOURS: i64 = 48;
+/// Hours looked at again for late usage.
+const RECHECK_HOURS: i64 = 24;
 /// A claimed delivery is not handed to another node for this long.
 const LEASE: Duration = Duration::from_secs(60);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
@@ -122,6 +130,7 @@ pub fn spawn(
             .into_iter()
             .map(|sink| (sink, None))
             .collect();
+        let mut last_recheck: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
@@ -136,8 +145,11 @@ pub fn spawn(
                     if since.iter().any(|(_, start)| start.is_none()) {
                         continue;
                     }
-                    if let Err(error) = meter(&*store, &settings, Utc::now()).await {
-                        tracing::warn!(%error, "cannot meter usage for billing; will retry");
+                    let recheck = last_recheck.is_none_or(|at| at.elapsed() >= settings.recheck_every);
+                    match meter(&*store, &settings, Utc::now(), recheck).await {
+                        Ok(()) if recheck => last_recheck = Some(tokio::time::Instant::now()),
+                        Ok(()) => {}
+                        Err(error) => tracing::warn!(%error, "cannot meter usage for billing; will retry"),
                     }
                     for (sink, start) in &since {
                         let Some(start) = *start else { continue };
@@ -196,59 +208,122 @@ pub fn metered_event_id(user_id: &UserId, hour: DateTime<Utc>, plan: &str) -> St
     format!("um_{}", &hex::encode(digest)[..32])
 }
 
-/// Writes `usage.metered` events for every hour that closed (plus the meter delay) since
-/// the last run.
+/// A `usage.metered` event for `units` of one user, hour and plan; revision 1 carries the
+/// hour's units when it is first metered, later revisions what arrived since.
+fn metered_event(
+    user_id: &UserId,
+    hour: DateTime<Utc>,
+    plan: &str,
+    units: u64,
+    revision: u32,
+    now: DateTime<Utc>,
+) -> BillingEvent {
+    let base = metered_event_id(user_id, hour, plan);
+    let id = if revision <= 1 {
+        base
+    } else {
+        format!("{base}_r{revision}")
+    };
+    BillingEvent {
+        payload: json!({
+            "type": "usage.metered",
+            "id": id,
+            "user_id": user_id,
+            "period_start": keyward_core::time::format(&hour),
+            "period_end": keyward_core::time::format(&(hour + chrono::Duration::hours(1))),
+            "units": units,
+            "plan": plan,
+        }),
+        id,
+        kind: "usage.metered".to_owned(),
+        user_id: user_id.clone(),
+        created_at: now,
+    }
+}
+
+/// Meters every hour in `[from, to)`: for each user and plan whose `live` units exceed
+/// what was metered so far, one event with the difference (the first one with all of it).
+async fn meter_hours(
+    store: &dyn Store,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let filter = UsageFilter {
+        environment: Some(Environment::Live),
+        ..UsageFilter::between(from, to)
+    };
+    let metered: std::collections::HashMap<(String, DateTime<Utc>, String), (u64, u32)> = store
+        .metered_hours(from, to)
+        .await?
+        .into_iter()
+        .map(|m| {
+            (
+                (m.user_id.to_string(), m.hour, m.plan),
+                (m.units, m.revisions),
+            )
+        })
+        .collect();
+    for total in store
+        .usage_totals(&filter, UsageGroup::HourUserPlan)
+        .await?
+    {
+        let [hour, user, plan] = total.group.as_slice() else {
+            continue;
+        };
+        let (Ok(hour), Ok(user_id)) = (keyward_core::time::parse(hour), UserId::parse(user)) else {
+            continue;
+        };
+        let (sent, revisions) = metered
+            .get(&(user.clone(), hour, plan.clone()))
+            .copied()
+            .unwrap_or((0, 0));
+        if total.units <= sent {
+            continue;
+        }
+        let revision = revisions + 1;
+        let event = metered_event(&user_id, hour, plan, total.units - sent, revision, now);
+        let row = MeteredHour {
+            user_id,
+            hour,
+            plan: plan.clone(),
+            units: total.units,
+            revisions: revision,
+        };
+        // Another node may have metered it a moment ago: then this changes nothing and the
+        // next pass compares against what that node recorded.
+        store.record_metering(&row, revisions, &event).await?;
+    }
+    Ok(())
+}
+
+/// Meters every hour that closed (plus the meter delay) since the last run; with
+/// `recheck`, also looks again at the 24 hours before, for usage that reached the
+/// database late.
 async fn meter(
     store: &dyn Store,
     settings: &BillingSettings,
     now: DateTime<Utc>,
+    recheck: bool,
 ) -> Result<(), StoreError> {
     let first = hour_start(now) - chrono::Duration::hours(FIRST_RUN_LOOKBACK_HOURS);
     let mut through = match store.get_setting(METERED_THROUGH).await? {
         Some(raw) => keyward_core::time::parse(&raw).unwrap_or(first),
         None => first,
     };
+    if recheck {
+        meter_hours(
+            store,
+            through - chrono::Duration::hours(RECHECK_HOURS),
+            through,
+            now,
+        )
+        .await?;
+    }
     let delay = chrono::Duration::from_std(settings.meter_delay).unwrap_or_default();
     while through + chrono::Duration::hours(1) + delay <= now {
-        let hour = through;
-        let end = hour + chrono::Duration::hours(1);
-        let filter = UsageFilter {
-            environment: Some(Environment::Live),
-            ..UsageFilter::between(hour, end)
-        };
-        let mut units: Vec<(UserId, String, u64)> = Vec::new();
-        for total in store.usage_totals(&filter, UsageGroup::UserPlan).await? {
-            let (Some(user), Some(plan)) = (total.group.first(), total.group.get(1)) else {
-                continue;
-            };
-            if total.units > 0
-                && let Ok(user) = UserId::parse(user)
-            {
-                units.push((user, plan.clone(), total.units));
-            }
-        }
-        let events: Vec<BillingEvent> = units
-            .into_iter()
-            .map(|(user_id, plan, units)| {
-                let id = metered_event_id(&user_id, hour, &plan);
-                BillingEvent {
-                    payload: json!({
-                        "type": "usage.metered",
-                        "id": id,
-                        "user_id": user_id,
-                        "period_start": keyward_core::time::format(&hour),
-                        "period_end": keyward_core::time::format(&end),
-                        "units": units,
-                        "plan": plan,
-                    }),
-                    id,
-                    kind: "usage.metered".to_owned(),
-                    user_id,
-                    created_at: now,
-                }
-            })
-            .collect();
-        store.add_billing_events(&events).await?;
+        let end = through + chrono::Duration::hours(1);
+        meter_hours(store, through, end, now).await?;
         through = end;
         store
             .put_setting(METERED_THROUGH, &keyward_core::time::format(&through))

@@ -164,6 +164,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     // --- billing outbox ---------------------------------------------------------------
     /// Adds events to the outbox; an id already there is the same event and is ignored.
     async fn add_billing_events(&self, events: &[BillingEvent]) -> StoreResult<()>;
+    /// What has been metered for hours in `[from, to)`.
+    async fn metered_hours(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<MeteredHour>>;
+    /// Records `hour` as metered and adds `event` with it, in one transaction, if the
+    /// stored revision is still `expected_revisions` (0: none yet); `false` when another
+    /// node got there first (nothing changed).
+    async fn record_metering(
+        &self,
+        hour: &MeteredHour,
+        expected_revisions: u32,
+        event: &BillingEvent,
+    ) -> StoreResult<bool>;
     /// Opens deliveries to `sink` for events created since `since`, then claims up to
     /// `limit` due ones until `lease_until` (so no other node sends them meanwhile).
     async fn claim_deliveries(

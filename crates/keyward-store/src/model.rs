@@ -750,6 +750,8 @@ pub enum UsageGroup {
     HourPlan,
     /// By user and plan: user id, plan.
     UserPlan,
+    /// By hour, user and plan: hour start, user id, plan.
+    HourUserPlan,
 }
 
 /// Rollups added up over one group.
@@ -761,4 +763,15 @@ pub struct UsageTotal {
     pub rejected: u64,
     pub units: u64,
     pub latency: [u64; LATENCY_BUCKETS],
+}
+
+/// Units of one user, hour and plan already metered to billing providers, and in how many
+/// `usage.metered` events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeteredHour {
+    pub user_id: UserId,
+    pub hour: DateTime<Utc>,
+    pub plan: String,
+    pub units: u64,
+    pub revisions: u32,
 }

@@ -361,6 +361,9 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub billing_meter_delay_seconds: Option<u64>,
+    /// Seconds between looks at the last 24 metered hours for late usage. Default 60.
+    #[arg(long, env = "KEYWARD_BILLING_RECHECK_SECONDS", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub billing_recheck_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]

@@ -33,6 +33,7 @@ pub struct FileConfig {
     pub billing_max_attempts: Option<u32>,
     pub billing_retry_base_ms: Option<u64>,
     pub billing_meter_delay_seconds: Option<u64>,
+    pub billing_recheck_seconds: Option<u64>,
 }
 
 impl FileConfig {

@@ -164,6 +164,8 @@ async fn metered_usage_and_plan_changes_arrive_exactly_once_through_failures() {
             "50",
             "--billing-meter-delay-seconds",
             "0",
+            "--billing-recheck-seconds",
+            "1",
         ],
         &[],
     )
@@ -261,6 +263,34 @@ async fn metered_usage_and_plan_changes_arrive_exactly_once_through_failures() {
         2,
         "Stripe skips plan changes and users without a customer id"
     );
+
+    // Usage of that hour that reaches the database late (a node that was cut off) follows
+    // as a second event with the difference.
+    sqlx::query(
+        "UPDATE usage_rollups SET requests = requests + 5, units = units + 5
+         WHERE user_id = 'cust' AND environment = 'live'",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let first_id = metered["cust"]["id"].as_str().unwrap().to_owned();
+    eventually(Duration::from_secs(15), || async {
+        stripe.accepted.lock().unwrap().len() == 2
+    })
+    .await;
+    let (_, body) = stripe.accepted.lock().unwrap()[1].clone();
+    let fields = form(&body);
+    assert_eq!(fields["payload[value]"], "5");
+    assert_eq!(fields["identifier"], format!("{first_id}_r2"));
+    eventually(Duration::from_secs(15), || async {
+        webhook.accepted.lock().unwrap().len() == 4
+    })
+    .await;
+    let late: Value = serde_json::from_str(&webhook.accepted.lock().unwrap()[3].1).unwrap();
+    assert_eq!(late["id"], format!("{first_id}_r2"));
+    assert_eq!(late["units"], 5);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(webhook.accepted.lock().unwrap().len(), 4, "sent once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,9 @@ use sqlx::{QueryBuilder, Row};
 
 use super::rows::{get_opt_ts, get_ts, get_u64, parsed, ts};
 use super::{Backend, Conn, Db, DbRow};
-use crate::{BillingEvent, Delivery, DeliveryOutcome, DeliveryStatus, StoreError, StoreResult};
+use crate::{
+    BillingEvent, Delivery, DeliveryOutcome, DeliveryStatus, MeteredHour, StoreError, StoreResult,
+};
 
 /// Inserts events whose ids are new (an id seen before is the same event).
 pub(super) async fn insert_events(conn: &mut Conn, events: &[BillingEvent]) -> StoreResult<()> {
@@ -204,4 +206,69 @@ pub(super) async fn prune(conn: &mut Conn, before: DateTime<Utc>) -> StoreResult
     .execute(&mut *conn)
     .await?;
     Ok(deliveries.rows_affected() + events.rows_affected())
+}
+
+pub(super) async fn metered(
+    store: &Backend,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> StoreResult<Vec<MeteredHour>> {
+    let rows = sqlx::query(
+        "SELECT user_id, hour, plan, units, revisions FROM billing_metered
+         WHERE hour >= $1 AND hour < $2 ORDER BY hour, user_id, plan",
+    )
+    .bind(ts(from))
+    .bind(ts(to))
+    .fetch_all(&store.pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let user_id: String = row.try_get("user_id")?;
+            Ok(MeteredHour {
+                user_id: parsed("user id", &user_id, UserId::parse)?,
+                hour: get_ts(row, "hour")?,
+                plan: row.try_get("plan")?,
+                units: get_u64(row, "units")?,
+                revisions: u32::try_from(get_u64(row, "revisions")?).unwrap_or(u32::MAX),
+            })
+        })
+        .collect()
+}
+
+/// Records `hour` as metered (its units, as revision `hour.revisions`) and adds `event`,
+/// in one transaction — if the stored revision is still `expected` (0: no row yet). Two
+/// nodes metering the same hour at once: one wins, the other changes nothing (`false`).
+pub(super) async fn record_metering(
+    store: &Backend,
+    hour: &MeteredHour,
+    expected: u32,
+    event: &BillingEvent,
+) -> StoreResult<bool> {
+    let mut tx = store.write().await?;
+    let changed = if expected == 0 {
+        sqlx::query(
+            "INSERT INTO billing_metered (user_id, hour, plan, units, revisions)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, hour, plan) DO NOTHING",
+        )
+    } else {
+        sqlx::query(
+            "UPDATE billing_metered SET units = $4, revisions = $5
+             WHERE user_id = $1 AND hour = $2 AND plan = $3 AND revisions = $6",
+        )
+    }
+    .bind(hour.user_id.as_str())
+    .bind(ts(hour.hour))
+    .bind(&hour.plan)
+    .bind(super::rows::int(hour.units))
+    .bind(i64::from(hour.revisions))
+    .bind(i64::from(expected))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if changed {
+        insert_events(&mut tx, std::slice::from_ref(event)).await?;
+        tx.commit().await?;
+    }
+    Ok(changed)
 }

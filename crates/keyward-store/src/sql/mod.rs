@@ -24,9 +24,9 @@ use super::{Backend, Conn, Db, DbRow, MIGRATOR, PLAN_ORDER, SCHEMA_SNAPSHOT};
 use crate::{
     Actor, AuditFilter, AuditRecord, BillingEvent, ChangeEvent, Delivery, DeliveryOutcome,
     DeliveryStatus, ImportReport, ImportRow, KeyFilter, KeyMaterial, KeyPatch, KeyRecord, KeySpec,
-    KeyUsage, MigrationInfo, NewUser, Page, PlanSegment, PriceChange, QuotaUsage, Rollup, Rotation,
-    Store, StoreError, StoreResult, UsageBatch, UsageFilter, UsageGroup, UsageTotal, UserFilter,
-    UserPatch, UserRecord,
+    KeyUsage, MeteredHour, MigrationInfo, NewUser, Page, PlanSegment, PriceChange, QuotaUsage,
+    Rollup, Rotation, Store, StoreError, StoreResult, UsageBatch, UsageFilter, UsageGroup,
+    UsageTotal, UserFilter, UserPatch, UserRecord,
 };
 
 /// Runs a read again, once, after a short pause, when it failed on a broken connection (a
@@ -354,6 +354,23 @@ impl Store for Backend {
 
     async fn add_billing_events(&self, events: &[BillingEvent]) -> StoreResult<()> {
         billing::add_events(self, events).await
+    }
+
+    async fn metered_hours(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<MeteredHour>> {
+        retry_read(|| billing::metered(self, from, to)).await
+    }
+
+    async fn record_metering(
+        &self,
+        hour: &MeteredHour,
+        expected_revisions: u32,
+        event: &BillingEvent,
+    ) -> StoreResult<bool> {
+        billing::record_metering(self, hour, expected_revisions, event).await
     }
 
     async fn claim_deliveries(

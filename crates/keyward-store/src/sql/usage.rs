@@ -162,6 +162,7 @@ pub(super) async fn totals(
         UsageGroup::Code => &["code"],
         UsageGroup::HourPlan => &["hour", "plan"],
         UsageGroup::UserPlan => &["user_id", "plan"],
+        UsageGroup::HourUserPlan => &["hour", "user_id", "plan"],
     };
     let sum = |column: &str| format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT) AS {column}");
     let mut select: Vec<String> = columns

@@ -42,6 +42,7 @@ macro_rules! store_conformance {
             case!(usage_batches_add_up_in_rollups_and_are_pruned);
             case!(plan_segments_and_prices_have_history);
             case!(the_billing_outbox_claims_retries_and_finishes);
+            case!(metering_records_revisions_once);
 
             #[tokio::test]
             async fn migrations_roll_back_exactly_and_keep_other_tables_rows() {

@@ -1463,3 +1463,71 @@ pub async fn the_billing_outbox_claims_retries_and_finishes(store: &dyn Store) {
             .all(|c| c.id == newest)
     );
 }
+
+pub async fn metering_records_revisions_once(store: &dyn Store) {
+    use chrono::TimeZone;
+    use keyward_store::{BillingEvent, MeteredHour};
+    let hour = Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap();
+    let event = |id: &str| BillingEvent {
+        id: id.to_owned(),
+        kind: "usage.metered".to_owned(),
+        user_id: user("m1"),
+        payload: json!({"id": id}),
+        created_at: Utc::now(),
+    };
+    let row = |units, revisions| MeteredHour {
+        user_id: user("m1"),
+        hour,
+        plan: "pro".to_owned(),
+        units,
+        revisions,
+    };
+    let window = (hour, hour + Duration::hours(1));
+    assert!(
+        store
+            .metered_hours(window.0, window.1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .record_metering(&row(7, 1), 0, &event("m"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_metering(&row(9, 1), 0, &event("m-other"))
+            .await
+            .unwrap(),
+        "a second first revision loses"
+    );
+    assert!(
+        store
+            .record_metering(&row(12, 2), 1, &event("m_r2"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_metering(&row(13, 2), 1, &event("m_r2-other"))
+            .await
+            .unwrap(),
+        "a stale revision loses"
+    );
+    let metered = store.metered_hours(window.0, window.1).await.unwrap();
+    assert_eq!(metered, [row(12, 2)]);
+    let ids: Vec<String> = store
+        .billing_events(
+            Utc::now() - Duration::minutes(1),
+            Utc::now() + Duration::minutes(1),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&"m".to_owned()) && ids.contains(&"m_r2".to_owned()));
+}

@@ -177,5 +177,9 @@ fn billing(
             .billing_meter_delay_seconds
             .or(file.billing_meter_delay_seconds)
             .map_or(defaults.meter_delay, Duration::from_secs),
+        recheck_every: args
+            .billing_recheck_seconds
+            .or(file.billing_recheck_seconds)
+            .map_or(defaults.recheck_every, Duration::from_secs),
     })
 }
