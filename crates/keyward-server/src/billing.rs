@@ -307,11 +307,13 @@ async fn meter(
     recheck: bool,
 ) -> Result<(), StoreError> {
     let first = hour_start(now) - chrono::Duration::hours(FIRST_RUN_LOOKBACK_HOURS);
-    let mut through = match store.get_setting(METERED_THROUGH).await? {
-        Some(raw) => keyward_core::time::parse(&raw).unwrap_or(first),
-        None => first,
-    };
-    if recheck {
+    let stored = store.get_setting(METERED_THROUGH).await?;
+    let mut through = stored
+        .as_deref()
+        .and_then(|raw| keyward_core::time::parse(raw).ok())
+        .unwrap_or(first);
+    // Nothing was metered before the first run: there is nothing to look at again.
+    if recheck && stored.is_some() {
         meter_hours(
             store,
             through - chrono::Duration::hours(RECHECK_HOURS),
