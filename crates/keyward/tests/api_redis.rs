@@ -4,13 +4,12 @@
 
 mod support;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::json;
-use support::{TestServer, eventually};
+use support::{TestServer, eventually, free_port};
 
 struct Redis {
     child: Child,
@@ -60,14 +59,6 @@ impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Two `keyward serve` nodes on one database and one Redis, a user on `plan` (created from
