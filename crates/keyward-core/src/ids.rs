@@ -81,19 +81,24 @@ string_newtype!(
     )
 );
 
+/// A fresh ULID that sorts after every one this process made before, also within one
+/// millisecond (one monotonic generator for keys, audit records and events), so "newest
+/// first" is exact for records made here.
+pub fn monotonic_ulid() -> Ulid {
+    static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
+    let mut generator = GENERATOR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    generator
+        .get_or_insert_with(ulid::Generator::new)
+        .generate()
+        .unwrap_or_else(|_| Ulid::new())
+}
+
 impl KeyId {
-    /// A fresh id. Ids sort by creation time, also within one millisecond in this process
-    /// (a monotonic generator), so "newest first" is exact for keys created here.
+    /// A fresh id; ids sort by creation time (see [`monotonic_ulid`]).
     pub fn generate() -> Self {
-        static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
-        let mut generator = GENERATOR
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let ulid = generator
-            .get_or_insert_with(ulid::Generator::new)
-            .generate()
-            .unwrap_or_else(|_| Ulid::new());
-        Self::from_ulid(ulid)
+        Self::from_ulid(monotonic_ulid())
     }
 
     pub fn from_ulid(ulid: Ulid) -> Self {

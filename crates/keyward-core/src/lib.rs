@@ -14,7 +14,7 @@ pub mod scope;
 pub mod time;
 
 pub use decision::Code;
-pub use ids::{InvalidKeyId, InvalidUserId, KeyId, UserId};
+pub use ids::{InvalidKeyId, InvalidUserId, KeyId, UserId, monotonic_ulid};
 pub use key::{
     Environment, ForeignKey, InvalidEnvironment, InvalidKeyHash, InvalidKeyPrefix, KeyFormatError,
     KeyHash, KeyPrefix, PlainKey, PresentedKey,

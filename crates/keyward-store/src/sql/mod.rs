@@ -104,7 +104,7 @@ pub(crate) async fn write_audit(
         "INSERT INTO audit_log (id, at, actor, action, user_id, key_id, ip, details)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(format!("aud_{}", ulid::Ulid::new()))
+    .bind(format!("aud_{}", keyward_core::monotonic_ulid()))
     .bind(rows::ts(at))
     .bind(actor.label())
     .bind(action.as_str())

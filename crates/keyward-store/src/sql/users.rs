@@ -169,7 +169,7 @@ pub(super) async fn update(
             check_effective_at(effective_at, at, current_start.as_deref())?;
             open_segment(&mut tx, id, plan, effective_at, at).await?;
             // The billing providers hear of it through the outbox, in this transaction.
-            let event_id = format!("pc_{}", ulid::Ulid::new());
+            let event_id = format!("pc_{}", keyward_core::monotonic_ulid());
             super::billing::insert_events(
                 &mut tx,
                 &[crate::BillingEvent {
