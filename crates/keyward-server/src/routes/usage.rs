@@ -57,8 +57,10 @@ pub fn period(raw: Option<&str>) -> ApiResult<Period> {
     }
 }
 
-fn path_user(raw: &str) -> ApiResult<UserId> {
-    UserId::parse(raw).map_err(|_| ApiError::NotFound("user"))
+/// The user of the path and the month of the query (`/v1/users/{user_id}/…?period=`).
+fn user_period(user_id: &str, query: &PeriodQuery) -> ApiResult<(UserId, Period)> {
+    let period = period(query.period.as_deref())?;
+    Ok((super::users::path_user(user_id)?, period))
 }
 
 #[utoipa::path(get, path = "/v1/keys/{id}/usage", tag = "usage", params(("id" = String, Path), DaysQuery),
@@ -88,8 +90,7 @@ pub async fn user_usage(
     Path(user_id): Path<String>,
     ApiQuery(query): ApiQuery<PeriodQuery>,
 ) -> ApiResult<Json<Value>> {
-    let period = period(query.period.as_deref())?;
-    let user_id = path_user(&user_id)?;
+    let (user_id, period) = user_period(&user_id, &query)?;
     Ok(Json(
         reports::user_usage(&*state.store, &user_id, period, now()).await?,
     ))
@@ -105,8 +106,7 @@ pub async fn invoice(
     Path(user_id): Path<String>,
     ApiQuery(query): ApiQuery<PeriodQuery>,
 ) -> ApiResult<Json<Value>> {
-    let period = period(query.period.as_deref())?;
-    let user_id = path_user(&user_id)?;
+    let (user_id, period) = user_period(&user_id, &query)?;
     let invoice = reports::invoice(&*state.store, &user_id, period, now()).await?;
     Ok(Json(json!(invoice)))
 }

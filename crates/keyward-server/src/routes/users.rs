@@ -53,7 +53,8 @@ pub struct ListUsersQuery {
     pub cursor: Option<String>,
 }
 
-fn path_user(id: &str) -> ApiResult<UserId> {
+/// A user id from the path; one that cannot exist is simply not found.
+pub(super) fn path_user(id: &str) -> ApiResult<UserId> {
     UserId::parse(id).map_err(|_| ApiError::NotFound("user"))
 }
 

@@ -7,7 +7,7 @@ use keyward_store::{
 };
 use serde_json::{Value, json};
 
-use super::{Context, parse_arg, parse_meta};
+use super::{Context, named_not_found, parse_arg, parse_meta};
 use crate::cli::{CreateKeyArgs, EnvironmentArg, KeysCommand};
 use crate::error::{CliError, CliResult};
 use crate::output;
@@ -28,7 +28,7 @@ pub async fn run(context: &Context, command: KeysCommand) -> CliResult {
                 .store
                 .get_key(&id)
                 .await
-                .map_err(|e| not_found(e, &key_id))?;
+                .map_err(|e| named_not_found(e, "key", &key_id))?;
             print_key(context, &key)
         }
         KeysCommand::Revoke { key_id } => {
@@ -37,7 +37,7 @@ pub async fn run(context: &Context, command: KeysCommand) -> CliResult {
                 .store
                 .revoke_key(&id, &Actor::cli())
                 .await
-                .map_err(|e| not_found(e, &key_id))?;
+                .map_err(|e| named_not_found(e, "key", &key_id))?;
             print_key(context, &key)
         }
         KeysCommand::Rotate {
@@ -116,15 +116,6 @@ async fn create(context: &Context, args: CreateKeyArgs) -> CliResult {
 }
 
 /// Names the key in a not-found error.
-fn not_found(error: keyward_store::StoreError, key_id: &str) -> CliError {
-    match error {
-        keyward_store::StoreError::NotFound(_) => {
-            CliError::failure(format!("key `{key_id}` not found"))
-        }
-        other => other.into(),
-    }
-}
-
 /// Accepts a CIDR or a single address (as a /32 or /128).
 pub fn parse_cidr(value: &str) -> Result<ipnet::IpNet, String> {
     value
@@ -284,7 +275,7 @@ async fn rotate(
     };
     let (plain, new, old) = rotate_key(&*context.store, &id, &rotation, &Actor::cli())
         .await
-        .map_err(|e| not_found(e, key_id))?;
+        .map_err(|e| named_not_found(e, "key", key_id))?;
     print_new_key(context, &plain, &new, Some(&old))
 }
 

@@ -4,9 +4,9 @@ use keyward_core::{PlanName, UserId};
 use keyward_store::{Actor, NewUser, PageRequest, UserFilter, UserPatch, UserProfile, UserRecord};
 use serde_json::{Value, json};
 
-use super::{Context, parse_arg, parse_meta};
+use super::{Context, parse_arg, parse_meta, user_id_arg};
 use crate::cli::UsersCommand;
-use crate::error::{CliError, CliResult};
+use crate::error::CliResult;
 use crate::output;
 
 pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
@@ -72,7 +72,7 @@ pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
             Ok(())
         }
         UsersCommand::Show { user_id } => {
-            let user = context.store.get_user(&user_arg(&user_id)?).await?;
+            let user = context.store.get_user(&user_id_arg(&user_id)?).await?;
             print_user(context, &user)
         }
         UsersCommand::SetPlan { user_id, plan } => {
@@ -82,23 +82,18 @@ pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
             };
             let user = context
                 .store
-                .update_user(&user_arg(&user_id)?, &patch, &Actor::cli())
+                .update_user(&user_id_arg(&user_id)?, &patch, &Actor::cli())
                 .await?;
             print_user(context, &user)
         }
         UsersCommand::Delete { user_id } => {
             let user = context
                 .store
-                .delete_user(&user_arg(&user_id)?, &Actor::cli())
+                .delete_user(&user_id_arg(&user_id)?, &Actor::cli())
                 .await?;
             print_user(context, &user)
         }
     }
-}
-
-/// A user id argument; a malformed one names no user, so it is "not found" (exit 1).
-fn user_arg(value: &str) -> CliResult<UserId> {
-    UserId::parse(value).map_err(|_| CliError::failure(format!("user `{value}` not found")))
 }
 
 fn print_user(context: &Context, user: &UserRecord) -> CliResult {
