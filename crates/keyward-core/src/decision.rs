@@ -60,6 +60,20 @@ impl Code {
         }
     }
 
+    /// Codes 1–6: no key, or one that cannot be used at all. Answers for them say nothing
+    /// about the key's owner.
+    pub const fn is_key_failure(self) -> bool {
+        matches!(
+            self,
+            Self::Missing
+                | Self::TooManyFailures
+                | Self::Invalid
+                | Self::Revoked
+                | Self::Disabled
+                | Self::Expired
+        )
+    }
+
     /// Failures the brute-force guard counts (codes 3–6).
     pub const fn counts_as_failure(self) -> bool {
         matches!(

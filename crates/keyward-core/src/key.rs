@@ -92,6 +92,41 @@ impl KeyPrefix {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The `_`-separated segments of the prefix (one or two).
+    fn segments(&self) -> impl Iterator<Item = &str> {
+        self.0.split('_')
+    }
+
+    /// Whether a user key may carry this prefix in `environment`: the first segment
+    /// `kwadm` belongs to admin keys, and a prefix never claims the other environment
+    /// (a `test` key's segments are never `live` or `prod`; a `live` key's never `test`), so
+    /// what a key looks like downstream is what it is.
+    pub fn check_user_key(&self, environment: Environment) -> Result<(), PrefixNotAllowed> {
+        if self.segments().next() == Some(ADMIN_KEY_PREFIX) {
+            return Err(PrefixNotAllowed::Reserved);
+        }
+        let claims_other = self.segments().any(|segment| match environment {
+            Environment::Test => segment == "live" || segment == "prod",
+            Environment::Live => segment == "test",
+        });
+        if claims_other {
+            return Err(PrefixNotAllowed::OtherEnvironment(environment));
+        }
+        Ok(())
+    }
+}
+
+/// The prefix of admin keys; never a user key's.
+pub const ADMIN_KEY_PREFIX: &str = "kwadm";
+
+/// Why a well-formed prefix cannot be used for a user key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PrefixNotAllowed {
+    #[error("the prefix `kwadm` is reserved for admin keys")]
+    Reserved,
+    #[error("a {} key's prefix must not name another environment (`live`, `prod` or `test`)", .0.as_str())]
+    OtherEnvironment(Environment),
 }
 
 impl fmt::Display for KeyPrefix {
@@ -321,6 +356,13 @@ impl PresentedKey {
     /// is an error (CONTRACT §10: `INVALID` with no I/O), as is anything empty, over 512 bytes
     /// or outside visible ASCII.
     pub fn classify(value: &str) -> Result<Self, KeyFormatError> {
+        // An admin key is never a user key: refused before any lookup.
+        if value
+            .strip_prefix(ADMIN_KEY_PREFIX)
+            .is_some_and(|rest| rest.starts_with('_'))
+        {
+            return Err(KeyFormatError::Malformed);
+        }
         match PlainKey::parse(value) {
             Ok(key) => Ok(Self::Native(key)),
             Err(KeyFormatError::BadChecksum) => Err(KeyFormatError::BadChecksum),
@@ -360,6 +402,46 @@ fn looks_native(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefixes_never_claim_the_other_environment_or_the_admin_prefix() {
+        let prefix = |p: &str| KeyPrefix::parse(p).unwrap();
+        assert!(prefix("sk_live").check_user_key(Environment::Live).is_ok());
+        assert!(prefix("sk_test").check_user_key(Environment::Test).is_ok());
+        assert!(prefix("acme").check_user_key(Environment::Test).is_ok());
+        assert!(prefix("live").check_user_key(Environment::Live).is_ok());
+        for (p, env) in [
+            ("sk_live", Environment::Test),
+            ("prod", Environment::Test),
+            ("acme_prod", Environment::Test),
+            ("sk_test", Environment::Live),
+            ("test_x", Environment::Live),
+        ] {
+            assert_eq!(
+                prefix(p).check_user_key(env),
+                Err(PrefixNotAllowed::OtherEnvironment(env)),
+                "{p}"
+            );
+        }
+        assert_eq!(
+            prefix("kwadm").check_user_key(Environment::Live),
+            Err(PrefixNotAllowed::Reserved)
+        );
+        assert_eq!(
+            prefix("kwadm_x").check_user_key(Environment::Live),
+            Err(PrefixNotAllowed::Reserved)
+        );
+    }
+
+    #[test]
+    fn admin_keys_are_never_user_keys() {
+        let admin = PlainKey::generate(&KeyPrefix::parse("kwadm").unwrap()).unwrap();
+        assert!(PlainKey::parse(admin.expose_secret()).is_ok());
+        assert!(matches!(
+            PresentedKey::classify(admin.expose_secret()),
+            Err(KeyFormatError::Malformed)
+        ));
+    }
 
     #[test]
     fn the_largest_random_part_is_the_encoding_of_all_ones() {

@@ -9,15 +9,19 @@ pub mod decision;
 pub mod ids;
 pub mod key;
 pub mod limits;
+pub mod name;
 pub mod plan;
 pub mod scope;
+pub mod status;
 pub mod time;
 
 pub use decision::Code;
 pub use ids::{InvalidKeyId, InvalidUserId, KeyId, UserId, monotonic_ulid};
 pub use key::{
     Environment, ForeignKey, InvalidEnvironment, InvalidKeyHash, InvalidKeyPrefix, KeyFormatError,
-    KeyHash, KeyPrefix, PlainKey, PresentedKey,
+    KeyHash, KeyPrefix, PlainKey, PrefixNotAllowed, PresentedKey,
 };
+pub use name::{InvalidKeyName, KeyName};
 pub use plan::{Burst, InvalidPlan, InvalidPlanName, Plan, PlanName, PlanSpec, Price, Window};
 pub use scope::{InvalidScope, Scope};
+pub use status::KeyStatus;

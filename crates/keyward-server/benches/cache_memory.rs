@@ -44,6 +44,8 @@ fn record(i: usize) -> KeyRecord {
         metadata: Default::default(),
         lineage_id: format!("key_{i:026}"),
         imported: false,
+        disabled_by: None,
+        locked_metadata: Vec::new(),
     }
 }
 

@@ -11,6 +11,20 @@ use keyward_store::{Store, StoreError};
 
 const SETTING: &str = "admin_token_sha256";
 pub const MIN_TOKEN_LEN: usize = 32;
+/// Fewest distinct characters in a configured admin token (`TTTT…` is long, not strong).
+pub const MIN_TOKEN_DISTINCT: usize = 10;
+
+/// Refuses a configured admin token that is short or repetitive.
+pub fn check_strength(token: &str) -> Result<(), AdminTokenError> {
+    if token.chars().count() < MIN_TOKEN_LEN {
+        return Err(AdminTokenError::TooShort);
+    }
+    let distinct: std::collections::HashSet<char> = token.chars().collect();
+    if distinct.len() < MIN_TOKEN_DISTINCT {
+        return Err(AdminTokenError::TooRepetitive);
+    }
+    Ok(())
+}
 
 /// The SHA-256 of the admin token; compares in constant time.
 #[derive(Clone)]
@@ -26,6 +40,10 @@ impl std::fmt::Debug for AdminToken {
 pub enum AdminTokenError {
     #[error("KEYWARD_ADMIN_TOKEN must be at least {MIN_TOKEN_LEN} characters")]
     TooShort,
+    #[error(
+        "KEYWARD_ADMIN_TOKEN must contain at least {MIN_TOKEN_DISTINCT} distinct characters (e.g. `openssl rand -hex 24`)"
+    )]
+    TooRepetitive,
     #[error("the stored admin token hash is unreadable")]
     Corrupt,
     #[error("cannot generate an admin token: {0}")]
@@ -47,9 +65,7 @@ impl AdminToken {
         store: &dyn Store,
     ) -> Result<Self, AdminTokenError> {
         if let Some(token) = configured {
-            if token.chars().count() < MIN_TOKEN_LEN {
-                return Err(AdminTokenError::TooShort);
-            }
+            check_strength(token)?;
             return Ok(Self(Sha256::digest(token.as_bytes()).into()));
         }
         if let Some(stored) = store.get_setting(SETTING).await? {

@@ -31,7 +31,7 @@ use axum::http::{Request, Response};
 use axum::response::IntoResponse;
 use chrono::Utc;
 use ipnet::IpNet;
-use keyward_core::{Code, KeyId, PlanName, Scope, UserId};
+use keyward_core::{Code, Environment, KeyId, PlanName, Scope, UserId};
 use keyward_store::Metadata;
 use tower::{Layer, Service};
 
@@ -47,6 +47,8 @@ pub struct AuthenticatedKey {
     pub key_id: KeyId,
     pub user_id: UserId,
     pub plan: PlanName,
+    /// `Test` keys count toward neither quota nor billing: serve them test data.
+    pub environment: Environment,
     pub scopes: Vec<Scope>,
     pub metadata: Metadata,
 }
@@ -183,6 +185,7 @@ where
                         key_id: key.id(),
                         user_id: key.user_id.clone(),
                         plan: key.effective_plan().clone(),
+                        environment: key.environment,
                         scopes: key.scopes.to_vec(),
                         metadata: key.metadata(),
                     });

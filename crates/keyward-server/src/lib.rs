@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod quota;
 pub mod reports;
 pub mod routes;
+pub mod self_service;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -59,6 +59,10 @@ pub struct KeyObject {
     pub scopes: Vec<String>,
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
+    /// Who disabled the key (`admin`, `cli`, `key:<id>`, …); null while enabled.
+    pub disabled_by: Option<String>,
+    /// Metadata members an admin set: read-only to the user's own keys.
+    pub locked_metadata: Vec<String>,
 }
 
 /// A new key: the key object plus its plaintext `key`, shown this once.
@@ -259,6 +263,8 @@ mod tests {
             metadata: Default::default(),
             lineage_id: "l".into(),
             imported: false,
+            disabled_by: None,
+            locked_metadata: Vec::new(),
         }
     }
 

@@ -227,10 +227,8 @@ impl Application {
         // Installed before anything registers its metric handles.
         let metrics = telemetry::prometheus();
         // A short admin token is refused before anything else happens.
-        if let Some(token) = &config.admin_token
-            && token.chars().count() < crate::admin::MIN_TOKEN_LEN
-        {
-            return Err(AdminTokenError::TooShort.into());
+        if let Some(token) = &config.admin_token {
+            crate::admin::check_strength(token)?;
         }
         let engine = Engine::open(&EngineConfig {
             database_url: config.database_url.clone(),

@@ -12,27 +12,7 @@ use serde_json::{Map, Value};
 /// A JSON object, as `metadata` fields are.
 pub type Metadata = Map<String, Value>;
 
-/// A key's state, in the precedence of the decision order (CONTRACT §4): revoked beats
-/// disabled beats expired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyStatus {
-    Active,
-    Disabled,
-    Expired,
-    Revoked,
-}
-
-impl KeyStatus {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Disabled => "disabled",
-            Self::Expired => "expired",
-            Self::Revoked => "revoked",
-        }
-    }
-}
+pub use keyward_core::KeyStatus;
 
 /// A stored API key: everything but its hash.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,19 +47,16 @@ pub struct KeyRecord {
     pub lineage_id: String,
     /// Imported from another system (its hash was not computed by keyward).
     pub imported: bool,
+    /// Who disabled the key (an actor label such as `admin` or `key:<id>`); `None` while
+    /// enabled.
+    pub disabled_by: Option<String>,
+    /// Metadata members set by an operator (admin or CLI): read-only to self-service.
+    pub locked_metadata: Vec<String>,
 }
 
 impl KeyRecord {
     pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
-        if !self.is_active {
-            KeyStatus::Revoked
-        } else if !self.enabled {
-            KeyStatus::Disabled
-        } else if self.expires_at.is_some_and(|at| at <= now) {
-            KeyStatus::Expired
-        } else {
-            KeyStatus::Active
-        }
+        KeyStatus::of(self.is_active, self.enabled, self.expires_at, now)
     }
 
     /// The key's own plan, else its user's.
@@ -112,6 +89,8 @@ impl KeyRecord {
             allowed_ips: self.allowed_ips.as_deref(),
             scopes: &self.scopes,
             metadata: &self.metadata,
+            disabled_by: self.disabled_by.as_deref(),
+            locked_metadata: &self.locked_metadata,
         }
     }
 }
@@ -146,6 +125,8 @@ pub struct KeyView<'a> {
     pub allowed_ips: Option<&'a [IpNet]>,
     pub scopes: &'a [Scope],
     pub metadata: &'a Metadata,
+    pub disabled_by: Option<&'a str>,
+    pub locked_metadata: &'a [String],
 }
 
 /// A user of the operator's product (CONTRACT §2).
@@ -203,7 +184,12 @@ impl Actor {
         }
     }
 
-    /// `admin`, `cli` or `key:<key id>` (CONTRACT §9).
+    /// An operator (the admin or the CLI), as opposed to a user acting on its own keys.
+    pub fn is_operator(&self) -> bool {
+        matches!(self.kind, ActorKind::Admin | ActorKind::Cli)
+    }
+
+    /// `admin`, `cli` or `key:<key id>`.
     pub fn label(&self) -> String {
         match &self.kind {
             ActorKind::Admin => "admin".to_owned(),
@@ -423,11 +409,15 @@ impl KeyPatch {
 /// How to rotate a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rotation {
-    /// How long the old key keeps working: its `expires_at` becomes now + grace.
+    /// How long the old key keeps working: its `expires_at` becomes the earlier of its
+    /// current one and now + grace (a grace period never lengthens a key's life).
     pub grace: chrono::Duration,
-    /// The new key's expiry (`None`: it does not expire).
+    /// The new key's expiry; `None` keeps the old key's (none if it had none).
     pub expires_at: Option<DateTime<Utc>>,
 }
+
+/// Most bytes a key's metadata may take as compact JSON (after a merge).
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewUser {

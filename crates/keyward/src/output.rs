@@ -26,9 +26,30 @@ pub fn fields(rows: &[(&str, String)]) -> Table {
     let mut table = Table::new();
     table.load_preset(presets::NOTHING);
     for (name, value) in rows {
-        table.add_row([format!("{name}:"), value.clone()]);
+        // A line break in a value would fake a row of its own.
+        table.add_row([format!("{name}:"), value.replace('\n', "\\n")]);
     }
     table
+}
+
+/// Prints a table, with every non-printable character written as an escape (`\u{1b}`),
+/// so a name or e-mail address cannot move the cursor, recolour or reorder a terminal.
+pub fn print_table(table: &Table) {
+    println!("{}", escape_nonprintable(&table.to_string()));
+}
+
+/// Escapes control (C0, C1) and bidirectional-formatting characters, keeping line breaks
+/// (the table's own layout).
+pub fn escape_nonprintable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c != '\n' && keyward_core::name::is_forbidden(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 pub fn time(at: Option<DateTime<Utc>>) -> String {
@@ -48,5 +69,24 @@ pub fn list<T: std::fmt::Display>(values: &[T]) -> String {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_escapes_are_printed_escaped() {
+        let mut table = table(["NAME"]);
+        table.add_row(["evil\u{1b}[2J\u{202e}gnp"]);
+        let shown = escape_nonprintable(&table.to_string());
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\u{202e}'),
+            "{shown}"
+        );
+        assert!(shown.contains("evil\\u{1b}[2J\\u{202e}gnp"), "{shown}");
+        let fields = fields(&[("name", "a\nfake: row".to_owned())]);
+        assert_eq!(fields.to_string().lines().count(), 1);
     }
 }

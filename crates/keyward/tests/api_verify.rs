@@ -32,8 +32,14 @@ async fn missing_invalid_and_valid() {
     assert_eq!(valid.body["plan"], "free");
     assert_eq!(valid.body["metadata"], json!({"tier": "gold"}));
 
+    let no_key = server.verify(json!({})).await;
+    no_key.assert_problem(422, "VALIDATION_FAILED");
+    assert!(
+        no_key.body["detail"].as_str().unwrap().contains("key"),
+        "{}",
+        no_key.text
+    );
     for (body, code) in [
-        (json!({}), "MISSING"),
         (json!({"key": ""}), "MISSING"),
         (json!({"key": "garbage"}), "INVALID"),
         (json!({"key": with_bad_checksum(&key)}), "INVALID"),
@@ -452,7 +458,10 @@ async fn decisions_that_could_fail_two_ways_follow_the_contract_order() {
         "the guard comes before the key"
     );
     // …except one without a key, which is MISSING first.
-    assert_eq!(server.verify(json!({})).await.body["code"], "MISSING");
+    assert_eq!(
+        server.verify(json!({"key": ""})).await.body["code"],
+        "MISSING"
+    );
 }
 
 #[tokio::test]

@@ -25,7 +25,7 @@ pub const REQUIRED_SCOPES_HEADER: &str = "x-keyward-required-scopes";
         ("X-Keyward-Required-Scopes" = Option<String>, Header, description = "comma-separated scopes the request needs"),
     ),
     responses(
-        (status = 200, description = "Admitted; `X-Keyward-Key-Id`, `X-Keyward-User-Id`, `X-Keyward-Plan` and the rate-limit headers are set"),
+        (status = 200, description = "Admitted; `X-Keyward-Key-Id`, `X-Keyward-User-Id`, `X-Keyward-Plan`, `X-Keyward-Environment` and the rate-limit headers are set"),
         (status = "4XX", description = "The decision's status (CONTRACT §4)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security((), ("key" = [])))]
@@ -80,6 +80,7 @@ pub async fn authorize(
             insert(out, "x-keyward-key-id", key.id().as_str());
             insert(out, "x-keyward-user-id", key.user_id.as_str());
             insert(out, "x-keyward-plan", key.effective_plan().as_str());
+            insert(out, "x-keyward-environment", key.environment.as_str());
         }
         response
     } else {

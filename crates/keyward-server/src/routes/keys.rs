@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Duration, Utc};
 use ipnet::IpNet;
 use keyward_core::plan::validate_windows;
-use keyward_core::{Environment, KeyId, KeyPrefix, PlanName, Scope, UserId, Window};
+use keyward_core::{Environment, KeyId, KeyName, KeyPrefix, PlanName, Scope, UserId, Window};
 use keyward_store::{
     KeyFilter, KeyPatch, KeyRecord, KeySpec, Metadata, PageRequest, Rotation, issue_key, rotate_key,
 };
@@ -18,6 +18,7 @@ use super::{AdminOrSelf, ApiQuery, double_option, field, now};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, is_json, parse_json};
+use crate::self_service;
 use crate::state::AppState;
 
 const MAX_LIST_ITEMS: usize = 100;
@@ -127,14 +128,7 @@ pub(crate) async fn visible_key(
 }
 
 fn name_field(name: &str) -> ApiResult<String> {
-    let trimmed = name.trim();
-    if trimmed.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
-        return Err(ApiError::validation(
-            "name",
-            "must be 1 to 255 printable characters",
-        ));
-    }
-    Ok(name.to_owned())
+    field("name", name, KeyName::parse).map(KeyName::into_inner)
 }
 
 fn ips_field(values: &[String]) -> ApiResult<Vec<IpNet>> {
@@ -191,17 +185,30 @@ fn days_from_now(name: &str, days: u32) -> ApiResult<DateTime<Utc>> {
     Ok(Utc::now() + Duration::days(i64::from(days)))
 }
 
+/// Metadata is returned on every verification: at most 16 KiB as compact JSON.
+fn check_metadata_size(metadata: Option<&Metadata>) -> ApiResult<()> {
+    let size = metadata.map_or(0, |m| serde_json::to_vec(m).map_or(usize::MAX, |v| v.len()));
+    if size > keyward_store::MAX_METADATA_BYTES {
+        return Err(ApiError::validation(
+            "metadata",
+            "must be at most 16 KiB as compact JSON",
+        ));
+    }
+    Ok(())
+}
+
 fn time_field(name: &str, value: &str) -> ApiResult<DateTime<Utc>> {
     field(name, value, keyward_core::time::parse)
 }
 
+/// Self-service sending a field only the admin may set is refused, naming the field.
 fn forbid_admin_fields(caller: &Caller, fields: &[(&str, bool)]) -> ApiResult<()> {
     if caller.is_admin() {
         return Ok(());
     }
     match fields.iter().find(|(_, present)| *present) {
         Some((name, _)) => Err(ApiError::Forbidden(format!(
-            "only the admin may set `{name}`"
+            "`{name}`: only the admin may set it"
         ))),
         None => Ok(()),
     }
@@ -216,15 +223,6 @@ pub async fn create(
     AdminOrSelf(caller, client): AdminOrSelf,
     ApiJson(request): ApiJson<CreateKeyRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    forbid_admin_fields(
-        &caller,
-        &[
-            ("user_id", request.user_id.is_some()),
-            ("plan", request.plan.is_some()),
-            ("rate_limit_per_hour", request.rate_limit_per_hour.is_some()),
-            ("limits", request.limits.is_some()),
-        ],
-    )?;
     let user_id = match (&caller, &request.user_id) {
         (Caller::Key(key), _) => key.user_id.clone(),
         (Caller::Admin, Some(user_id)) => field("user_id", user_id, UserId::parse)?,
@@ -262,22 +260,34 @@ pub async fn create(
     spec.rate_limit_per_hour = request.rate_limit_per_hour.map(rate_field).transpose()?;
     spec.limits = request.limits.as_deref().map(limits_field).transpose()?;
     spec.allowed_ips = request.allowed_ips.as_deref().map(ips_field).transpose()?;
-    spec.scopes = match (&caller, request.scopes.as_deref()) {
-        (Caller::Key(own), requested) if !own.scopes.is_empty() => {
-            // A scoped caller creates keys with a non-empty subset of its own scopes.
-            let scopes = match requested {
-                None => own.scopes.to_vec(),
-                Some(requested) => scopes_field(requested)?,
-            };
-            if scopes.is_empty() || scopes.iter().any(|s| !own.scopes.contains(s)) {
-                return Err(ApiError::Forbidden(
-                    "a key may only create keys with a non-empty subset of its own scopes"
-                        .to_owned(),
-                ));
-            }
-            scopes
+    let requested_scopes = request.scopes.as_deref().map(scopes_field).transpose()?;
+    check_metadata_size(request.metadata.as_ref())?;
+    // The prefix must not claim another environment than the one the key gets (a test key's
+    // keys are test keys unless it asks otherwise, which is refused below).
+    let environment = match &caller {
+        Caller::Key(own) if request.environment.is_none() => own.environment,
+        _ => spec.environment,
+    };
+    if let Some(prefix) = &spec.prefix {
+        prefix
+            .check_user_key(environment)
+            .map_err(|error| ApiError::validation("prefix", error))?;
+    }
+    forbid_admin_fields(
+        &caller,
+        &[
+            ("user_id", request.user_id.is_some()),
+            ("plan", request.plan.is_some()),
+            ("rate_limit_per_hour", request.rate_limit_per_hour.is_some()),
+            ("limits", request.limits.is_some()),
+        ],
+    )?;
+    spec.scopes = match &caller {
+        Caller::Key(own) => {
+            self_service::restrict_new_key(own, &mut spec, request.environment.is_some())?;
+            self_service::new_key_scopes(own, requested_scopes)?
         }
-        (_, requested) => requested.map(scopes_field).transpose()?.unwrap_or_default(),
+        Caller::Admin => requested_scopes.unwrap_or_default(),
     };
     spec.metadata = request.metadata.unwrap_or_default();
     let (plain, key) = issue_key(&*state.store, &spec, &caller.actor(&client)).await?;
@@ -346,28 +356,7 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<UpdateKeyRequest>,
 ) -> ApiResult<Json<Value>> {
-    forbid_admin_fields(
-        &caller,
-        &[
-            ("plan", request.plan.is_some()),
-            ("rate_limit_per_hour", request.rate_limit_per_hour.is_some()),
-            ("limits", request.limits.is_some()),
-        ],
-    )?;
     let key = visible_key(&state, &caller, &id).await?;
-    let scopes = request.scopes.as_deref().map(scopes_field).transpose()?;
-    if let (Caller::Key(_), Some(scopes)) = (&caller, &scopes) {
-        let narrowing = if key.scopes.is_empty() {
-            !scopes.is_empty()
-        } else {
-            !scopes.is_empty() && scopes.iter().all(|s| key.scopes.contains(s))
-        };
-        if !narrowing && *scopes != key.scopes {
-            return Err(ApiError::Forbidden(
-                "a key may only narrow scopes".to_owned(),
-            ));
-        }
-    }
     let patch = KeyPatch {
         name: request.name.as_deref().map(name_field).transpose()?,
         enabled: request.enabled,
@@ -383,7 +372,7 @@ pub async fn update(
             .allowed_ips
             .map(|ips| ips.as_deref().map(ips_field).transpose())
             .transpose()?,
-        scopes,
+        scopes: request.scopes.as_deref().map(scopes_field).transpose()?,
         metadata: request.metadata,
         plan: request
             .plan
@@ -402,6 +391,24 @@ pub async fn update(
             .map(|l| l.as_deref().map(limits_field).transpose())
             .transpose()?,
     };
+    if let Some(metadata) = &patch.metadata {
+        let mut merged = key.metadata.clone();
+        keyward_store::merge_metadata(&mut merged, metadata);
+        check_metadata_size(Some(&merged))?;
+    }
+    forbid_admin_fields(
+        &caller,
+        &[
+            ("plan", patch.plan.is_some()),
+            ("rate_limit_per_hour", patch.rate_limit_per_hour.is_some()),
+            ("limits", patch.limits.is_some()),
+        ],
+    )?;
+    if let Caller::Key(own) = &caller {
+        let own_disable =
+            patch.enabled == Some(true) && disabled_by_same_user(&state, &key).await?;
+        self_service::check_patch(own, &key, &patch, own_disable)?;
+    }
     let updated = state
         .store
         .update_key(&key.id, &patch, &caller.actor(&client))
@@ -418,6 +425,9 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let key = visible_key(&state, &caller, &id).await?;
+    if let Caller::Key(own) = &caller {
+        self_service::check_environment(own, key.environment)?;
+    }
     let revoked = state
         .store
         .revoke_key(&key.id, &caller.actor(&client))
@@ -444,6 +454,7 @@ pub async fn rotate(
             "must be between 0 and 2592000",
         ));
     }
+    let key = visible_key(&state, &caller, &id).await?;
     let rotation = Rotation {
         grace: Duration::seconds(grace as i64),
         expires_at: request
@@ -451,7 +462,9 @@ pub async fn rotate(
             .map(|d| days_from_now("expires_in_days", d))
             .transpose()?,
     };
-    let key = visible_key(&state, &caller, &id).await?;
+    if let Caller::Key(own) = &caller {
+        self_service::check_rotation(own, &key, rotation.expires_at)?;
+    }
     let (plain, new, old) =
         rotate_key(&*state.store, &key.id, &rotation, &caller.actor(&client)).await?;
     tracing::info!(key_id = %old.id, new_key_id = %new.id, grace_period_seconds = grace, "key rotated");
@@ -459,6 +472,25 @@ pub async fn rotate(
         StatusCode::CREATED,
         Json(json!({"key": view_with_secret(&new, plain.expose_secret()), "old_key": view(&old)})),
     ))
+}
+
+/// Whether `key` was disabled by a key of its own user (or that user's portal), so that the
+/// user may enable it again.
+async fn disabled_by_same_user(state: &AppState, key: &KeyRecord) -> ApiResult<bool> {
+    let Some(by) = key.disabled_by.as_deref() else {
+        return Ok(false);
+    };
+    if let Some(user) = by.strip_prefix("portal:") {
+        return Ok(user == key.user_id.as_str());
+    }
+    let Some(id) = by.strip_prefix("key:").and_then(|id| KeyId::parse(id).ok()) else {
+        return Ok(false);
+    };
+    match state.store.get_key(&id).await {
+        Ok(disabler) => Ok(disabler.user_id == key.user_id),
+        Err(keyward_store::StoreError::NotFound(_)) => Ok(false),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// A JSON body that may be absent (empty); when present it must be JSON.

@@ -25,10 +25,10 @@ const MAX_TEXT: usize = 2048;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest<'a> {
-    /// The key to check; absent or empty answers `MISSING`.
+    /// The key to check (required); an empty string answers `MISSING`.
     #[serde(borrow)]
-    #[schema(value_type = Option<String>)]
-    pub key: Option<Cow<'a, str>>,
+    #[schema(value_type = String)]
+    pub key: Cow<'a, str>,
     #[serde(borrow)]
     #[schema(value_type = Option<Vec<String>>)]
     pub required_scopes: Option<Vec<Cow<'a, str>>>,
@@ -62,7 +62,8 @@ pub struct VerifyResponse<'a> {
     pub valid: bool,
     /// One of the decision codes of CONTRACT §4.
     pub code: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The key's id once the key was found (null for `MISSING`, `TOO_MANY_FAILURES` and
+    /// `INVALID`).
     #[schema(value_type = Option<String>)]
     pub key_id: Option<KeyIdDisplay>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,6 +72,10 @@ pub struct VerifyResponse<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub plan: Option<&'a str>,
+    /// `live` or `test`: test keys count toward neither quota nor billing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::openapi::Environment>)]
+    pub environment: Option<keyward_core::Environment>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<String>>)]
     pub scopes: Option<&'a [Scope]>,
@@ -99,13 +104,29 @@ static NO_METADATA: std::sync::LazyLock<Metadata> = std::sync::LazyLock::new(Met
 
 impl<'a> VerifyResponse<'a> {
     pub fn from_decision(decision: &'a Decision) -> Self {
+        // A key that failed (revoked, disabled, expired) says nothing about its owner.
         let key = decision.key.as_deref();
+        if decision.code.is_key_failure() {
+            return Self {
+                valid: false,
+                code: decision.code.as_str(),
+                key_id: key.map(CachedKey::id_display),
+                user_id: None,
+                plan: None,
+                environment: None,
+                scopes: None,
+                metadata: None,
+                expires_at: None,
+                ratelimit: None,
+            };
+        }
         Self {
             valid: decision.is_valid(),
             code: decision.code.as_str(),
             key_id: key.map(CachedKey::id_display),
             user_id: key.map(|k| k.user_id.as_str()),
             plan: key.map(|k| k.effective_plan().as_str()),
+            environment: key.map(|k| k.environment),
             scopes: key.map(|k| &*k.scopes),
             metadata: key.map(|k| k.metadata_ref().unwrap_or(&NO_METADATA)),
             expires_at: key
@@ -146,7 +167,7 @@ pub async fn verify(
     let request: VerifyRequest<'_> = parse_json(&body)?;
     text("endpoint", request.endpoint.as_deref())?;
     text("method", request.method.as_deref())?;
-    if request.key.as_deref().is_some_and(|k| k.len() > 4096) {
+    if request.key.len() > 4096 {
         return Err(ApiError::validation(
             "key",
             "must be at most 4096 characters",
@@ -181,7 +202,7 @@ pub async fn verify(
         client.peer
     };
     let check = Check {
-        presented: request.key.as_deref(),
+        presented: Some(&request.key),
         client_ip: ip.unwrap_or(client.peer),
         guard_ip,
         required_scopes: &scopes,

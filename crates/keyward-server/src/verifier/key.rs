@@ -87,6 +87,11 @@ impl CachedKey {
         );
     }
 
+    /// The key's state at `now` (the one rule every part of keyward follows).
+    pub fn status(&self, now: DateTime<Utc>) -> keyward_core::KeyStatus {
+        keyward_core::KeyStatus::of(self.is_active, self.enabled, self.expires_at, now)
+    }
+
     /// The key's own plan, else its user's.
     pub fn effective_plan(&self) -> &PlanName {
         self.plan.as_ref().unwrap_or(&self.user_plan)

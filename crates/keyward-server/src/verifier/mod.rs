@@ -256,16 +256,7 @@ impl Verifier {
             key: Some(key.clone()),
             limits: None,
         };
-        let state = if !key.is_active {
-            Some(Code::Revoked)
-        } else if !key.enabled {
-            Some(Code::Disabled)
-        } else if key.expires_at.is_some_and(|at| at <= now) {
-            Some(Code::Expired)
-        } else {
-            None
-        };
-        if let Some(code) = state {
+        if let Some(code) = key.status(now).refusal() {
             decision.code = code;
             return Ok(self.fail(check, decision));
         }

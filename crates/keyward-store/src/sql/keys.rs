@@ -7,7 +7,7 @@ use keyward_core::{Environment, KeyHash, KeyId, PlanName, UserId};
 use serde_json::json;
 use sqlx::{QueryBuilder, Row};
 
-use super::rows::{KEY_COLUMNS, int, json, key_from_row, opt_ts, ts};
+use super::rows::{KEY_COLUMNS, active_key_sql, int, json, key_from_row, open_key_sql, opt_ts, ts};
 use super::{Backend, Conn, Db, Lookup, bad_cursor, exists, now, write_audit};
 use crate::{
     Actor, AuditAction, ImportReport, ImportRow, KeyFilter, KeyMaterial, KeyPatch, KeyRecord,
@@ -96,14 +96,14 @@ async fn open_key_count(
     user_id: &UserId,
     at: DateTime<chrono::Utc>,
 ) -> StoreResult<u64> {
-    let count: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM api_keys WHERE user_id = $1 AND is_active = TRUE
-         AND (enabled = FALSE OR expires_at IS NULL OR expires_at > $2)",
-    )
-    .bind(user_id.as_str())
-    .bind(ts(at))
-    .fetch_one(conn)
-    .await?;
+    let sql = format!(
+        "SELECT COUNT(*) FROM api_keys k WHERE k.user_id = $1 AND {}",
+        open_key_sql(at)
+    );
+    let count: i64 = sqlx::query_scalar(&sql)
+        .bind(user_id.as_str())
+        .fetch_one(conn)
+        .await?;
     Ok(u64::try_from(count).unwrap_or(0))
 }
 
@@ -113,13 +113,15 @@ async fn insert(
     material: &KeyMaterial,
     spec: &KeySpec,
     lineage_id: &str,
+    locked: &[String],
     at: DateTime<chrono::Utc>,
 ) -> StoreResult<()> {
+    check_metadata_size(&spec.metadata)?;
     sqlx::query(
         "INSERT INTO api_keys (id, key_hash, key_prefix, prefix, user_id, name, environment, plan,
              created_at, updated_at, expires_at, rate_limit_per_hour, limits, allowed_ips, scopes,
-             metadata, lineage_id, imported)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14, $15, $16, FALSE)",
+             metadata, lineage_id, imported, locked_metadata)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14, $15, $16, FALSE, $17)",
     )
     .bind(material.id.as_str())
     .bind(material.hash.to_hex())
@@ -137,6 +139,7 @@ async fn insert(
     .bind(json(&spec.scopes))
     .bind(json(&spec.metadata))
     .bind(lineage_id)
+    .bind(json(locked))
     .execute(conn)
     .await
     .map_err(|error| match &error {
@@ -175,7 +178,13 @@ pub(super) async fn create(
             )));
         }
     }
-    insert(&mut tx, material, spec, material.id.as_str(), at).await?;
+    // What an operator sets, a user's own keys may not change.
+    let locked = if actor.is_operator() {
+        spec.metadata.keys().cloned().collect()
+    } else {
+        Vec::new()
+    };
+    insert(&mut tx, material, spec, material.id.as_str(), &locked, at).await?;
     write_audit(
         &mut tx,
         at,
@@ -197,7 +206,7 @@ pub(super) async fn create(
 }
 
 pub(super) async fn list(store: &Backend, filter: &KeyFilter) -> StoreResult<Page<KeyRecord>> {
-    let at = ts(now());
+    let at = now();
     let limit = filter.page.limit.clamp(1, 1000);
     let mut query: QueryBuilder<Db> = QueryBuilder::new(format!(
         "SELECT {KEY_COLUMNS} FROM api_keys k JOIN users u ON u.user_id = k.user_id WHERE 1 = 1"
@@ -206,10 +215,7 @@ pub(super) async fn list(store: &Backend, filter: &KeyFilter) -> StoreResult<Pag
         query.push(" AND k.user_id = ").push_bind(user_id.as_str());
     }
     if !filter.include_inactive {
-        query
-            .push(" AND k.is_active = TRUE AND (k.enabled = FALSE OR k.expires_at IS NULL OR k.expires_at > ")
-            .push_bind(at)
-            .push(")");
+        query.push(" AND ").push(open_key_sql(at));
     }
     if let Some(cursor) = &filter.page.cursor {
         let cursor = cursor_key(store, cursor).await?;
@@ -255,8 +261,12 @@ pub(super) async fn update(
     if let Some(name) = &patch.name {
         key.name.clone_from(name);
     }
-    if let Some(enabled) = patch.enabled {
+    if let Some(enabled) = patch.enabled
+        && enabled != key.enabled
+    {
         key.enabled = enabled;
+        // Who disabled it decides who may enable it again.
+        key.disabled_by = (!enabled).then(|| actor.label());
     }
     if let Some(expires_at) = patch.expires_at {
         key.expires_at = expires_at;
@@ -269,6 +279,21 @@ pub(super) async fn update(
     }
     if let Some(metadata) = &patch.metadata {
         merge_metadata(&mut key.metadata, metadata);
+        check_metadata_size(&key.metadata)?;
+        if actor.is_operator() {
+            // Members an operator sets become read-only to self-service; members it
+            // removes are nobody's.
+            for (member, value) in metadata {
+                let locked = key.locked_metadata.iter().any(|m| m == member);
+                if value.is_null() {
+                    key.locked_metadata.retain(|m| m != member);
+                } else if !locked {
+                    key.locked_metadata.push(member.clone());
+                }
+            }
+        }
+        key.locked_metadata
+            .retain(|member| key.metadata.contains_key(member));
     }
     if let Some(plan) = &patch.plan {
         key.plan.clone_from(plan);
@@ -282,7 +307,7 @@ pub(super) async fn update(
     sqlx::query(
         "UPDATE api_keys SET name = $2, enabled = $3, expires_at = $4, allowed_ips = $5,
              scopes = $6, metadata = $7, plan = $8, rate_limit_per_hour = $9, limits = $10,
-             updated_at = $11
+             updated_at = $11, disabled_by = $12, locked_metadata = $13
          WHERE id = $1",
     )
     .bind(id.as_str())
@@ -296,6 +321,8 @@ pub(super) async fn update(
     .bind(key.rate_limit_per_hour.map(int))
     .bind(key.limits.as_ref().map(json))
     .bind(ts(at))
+    .bind(key.disabled_by.as_deref())
+    .bind(json(&key.locked_metadata))
     .execute(&mut *tx)
     .await?;
     if key.enabled != was_enabled {
@@ -397,9 +424,39 @@ pub(super) async fn rotate(
     let at = now();
     let mut tx = store.write().await?;
     let old = fetch(&mut tx, id).await?;
-    if !old.is_active {
+    let status = old.status(at);
+    if status != crate::KeyStatus::Active || old.replaced_by.is_some() {
+        let why = if old.replaced_by.is_some() {
+            "was already rotated".to_owned()
+        } else {
+            format!("is {}", status.as_str())
+        };
         return Err(StoreError::Conflict(format!(
-            "key `{id}` is revoked and cannot be rotated"
+            "key `{id}` {why} and cannot be rotated"
+        )));
+    }
+    // A grace period never lengthens a key's life.
+    let grace_end = at + rotation.grace;
+    let old_expiry = old
+        .expires_at
+        .map_or(grace_end, |current| current.min(grace_end));
+    // The compare-and-set that makes a key rotate at most once, even when two nodes try at
+    // the same instant: only the rotation that still finds the key active and unreplaced
+    // changes it (PostgreSQL re-checks the condition on the row it waited for).
+    let claimed = sqlx::query(&format!(
+        "UPDATE api_keys AS k SET expires_at = $2, replaced_by = $3, updated_at = $4
+         WHERE k.id = $1 AND k.replaced_by IS NULL AND {}",
+        active_key_sql(at)
+    ))
+    .bind(id.as_str())
+    .bind(ts(old_expiry))
+    .bind(material.id.as_str())
+    .bind(ts(at))
+    .execute(&mut *tx)
+    .await?;
+    if claimed.rows_affected() != 1 {
+        return Err(StoreError::Conflict(format!(
+            "key `{id}` was rotated or revoked meanwhile"
         )));
     }
     let spec = KeySpec {
@@ -408,7 +465,7 @@ pub(super) async fn rotate(
         environment: old.environment,
         prefix: Some(material.prefix.clone()),
         plan: old.plan.clone(),
-        expires_at: rotation.expires_at,
+        expires_at: rotation.expires_at.or(old.expires_at),
         rate_limit_per_hour: old.rate_limit_per_hour,
         limits: old.limits.clone(),
         allowed_ips: old.allowed_ips.clone(),
@@ -416,15 +473,14 @@ pub(super) async fn rotate(
         metadata: old.metadata.clone(),
         new_user: UserProfile::default(),
     };
-    insert(&mut tx, material, &spec, &old.lineage_id, at).await?;
-    sqlx::query(
-        "UPDATE api_keys SET expires_at = $2, replaced_by = $3, updated_at = $4 WHERE id = $1",
+    insert(
+        &mut tx,
+        material,
+        &spec,
+        &old.lineage_id,
+        &old.locked_metadata,
+        at,
     )
-    .bind(id.as_str())
-    .bind(ts(at + rotation.grace))
-    .bind(material.id.as_str())
-    .bind(ts(at))
-    .execute(&mut *tx)
     .await?;
     write_audit(
         &mut tx,
@@ -444,6 +500,18 @@ pub(super) async fn rotate(
     let old = fetch(&mut tx, id).await?;
     tx.commit().await?;
     Ok((new, old))
+}
+
+/// Refuses metadata over [`crate::MAX_METADATA_BYTES`] as compact JSON: it is returned on
+/// every verification.
+fn check_metadata_size(metadata: &crate::Metadata) -> StoreResult<()> {
+    if json(metadata).len() > crate::MAX_METADATA_BYTES {
+        return Err(StoreError::invalid(
+            "metadata",
+            "must be at most 16 KiB as compact JSON (after merging)",
+        ));
+    }
+    Ok(())
 }
 
 pub(super) async fn import(
@@ -497,6 +565,8 @@ pub(super) async fn import(
             }
         }
         let mut metadata = row.metadata.clone();
+        check_metadata_size(&metadata)
+            .map_err(|_| invalid("metadata is over 16 KiB".to_owned()))?;
         let id = match &row.id {
             Some(id) if !id_taken(&mut tx, id).await? => id.clone(),
             Some(id) => {
@@ -509,8 +579,8 @@ pub(super) async fn import(
         sqlx::query(
             "INSERT INTO api_keys (id, key_hash, key_prefix, prefix, user_id, name, environment,
                  plan, created_at, updated_at, expires_at, is_active, revoked_at, metadata,
-                 lineage_id, imported)
-             VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $1, TRUE)",
+                 lineage_id, imported, locked_metadata)
+             VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $1, TRUE, $14)",
         )
         .bind(id.as_str())
         .bind(row.key_hash.to_hex())
@@ -529,6 +599,8 @@ pub(super) async fn import(
         .bind(row.is_active)
         .bind((!row.is_active).then(|| ts(at)))
         .bind(json(&metadata))
+        // Imported metadata comes from the operator: read-only to self-service.
+        .bind(json(&metadata.keys().collect::<Vec<_>>()))
         .execute(&mut *tx)
         .await?;
         imported += 1;

@@ -83,7 +83,28 @@ pub(crate) fn get_opt_u64(row: &DbRow, column: &str) -> StoreResult<Option<u64>>
 pub(crate) const KEY_COLUMNS: &str = "k.id, k.key_prefix, k.prefix, k.user_id, k.name, \
     k.environment, k.plan, u.plan AS user_plan, k.created_at, k.updated_at, k.expires_at, \
     k.last_used_at, k.request_count, k.is_active, k.enabled, k.revoked_at, k.replaced_by, \
-    k.rate_limit_per_hour, k.limits, k.allowed_ips, k.scopes, k.metadata, k.lineage_id, k.imported";
+    k.rate_limit_per_hour, k.limits, k.allowed_ips, k.scopes, k.metadata, k.lineage_id, k.imported, \
+    k.disabled_by, k.locked_metadata";
+
+/// The SQL side of [`keyward_core::KeyStatus::of`], for a key table aliased `k` at the
+/// instant `at`: the condition that the key is `active`. Listings, `max_keys` and
+/// `key_count` use these two conditions only, and a conformance test holds them to the Rust
+/// rule on the same rows. (`at` is written as a literal: it is a timestamp keyward formats.)
+pub(crate) fn active_key_sql(at: DateTime<Utc>) -> String {
+    format!(
+        "(k.is_active = TRUE AND k.enabled = TRUE AND (k.expires_at IS NULL OR k.expires_at > '{}'))",
+        ts(at)
+    )
+}
+
+/// The condition that the key is active or disabled (counted by `max_keys`, listed by
+/// default): not revoked, and not expired unless disabled (disabled beats expired).
+pub(crate) fn open_key_sql(at: DateTime<Utc>) -> String {
+    format!(
+        "(k.is_active = TRUE AND (k.enabled = FALSE OR k.expires_at IS NULL OR k.expires_at > '{}'))",
+        ts(at)
+    )
+}
 
 pub(crate) fn key_from_row(row: &DbRow) -> StoreResult<KeyRecord> {
     let id: String = row.try_get("id")?;
@@ -138,16 +159,18 @@ pub(crate) fn key_from_row(row: &DbRow) -> StoreResult<KeyRecord> {
         metadata: get_json::<Metadata>(row, "metadata")?,
         lineage_id: row.try_get("lineage_id")?,
         imported: row.try_get("imported")?,
+        disabled_by: row.try_get("disabled_by")?,
+        locked_metadata: get_json(row, "locked_metadata")?,
     })
 }
 
-/// Columns of a user row plus its count of active keys as of the SQL expression `now`.
-pub(crate) fn user_columns(now: &str) -> String {
+/// Columns of a user row plus its count of active keys at `at`.
+pub(crate) fn user_columns(at: DateTime<Utc>) -> String {
     format!(
         "u.user_id, u.plan, u.email, u.company, u.metadata, u.created_at, u.updated_at, \
          u.deleted_at, (SELECT COUNT(*) FROM api_keys k WHERE k.user_id = u.user_id \
-         AND k.is_active = TRUE AND k.enabled = TRUE AND (k.expires_at IS NULL OR k.expires_at > {now})) \
-         AS key_count"
+         AND {}) AS key_count",
+        active_key_sql(at)
     )
 }
 

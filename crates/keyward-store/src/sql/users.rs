@@ -19,11 +19,10 @@ pub(super) async fn fetch(
     at: DateTime<Utc>,
 ) -> StoreResult<UserRecord> {
     let sql = format!(
-        "SELECT {} FROM users u WHERE u.user_id = $2",
-        user_columns("$1")
+        "SELECT {} FROM users u WHERE u.user_id = $1",
+        user_columns(at)
     );
     let row = sqlx::query(&sql)
-        .bind(ts(at))
         .bind(id.as_str())
         .fetch_optional(conn)
         .await?
@@ -110,12 +109,9 @@ pub(super) async fn create(
 
 pub(super) async fn list(store: &Backend, filter: &UserFilter) -> StoreResult<Page<UserRecord>> {
     let limit = filter.page.limit.clamp(1, 1000);
-    // Bind "now" once, in a CTE, so the key count and the filters share one placeholder style.
-    let mut query: QueryBuilder<Db> = QueryBuilder::new("WITH params(now) AS (SELECT ");
-    query.push_bind(ts(now()));
-    query.push(format!(
-        ") SELECT {} FROM users u, params WHERE u.deleted_at IS NULL",
-        user_columns("params.now")
+    let mut query: QueryBuilder<Db> = QueryBuilder::new(format!(
+        "SELECT {} FROM users u WHERE u.deleted_at IS NULL",
+        user_columns(now())
     ));
     if let Some(plan) = &filter.plan {
         query

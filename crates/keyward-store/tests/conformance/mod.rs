@@ -43,6 +43,8 @@ macro_rules! store_conformance {
             case!(plan_segments_and_prices_have_history);
             case!(the_billing_outbox_claims_retries_and_finishes);
             case!(metering_records_revisions_once);
+            case!(rotation_happens_at_most_once_and_only_to_active_keys);
+            case!(disabling_and_operator_metadata_are_attributed);
 
             #[tokio::test]
             async fn migrations_roll_back_exactly_and_keep_other_tables_rows() {
@@ -98,6 +100,78 @@ macro_rules! raw_sql_conformance {
                     .await
                     .unwrap();
                 assert_eq!(changes[0].key_hash.map(|h| h.to_hex()), Some(hash));
+            }
+
+            /// The one status rule lives in Rust (`KeyStatus::of`) and in SQL (listings,
+            /// `max_keys`, `key_count`, the view): on the same rows, in every state, they agree.
+            #[tokio::test]
+            async fn the_status_rule_is_the_same_in_sql_and_in_rust() {
+                let (store, _guard) = $make;
+                let past = "2020-01-01T00:00:00.000Z";
+                let far = "9999-12-31T23:59:59.000Z";
+                // (name, is_active, enabled, expires_at)
+                let states: [(&str, bool, bool, Option<&str>); 8] = [
+                    ("active", true, true, None),
+                    ("active-far", true, true, Some(far)),
+                    ("expired", true, true, Some(past)),
+                    ("disabled", true, false, None),
+                    ("disabled-expired", true, false, Some(past)),
+                    ("revoked", false, true, None),
+                    ("revoked-disabled-expired", false, false, Some(past)),
+                    ("revoked-far", false, true, Some(far)),
+                ];
+                let user: keyward_core::UserId = "status-user".parse().unwrap();
+                for (name, is_active, enabled, expires_at) in states {
+                    let spec = KeySpec::new(user.clone(), name);
+                    let (_, key) = issue_key(&store, &spec, &Actor::cli()).await.unwrap();
+                    sqlx::query("UPDATE api_keys SET is_active = $2, enabled = $3, expires_at = $4 WHERE id = $1")
+                        .bind(key.id.as_str())
+                        .bind(is_active)
+                        .bind(enabled)
+                        .bind(expires_at)
+                        .execute(store.pool())
+                        .await
+                        .unwrap();
+                }
+                let now = chrono::Utc::now();
+                let all = store
+                    .list_keys(&keyward_store::KeyFilter {
+                        user_id: Some(user.clone()),
+                        include_inactive: true,
+                        page: keyward_store::PageRequest { limit: 100, cursor: None },
+                    })
+                    .await
+                    .unwrap()
+                    .items;
+                assert_eq!(all.len(), states.len());
+                let listed: Vec<String> = store
+                    .list_keys(&keyward_store::KeyFilter {
+                        user_id: Some(user.clone()),
+                        include_inactive: false,
+                        page: keyward_store::PageRequest { limit: 100, cursor: None },
+                    })
+                    .await
+                    .unwrap()
+                    .items
+                    .into_iter()
+                    .map(|k| k.name)
+                    .collect();
+                let mut active = 0;
+                for key in &all {
+                    let status = key.status(now);
+                    let expected = key.name.split('-').next().unwrap();
+                    assert_eq!(status.as_str(), expected, "Rust status of {}", key.name);
+                    let view: String = sqlx::query_scalar("SELECT status FROM v_user_api_keys WHERE id = $1")
+                        .bind(key.id.as_str())
+                        .fetch_one(store.pool())
+                        .await
+                        .unwrap();
+                    assert_eq!(view, status.as_str(), "view status of {}", key.name);
+                    assert_eq!(listed.contains(&key.name), status.is_open(), "listing of {}", key.name);
+                    active += u64::from(status == keyward_store::KeyStatus::Active);
+                }
+                assert_eq!(store.get_user(&user).await.unwrap().key_count, active);
+                assert_eq!(active, 2);
             }
 
             #[tokio::test]

@@ -1531,3 +1531,155 @@ pub async fn metering_records_revisions_once(store: &dyn Store) {
     assert_eq!(ids.len(), 2);
     assert!(ids.contains(&"m".to_owned()) && ids.contains(&"m_r2".to_owned()));
 }
+
+/// A key is rotated at most once, and only while it is active: two rotations racing for one
+/// key leave exactly one successor; disabled, expired and already rotated keys conflict; the
+/// successor keeps the old key's expiry, and a grace period never lengthens the old key's life.
+pub async fn rotation_happens_at_most_once_and_only_to_active_keys(store: &dyn Store) {
+    enterprise_user(store, "rot").await;
+    let rotation = |grace: i64| Rotation {
+        grace: Duration::seconds(grace),
+        expires_at: None,
+    };
+    let (_, key) = issue_key(store, &spec("rot", "racing"), &admin())
+        .await
+        .unwrap();
+    let (grace, actor) = (rotation(60), admin());
+    let (first, second) = tokio::join!(
+        rotate_key(store, &key.id, &grace, &actor),
+        rotate_key(store, &key.id, &grace, &actor)
+    );
+    let outcomes = [first.is_ok(), second.is_ok()];
+    assert_eq!(
+        outcomes.iter().filter(|ok| **ok).count(),
+        1,
+        "exactly one wins"
+    );
+    for outcome in [&first, &second] {
+        if let Err(error) = outcome {
+            assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
+        }
+    }
+    let again = rotate_key(store, &key.id, &rotation(0), &admin()).await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict(_))),
+        "already rotated"
+    );
+    let listed = store
+        .list_keys(&KeyFilter {
+            user_id: Some(user("rot")),
+            include_inactive: true,
+            page: page(100, None),
+        })
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(listed.len(), 2, "one successor, no orphan");
+
+    // Disabled and expired keys are not rotated.
+    let (_, disabled) = issue_key(store, &spec("rot", "disabled"), &admin())
+        .await
+        .unwrap();
+    store
+        .update_key(
+            &disabled.id,
+            &KeyPatch {
+                enabled: Some(false),
+                ..KeyPatch::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
+    let refused = rotate_key(store, &disabled.id, &rotation(0), &admin()).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "disabled");
+    let (_, expired) = issue_key(store, &spec("rot", "expired"), &admin())
+        .await
+        .unwrap();
+    store
+        .update_key(
+            &expired.id,
+            &KeyPatch {
+                expires_at: Some(Some(Utc::now() - Duration::seconds(1))),
+                ..KeyPatch::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
+    let refused = rotate_key(store, &expired.id, &rotation(0), &admin()).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "expired");
+
+    // The successor keeps the expiry; the grace period is cut at the old expiry.
+    let soon = Utc::now() + Duration::seconds(30);
+    let mut expiring = spec("rot", "expiring");
+    expiring.expires_at = Some(soon);
+    let (_, expiring) = issue_key(store, &expiring, &admin()).await.unwrap();
+    let (_, new, old) = rotate_key(store, &expiring.id, &rotation(86_400), &admin())
+        .await
+        .unwrap();
+    let to_secs = |at: Option<chrono::DateTime<Utc>>| at.map(|t| t.timestamp());
+    assert_eq!(
+        to_secs(new.expires_at),
+        to_secs(Some(soon)),
+        "the successor keeps the expiry"
+    );
+    assert_eq!(
+        to_secs(old.expires_at),
+        to_secs(Some(soon)),
+        "grace never lengthens a life"
+    );
+}
+
+/// Who disabled a key is recorded, and members of metadata set by an operator are locked.
+pub async fn disabling_and_operator_metadata_are_attributed(store: &dyn Store) {
+    let mut with_meta = spec("attr", "k");
+    with_meta.metadata = json!({"team": "ops"}).as_object().unwrap().clone();
+    let (_, key) = issue_key(store, &with_meta, &admin()).await.unwrap();
+    assert_eq!(key.locked_metadata, vec!["team".to_owned()]);
+    let by_key = Actor::key(key.id.clone(), None);
+    let patched = store
+        .update_key(
+            &key.id,
+            &KeyPatch {
+                enabled: Some(false),
+                metadata: Some(json!({"mine": 1}).as_object().unwrap().clone()),
+                ..KeyPatch::default()
+            },
+            &by_key,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        patched.disabled_by.as_deref(),
+        Some(format!("key:{}", key.id).as_str())
+    );
+    assert_eq!(
+        patched.locked_metadata,
+        vec!["team".to_owned()],
+        "a key's own members stay unlocked"
+    );
+    let patched = store
+        .update_key(
+            &key.id,
+            &KeyPatch {
+                enabled: Some(true),
+                metadata: Some(
+                    json!({"team": null, "mine": 2})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                ),
+                ..KeyPatch::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.disabled_by, None);
+    assert_eq!(
+        patched.locked_metadata,
+        vec!["mine".to_owned()],
+        "removed unlocks, set locks"
+    );
+}

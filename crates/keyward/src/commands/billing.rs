@@ -61,7 +61,7 @@ fn print_invoice(invoice: &Invoice) {
             dollars(line.amount_cents),
         ]);
     }
-    println!("{table}");
+    output::print_table(&table);
     println!("total: {}", dollars(invoice.total_cents));
 }
 
@@ -200,6 +200,6 @@ async fn outbox(context: &Context, status: Option<OutboxStatus>, limit: u32) -> 
             d.last_error.clone().unwrap_or_else(|| "-".to_owned()),
         ]);
     }
-    println!("{table}");
+    output::print_table(&table);
     Ok(())
 }

@@ -49,7 +49,7 @@ pub async fn run(context: &Context, command: DbCommand) -> CliResult {
                     output::time(migration.applied_at),
                 ]);
             }
-            println!("{table}");
+            output::print_table(&table);
             Ok(())
         }
     }

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use keyward_core::{KeyHash, KeyId, PlanName, UserId};
+use keyward_core::time::TimeError;
+use keyward_core::{KeyHash, KeyId, KeyName, PlanName, UserId};
 use keyward_store::{Actor, ImportRow, Metadata};
 use serde_json::Value;
 
@@ -145,9 +146,7 @@ fn parse_row<'a>(line: u64, field: &dyn Fn(&str) -> Option<&'a str>) -> Result<I
         .map(|raw| PlanName::parse(raw).map_err(|e| format!("plan: {e}")))
         .transpose()?;
     let name = field("name").unwrap_or("imported");
-    if name.len() > 255 {
-        return Err("name is longer than 255 characters".to_owned());
-    }
+    KeyName::parse(name).map_err(|e| format!("name {e}"))?;
     Ok(ImportRow {
         line,
         key_hash,
@@ -169,11 +168,13 @@ fn parse_row<'a>(line: u64, field: &dyn Fn(&str) -> Option<&'a str>) -> Result<I
 
 /// RFC 3339, or `YYYY-MM-DD HH:MM:SS` (optionally with fractional seconds) in UTC.
 fn parse_time(column: &str, raw: &str) -> Result<DateTime<Utc>, String> {
-    keyward_core::time::parse(raw)
-        .or_else(|_| {
-            NaiveDateTime::parse_from_str(raw, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc())
-        })
-        .map_err(|_| format!("{column} `{raw}` is not RFC 3339 or YYYY-MM-DD HH:MM:SS"))
+    let at = match keyward_core::time::parse(raw) {
+        Err(TimeError::Format) => NaiveDateTime::parse_from_str(raw, "%Y-%m-%d %H:%M:%S%.f")
+            .map(|t| t.and_utc())
+            .map_err(|_| format!("{column} `{raw}` is not RFC 3339 or YYYY-MM-DD HH:MM:SS"))?,
+        other => other.map_err(|e| format!("{column} `{raw}` {e}"))?,
+    };
+    keyward_core::time::in_range(at).map_err(|e| format!("{column} `{raw}` {e}"))
 }
 
 fn parse_bool(raw: &str) -> Result<bool, String> {

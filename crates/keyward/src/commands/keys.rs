@@ -1,7 +1,7 @@
 //! `keyward keys create|list|show|revoke|rotate`.
 
 use chrono::{Duration, Utc};
-use keyward_core::{Environment, KeyId, KeyPrefix, PlainKey, PlanName, Scope, UserId};
+use keyward_core::{Environment, KeyId, KeyName, KeyPrefix, PlainKey, PlanName, Scope, UserId};
 use keyward_store::{
     Actor, KeyFilter, KeyRecord, KeySpec, PageRequest, Rotation, UserProfile, issue_key, rotate_key,
 };
@@ -60,10 +60,8 @@ fn key_id_arg(value: &str) -> CliResult<KeyId> {
 
 async fn create(context: &Context, args: CreateKeyArgs) -> CliResult {
     let user_id = parse_arg("--user-id", &args.user_id, UserId::parse)?;
-    if args.name.trim().is_empty() || args.name.len() > 255 {
-        return Err(CliError::usage("--name must be 1 to 255 characters"));
-    }
-    let mut spec = KeySpec::new(user_id, args.name);
+    let name = parse_arg("--name", &args.name, KeyName::parse)?;
+    let mut spec = KeySpec::new(user_id, name.into_inner());
     spec.environment = match args.environment {
         EnvironmentArg::Live => Environment::Live,
         EnvironmentArg::Test => Environment::Test,
@@ -73,6 +71,11 @@ async fn create(context: &Context, args: CreateKeyArgs) -> CliResult {
         .as_deref()
         .map(|p| parse_arg("--prefix", p, KeyPrefix::parse))
         .transpose()?;
+    if let Some(prefix) = &spec.prefix {
+        prefix
+            .check_user_key(spec.environment)
+            .map_err(|error| CliError::usage(format!("--prefix: {error}")))?;
+    }
     spec.plan = args
         .plan
         .as_deref()
@@ -142,7 +145,7 @@ fn print_new_key(
             None => output::json(&new),
         };
     }
-    println!("{}", key_fields(key));
+    output::print_table(&key_fields(key));
     if let Some(old) = old {
         println!(
             "\nreplaces {} ({}), which stops working at {}",
@@ -208,7 +211,7 @@ async fn list(context: &Context, user_id: Option<String>, include_inactive: bool
             output::time(key.last_used_at),
         ]);
     }
-    println!("{table}");
+    output::print_table(&table);
     if keys.is_empty() {
         println!("no keys");
     }
@@ -219,7 +222,7 @@ fn print_key(context: &Context, key: &KeyRecord) -> CliResult {
     if context.json {
         return output::json(&key.view(Utc::now()));
     }
-    println!("{}", key_fields(key));
+    output::print_table(&key_fields(key));
     Ok(())
 }
 

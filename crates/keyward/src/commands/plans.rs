@@ -28,7 +28,7 @@ pub async fn run(context: &Context, command: PlansCommand) -> CliResult {
             for plan in &plans {
                 table.add_row(plan_row(plan));
             }
-            println!("{table}");
+            output::print_table(&table);
             Ok(())
         }
         PlansCommand::Set(args) => set(context, args).await,
@@ -129,7 +129,7 @@ async fn set(context: &Context, args: SetPlanArgs) -> CliResult {
         "PRICE",
     ]);
     table.add_row(plan_row(&plan));
-    println!("{table}");
+    output::print_table(&table);
     Ok(())
 }
 

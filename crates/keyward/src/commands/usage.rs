@@ -53,7 +53,8 @@ pub async fn key(context: &Context, id: &KeyId, days: u32) -> CliResult {
             number(&day["p95_ms"]),
         ]);
     }
-    println!("\n{table}");
+    println!();
+    output::print_table(&table);
     let mut endpoints = output::table(["ENDPOINT", "REQUESTS"]);
     for row in report["by_endpoint"].as_array().into_iter().flatten() {
         let endpoint = row["endpoint"].as_str().unwrap_or("");
@@ -62,7 +63,8 @@ pub async fn key(context: &Context, id: &KeyId, days: u32) -> CliResult {
             number(&row["requests"]),
         ]);
     }
-    println!("\n{endpoints}");
+    println!();
+    output::print_table(&endpoints);
     Ok(())
 }
 
@@ -98,6 +100,7 @@ pub async fn user(context: &Context, user_id: &str, period: Option<&str>) -> Cli
             number(&row["units"]),
         ]);
     }
-    println!("\n{keys}");
+    println!();
+    output::print_table(&keys);
     Ok(())
 }

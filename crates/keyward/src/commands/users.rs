@@ -65,7 +65,7 @@ pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
                     output::time(Some(user.created_at)),
                 ]);
             }
-            println!("{table}");
+            output::print_table(&table);
             if users.is_empty() {
                 println!("no users");
             }
@@ -110,6 +110,6 @@ fn print_user(context: &Context, user: &UserRecord) -> CliResult {
         ("deleted", output::time(user.deleted_at)),
         ("metadata", Value::Object(user.metadata.clone()).to_string()),
     ]);
-    println!("{table}");
+    output::print_table(&table);
     Ok(())
 }
