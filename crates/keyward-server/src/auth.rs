@@ -51,6 +51,36 @@ const NO_CREDENTIALS: &str = "an admin token or an API key is required";
 const ADMIN_ONLY: &str = "this endpoint needs the admin token";
 const WRONG_TOKEN: &str = "the admin token is wrong";
 
+/// The bearer token of a request, if any (admin credentials come only from here: never
+/// from `X-API-Key` or the query string, where they would end up in logs).
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Refuses an address the brute-force guard has blocked, before any credential is judged.
+pub fn refuse_if_blocked(state: &AppState, client: &ClientAddr) -> ApiResult<()> {
+    match state.verifier.guard().blocked_for(client.client) {
+        Some(seconds) => Err(ApiError::Decision {
+            code: Code::TooManyFailures,
+            retry_after: Some(seconds),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A wrong admin credential: counted by the brute-force guard like a failed key.
+fn wrong_admin_credential(state: &AppState, client: &ClientAddr, why: &'static str) -> ApiError {
+    state.verifier.guard().record_failure(client.client);
+    ApiError::Unauthorized(why)
+}
+
 /// Authenticates the caller of an endpoint open to the admin and (unless `admin_only`) to a
 /// user's own key.
 pub async fn authenticate(
@@ -65,17 +95,17 @@ pub async fn authenticate(
         state.config.allow_query_key,
     )
     .ok_or(ApiError::Unauthorized(NO_CREDENTIALS))?;
-    if state.admin_token.matches(presented) {
+    refuse_if_blocked(state, client)?;
+    if bearer(parts).is_some_and(|token| state.admin_token.matches(token)) {
         return Ok(Caller::Admin);
     }
     if admin_only {
-        return Err(ApiError::Unauthorized(
-            if PlainKey::parse(presented).is_ok() {
-                ADMIN_ONLY
-            } else {
-                WRONG_TOKEN
-            },
-        ));
+        // A well-formed user key is not a guess at the admin token; anything else is.
+        return Err(if PlainKey::parse(presented).is_ok() {
+            ApiError::Unauthorized(ADMIN_ONLY)
+        } else {
+            wrong_admin_credential(state, client, WRONG_TOKEN)
+        });
     }
     // Only something that can be a key is checked as one; anything else is a wrong token.
     match PresentedKey::classify(presented) {
@@ -83,7 +113,7 @@ pub async fn authenticate(
         | Ok(PresentedKey::Foreign(_))
         | Err(keyward_core::KeyFormatError::BadChecksum) => {}
         Err(keyward_core::KeyFormatError::Malformed) => {
-            return Err(ApiError::Unauthorized(WRONG_TOKEN));
+            return Err(wrong_admin_credential(state, client, WRONG_TOKEN));
         }
     }
     let check = Check {
@@ -102,7 +132,7 @@ pub async fn authenticate(
         .verify(&check, Utc::now())
         .await
         .map_err(|_| ApiError::Unavailable)?;
-    match (decision.code, decision.key) {
+    match (decision.code, decision.key.clone()) {
         (Code::Valid, Some(key)) => {
             let manage = Scope::KEYS_MANAGE;
             if !key.scopes.is_empty() && !key.scopes.iter().any(|s| s.as_str() == manage) {
@@ -113,7 +143,8 @@ pub async fn authenticate(
             key.record_in_span();
             Ok(Caller::Key(key))
         }
-        // A foreign string the store does not know is just a wrong token.
+        // A foreign string the store does not know is just a wrong token (the verifier
+        // already counted the failure).
         (Code::Invalid, _)
             if PlainKey::parse(presented).is_err() && PresentedKey::classify(presented).is_ok() =>
         {
@@ -121,7 +152,7 @@ pub async fn authenticate(
         }
         (code, _) => Err(ApiError::Decision {
             code,
-            retry_after: None,
+            retry_after: decision.blocked_for,
         }),
     }
 }

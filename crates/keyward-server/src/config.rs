@@ -22,8 +22,19 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// Failed checks per client address per window (0 = off).
     pub failure_limit: u32,
-    /// The brute-force guard's window (the contract's minute; shorter in tests).
+    /// The brute-force guard's window (a minute; shorter in tests).
     pub failure_window: Duration,
+    /// IPv6 clients are counted per network of this many leading bits.
+    pub failure_ipv6_prefix: u8,
+    /// Management calls made with a user's key, per user per minute (0 = off).
+    pub self_service_limit: u32,
+    /// When set, `/metrics` needs `Authorization: Bearer <token>`.
+    pub metrics_token: Option<Zeroizing<String>>,
+    /// Connection bounds: headers, body, idle keep-alive, connections at once.
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: u32,
     /// Usage analytics (`--usage on|off`); key counters and quotas are kept either way.
     pub usage: bool,
     pub usage_retention_days: u32,
@@ -49,6 +60,16 @@ impl std::fmt::Debug for ServerConfig {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("failure_limit", &self.failure_limit)
             .field("failure_window", &self.failure_window)
+            .field("failure_ipv6_prefix", &self.failure_ipv6_prefix)
+            .field("self_service_limit", &self.self_service_limit)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_connections", &self.max_connections)
             .field("usage", &self.usage)
             .field("usage_retention_days", &self.usage_retention_days)
             .field("key_cache_capacity", &self.key_cache_capacity)
@@ -70,6 +91,13 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             failure_limit: 100,
             failure_window: Duration::from_secs(60),
+            failure_ipv6_prefix: 64,
+            self_service_limit: 60,
+            metrics_token: None,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
             usage: true,
             usage_retention_days: 30,
             key_cache_capacity: 2_000_000,

@@ -38,7 +38,14 @@ pub enum ApiError {
     Conflict(String),
     #[error("a backend is unavailable")]
     Unavailable,
-    /// A key check that failed, answered with its §4 status and code.
+    #[error("the request body did not arrive within --body-read-timeout")]
+    RequestTimeout,
+    /// Management calls made with a user's keys exceeded `--self-service-limit`.
+    #[error(
+        "this user's keys made more than {limit} management calls in 60 seconds (--self-service-limit); retry later"
+    )]
+    SelfServiceLimited { limit: u32, retry_after: u64 },
+    /// A key check that failed, answered with its decision's status and code.
     #[error("{}", decision_detail(*.code))]
     Decision {
         code: Code,
@@ -80,6 +87,8 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::SelfServiceLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Decision { code, .. } => {
                 StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::UNAUTHORIZED)
             }
@@ -97,6 +106,8 @@ impl ApiError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict(_) => "CONFLICT",
             Self::Unavailable => "UNAVAILABLE",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
+            Self::SelfServiceLimited { .. } => "RATE_LIMITED",
             Self::Decision { code, .. } => code.as_str(),
         }
     }
@@ -159,6 +170,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let retry_after = match &self {
             Self::Decision { retry_after, .. } => *retry_after,
+            Self::SelfServiceLimited { retry_after, .. } => Some(*retry_after),
             _ => None,
         };
         problem_response(&self.problem(), retry_after)

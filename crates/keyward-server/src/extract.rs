@@ -49,12 +49,28 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if !is_json(request.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
+        let RawBody(body) = RawBody::from_request(request, state).await?;
+        Ok(Self(body))
+    }
+}
+
+/// The raw bytes of a body of any type, with the API's problems for a body too large (413),
+/// too slow (408) or broken (400).
+#[derive(Debug, Clone)]
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         Bytes::from_request(request, state)
             .await
             .map(Self)
             .map_err(|rejection| {
                 if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::PayloadTooLarge
+                } else if crate::serve::is_body_timeout(&rejection) {
+                    ApiError::RequestTimeout
                 } else {
                     ApiError::BadRequest(rejection.body_text())
                 }

@@ -16,6 +16,7 @@ pub mod quota;
 pub mod reports;
 pub mod routes;
 pub mod self_service;
+pub mod serve;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -66,6 +66,7 @@ impl EngineConfig {
             verifier: VerifierSettings {
                 failure_limit: 100,
                 failure_window: Duration::from_secs(60),
+                failure_ipv6_prefix: 64,
                 cache_capacity: 2_000_000,
             },
             usage: true,
@@ -219,6 +220,7 @@ pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
     router: axum::Router,
+    limits: crate::serve::ConnectionLimits,
 }
 
 impl Application {
@@ -240,6 +242,7 @@ impl Application {
             verifier: VerifierSettings {
                 failure_limit: config.failure_limit,
                 failure_window: config.failure_window,
+                failure_ipv6_prefix: config.failure_ipv6_prefix,
                 cache_capacity: config.key_cache_capacity,
             },
             usage: config.usage,
@@ -269,12 +272,19 @@ impl Application {
             config: Arc::new(config),
             metrics,
         });
-        let router = routes::router(state);
+        let router = routes::router(state.clone());
+        let limits = crate::serve::ConnectionLimits {
+            header_read_timeout: state.config.header_read_timeout,
+            body_read_timeout: state.config.body_read_timeout,
+            idle_timeout: state.config.idle_timeout,
+            max_connections: state.config.max_connections,
+        };
         Ok(Self {
             engine,
             listener,
             address,
             router,
+            limits,
         })
     }
 
@@ -289,12 +299,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = crate::serve::serve(self.listener, self.router, self.limits, shutdown).await;
         tracing::info!("shutting down: flushing pending writes");
         self.engine.shutdown().await;
         served

@@ -30,8 +30,13 @@ const SHARDS: usize = 16;
 /// Raw events waiting for the writer, at most (the rest are shed and counted).
 pub const MAX_PENDING_EVENTS: usize = 200_000;
 
-/// Longest endpoint kept (longer ones are cut at a character boundary).
-const MAX_ENDPOINT: usize = 200;
+/// Longest endpoint kept, in bytes (longer ones are cut at a character boundary).
+const MAX_ENDPOINT: usize = 256;
+
+/// Distinct endpoints recorded per key per hour on one node; further ones are recorded as
+/// [`OTHER_ENDPOINT`], so clients choosing paths cannot grow the rollups without bound.
+const MAX_ENDPOINTS_PER_KEY_HOUR: usize = 100;
+const OTHER_ENDPOINT: &str = "other";
 
 /// Rollups are kept this long (≥ 400 days: a year of invoices and more).
 const ROLLUP_RETENTION_DAYS: i64 = 400;
@@ -39,6 +44,9 @@ const ROLLUP_RETENTION_DAYS: i64 = 400;
 const CHANGE_RETENTION_DAYS: i64 = 7;
 /// Delivered billing events are kept this long (dead and pending ones stay).
 const OUTBOX_RETENTION_DAYS: i64 = 90;
+
+/// The endpoints one key was seen on in one hour: (unix hour, endpoints).
+type EndpointsSeen = (i64, std::collections::HashSet<Box<str>>);
 
 /// Admitted checks and the latest check time, per key.
 type Tally = HashMap<Ulid, (u64, DateTime<Utc>)>;
@@ -82,6 +90,10 @@ struct Tallies {
     quota: [Mutex<HashMap<(UserId, String), u64>>; SHARDS],
     rollups: [Mutex<HashMap<RollupKey, RollupCounts>>; SHARDS],
     events: [Mutex<Vec<UsageEvent>>; SHARDS],
+    /// The endpoints each key was seen on this hour (unix hour, endpoints).
+    endpoints: [Mutex<HashMap<Ulid, EndpointsSeen>>; SHARDS],
+    /// The hour whose predecessors' endpoints were last forgotten.
+    endpoints_hour: std::sync::atomic::AtomicI64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -129,6 +141,42 @@ impl Tallies {
             }
         }
         shed
+    }
+
+    /// The endpoint to record for `key` this `hour`: itself while the key has fewer than
+    /// [`MAX_ENDPOINTS_PER_KEY_HOUR`] endpoints this hour (or already has this one), else
+    /// [`OTHER_ENDPOINT`].
+    fn admit_endpoint<'e>(&self, key: Ulid, hour: i64, endpoint: &'e str) -> &'e str {
+        let mut seen = lock(&self.endpoints[shard_of(key)]);
+        let (seen_hour, set) = seen
+            .entry(key)
+            .or_insert_with(|| (hour, std::collections::HashSet::new()));
+        if *seen_hour != hour {
+            *seen_hour = hour;
+            set.clear();
+        }
+        if set.contains(endpoint) {
+            endpoint
+        } else if set.len() < MAX_ENDPOINTS_PER_KEY_HOUR {
+            set.insert(endpoint.into());
+            endpoint
+        } else {
+            OTHER_ENDPOINT
+        }
+    }
+
+    /// Forgets the endpoints of hours before `hour` (keys not seen this hour).
+    fn forget_endpoints_before(&self, hour: i64) {
+        if self
+            .endpoints_hour
+            .swap(hour, std::sync::atomic::Ordering::Relaxed)
+            == hour
+        {
+            return;
+        }
+        for shard in &self.endpoints {
+            lock(shard).retain(|_, (seen_hour, _)| *seen_hour >= hour);
+        }
     }
 
     fn take_quota(&self) -> Vec<QuotaUsage> {
@@ -228,7 +276,8 @@ impl UsageRecorder {
         if !self.analytics {
             return;
         }
-        let endpoint = endpoint_of(record.endpoint);
+        let hour = record.at.timestamp().div_euclid(3600);
+        let endpoint = tallies.admit_endpoint(key.ulid(), hour, endpoint_of(record.endpoint));
         let latency_ms = record
             .latency
             .map(|latency| u64::try_from(latency.as_millis()).unwrap_or(u64::MAX));
@@ -239,7 +288,7 @@ impl UsageRecorder {
         tallies.add_rollup(
             RollupKey {
                 key: key.ulid(),
-                hour: record.at.timestamp().div_euclid(3600),
+                hour,
                 endpoint: endpoint.into(),
                 status: record.status,
                 code: record.code,
@@ -314,6 +363,7 @@ impl UsageWriter {
 }
 
 async fn flush(store: &dyn Store, tallies: &Tallies) {
+    tallies.forget_endpoints_before(Utc::now().timestamp().div_euclid(3600));
     let quota = tallies.take_quota();
     let keys = tallies.take();
     let rollups = tallies.take_rollups();
@@ -439,7 +489,7 @@ async fn prune(store: Arc<dyn Store>, retention_days: u32, mut stopped: watch::R
 
 #[cfg(test)]
 mod tests {
-    use super::endpoint_of;
+    use super::*;
 
     #[test]
     fn endpoints_lose_their_query_and_are_cut_at_a_character_boundary() {
@@ -447,6 +497,34 @@ mod tests {
         assert_eq!(endpoint_of("/a#frag"), "/a");
         let long = "é".repeat(150);
         let cut = endpoint_of(&long);
-        assert!(cut.len() <= 200 && long.starts_with(cut));
+        assert!(cut.len() <= 256 && cut.len() >= 255 && long.starts_with(cut));
+    }
+
+    #[test]
+    fn a_key_gets_100_distinct_endpoints_an_hour_then_other() {
+        let tallies = Tallies::default();
+        let key = Ulid::new();
+        for i in 0..100 {
+            let endpoint = format!("/e/{i}");
+            assert_eq!(tallies.admit_endpoint(key, 7, &endpoint), endpoint);
+        }
+        assert_eq!(tallies.admit_endpoint(key, 7, "/e/new"), OTHER_ENDPOINT);
+        assert_eq!(
+            tallies.admit_endpoint(key, 7, "/e/5"),
+            "/e/5",
+            "a known one stays"
+        );
+        assert_eq!(
+            tallies.admit_endpoint(Ulid::new(), 7, "/e/new"),
+            "/e/new",
+            "per key"
+        );
+        assert_eq!(
+            tallies.admit_endpoint(key, 8, "/e/new"),
+            "/e/new",
+            "per hour"
+        );
+        tallies.forget_endpoints_before(9);
+        assert!(tallies.endpoints.iter().all(|shard| lock(shard).is_empty()));
     }
 }

@@ -82,6 +82,8 @@ impl Default for PostgresOptions {
 pub struct PostgresStore {
     pool: PgPool,
     options: PgConnectOptions,
+    /// The key that seals listing cursors (loaded from `settings` on first use).
+    cursor_key: tokio::sync::OnceCell<[u8; 32]>,
 }
 
 impl PostgresStore {
@@ -117,7 +119,11 @@ impl PostgresStore {
         .await
         .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))??;
         let _ = probe.close().await;
-        Ok(Self { pool, options })
+        Ok(Self {
+            pool,
+            options,
+            cursor_key: tokio::sync::OnceCell::new(),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {

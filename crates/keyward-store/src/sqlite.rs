@@ -34,6 +34,8 @@ const SCHEMA_SNAPSHOT: &str = "SELECT type || ' ' || name || ': ' || COALESCE(sq
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The key that seals listing cursors (loaded from `settings` on first use).
+    cursor_key: tokio::sync::OnceCell<[u8; 32]>,
 }
 
 impl SqliteStore {
@@ -65,7 +67,10 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            cursor_key: tokio::sync::OnceCell::new(),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {

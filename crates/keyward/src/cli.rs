@@ -312,6 +312,34 @@ pub struct ServeArgs {
     /// Length of the brute-force guard's window in seconds. Default 60.
     #[arg(long, env = "KEYWARD_FAILURE_WINDOW_SECONDS", value_name = "SECONDS")]
     pub failure_window_seconds: Option<u64>,
+    /// IPv6 clients are counted by the brute-force guard per network of this prefix length
+    /// (one host usually holds a whole /64). 0–128; default 64.
+    #[arg(long, env = "KEYWARD_FAILURE_IPV6_PREFIX", value_name = "BITS")]
+    pub failure_ipv6_prefix: Option<u32>,
+    /// Management calls made with a user's key, per user per 60-second window (0 = off).
+    /// Default 60.
+    #[arg(long, env = "KEYWARD_SELF_SERVICE_LIMIT", value_name = "N")]
+    pub self_service_limit: Option<u32>,
+    /// Put `/metrics` behind `Authorization: Bearer <token>`. Default: open.
+    #[arg(
+        long,
+        env = "KEYWARD_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
+    /// Time a client has to send a request's headers (e.g. 10s). Default 10s.
+    #[arg(long, env = "KEYWARD_HEADER_READ_TIMEOUT", value_name = "DURATION")]
+    pub header_read_timeout: Option<String>,
+    /// Time a client has to send a request's body before 408 (e.g. 30s). Default 30s.
+    #[arg(long, env = "KEYWARD_BODY_READ_TIMEOUT", value_name = "DURATION")]
+    pub body_read_timeout: Option<String>,
+    /// An idle keep-alive connection is closed after this long. Default 60s.
+    #[arg(long, env = "KEYWARD_IDLE_TIMEOUT", value_name = "DURATION")]
+    pub idle_timeout: Option<String>,
+    /// Connections served at once; further ones wait to be accepted. Default 10000.
+    #[arg(long, env = "KEYWARD_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u32>,
     /// Usage analytics: hourly rollups and raw events (key counters and quotas are kept
     /// either way). Default on.
     #[arg(long, env = "KEYWARD_USAGE", value_enum, value_name = "on|off")]

@@ -285,6 +285,26 @@ async fn no_plaintext_key_reaches_the_logs_or_the_database() {
         )
         .await;
 
+    // A key pasted into an unknown path, a revoked one in a management call, an unknown
+    // method: the raw path must never become a span field or a log line.
+    server
+        .send(server.client.get(server.url(&format!("/{cli_key}/oops"))))
+        .await;
+    server
+        .send(
+            server
+                .client
+                .get(server.url(&format!("/v1/keys/{cli_key}")))
+                .bearer_auth(&cli_key),
+        )
+        .await;
+    server
+        .send(server.client.request(
+            Method::from_bytes(b"PURGE").unwrap(),
+            server.url(&format!("/x/{cli_key}")),
+        ))
+        .await;
+
     let (status, output) = server.stop();
     assert_eq!(status.code(), Some(0));
     assert!(

@@ -581,3 +581,525 @@ async fn metadata_cannot_grow_past_16_kib() {
         .await;
     big.assert_problem(422, "VALIDATION_FAILED");
 }
+
+// 5b. Management calls multiplied by churning keys.
+
+#[tokio::test]
+async fn management_calls_with_keys_share_one_per_user_limit() {
+    let server = TestServer::start_with(&["--self-service-limit", "5"], &[]).await;
+    let (first, _) = admin_key(&server, json!({})).await;
+    let (second, _) = admin_key(&server, json!({"name": "second"})).await;
+    for _ in 0..3 {
+        let listed = server.as_key(&first, Method::GET, "/v1/keys", None).await;
+        assert_eq!(listed.status, 200, "{}", listed.text);
+    }
+    // A refused call still counts: 404s and 403s are calls too.
+    let unknown = server
+        .as_key(
+            &second,
+            Method::GET,
+            "/v1/keys/key_01JD2Y4J8ZV0Q7S8K3M1H6T4RE",
+            None,
+        )
+        .await;
+    unknown.assert_problem(404, "NOT_FOUND");
+    server.as_key(&second, Method::GET, "/v1/keys", None).await;
+    let refused = server.as_key(&second, Method::GET, "/v1/keys", None).await;
+    refused.assert_problem(429, "RATE_LIMITED");
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("--self-service-limit"),
+        "{}",
+        refused.text
+    );
+    assert!(
+        !refused
+            .headers
+            .keys()
+            .any(|h| h.as_str().contains("ratelimit")),
+        "{:?}",
+        refused.headers
+    );
+    let churned = self_create(&server, &first, json!({"name": "fresh"})).await;
+    churned.assert_problem(429, "RATE_LIMITED");
+    // Neither the admin nor the keys' own verification is held back by it.
+    assert_eq!(
+        server.admin(Method::GET, "/v1/keys", None).await.status,
+        200
+    );
+    assert_eq!(server.verify_code(&first).await, "VALID");
+}
+
+// 6. The brute-force guard.
+
+#[tokio::test]
+async fn rotating_addresses_inside_one_ipv6_64_does_not_escape_the_guard() {
+    let server = TestServer::start_with(
+        &["--failure-limit", "5", "--trusted-proxy", "127.0.0.1/32"],
+        &[],
+    )
+    .await;
+    let guess = "sk_live_0000000000000000000000000000000000000000000000000";
+    let authorize = |from: String| {
+        server.send(
+            server
+                .client
+                .get(server.url("/v1/authorize"))
+                .bearer_auth(guess)
+                .header("X-Forwarded-For", from),
+        )
+    };
+    for host in 1..=5 {
+        authorize(format!("2001:db8:1:2::{host:x}"))
+            .await
+            .assert_problem(401, "INVALID");
+    }
+    let blocked = authorize("2001:db8:1:2:ffff:ffff:ffff:1".to_owned()).await;
+    blocked.assert_problem(429, "TOO_MANY_FAILURES");
+    let retry: u64 = blocked.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        (55..=60).contains(&retry),
+        "the time the block has left: {retry}"
+    );
+    // Another network is somebody else.
+    authorize("2001:db8:1:3::1".to_owned())
+        .await
+        .assert_problem(401, "INVALID");
+}
+
+#[tokio::test]
+async fn guessing_the_admin_token_locks_the_guesser_out_everywhere() {
+    let server = TestServer::start_with(&["--failure-limit", "3"], &[]).await;
+    for guess in 0..3 {
+        let response = server
+            .send(
+                server
+                    .client
+                    .get(server.url("/v1/users"))
+                    .bearer_auth(format!("guess-number-{guess}-of-the-admin-token-xxxxxx")),
+            )
+            .await;
+        response.assert_problem(401, "UNAUTHORIZED");
+    }
+    // Now even the right token is refused from this address, with the time left…
+    let right = server.admin(Method::GET, "/v1/users", None).await;
+    right.assert_problem(429, "TOO_MANY_FAILURES");
+    let retry: u64 = right.header("retry-after").unwrap().parse().unwrap();
+    assert!((55..=60).contains(&retry), "{retry}");
+    // …as is every credential, while what needs none still answers.
+    let (status, _) = (
+        server
+            .send(
+                server
+                    .client
+                    .get(server.url("/v1/authorize"))
+                    .bearer_auth("x"),
+            )
+            .await,
+        (),
+    );
+    status.assert_problem(429, "TOO_MANY_FAILURES");
+    for open in [
+        "/healthz",
+        "/readyz",
+        "/v1/plans",
+        "/openapi.json",
+        "/metrics",
+    ] {
+        let response = server.send(server.client.get(server.url(open))).await;
+        assert_eq!(response.status, 200, "{open}: {}", response.text);
+    }
+    // Refusals do not extend the block.
+    let later = server.admin(Method::GET, "/v1/users", None).await;
+    let retry_later: u64 = later.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry_later <= retry);
+}
+
+#[tokio::test]
+async fn admin_credentials_count_only_as_a_bearer_token() {
+    let server = TestServer::start_with(&["--allow-query-key"], &[]).await;
+    let query = server
+        .send(
+            server
+                .client
+                .get(server.url(&format!("/v1/users?api_key={}", support::ADMIN_TOKEN))),
+        )
+        .await;
+    query.assert_problem(401, "UNAUTHORIZED");
+    let header = server
+        .send(
+            server
+                .client
+                .get(server.url("/v1/users"))
+                .header("X-API-Key", support::ADMIN_TOKEN),
+        )
+        .await;
+    header.assert_problem(401, "UNAUTHORIZED");
+    assert_eq!(
+        server.admin(Method::GET, "/v1/users", None).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_backend_sending_ip_without_being_trusted_is_warned_once() {
+    let mut server = TestServer::start().await;
+    let (key, _) = admin_key(&server, json!({})).await;
+    for ip in ["192.0.2.1", "192.0.2.2", "192.0.2.3"] {
+        server.verify(json!({"key": key, "ip": ip})).await;
+    }
+    server.stop();
+    let log = std::fs::read_to_string(server.log_path()).unwrap();
+    let warnings = log.matches("is not a trusted proxy").count();
+    assert_eq!(warnings, 1, "once per caller address");
+    assert!(log.contains("--trusted-proxy"));
+}
+
+// 7. Unbounded resources.
+
+#[tokio::test]
+async fn clients_cannot_grow_metric_labels_or_log_paths() {
+    let server = TestServer::start().await;
+    for i in 0..50 {
+        let method = Method::from_bytes(format!("X{i}METHOD").as_bytes()).unwrap();
+        server
+            .send(
+                server
+                    .client
+                    .request(method, server.url(&format!("/nowhere-{i}"))),
+            )
+            .await;
+    }
+    let metrics = server.send(server.client.get(server.url("/metrics"))).await;
+    assert!(
+        !metrics.text.contains("METHOD"),
+        "methods are known values or `other`"
+    );
+    assert!(
+        !metrics.text.contains("nowhere"),
+        "paths are routes or `unmatched`"
+    );
+    assert!(
+        metrics.text.contains("method=\"other\""),
+        "{}",
+        metrics.text
+    );
+    assert!(metrics.text.contains("route=\"unmatched\""));
+}
+
+#[tokio::test]
+async fn a_key_records_at_most_100_endpoints_an_hour() {
+    let server = TestServer::start().await;
+    server
+        .admin(
+            Method::POST,
+            "/v1/users",
+            Some(json!({"user_id": "victim", "plan": "enterprise"})),
+        )
+        .await;
+    let (key, object) = admin_key(&server, json!({})).await;
+    let long = format!("/long/{}", "é".repeat(300));
+    for i in 0..120 {
+        let uri = if i == 0 {
+            long.clone()
+        } else {
+            format!("/item/{i}?page=2")
+        };
+        let response = server
+            .send(
+                server
+                    .client
+                    .get(server.url("/v1/authorize"))
+                    .bearer_auth(&key)
+                    .header("X-Original-URI", uri),
+            )
+            .await;
+        assert_eq!(response.status, 200, "{}", response.text);
+    }
+    let path = format!("/v1/keys/{}/usage?days=1", object["id"].as_str().unwrap());
+    support::eventually(std::time::Duration::from_secs(10), || async {
+        server.admin(Method::GET, &path, None).await.body["total_requests"] == 120
+    })
+    .await;
+    let usage = server.admin(Method::GET, &path, None).await.body;
+    let endpoints = usage["by_endpoint"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 101, "100 endpoints and `other`: {usage}");
+    let other = endpoints.iter().find(|e| e["endpoint"] == "other").unwrap();
+    assert_eq!(other["requests"], 20);
+    for endpoint in endpoints {
+        let name = endpoint["endpoint"].as_str().unwrap();
+        assert!(name.len() <= 256 && !name.contains('?'), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_can_require_a_token() {
+    let server = TestServer::start_with(&["--metrics-token", "scrape-me-0123456789"], &[]).await;
+    let anonymous = server.send(server.client.get(server.url("/metrics"))).await;
+    anonymous.assert_problem(401, "UNAUTHORIZED");
+    let wrong = server
+        .send(
+            server
+                .client
+                .get(server.url("/metrics"))
+                .bearer_auth("nope"),
+        )
+        .await;
+    wrong.assert_problem(401, "UNAUTHORIZED");
+    let right = server
+        .send(
+            server
+                .client
+                .get(server.url("/metrics"))
+                .bearer_auth("scrape-me-0123456789"),
+        )
+        .await;
+    assert_eq!(right.status, 200);
+    assert!(right.text.contains("keyward_"));
+}
+
+// 8. Cursors.
+
+#[tokio::test]
+async fn cursors_cannot_probe_or_cross_listings() {
+    let server = TestServer::start().await;
+    let (alice, _) = admin_key(&server, json!({"user_id": "alice"})).await;
+    admin_key(&server, json!({"user_id": "alice", "name": "2"})).await;
+    let (mallory, _) = admin_key(&server, json!({"user_id": "mallory"})).await;
+    admin_key(&server, json!({"user_id": "mallory", "name": "2"})).await;
+    let page = server
+        .as_key(&alice, Method::GET, "/v1/keys?limit=1", None)
+        .await;
+    let cursor = page.body["next_cursor"].as_str().unwrap().to_owned();
+    let next = server
+        .as_key(
+            &alice,
+            Method::GET,
+            &format!("/v1/keys?limit=1&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(next.status, 200, "{}", next.text);
+    assert_eq!(next.body["keys"].as_array().unwrap().len(), 1);
+
+    let all = server
+        .admin(Method::GET, "/v1/keys?user_id=alice", None)
+        .await;
+    let raw_id = all.body["keys"][0]["id"].as_str().unwrap().to_owned();
+    let mut altered = cursor.clone();
+    let last = altered.pop().unwrap();
+    altered.push(if last == '0' { '1' } else { '0' });
+    for bad in [cursor.as_str(), raw_id.as_str(), altered.as_str(), "zz"] {
+        let response = server
+            .as_key(
+                &mallory,
+                Method::GET,
+                &format!("/v1/keys?cursor={bad}"),
+                None,
+            )
+            .await;
+        response.assert_problem(422, "VALIDATION_FAILED");
+        assert!(response.body["detail"].as_str().unwrap().contains("cursor"));
+    }
+    // The admin's listing of all keys is another listing than alice's.
+    let admin = server
+        .admin(Method::GET, &format!("/v1/keys?cursor={cursor}"), None)
+        .await;
+    admin.assert_problem(422, "VALIDATION_FAILED");
+    // A cursor stays valid when its item changes state.
+    let first_id = page.body["keys"][0]["id"].as_str().unwrap();
+    server
+        .admin(
+            Method::PATCH,
+            &format!("/v1/keys/{first_id}"),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    let still = server
+        .as_key(
+            &alice,
+            Method::GET,
+            &format!("/v1/keys?limit=1&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(still.status, 200, "{}", still.text);
+}
+
+// Contract gaps found by the same review.
+
+#[tokio::test]
+async fn hostile_paths_and_bodies_get_problems_naming_the_field() {
+    let server = TestServer::start().await;
+    let undecodable = server.admin(Method::GET, "/v1/keys/%FF", None).await;
+    undecodable.assert_problem(404, "NOT_FOUND");
+    let plan = server
+        .admin(
+            Method::PUT,
+            "/v1/plans/lots",
+            Some(json!({"limits": "lots"})),
+        )
+        .await;
+    plan.assert_problem(422, "VALIDATION_FAILED");
+    assert!(
+        plan.body["detail"].as_str().unwrap().contains("limits"),
+        "{}",
+        plan.text
+    );
+}
+
+#[test]
+fn a_repetitive_admin_token_stops_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .current_dir(dir.path())
+        .env_remove("KEYWARD_CONFIG")
+        .env("KEYWARD_ADMIN_TOKEN", "T".repeat(40))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
+        .arg(format!("sqlite://{}", dir.path().join("k.db").display()))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("KEYWARD_ADMIN_TOKEN"));
+}
+
+#[tokio::test]
+async fn an_import_names_the_csv_line_of_a_bad_row_and_imports_nothing() {
+    let server = TestServer::start().await;
+    let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let other = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752";
+    let csv = format!(
+        "key_hash,user_id,name,expires_at\n{hash},u1,fine,\n{other},u2,\"bad\u{1b}[2Jname\",\n"
+    );
+    let file = server.dir.path().join("keys.csv");
+    std::fs::write(&file, csv).unwrap();
+    let output = server.cli(&["import", "--from-csv", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("line 3"), "the header is line 1: {stderr}");
+    let far = format!("key_hash,user_id,expires_at\n{hash},u1,9999-12-31T23:59:59-23:59\n");
+    std::fs::write(&file, far).unwrap();
+    let output = server.cli(&["import", "--from-csv", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 2"));
+    let keys = server
+        .admin(Method::GET, "/v1/keys?include_inactive=true", None)
+        .await;
+    assert_eq!(
+        keys.body["keys"].as_array().unwrap().len(),
+        0,
+        "nothing imported"
+    );
+}
+
+// 7b. Slow and idle connections.
+
+mod slow_clients {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn connect(server: &TestServer) -> TcpStream {
+        let address = server.base.trim_start_matches("http://");
+        let stream = TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(8)))
+            .unwrap();
+        stream
+    }
+
+    /// Reads until the server closes the connection; returns what it sent and when it closed.
+    fn read_to_close(mut stream: TcpStream) -> (String, Duration) {
+        let started = Instant::now();
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+                Err(error) => panic!("the server kept the connection open: {error}"),
+            }
+        }
+        (
+            String::from_utf8_lossy(&all).into_owned(),
+            started.elapsed(),
+        )
+    }
+
+    #[tokio::test]
+    async fn half_sent_headers_are_cut_off_while_others_are_served() {
+        let server = TestServer::start_with(&["--header-read-timeout", "1s"], &[]).await;
+        let mut slow = Vec::new();
+        for _ in 0..20 {
+            let mut stream = connect(&server);
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .unwrap();
+            slow.push(stream);
+        }
+        let healthy = server.send(server.client.get(server.url("/healthz"))).await;
+        assert_eq!(healthy.status, 200);
+        let closed = tokio::task::spawn_blocking(move || {
+            slow.into_iter().map(read_to_close).collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        for (_, after) in closed {
+            assert!(after < Duration::from_secs(4), "closed after {after:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_that_never_finishes_gets_408() {
+        let server = TestServer::start_with(&["--body-read-timeout", "1s"], &[]).await;
+        let mut stream = connect(&server);
+        stream
+            .write_all(
+                b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"key\":",
+            )
+            .unwrap();
+        let (answer, _) = tokio::task::spawn_blocking(move || read_to_close(stream))
+            .await
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("application/problem+json"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn idle_keep_alive_connections_are_closed() {
+        let server = TestServer::start_with(&["--idle-timeout", "1s"], &[]).await;
+        let mut stream = connect(&server);
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let (answer, after) = tokio::task::spawn_blocking(move || read_to_close(stream))
+            .await
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(after < Duration::from_secs(4), "closed after {after:?}");
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+        let server = TestServer::start_with(&["--max-connections", "2"], &[]).await;
+        let held: Vec<TcpStream> = (0..2).map(|_| connect(&server)).collect();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let waiting = server
+            .client
+            .get(server.url("/healthz"))
+            .timeout(Duration::from_millis(700))
+            .send()
+            .await;
+        assert!(
+            waiting.is_err(),
+            "a third connection is not served while two are held"
+        );
+        drop(held);
+        let served = server.send(server.client.get(server.url("/healthz"))).await;
+        assert_eq!(served.status, 200);
+    }
+}

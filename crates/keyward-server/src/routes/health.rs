@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::error::ApiError;
+use crate::extract::ClientAddr;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -53,7 +54,16 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if let Some(expected) = &state.config.metrics_token {
+        if let Err(error) = check_metrics_token(&state, &client, &headers, expected) {
+            return error.into_response();
+        }
+    }
     let body = state
         .metrics
         .as_ref()
@@ -67,6 +77,37 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// `--metrics-token`: the scraper's bearer token, compared in constant time; wrong ones are
+/// counted by the brute-force guard.
+fn check_metrics_token(
+    state: &AppState,
+    client: &ClientAddr,
+    headers: &axum::http::HeaderMap,
+    expected: &str,
+) -> Result<(), ApiError> {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let Some(presented) = presented else {
+        return Err(ApiError::Unauthorized("`/metrics` needs its bearer token"));
+    };
+    crate::auth::refuse_if_blocked(state, client)?;
+    let matches: bool = Sha256::digest(presented.as_bytes())
+        .ct_eq(&Sha256::digest(expected.as_bytes()))
+        .into();
+    if matches {
+        Ok(())
+    } else {
+        state.verifier.guard().record_failure(client.client);
+        Err(ApiError::Unauthorized("the metrics token is wrong"))
+    }
 }
 
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",

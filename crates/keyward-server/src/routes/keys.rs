@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::{AdminOrSelf, ApiQuery, double_option, field, now};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, is_json, parse_json};
+use crate::extract::{ApiJson, RawBody, is_json, parse_json};
 use crate::self_service;
 use crate::state::AppState;
 
@@ -444,7 +444,7 @@ pub async fn rotate(
     AdminOrSelf(caller, client): AdminOrSelf,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let request: RotateKeyRequest = optional_json(&headers, &body)?;
     let grace = request.grace_period_seconds.unwrap_or(0);

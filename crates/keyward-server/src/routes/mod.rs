@@ -18,6 +18,7 @@ use axum::http::{HeaderName, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
+use percent_encoding::percent_decode_str;
 use serde::de::DeserializeOwned;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -67,19 +68,20 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(refuse_undecodable_paths))
         .layer(middleware::from_fn(record_http_metrics))
         .with_state(state);
     api.layer(
         TraceLayer::new_for_http()
             .make_span_with(|request: &Request| {
-                // The path only: a query string may carry a key (`api_key`).
-                let route = request.extensions().get::<MatchedPath>().map_or_else(
-                    || request.uri().path().to_owned(),
-                    |p| p.as_str().to_owned(),
-                );
+                // The route template only: a raw path or query string may carry a key.
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or(UNMATCHED, MatchedPath::as_str);
                 tracing::info_span!(
                     "request",
-                    method = %request.method(),
+                    method = %method_label(request.method()),
                     route = %route,
                     // `key_<id> <display prefix>`, once the key is known (never the key).
                     key = tracing::field::Empty,
@@ -97,6 +99,16 @@ pub fn router(state: AppState) -> Router {
         tracing::error!("a handler panicked");
         ApiError::Unavailable.into_response()
     }))
+}
+
+/// A path whose percent-escapes do not decode to UTF-8 names nothing keyward has: 404 as a
+/// problem, before any extractor can answer in plain text.
+async fn refuse_undecodable_paths(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path.contains('%') && percent_decode_str(path).decode_utf8().is_err() {
+        return ApiError::NotFound("resource").into_response();
+    }
+    next.run(request).await
 }
 
 async fn not_found() -> ApiError {
@@ -128,20 +140,38 @@ async fn apply_own_writes(State(state): State<AppState>, request: Request, next:
     response
 }
 
+/// The route label of requests no route matched: their paths are the client's to choose, so
+/// they never become labels (or log fields).
+const UNMATCHED: &str = "unmatched";
+
+/// Metric and log labels take only known values: any other method is `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 async fn record_http_metrics(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().clone();
+        .map_or_else(|| UNMATCHED.to_owned(), |p| p.as_str().to_owned());
+    let method = method_label(request.method());
     let response = next.run(request).await;
     let elapsed: Duration = started.elapsed();
     let status = response.status().as_str().to_owned();
     metrics::counter!(
         "keyward_http_requests_total",
         "route" => route.clone(),
-        "method" => method.as_str().to_owned(),
+        "method" => method,
         "status" => status
     )
     .increment(1);
@@ -153,6 +183,23 @@ async fn record_http_metrics(request: Request, next: Next) -> Response {
 /// A management caller: the admin or a user's own key.
 #[derive(Debug, Clone)]
 pub struct AdminOrSelf(pub Caller, pub ClientAddr);
+
+/// `--self-service-limit`: management calls made with a user's keys share one per-user
+/// window, so churning keys cannot multiply what a user may do.
+async fn limit_self_service(state: &AppState, user: &keyward_core::UserId) -> ApiResult<()> {
+    let refused = state
+        .verifier
+        .self_service_call(user, state.config.self_service_limit, chrono::Utc::now())
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    match refused {
+        None => Ok(()),
+        Some(retry_after) => Err(ApiError::SelfServiceLimited {
+            limit: state.config.self_service_limit,
+            retry_after,
+        }),
+    }
+}
 
 /// The admin only.
 #[derive(Debug, Clone)]
@@ -166,6 +213,9 @@ impl FromRequestParts<AppState> for AdminOrSelf {
     ) -> Result<Self, Self::Rejection> {
         let Ok(client) = ClientAddr::from_request_parts(parts, state).await;
         let caller = authenticate(state, parts, &client, false).await?;
+        if let Caller::Key(key) = &caller {
+            limit_self_service(state, &key.user_id).await?;
+        }
         Ok(Self(caller, client))
     }
 }

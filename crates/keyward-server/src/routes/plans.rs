@@ -45,8 +45,13 @@ pub async fn put(
             "must equal the plan name in the path",
         ));
     }
-    let spec: PlanSpec = serde_json::from_value(Value::Object(request.spec))
-        .map_err(|error| ApiError::Validation(error.to_string()))?;
+    // Deserialized with its path, so every 422 names the failing field (`limits[0].max`).
+    let spec: PlanSpec =
+        serde_path_to_error::deserialize(Value::Object(request.spec)).map_err(|error| {
+            let path = error.path().to_string();
+            let field = if path == "." { "plan" } else { path.as_str() };
+            ApiError::validation(field, error.inner())
+        })?;
     spec.validate()
         .map_err(|error| ApiError::validation(error.field, error.reason))?;
     let plan = state

@@ -145,6 +145,25 @@ impl<'a> VerifyResponse<'a> {
     }
 }
 
+/// Callers already warned about sending `ip` without being a trusted proxy (bounded, so
+/// spoofed callers cannot grow it).
+static WARNED_UNTRUSTED: std::sync::LazyLock<moka::sync::Cache<IpAddr, ()>> =
+    std::sync::LazyLock::new(|| moka::sync::Cache::new(10_000));
+
+/// A backend that sends its clients' `ip` without being a trusted proxy has every failure
+/// of every client counted against its own address: one attacker then locks all of them
+/// out. Said once per caller, where operators look.
+fn warn_untrusted_ip(peer: IpAddr) {
+    if WARNED_UNTRUSTED.contains_key(&peer) {
+        return;
+    }
+    WARNED_UNTRUSTED.insert(peer, ());
+    tracing::warn!(
+        caller = %peer,
+        "a /v1/verify caller sends `ip` but is not a trusted proxy: failed checks of all its clients count against the caller's own address, so one client's guessing can lock out every client; start keyward with --trusted-proxy covering this caller"
+    );
+}
+
 fn text(name: &str, value: Option<&str>) -> ApiResult<()> {
     match value {
         Some(v) if v.len() > MAX_TEXT => Err(ApiError::validation(
@@ -196,9 +215,13 @@ pub async fn verify(
         ));
     }
     // A trusted proxy verifies for its clients: failures count against the client's address.
-    let guard_ip = if is_trusted(client.peer, &state.config.trusted_proxies) {
+    let trusted = is_trusted(client.peer, &state.config.trusted_proxies);
+    let guard_ip = if trusted {
         ip.unwrap_or(client.peer)
     } else {
+        if ip.is_some() {
+            warn_untrusted_ip(client.peer);
+        }
         client.peer
     };
     let check = Check {

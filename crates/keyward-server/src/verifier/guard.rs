@@ -1,38 +1,52 @@
-//! The brute-force guard: failed checks (codes 3–6) per client address, counted over a
-//! window that starts with the address's first failure. From the (N+1)-th check of the
-//! window on, every check from that address is refused until the window has passed.
+//! The brute-force guard: failed credentials per client address (IPv6 counted per network
+//! prefix, /64 by default, since one host holds a whole /64). The first N failures of a
+//! window are answered normally; the N-th blocks the address for one window from that
+//! failure, and every check carrying a credential from it is refused until then. Refused
+//! checks neither count nor extend the block.
 
-use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
+
+#[derive(Debug, Default)]
+struct Failures {
+    /// Milliseconds (on the guard's clock) the counting window began.
+    window_start: u64,
+    count: u32,
+    /// Milliseconds until which the address is refused (0 = not blocked).
+    blocked_until: u64,
+}
 
 #[derive(Debug)]
 pub struct FailureGuard {
     limit: u32,
     window: Duration,
-    failures: Cache<IpAddr, Arc<AtomicU32>>,
+    ipv6_prefix: u8,
+    failures: Cache<IpAddr, Arc<Mutex<Failures>>>,
     epoch: Instant,
     /// Milliseconds after `epoch` of the newest failure, plus one (0 = none yet): while no
-    /// failure happened within a window, no address can be blocked and the lookup is skipped.
-    last_failure: AtomicU64,
+    /// failure happened within two windows, no address can be blocked and the lookup is
+    /// skipped (the common case costs one atomic load).
+    last_failure: std::sync::atomic::AtomicU64,
 }
 
 impl FailureGuard {
-    /// `limit` failures per `window` (0 = off).
-    pub fn new(limit: u32, window: Duration) -> Self {
+    /// `limit` failures per `window` (0 = off), IPv6 addresses counted per `/ipv6_prefix`.
+    pub fn new(limit: u32, window: Duration, ipv6_prefix: u8) -> Self {
         Self {
             limit,
             window,
-            // An entry lives exactly one window from the first failure, then the count resets.
+            ipv6_prefix: ipv6_prefix.min(128),
+            // An entry matters for at most two windows after its last failure (a window of
+            // counting, then a block of one window).
             failures: Cache::builder()
                 .max_capacity(1_000_000)
-                .time_to_live(window)
+                .time_to_idle(window.saturating_mul(2))
                 .build(),
             epoch: Instant::now(),
-            last_failure: AtomicU64::new(0),
+            last_failure: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -40,27 +54,71 @@ impl FailureGuard {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    pub fn is_blocked(&self, address: IpAddr) -> bool {
-        if self.limit == 0 {
-            return false;
-        }
-        let last = self.last_failure.load(Ordering::Relaxed);
-        let window = u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX);
-        if last == 0 || self.now_millis() > last.saturating_add(window) {
-            return false;
-        }
-        self.failures
-            .get(&address)
-            .is_some_and(|count| count.load(Ordering::Relaxed) >= self.limit)
+    fn window_millis(&self) -> u64 {
+        u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// What the guard counts an address as: itself (IPv4, IPv4-mapped IPv6 as IPv4), or its
+    /// IPv6 network.
+    pub fn bucket(&self, address: IpAddr) -> IpAddr {
+        match address.to_canonical() {
+            IpAddr::V6(v6) => {
+                let bits = u128::from(v6);
+                let mask = match self.ipv6_prefix {
+                    0 => 0,
+                    prefix => u128::MAX << (128 - u32::from(prefix)),
+                };
+                IpAddr::V6(Ipv6Addr::from(bits & mask))
+            }
+            v4 => v4,
+        }
+    }
+
+    /// `Some(seconds left)` (≥ 1) while `address` is refused.
+    pub fn blocked_for(&self, address: IpAddr) -> Option<u64> {
+        if self.limit == 0 {
+            return None;
+        }
+        let last = self.last_failure.load(std::sync::atomic::Ordering::Relaxed);
+        let now = self.now_millis();
+        if last == 0 || now > last.saturating_add(self.window_millis().saturating_mul(2)) {
+            return None;
+        }
+        let entry = self.failures.get(&self.bucket(address))?;
+        let failures = entry.lock().ok()?;
+        (failures.blocked_until > now).then(|| (failures.blocked_until - now).div_ceil(1000).max(1))
+    }
+
+    pub fn is_blocked(&self, address: IpAddr) -> bool {
+        self.blocked_for(address).is_some()
+    }
+
+    /// Counts one failure of `address`.
     pub fn record_failure(&self, address: IpAddr) {
-        if self.limit > 0 {
-            self.last_failure
-                .store(self.now_millis() + 1, Ordering::Relaxed);
-            self.failures
-                .get_with(address, || Arc::new(AtomicU32::new(0)))
-                .fetch_add(1, Ordering::Relaxed);
+        if self.limit == 0 {
+            return;
+        }
+        let now = self.now_millis();
+        self.last_failure
+            .store(now + 1, std::sync::atomic::Ordering::Relaxed);
+        let entry = self.failures.get_with(self.bucket(address), || {
+            Arc::new(Mutex::new(Failures::default()))
+        });
+        let Ok(mut failures) = entry.lock() else {
+            return;
+        };
+        if failures.blocked_until > now {
+            return;
+        }
+        if failures.count == 0 || now >= failures.window_start.saturating_add(self.window_millis())
+        {
+            failures.window_start = now;
+            failures.count = 0;
+        }
+        failures.count += 1;
+        if failures.count >= self.limit {
+            failures.blocked_until = now.saturating_add(self.window_millis());
+            failures.count = 0;
         }
     }
 }
@@ -71,7 +129,7 @@ mod tests {
 
     #[test]
     fn the_first_n_failures_pass_then_the_address_is_refused_until_the_window_ends() {
-        let guard = FailureGuard::new(3, Duration::from_millis(300));
+        let guard = FailureGuard::new(3, Duration::from_millis(300), 64);
         let attacker: IpAddr = "192.0.2.1".parse().unwrap();
         let bystander: IpAddr = "192.0.2.2".parse().unwrap();
         for _ in 0..3 {
@@ -79,14 +137,45 @@ mod tests {
             guard.record_failure(attacker);
         }
         assert!(guard.is_blocked(attacker));
+        assert_eq!(
+            guard.blocked_for(attacker),
+            Some(1),
+            "whole seconds, at least 1"
+        );
         assert!(!guard.is_blocked(bystander));
         std::thread::sleep(Duration::from_millis(400));
         assert!(!guard.is_blocked(attacker), "the window passed");
     }
 
     #[test]
+    fn retry_after_is_the_time_left_and_refusals_do_not_extend_it() {
+        let guard = FailureGuard::new(1, Duration::from_secs(60), 64);
+        let attacker: IpAddr = "192.0.2.1".parse().unwrap();
+        guard.record_failure(attacker);
+        assert_eq!(guard.blocked_for(attacker), Some(60));
+        guard.record_failure(attacker);
+        assert_eq!(guard.blocked_for(attacker), Some(60));
+    }
+
+    #[test]
+    fn ipv6_addresses_count_per_prefix() {
+        let guard = FailureGuard::new(3, Duration::from_secs(60), 64);
+        for host in 1..=3 {
+            let address: IpAddr = format!("2001:db8:1:2::{host:x}").parse().unwrap();
+            guard.record_failure(address);
+        }
+        assert!(guard.is_blocked("2001:db8:1:2:ffff::1".parse().unwrap()));
+        assert!(!guard.is_blocked("2001:db8:1:3::1".parse().unwrap()));
+        let mapped: IpAddr = "::ffff:192.0.2.9".parse().unwrap();
+        assert_eq!(guard.bucket(mapped), "192.0.2.9".parse::<IpAddr>().unwrap());
+        let whole = FailureGuard::new(3, Duration::from_secs(60), 128);
+        let host: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(whole.bucket(host), host);
+    }
+
+    #[test]
     fn a_zero_limit_turns_the_guard_off() {
-        let guard = FailureGuard::new(0, Duration::from_secs(60));
+        let guard = FailureGuard::new(0, Duration::from_secs(60), 64);
         let address: IpAddr = "::1".parse().unwrap();
         for _ in 0..1000 {
             guard.record_failure(address);

@@ -59,6 +59,8 @@ pub struct Decision {
     /// The key's effective plan, once the key is known.
     pub plan: Option<Arc<Plan>>,
     pub limits: Option<Outcome>,
+    /// For `TOO_MANY_FAILURES`: seconds until the address is admitted again.
+    pub blocked_for: Option<u64>,
 }
 
 impl Decision {
@@ -68,6 +70,7 @@ impl Decision {
             key: None,
             plan: None,
             limits: None,
+            blocked_for: None,
         }
     }
 
@@ -77,8 +80,19 @@ impl Decision {
 
     /// Seconds to wait before retrying, for 429 answers.
     pub fn retry_after(&self) -> Option<u64> {
-        self.limits.as_ref().and_then(Outcome::retry_after)
+        self.blocked_for
+            .or_else(|| self.limits.as_ref().and_then(Outcome::retry_after))
     }
+}
+
+/// The limiter state of a user's management calls: an owner no key lineage can have (keys'
+/// owners are their ULIDs; this is a hash in its own namespace).
+fn self_service_owner(user: &keyward_core::UserId) -> u128 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("keyward self-service\0{user}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    u128::from_be_bytes(bytes)
 }
 
 /// A backend the check needed was unreachable: answered 503, never `INVALID`.
@@ -145,6 +159,8 @@ pub struct Verifier {
 pub struct VerifierSettings {
     pub failure_limit: u32,
     pub failure_window: Duration,
+    /// IPv6 clients are counted per network of this many bits.
+    pub failure_ipv6_prefix: u8,
     pub cache_capacity: u64,
 }
 
@@ -160,7 +176,11 @@ impl Verifier {
             cache: KeyCache::new(settings.cache_capacity),
             plans: ArcSwap::from_pointee(HashMap::new()),
             quota: QuotaTracker::new(),
-            guard: FailureGuard::new(settings.failure_limit, settings.failure_window),
+            guard: FailureGuard::new(
+                settings.failure_limit,
+                settings.failure_window,
+                settings.failure_ipv6_prefix,
+            ),
             has_imported: AtomicBool::new(false),
             store,
             limiter,
@@ -174,6 +194,11 @@ impl Verifier {
     /// Records a check whose usage its caller deferred (see [`Check::defer_usage`]).
     pub fn record_usage(&self, record: &UsageRecord<'_>) {
         self.usage.record(record);
+    }
+
+    /// The brute-force guard, shared with every other place a credential is checked.
+    pub fn guard(&self) -> &FailureGuard {
+        &self.guard
     }
 
     pub fn cache(&self) -> &KeyCache {
@@ -236,8 +261,11 @@ impl Verifier {
         let Some(presented) = check.presented.filter(|p| !p.is_empty()) else {
             return Ok(Decision::bare(Code::Missing));
         };
-        if self.guard.is_blocked(check.guard_ip) {
-            return Ok(Decision::bare(Code::TooManyFailures));
+        if let Some(seconds) = self.guard.blocked_for(check.guard_ip) {
+            return Ok(Decision {
+                blocked_for: Some(seconds),
+                ..Decision::bare(Code::TooManyFailures)
+            });
         }
         let Some(key) = self.find(presented).await? else {
             return Ok(self.fail(check, Decision::bare(Code::Invalid)));
@@ -255,6 +283,7 @@ impl Verifier {
             plan,
             key: Some(key.clone()),
             limits: None,
+            blocked_for: None,
         };
         if let Some(code) = key.status(now).refusal() {
             decision.code = code;
@@ -467,6 +496,33 @@ impl Verifier {
                 (Code::Valid, outcome)
             }
         }
+    }
+
+    /// Counts one management call made with a key of `user` against `limit` calls per
+    /// 60-second window (exact, and shared through Redis when configured). `Some(seconds)`
+    /// when the call must be refused.
+    pub async fn self_service_call(
+        &self,
+        user: &keyward_core::UserId,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>, Unavailable> {
+        if limit == 0 {
+            return Ok(None);
+        }
+        let windows = [keyward_core::Window::new(60, u64::from(limit))];
+        let outcome = self
+            .ask_limiter(&LimitCheck {
+                owner: self_service_owner(user),
+                group: user.as_str(),
+                quota: None,
+                windows: &windows,
+                burst: None,
+                cost: 1,
+                now_ms: u64::try_from(now.timestamp_millis()).unwrap_or(0),
+            })
+            .await?;
+        Ok((!outcome.admitted).then(|| outcome.retry_after().unwrap_or(1)))
     }
 
     async fn ask_limiter(&self, check: &LimitCheck<'_>) -> Result<Outcome, Unavailable> {

@@ -27,7 +27,14 @@ pub(super) async fn list(store: &Backend, filter: &AuditFilter) -> StoreResult<P
     if let Some(action) = filter.action {
         query.push(" AND a.action = ").push_bind(action.as_str());
     }
+    let listing = format!(
+        "audit\0{}\0{}\0{}",
+        filter.user_id.as_ref().map_or("*", |u| u.as_str()),
+        filter.key_id.as_ref().map_or("*", |k| k.as_str()),
+        filter.action.map_or("*", |a| a.as_str()),
+    );
     if let Some(cursor) = &filter.page.cursor {
+        let cursor = &super::open_cursor(store, &listing, cursor).await?;
         let at: Option<String> = sqlx::query_scalar("SELECT at FROM audit_log WHERE id = $1")
             .bind(cursor)
             .fetch_optional(&store.pool)
@@ -37,7 +44,7 @@ pub(super) async fn list(store: &Backend, filter: &AuditFilter) -> StoreResult<P
             .push(" AND (a.at, a.id) < (")
             .push_bind(at)
             .push(", ")
-            .push_bind(cursor.clone())
+            .push_bind(cursor.to_owned())
             .push(")");
     }
     query
@@ -61,7 +68,7 @@ pub(super) async fn list(store: &Backend, filter: &AuditFilter) -> StoreResult<P
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
-    Ok(super::page(items, limit, |record| record.id.clone()))
+    super::page(store, &listing, items, limit, |record| record.id.clone()).await
 }
 
 pub(super) async fn changes_since(

@@ -217,8 +217,14 @@ pub(super) async fn list(store: &Backend, filter: &KeyFilter) -> StoreResult<Pag
     if !filter.include_inactive {
         query.push(" AND ").push(open_key_sql(at));
     }
+    let listing = format!(
+        "keys\0{}\0{}",
+        filter.user_id.as_ref().map_or("*", UserId::as_str),
+        filter.include_inactive
+    );
     if let Some(cursor) = &filter.page.cursor {
-        let cursor = cursor_key(store, cursor).await?;
+        let position = super::open_cursor(store, &listing, cursor).await?;
+        let cursor = cursor_key(store, &position).await?;
         query
             .push(" AND (k.created_at, k.id) < (SELECT created_at, id FROM api_keys WHERE id = ")
             .push_bind(cursor.as_str().to_owned())
@@ -232,7 +238,7 @@ pub(super) async fn list(store: &Backend, filter: &KeyFilter) -> StoreResult<Pag
         .iter()
         .map(key_from_row)
         .collect::<StoreResult<Vec<_>>>()?;
-    Ok(super::page(items, limit, |key| key.id.to_string()))
+    super::page(store, &listing, items, limit, |key| key.id.to_string()).await
 }
 
 async fn cursor_key(store: &Backend, cursor: &str) -> StoreResult<KeyId> {
@@ -426,10 +432,10 @@ pub(super) async fn rotate(
     let old = fetch(&mut tx, id).await?;
     let status = old.status(at);
     if status != crate::KeyStatus::Active || old.replaced_by.is_some() {
-        let why = if old.replaced_by.is_some() {
-            "was already rotated".to_owned()
-        } else {
+        let why = if status != crate::KeyStatus::Active {
             format!("is {}", status.as_str())
+        } else {
+            "was already rotated".to_owned()
         };
         return Err(StoreError::Conflict(format!(
             "key `{id}` {why} and cannot be rotated"

@@ -10,6 +10,7 @@
 
 mod audit;
 mod billing;
+mod cursor;
 mod keys;
 mod plans;
 mod rows;
@@ -74,20 +75,32 @@ pub(crate) async fn exists(conn: &mut Conn, lookup: Lookup, value: &str) -> Stor
 }
 
 /// The error for a `cursor` this store never handed out.
+pub(crate) use cursor::open as open_cursor;
+
 pub(crate) fn bad_cursor() -> StoreError {
     StoreError::invalid("cursor", "not a cursor this listing returned")
 }
 
-/// Cuts a listing fetched with `limit + 1` rows into a page and its continuation cursor.
-pub(crate) fn page<T>(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> Page<T> {
+/// Cuts a listing fetched with `limit + 1` rows into a page and its continuation cursor,
+/// sealed for `listing` (see [`cursor`]).
+pub(crate) async fn page<T>(
+    store: &Backend,
+    listing: &str,
+    mut items: Vec<T>,
+    limit: u32,
+    position_of: impl Fn(&T) -> String,
+) -> StoreResult<Page<T>> {
     let limit = limit as usize;
     let next_cursor = if items.len() > limit {
         items.truncate(limit);
-        items.last().map(cursor_of)
+        match items.last().map(position_of) {
+            Some(position) => Some(cursor::seal(store, listing, &position).await?),
+            None => None,
+        }
     } else {
         None
     };
-    Page { items, next_cursor }
+    Ok(Page { items, next_cursor })
 }
 
 /// Writes an audit record inside the caller's transaction.

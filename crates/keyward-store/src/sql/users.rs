@@ -118,8 +118,13 @@ pub(super) async fn list(store: &Backend, filter: &UserFilter) -> StoreResult<Pa
             .push(" AND u.plan = ")
             .push_bind(plan.as_str().to_owned());
     }
+    let listing = format!(
+        "users\0{}",
+        filter.plan.as_ref().map_or("*", PlanName::as_str)
+    );
     if let Some(cursor) = &filter.page.cursor {
-        let cursor = UserId::parse(cursor).map_err(|_| bad_cursor())?;
+        let position = super::open_cursor(store, &listing, cursor).await?;
+        let cursor = UserId::parse(&position).map_err(|_| bad_cursor())?;
         let mut conn = store.pool.acquire().await?;
         if !exists(&mut conn, Lookup::UserById, cursor.as_str()).await? {
             return Err(bad_cursor());
@@ -137,7 +142,10 @@ pub(super) async fn list(store: &Backend, filter: &UserFilter) -> StoreResult<Pa
         .iter()
         .map(user_from_row)
         .collect::<StoreResult<Vec<_>>>()?;
-    Ok(super::page(items, limit, |user| user.user_id.to_string()))
+    super::page(store, &listing, items, limit, |user| {
+        user.user_id.to_string()
+    })
+    .await
 }
 
 pub(super) async fn update(

@@ -81,6 +81,56 @@ fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResul
             .failure_window_seconds
             .or(file.failure_window_seconds)
             .map_or(defaults.failure_window, Duration::from_secs),
+        failure_ipv6_prefix: {
+            let bits = args
+                .failure_ipv6_prefix
+                .or(file.failure_ipv6_prefix)
+                .unwrap_or(u32::from(defaults.failure_ipv6_prefix));
+            u8::try_from(bits)
+                .ok()
+                .filter(|bits| *bits <= 128)
+                .ok_or_else(|| out_of_range("--failure-ipv6-prefix", bits, "0 to 128"))?
+        },
+        self_service_limit: args
+            .self_service_limit
+            .or(file.self_service_limit)
+            .unwrap_or(defaults.self_service_limit),
+        metrics_token: args
+            .metrics_token
+            .or_else(|| file.metrics_token.clone())
+            .filter(|token| !token.is_empty())
+            .map(Zeroizing::new),
+        header_read_timeout: duration_setting(
+            "--header-read-timeout",
+            args.header_read_timeout
+                .as_deref()
+                .or(file.header_read_timeout.as_deref()),
+            defaults.header_read_timeout,
+        )?,
+        body_read_timeout: duration_setting(
+            "--body-read-timeout",
+            args.body_read_timeout
+                .as_deref()
+                .or(file.body_read_timeout.as_deref()),
+            defaults.body_read_timeout,
+        )?,
+        idle_timeout: duration_setting(
+            "--idle-timeout",
+            args.idle_timeout
+                .as_deref()
+                .or(file.idle_timeout.as_deref()),
+            defaults.idle_timeout,
+        )?,
+        max_connections: {
+            let n = args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(defaults.max_connections);
+            if !(1..=1_000_000).contains(&n) {
+                return Err(out_of_range("--max-connections", n, "1 to 1000000"));
+            }
+            n
+        },
         usage: args
             .usage
             .or(file.usage)
@@ -95,6 +145,33 @@ fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResul
             .unwrap_or(defaults.key_cache_capacity),
         billing,
     })
+}
+
+/// The one message for a setting outside its range, whatever its source.
+fn out_of_range(setting: &str, value: impl std::fmt::Display, range: &str) -> CliError {
+    CliError::usage(format!(
+        "{setting} must be {range} (got {value}); set by the flag, its KEYWARD_ environment variable or the config file"
+    ))
+}
+
+/// A duration setting: humantime (`90s`, `10m`) or whole seconds, from 1 second to 1 day.
+fn duration_setting(setting: &str, raw: Option<&str>, default: Duration) -> CliResult<Duration> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    let raw = raw.trim();
+    let parsed = match raw.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => humantime::parse_duration(raw).map_err(|_| {
+            CliError::usage(format!(
+                "{setting}: `{raw}` is not a duration; try 10s, 2m or a number of seconds"
+            ))
+        })?,
+    };
+    if parsed < Duration::from_secs(1) || parsed > Duration::from_secs(86_400) {
+        return Err(out_of_range(setting, raw, "between 1s and 24h"));
+    }
+    Ok(parsed)
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
