@@ -42,6 +42,7 @@ pub fn restrict_new_key(
     caller: &CachedKey,
     spec: &mut KeySpec,
     environment_given: bool,
+    expiry_field: &str,
 ) -> ApiResult<()> {
     if caller.environment == Environment::Test {
         if environment_given && spec.environment != Environment::Test {
@@ -69,8 +70,8 @@ pub fn restrict_new_key(
             None => spec.expires_at = Some(own),
             Some(given) if given > own => {
                 return Err(forbidden(
-                    "expires_at",
-                    "must not be later than the calling key's expiry",
+                    expiry_field,
+                    "the new key must not expire later than the calling key",
                 ));
             }
             Some(_) => {}

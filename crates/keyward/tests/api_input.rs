@@ -142,10 +142,22 @@ async fn malformed_bodies_get_their_documented_problem() {
             .assert_problem(422, "VALIDATION_FAILED");
     }
 
-    let rotate_bad = server
+    // An unknown key is 404 before the body's values are judged; a known one, 422.
+    let rotate_unknown = server
         .admin(
             Method::POST,
             "/v1/keys/key_01ARZ3NDEKTSV4RRFFQ69G5FAV/rotate",
+            Some(json!({"grace_period_seconds": 2_592_001})),
+        )
+        .await;
+    rotate_unknown.assert_problem(404, "NOT_FOUND");
+    let (_, known) = server
+        .create_key(json!({"user_id": "rotating", "name": "k"}))
+        .await;
+    let rotate_bad = server
+        .admin(
+            Method::POST,
+            &format!("/v1/keys/{}/rotate", known["id"].as_str().unwrap()),
             Some(json!({"grace_period_seconds": 2_592_001})),
         )
         .await;

@@ -408,7 +408,14 @@ async fn keys_made_by_self_service_inherit_the_callers_restrictions() {
             json!({"name": "c", "allowed_ips": ["0.0.0.0/0"]}),
             "allowed_ips",
         ),
-        (json!({"name": "c", "expires_in_days": 30}), "expires_at"),
+        (
+            json!({"name": "c", "expires_in_days": 30}),
+            "expires_in_days",
+        ),
+        (
+            json!({"name": "c", "expires_at": "2099-01-01T00:00:00Z"}),
+            "expires_at",
+        ),
         (json!({"name": "c", "plan": "enterprise"}), "plan"),
         (
             json!({"name": "c", "limits": [{"window_seconds": 60, "max": 100000}]}),

@@ -284,7 +284,17 @@ pub async fn create(
     )?;
     spec.scopes = match &caller {
         Caller::Key(own) => {
-            self_service::restrict_new_key(own, &mut spec, request.environment.is_some())?;
+            let expiry_field = if request.expires_in_days.is_some() {
+                "expires_in_days"
+            } else {
+                "expires_at"
+            };
+            self_service::restrict_new_key(
+                own,
+                &mut spec,
+                request.environment.is_some(),
+                expiry_field,
+            )?;
             self_service::new_key_scopes(own, requested_scopes)?
         }
         Caller::Admin => requested_scopes.unwrap_or_default(),
@@ -447,6 +457,8 @@ pub async fn rotate(
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let request: RotateKeyRequest = optional_json(&headers, &body)?;
+    // An unknown key is 404 before its body's values are judged (422).
+    let key = visible_key(&state, &caller, &id).await?;
     let grace = request.grace_period_seconds.unwrap_or(0);
     if grace > MAX_GRACE_SECONDS {
         return Err(ApiError::validation(
@@ -454,7 +466,6 @@ pub async fn rotate(
             "must be between 0 and 2592000",
         ));
     }
-    let key = visible_key(&state, &caller, &id).await?;
     let rotation = Rotation {
         grace: Duration::seconds(grace as i64),
         expires_at: request
