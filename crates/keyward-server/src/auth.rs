@@ -134,6 +134,8 @@ pub async fn authenticate(
         .map_err(|_| ApiError::Unavailable)?;
     match (decision.code, decision.key.clone()) {
         (Code::Valid, Some(key)) => {
+            // Every management call made with a key counts, even one refused below.
+            limit_self_service(state, &key.user_id).await?;
             let manage = Scope::KEYS_MANAGE;
             if !key.scopes.is_empty() && !key.scopes.iter().any(|s| s.as_str() == manage) {
                 return Err(ApiError::Forbidden(format!(
@@ -153,6 +155,23 @@ pub async fn authenticate(
         (code, _) => Err(ApiError::Decision {
             code,
             retry_after: decision.blocked_for,
+        }),
+    }
+}
+
+/// `--self-service-limit`: management calls made with a user's keys share one per-user
+/// window, so churning keys cannot multiply what a user may do.
+pub async fn limit_self_service(state: &AppState, user: &keyward_core::UserId) -> ApiResult<()> {
+    let refused = state
+        .verifier
+        .self_service_call(user, state.config.self_service_limit, chrono::Utc::now())
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    match refused {
+        None => Ok(()),
+        Some(retry_after) => Err(ApiError::SelfServiceLimited {
+            limit: state.config.self_service_limit,
+            retry_after,
         }),
     }
 }

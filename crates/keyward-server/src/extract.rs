@@ -110,6 +110,24 @@ pub fn parse_json<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, Ap
     }
 }
 
+/// The syntax half of [`parse_json`]: any JSON document (400 when it is not one). For
+/// handlers that must look something up (404) before judging the body's values (422).
+pub fn parse_json_syntax(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(body).map_err(|error| ApiError::BadRequest(error.to_string()))
+}
+
+/// The values half of [`parse_json`]: 422 naming the failing field.
+pub fn from_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        if path == "." {
+            ApiError::Validation(error.inner().to_string())
+        } else {
+            ApiError::Validation(format!("{path}: {}", error.inner()))
+        }
+    })
+}
+
 /// The key a request presents: `Authorization: Bearer`, then `X-API-Key`, then (when
 /// allowed) the `api_key` query parameter. `None` when there is none.
 pub fn presented_key<'a>(

@@ -206,7 +206,9 @@ async fn serve_connection(
         .clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut watchdog = tokio::time::interval(tick);
     watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut closing = false;
+    // Since when the connection has been closing (a client that stops reading the response
+    // must not hold its slot forever: it is dropped one idle timeout later).
+    let mut closing: Option<Instant> = None;
     loop {
         tokio::select! {
             result = connection.as_mut() => {
@@ -215,24 +217,31 @@ async fn serve_connection(
                 }
                 return;
             }
-            changed = stopping.changed(), if !closing => {
+            changed = stopping.changed(), if closing.is_none() => {
                 if changed.is_err() || *stopping.borrow() {
-                    closing = true;
+                    closing = Some(Instant::now());
                     connection.as_mut().graceful_shutdown();
                 }
             }
-            _ = watchdog.tick() => match activity.verdict(&limits) {
-                Verdict::Keep => {}
-                Verdict::CloseIdle if !closing => {
-                    closing = true;
-                    connection.as_mut().graceful_shutdown();
-                }
-                Verdict::CloseIdle => {}
-                Verdict::Drop => {
-                    tracing::debug!(%peer, "closing a connection whose request headers did not arrive in time");
+            _ = watchdog.tick() => {
+                if closing.is_some_and(|since| since.elapsed() > limits.idle_timeout) {
+                    tracing::debug!(%peer, "dropping a connection that did not finish closing");
                     return;
                 }
-            },
+                match activity.verdict(&limits) {
+                    Verdict::Keep => {}
+                    Verdict::CloseIdle => {
+                        if closing.is_none() {
+                            closing = Some(Instant::now());
+                            connection.as_mut().graceful_shutdown();
+                        }
+                    }
+                    Verdict::Drop => {
+                        tracing::debug!(%peer, "closing a connection whose request headers did not arrive in time");
+                        return;
+                    }
+                }
+            }
         }
     }
 }

@@ -252,6 +252,19 @@ pub struct UsageRecorder {
     analytics: bool,
 }
 
+/// The method a usage event records: a known HTTP method, else `other` (the value comes
+/// from the client, through `X-Original-Method` or `/v1/verify`).
+fn method_label(raw: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    match KNOWN.iter().find(|known| known.eq_ignore_ascii_case(raw)) {
+        Some(known) => known,
+        None if raw.is_empty() => "",
+        None => "other",
+    }
+}
+
 fn endpoint_of(raw: &str) -> &str {
     let path = raw.split(['?', '#']).next().unwrap_or("");
     if path.len() <= MAX_ENDPOINT {
@@ -309,7 +322,7 @@ impl UsageRecorder {
                 key_id: key.id(),
                 user_id: key.user_id.clone(),
                 endpoint: endpoint.to_owned(),
-                method: record.method.to_owned(),
+                method: method_label(record.method).to_owned(),
                 at: record.at,
                 response_time_ms: latency_ms,
                 status_code: record.status,
@@ -498,6 +511,13 @@ mod tests {
         let long = "é".repeat(150);
         let cut = endpoint_of(&long);
         assert!(cut.len() <= 256 && cut.len() >= 255 && long.starts_with(cut));
+    }
+
+    #[test]
+    fn methods_are_known_values_or_other() {
+        assert_eq!(method_label("get"), "GET");
+        assert_eq!(method_label(""), "");
+        assert_eq!(method_label(&"X".repeat(400_000)), "other");
     }
 
     #[test]

@@ -394,6 +394,9 @@ pub struct KeyPatch {
     pub plan: Option<Option<PlanName>>,
     pub rate_limit_per_hour: Option<Option<u64>>,
     pub limits: Option<Option<Vec<Window>>>,
+    /// Apply only if the key's `updated_at` is still this (the caller judged the change
+    /// against that version); else `Conflict`.
+    pub if_unchanged_since: Option<DateTime<Utc>>,
 }
 
 impl KeyPatch {
@@ -401,6 +404,7 @@ impl KeyPatch {
     pub fn changes_settings(&self) -> bool {
         Self {
             enabled: None,
+            if_unchanged_since: None,
             ..self.clone()
         } != Self::default()
     }
@@ -414,6 +418,8 @@ pub struct Rotation {
     pub grace: chrono::Duration,
     /// The new key's expiry; `None` keeps the old key's (none if it had none).
     pub expires_at: Option<DateTime<Utc>>,
+    /// Rotate only if the key's `updated_at` is still this; else `Conflict`.
+    pub if_unchanged_since: Option<DateTime<Utc>>,
 }
 
 /// Most bytes a key's metadata may take as compact JSON (after a merge).

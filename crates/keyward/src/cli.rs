@@ -132,8 +132,8 @@ pub enum KeysCommand {
         /// How long the old key keeps working, e.g. 0, 90s, 24h, 7d (at most 30d).
         #[arg(long, value_name = "DURATION", default_value = "0")]
         grace_period: String,
-        /// The new key expires after N days.
-        #[arg(long, value_name = "N")]
+        /// The new key expires after N days (1–36500).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36_500))]
         expires_in_days: Option<u32>,
     },
     /// A key's usage over the last N days: by day, endpoint and status.
@@ -159,7 +159,8 @@ pub struct CreateKeyArgs {
     /// Custom key prefix (default `sk_live` / `sk_test`).
     #[arg(long, value_name = "P")]
     pub prefix: Option<String>,
-    #[arg(long, value_name = "N")]
+    /// The key expires after N days (1–36500).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub expires_in_days: Option<u32>,
     /// Stored in the key's metadata (and on the user, if this creates it).
     #[arg(long, value_name = "E")]

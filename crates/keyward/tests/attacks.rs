@@ -365,6 +365,27 @@ async fn self_service_only_narrows_what_the_admin_set() {
     let on = self_patch(&server, &manager, own_id, json!({"enabled": true})).await;
     assert_eq!(on.status, 200, "{}", on.text);
     assert_eq!(on.body["disabled_by"], Value::Null);
+    // An admin disabling a key its user already disabled takes the decision over.
+    self_patch(&server, &manager, own_id, json!({"enabled": false})).await;
+    let taken = server
+        .admin(
+            Method::PATCH,
+            &format!("/v1/keys/{own_id}"),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(taken.body["disabled_by"], "admin");
+    let enable = self_patch(&server, &manager, own_id, json!({"enabled": true})).await;
+    assert_forbidden_naming(&enable, "enabled");
+    // An unknown key is 404 whatever the body's values.
+    let unknown = self_patch(
+        &server,
+        &manager,
+        "key_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+        json!({"enabled": "yes"}),
+    )
+    .await;
+    unknown.assert_problem(404, "NOT_FOUND");
 }
 
 async fn manager_id(server: &TestServer, key: &str) -> String {
@@ -556,6 +577,19 @@ async fn names_cannot_carry_terminal_escapes_or_bidi_tricks() {
         "a\u{1b}[31mred",
     ]);
     assert_eq!(output.status.code(), Some(2), "{output:?}");
+    for days in ["0", "3000000", "99999999999"] {
+        let output = server.cli(&[
+            "keys",
+            "create",
+            "--user-id",
+            "victim",
+            "--name",
+            "n",
+            "--expires-in-days",
+            days,
+        ]);
+        assert_eq!(output.status.code(), Some(2), "{days}: {output:?}");
+    }
     let accepted = server
         .admin(
             Method::POST,
@@ -631,6 +665,10 @@ async fn management_calls_with_keys_share_one_per_user_limit() {
     );
     let churned = self_create(&server, &first, json!({"name": "fresh"})).await;
     churned.assert_problem(429, "RATE_LIMITED");
+    // A key without `keys:manage` is refused after counting, so it is limited too.
+    let (reader, _) = admin_key(&server, json!({"scopes": ["read"]})).await;
+    let limited = server.as_key(&reader, Method::GET, "/v1/keys", None).await;
+    limited.assert_problem(429, "RATE_LIMITED");
     // Neither the admin nor the keys' own verification is held back by it.
     assert_eq!(
         server.admin(Method::GET, "/v1/keys", None).await.status,
@@ -744,6 +782,16 @@ async fn admin_credentials_count_only_as_a_bearer_token() {
         )
         .await;
     header.assert_problem(401, "UNAUTHORIZED");
+    // A user's key in the query string is a credential, not an unknown listing parameter.
+    let (key, _) = admin_key(&server, json!({})).await;
+    let listed = server
+        .send(
+            server
+                .client
+                .get(server.url(&format!("/v1/keys?limit=5&api_key={key}"))),
+        )
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
     assert_eq!(
         server.admin(Method::GET, "/v1/users", None).await.status,
         200

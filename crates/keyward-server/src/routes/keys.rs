@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::{AdminOrSelf, ApiQuery, double_option, field, now};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, RawBody, is_json, parse_json};
+use crate::extract::{ApiJson, JsonBody, RawBody, from_json_value, is_json, parse_json_syntax};
 use crate::self_service;
 use crate::state::AppState;
 
@@ -364,9 +364,12 @@ pub async fn update(
     State(state): State<AppState>,
     AdminOrSelf(caller, client): AdminOrSelf,
     Path(id): Path<String>,
-    ApiJson(request): ApiJson<UpdateKeyRequest>,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
+    // Syntax (400), then the key (404), then the values (422).
+    let document = parse_json_syntax(&body)?;
     let key = visible_key(&state, &caller, &id).await?;
+    let request: UpdateKeyRequest = from_json_value(document)?;
     let patch = KeyPatch {
         name: request.name.as_deref().map(name_field).transpose()?,
         enabled: request.enabled,
@@ -400,6 +403,9 @@ pub async fn update(
             .limits
             .map(|l| l.as_deref().map(limits_field).transpose())
             .transpose()?,
+        // Self-service is judged against this version of the key: an admin's change in
+        // between makes the request a conflict instead of undoing the admin.
+        if_unchanged_since: (!caller.is_admin()).then_some(key.updated_at),
     };
     if let Some(metadata) = &patch.metadata {
         let mut merged = key.metadata.clone();
@@ -456,9 +462,13 @@ pub async fn rotate(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let request: RotateKeyRequest = optional_json(&headers, &body)?;
-    // An unknown key is 404 before its body's values are judged (422).
+    // Syntax (400/415), then the key (404), then the values (422).
+    let document = optional_json_document(&headers, &body)?;
     let key = visible_key(&state, &caller, &id).await?;
+    let request: RotateKeyRequest = match document {
+        Some(document) => from_json_value(document)?,
+        None => RotateKeyRequest::default(),
+    };
     let grace = request.grace_period_seconds.unwrap_or(0);
     if grace > MAX_GRACE_SECONDS {
         return Err(ApiError::validation(
@@ -472,6 +482,8 @@ pub async fn rotate(
             .expires_in_days
             .map(|d| days_from_now("expires_in_days", d))
             .transpose()?,
+        // Self-service was judged against this version of the key.
+        if_unchanged_since: (!caller.is_admin()).then_some(key.updated_at),
     };
     if let Caller::Key(own) = &caller {
         self_service::check_rotation(own, &key, rotation.expires_at)?;
@@ -504,16 +516,13 @@ async fn disabled_by_same_user(state: &AppState, key: &KeyRecord) -> ApiResult<b
     }
 }
 
-/// A JSON body that may be absent (empty); when present it must be JSON.
-pub fn optional_json<T: serde::de::DeserializeOwned + Default>(
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> ApiResult<T> {
+/// A JSON body that may be absent (empty, `None`); when present it must be JSON.
+pub fn optional_json_document(headers: &HeaderMap, body: &Bytes) -> ApiResult<Option<Value>> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
+        return Ok(None);
     }
     if !is_json(headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    parse_json(body)
+    parse_json_syntax(body).map(Some)
 }

@@ -184,23 +184,6 @@ async fn record_http_metrics(request: Request, next: Next) -> Response {
 #[derive(Debug, Clone)]
 pub struct AdminOrSelf(pub Caller, pub ClientAddr);
 
-/// `--self-service-limit`: management calls made with a user's keys share one per-user
-/// window, so churning keys cannot multiply what a user may do.
-async fn limit_self_service(state: &AppState, user: &keyward_core::UserId) -> ApiResult<()> {
-    let refused = state
-        .verifier
-        .self_service_call(user, state.config.self_service_limit, chrono::Utc::now())
-        .await
-        .map_err(|_| ApiError::Unavailable)?;
-    match refused {
-        None => Ok(()),
-        Some(retry_after) => Err(ApiError::SelfServiceLimited {
-            limit: state.config.self_service_limit,
-            retry_after,
-        }),
-    }
-}
-
 /// The admin only.
 #[derive(Debug, Clone)]
 pub struct AdminOnly(pub ClientAddr);
@@ -213,9 +196,6 @@ impl FromRequestParts<AppState> for AdminOrSelf {
     ) -> Result<Self, Self::Rejection> {
         let Ok(client) = ClientAddr::from_request_parts(parts, state).await;
         let caller = authenticate(state, parts, &client, false).await?;
-        if let Caller::Key(key) = &caller {
-            limit_self_service(state, &key.user_id).await?;
-        }
         Ok(Self(caller, client))
     }
 }
@@ -239,8 +219,16 @@ pub struct ApiQuery<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or_default();
-        serde_urlencoded_like(query).map(Self)
+        // `api_key` is a credential (with `--allow-query-key`), not a listing parameter.
+        let query: String = parts
+            .uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|pair| pair.split('=').next() != Some("api_key"))
+            .collect::<Vec<_>>()
+            .join("&");
+        serde_urlencoded_like(&query).map(Self)
     }
 }
 

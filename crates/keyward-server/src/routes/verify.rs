@@ -245,7 +245,7 @@ pub async fn verify(
         outcome
             .limits
             .iter()
-            .filter(|l| l.name != "month")
+            .filter(|l| l.name != "month" && l.name != "burst")
             .min_by_key(|l| l.limit)
     }) && cost > limit.limit
     {

@@ -1,8 +1,10 @@
 //! The brute-force guard: failed credentials per client address (IPv6 counted per network
-//! prefix, /64 by default, since one host holds a whole /64). The first N failures of a
-//! window are answered normally; the N-th blocks the address for one window from that
-//! failure, and every check carrying a credential from it is refused until then. Refused
-//! checks neither count nor extend the block.
+//! prefix, /64 by default, since one host holds a whole /64). Failures are counted over a
+//! sliding window (the current window's count plus the previous window's, weighted by how
+//! much of it still overlaps the last `window`), so bursts straddling a window's edge are
+//! caught. The N-th failure blocks the address for one window from that failure, and every
+//! check carrying a credential from it is refused until then. Refused checks neither count
+//! nor extend the block.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
@@ -12,9 +14,11 @@ use moka::sync::Cache;
 
 #[derive(Debug, Default)]
 struct Failures {
-    /// Milliseconds (on the guard's clock) the counting window began.
+    /// Milliseconds (on the guard's clock) the current counting window began.
     window_start: u64,
     count: u32,
+    /// Failures of the window before the current one.
+    previous: u32,
     /// Milliseconds until which the address is refused (0 = not blocked).
     blocked_until: u64,
 }
@@ -110,15 +114,27 @@ impl FailureGuard {
         if failures.blocked_until > now {
             return;
         }
-        if failures.count == 0 || now >= failures.window_start.saturating_add(self.window_millis())
-        {
+        let window = self.window_millis().max(1);
+        let elapsed = now.saturating_sub(failures.window_start);
+        if failures.count == 0 && failures.previous == 0 {
             failures.window_start = now;
+        } else if elapsed >= window.saturating_mul(2) {
+            failures.window_start = now;
+            failures.previous = 0;
+            failures.count = 0;
+        } else if elapsed >= window {
+            failures.window_start = failures.window_start.saturating_add(window);
+            failures.previous = failures.count;
             failures.count = 0;
         }
         failures.count += 1;
-        if failures.count >= self.limit {
+        // The previous window's failures that still lie within the last `window`.
+        let into_current = now.saturating_sub(failures.window_start).min(window);
+        let overlap = u64::from(failures.previous) * (window - into_current) / window;
+        if overlap + u64::from(failures.count) >= u64::from(self.limit) {
             failures.blocked_until = now.saturating_add(self.window_millis());
             failures.count = 0;
+            failures.previous = 0;
         }
     }
 }
@@ -155,6 +171,28 @@ mod tests {
         assert_eq!(guard.blocked_for(attacker), Some(60));
         guard.record_failure(attacker);
         assert_eq!(guard.blocked_for(attacker), Some(60));
+    }
+
+    #[test]
+    fn failures_straddling_a_window_edge_are_still_counted() {
+        let guard = FailureGuard::new(4, Duration::from_millis(400), 64);
+        let attacker: IpAddr = "192.0.2.1".parse().unwrap();
+        guard.record_failure(attacker);
+        std::thread::sleep(Duration::from_millis(380));
+        guard.record_failure(attacker);
+        guard.record_failure(attacker);
+        std::thread::sleep(Duration::from_millis(40));
+        // A new window began; the two failures just before its edge are still recent.
+        guard.record_failure(attacker);
+        assert!(
+            !guard.is_blocked(attacker),
+            "three within the last window's length"
+        );
+        guard.record_failure(attacker);
+        assert!(
+            guard.is_blocked(attacker),
+            "four failures within one window's length, across the edge"
+        );
     }
 
     #[test]

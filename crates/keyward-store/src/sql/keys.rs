@@ -260,6 +260,7 @@ pub(super) async fn update(
     let at = now();
     let mut tx = store.write().await?;
     let mut key = fetch(&mut tx, id).await?;
+    unchanged_since(&key, patch.if_unchanged_since)?;
     if let Some(Some(plan)) = &patch.plan {
         ensure_plan(&mut tx, plan).await?;
     }
@@ -267,12 +268,13 @@ pub(super) async fn update(
     if let Some(name) = &patch.name {
         key.name.clone_from(name);
     }
-    if let Some(enabled) = patch.enabled
-        && enabled != key.enabled
-    {
+    if let Some(enabled) = patch.enabled {
+        // Who disabled it decides who may enable it again; an operator disabling a key its
+        // user disabled takes the decision over.
+        if enabled != key.enabled || (!enabled && actor.is_operator()) {
+            key.disabled_by = (!enabled).then(|| actor.label());
+        }
         key.enabled = enabled;
-        // Who disabled it decides who may enable it again.
-        key.disabled_by = (!enabled).then(|| actor.label());
     }
     if let Some(expires_at) = patch.expires_at {
         key.expires_at = expires_at;
@@ -430,6 +432,7 @@ pub(super) async fn rotate(
     let at = now();
     let mut tx = store.write().await?;
     let old = fetch(&mut tx, id).await?;
+    unchanged_since(&old, rotation.if_unchanged_since)?;
     let status = old.status(at);
     if status != crate::KeyStatus::Active || old.replaced_by.is_some() {
         let why = if status != crate::KeyStatus::Active {
@@ -506,6 +509,18 @@ pub(super) async fn rotate(
     let old = fetch(&mut tx, id).await?;
     tx.commit().await?;
     Ok((new, old))
+}
+
+/// The compare-and-set behind self-service checks: a change judged against one version of a
+/// key applies only to that version (an admin's change in between makes it a conflict).
+fn unchanged_since(key: &KeyRecord, expected: Option<DateTime<chrono::Utc>>) -> StoreResult<()> {
+    match expected {
+        Some(at) if at != key.updated_at => Err(StoreError::Conflict(format!(
+            "key `{}` changed while this request was judged; read it again",
+            key.id
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses metadata over [`crate::MAX_METADATA_BYTES`] as compact JSON: it is returned on

@@ -300,6 +300,7 @@ pub async fn rotation_copies_settings_and_honours_the_grace_period(store: &dyn S
     let rotation = Rotation {
         grace: Duration::hours(1),
         expires_at: None,
+        if_unchanged_since: None,
     };
     let before = Utc::now();
     let (new_plain, new, old_after) = rotate_key(store, &old.id, &rotation, &admin())
@@ -336,6 +337,7 @@ pub async fn rotation_copies_settings_and_honours_the_grace_period(store: &dyn S
     let immediate = Rotation {
         grace: Duration::zero(),
         expires_at: Some(Utc::now() + Duration::days(3)),
+        if_unchanged_since: None,
     };
     let (_, newest, replaced) = rotate_key(store, &new.id, &immediate, &admin())
         .await
@@ -356,6 +358,7 @@ pub async fn rotating_a_revoked_key_conflicts(store: &dyn Store) {
     let rotation = Rotation {
         grace: Duration::zero(),
         expires_at: None,
+        if_unchanged_since: None,
     };
     assert!(matches!(
         rotate_key(store, &key.id, &rotation, &admin()).await,
@@ -449,6 +452,7 @@ pub async fn max_keys_caps_open_keys(store: &dyn Store) {
     let rotation = Rotation {
         grace: Duration::hours(1),
         expires_at: None,
+        if_unchanged_since: None,
     };
     rotate_key(store, &keys[2].id, &rotation, &admin())
         .await
@@ -1540,6 +1544,7 @@ pub async fn rotation_happens_at_most_once_and_only_to_active_keys(store: &dyn S
     let rotation = |grace: i64| Rotation {
         grace: Duration::seconds(grace),
         expires_at: None,
+        if_unchanged_since: None,
     };
     let (_, key) = issue_key(store, &spec("rot", "racing"), &admin())
         .await

@@ -162,7 +162,18 @@ fn parse_row<'a>(line: u64, field: &dyn Fn(&str) -> Option<&'a str>) -> Result<I
             .transpose()?,
         is_active: field("is_active").map_or(Ok(true), parse_bool)?,
         metadata,
-        key_prefix: field("key_prefix").map(str::to_owned),
+        key_prefix: field("key_prefix")
+            .map(|prefix| {
+                // Shown in tables, key objects and log spans: the name rules apply.
+                KeyName::parse(prefix)
+                    .ok()
+                    .filter(|_| prefix.chars().count() <= 64)
+                    .map(|_| prefix.to_owned())
+                    .ok_or_else(|| {
+                        "key_prefix must be 1 to 64 characters without control or bidirectional-formatting characters".to_owned()
+                    })
+            })
+            .transpose()?,
     })
 }
 

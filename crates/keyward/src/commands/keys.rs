@@ -275,6 +275,7 @@ async fn rotate(
     let rotation = Rotation {
         grace,
         expires_at: expires_in_days.map(|days| Utc::now() + Duration::days(i64::from(days))),
+        if_unchanged_since: None,
     };
     let (plain, new, old) = rotate_key(&*context.store, &id, &rotation, &Actor::cli())
         .await
