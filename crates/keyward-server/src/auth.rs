@@ -9,7 +9,7 @@ use keyward_core::{Code, PlainKey, PresentedKey, Scope, UserId};
 use keyward_store::Actor;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ClientAddr, presented_key};
+use crate::extract::{ClientAddr, bearer_token, presented_key};
 use crate::state::AppState;
 use crate::verifier::{CachedKey, Check};
 
@@ -51,19 +51,6 @@ const NO_CREDENTIALS: &str = "an admin token or an API key is required";
 const ADMIN_ONLY: &str = "this endpoint needs the admin token";
 const WRONG_TOKEN: &str = "the admin token is wrong";
 
-/// The bearer token of a request, if any (admin credentials come only from here: never
-/// from `X-API-Key` or the query string, where they would end up in logs).
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
 /// Refuses an address the brute-force guard has blocked, before any credential is judged.
 pub fn refuse_if_blocked(state: &AppState, client: &ClientAddr) -> ApiResult<()> {
     match state.verifier.guard().blocked_for(client.client) {
@@ -96,7 +83,9 @@ pub async fn authenticate(
     )
     .ok_or(ApiError::Unauthorized(NO_CREDENTIALS))?;
     refuse_if_blocked(state, client)?;
-    if bearer(parts).is_some_and(|token| state.admin_token.matches(token)) {
+    // Admin credentials come only from `Authorization: Bearer` (never `X-API-Key` or the
+    // query string, where they would end up in logs).
+    if bearer_token(&parts.headers).is_some_and(|token| state.admin_token.matches(token)) {
         return Ok(Caller::Admin);
     }
     if admin_only {

@@ -128,6 +128,18 @@ pub fn from_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<
     })
 }
 
+/// The token of an `Authorization: Bearer <token>` header (trimmed, non-empty): where
+/// admin and metrics credentials are read from, and nowhere else.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// The key a request presents: `Authorization: Bearer`, then `X-API-Key`, then (when
 /// allowed) the `api_key` query parameter. `None` when there is none.
 pub fn presented_key<'a>(

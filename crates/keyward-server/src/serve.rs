@@ -184,7 +184,8 @@ async fn serve_connection(
         let mut request = request.map(|body| {
             Body::new(DeadlineBody {
                 inner: body,
-                deadline: Box::pin(tokio::time::sleep(limits.body_read_timeout)),
+                deadline: Instant::now() + limits.body_read_timeout,
+                timer: None,
             })
         });
         request.extensions_mut().insert(ConnectInfo(peer));
@@ -302,10 +303,13 @@ impl AsyncWrite for Watched {
 #[error("the request body did not arrive in time")]
 pub struct BodyTimeout;
 
-/// A request body that fails with [`BodyTimeout`] once its deadline passes.
+/// A request body that fails with [`BodyTimeout`] once its deadline passes. The timer is
+/// armed only when the body is not ready at once: most bodies are (or there is none), and
+/// they cost no timer.
 struct DeadlineBody {
     inner: Incoming,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    deadline: Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl http_body::Body for DeadlineBody {
@@ -320,7 +324,13 @@ impl http_body::Body for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
         }
-        match this.deadline.as_mut().poll(cx) {
+        let deadline = this.deadline;
+        let timer = this.timer.get_or_insert_with(|| {
+            Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
+                deadline,
+            )))
+        });
+        match timer.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout)))),
             Poll::Pending => Poll::Pending,
         }

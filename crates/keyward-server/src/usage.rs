@@ -83,15 +83,44 @@ impl RollupCounts {
     }
 }
 
+/// Rollup counts waiting for the writer, and the endpoints each key was seen on this hour
+/// (one lock for both: a check whose rollup already exists pays for no endpoint check).
+#[derive(Debug, Default)]
+struct RollupShard {
+    counts: HashMap<RollupKey, RollupCounts>,
+    endpoints: HashMap<Ulid, EndpointsSeen>,
+}
+
+impl RollupShard {
+    /// Whether `key` may record `endpoint` this `hour`: while it has fewer than
+    /// [`MAX_ENDPOINTS_PER_KEY_HOUR`] endpoints this hour, or already has this one.
+    fn admit_endpoint(&mut self, key: Ulid, hour: i64, endpoint: &str) -> bool {
+        let (seen_hour, set) = self
+            .endpoints
+            .entry(key)
+            .or_insert_with(|| (hour, std::collections::HashSet::new()));
+        if *seen_hour != hour {
+            *seen_hour = hour;
+            set.clear();
+        }
+        if set.contains(endpoint) {
+            true
+        } else if set.len() < MAX_ENDPOINTS_PER_KEY_HOUR {
+            set.insert(endpoint.into());
+            true
+        } else {
+            false
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Tallies {
     shards: [Mutex<Tally>; SHARDS],
     /// Admitted units per (user, `YYYY-MM`) for monthly quotas.
     quota: [Mutex<HashMap<(UserId, String), u64>>; SHARDS],
-    rollups: [Mutex<HashMap<RollupKey, RollupCounts>>; SHARDS],
+    rollups: [Mutex<RollupShard>; SHARDS],
     events: [Mutex<Vec<UsageEvent>>; SHARDS],
-    /// The endpoints each key was seen on this hour (unix hour, endpoints).
-    endpoints: [Mutex<HashMap<Ulid, EndpointsSeen>>; SHARDS],
     /// The hour whose predecessors' endpoints were last forgotten.
     endpoints_hour: std::sync::atomic::AtomicI64,
 }
@@ -119,14 +148,26 @@ impl Tallies {
             .or_insert(0) += units;
     }
 
-    fn add_rollup(&self, key: RollupKey, counts: RollupCounts) {
-        let mut rollups = lock(&self.rollups[shard_of(key.key)]);
-        match rollups.get_mut(&key) {
+    /// Adds a rollup count; returns `false` when the key has used up its endpoints for
+    /// the hour and the count went to [`OTHER_ENDPOINT`] instead.
+    fn add_rollup(&self, mut key: RollupKey, counts: RollupCounts) -> bool {
+        let mut shard = lock(&self.rollups[shard_of(key.key)]);
+        if let Some(existing) = shard.counts.get_mut(&key) {
+            // Counted this flush already, so admitted this hour.
+            existing.add(&counts);
+            return true;
+        }
+        let admitted = shard.admit_endpoint(key.key, key.hour, &key.endpoint);
+        if !admitted {
+            key.endpoint = OTHER_ENDPOINT.into();
+        }
+        match shard.counts.get_mut(&key) {
             Some(existing) => existing.add(&counts),
             None => {
-                rollups.insert(key, counts);
+                shard.counts.insert(key, counts);
             }
         }
+        admitted
     }
 
     /// Queues raw events; returns how many did not fit.
@@ -143,28 +184,6 @@ impl Tallies {
         shed
     }
 
-    /// The endpoint to record for `key` this `hour`: itself while the key has fewer than
-    /// [`MAX_ENDPOINTS_PER_KEY_HOUR`] endpoints this hour (or already has this one), else
-    /// [`OTHER_ENDPOINT`].
-    fn admit_endpoint<'e>(&self, key: Ulid, hour: i64, endpoint: &'e str) -> &'e str {
-        let mut seen = lock(&self.endpoints[shard_of(key)]);
-        let (seen_hour, set) = seen
-            .entry(key)
-            .or_insert_with(|| (hour, std::collections::HashSet::new()));
-        if *seen_hour != hour {
-            *seen_hour = hour;
-            set.clear();
-        }
-        if set.contains(endpoint) {
-            endpoint
-        } else if set.len() < MAX_ENDPOINTS_PER_KEY_HOUR {
-            set.insert(endpoint.into());
-            endpoint
-        } else {
-            OTHER_ENDPOINT
-        }
-    }
-
     /// Forgets the endpoints of hours before `hour` (keys not seen this hour).
     fn forget_endpoints_before(&self, hour: i64) {
         if self
@@ -174,8 +193,10 @@ impl Tallies {
         {
             return;
         }
-        for shard in &self.endpoints {
-            lock(shard).retain(|_, (seen_hour, _)| *seen_hour >= hour);
+        for shard in &self.rollups {
+            lock(shard)
+                .endpoints
+                .retain(|_, (seen_hour, _)| *seen_hour >= hour);
         }
     }
 
@@ -212,7 +233,7 @@ impl Tallies {
     fn take_rollups(&self) -> Vec<(RollupKey, RollupCounts)> {
         let mut all = Vec::new();
         for shard in &self.rollups {
-            all.extend(std::mem::take(&mut *lock(shard)));
+            all.extend(std::mem::take(&mut lock(shard).counts));
         }
         all
     }
@@ -290,7 +311,7 @@ impl UsageRecorder {
             return;
         }
         let hour = record.at.timestamp().div_euclid(3600);
-        let endpoint = tallies.admit_endpoint(key.ulid(), hour, endpoint_of(record.endpoint));
+        let endpoint = endpoint_of(record.endpoint);
         let latency_ms = record
             .latency
             .map(|latency| u64::try_from(latency.as_millis()).unwrap_or(u64::MAX));
@@ -298,7 +319,7 @@ impl UsageRecorder {
         if let Some(ms) = latency_ms {
             latency[latency_bucket(ms)] = 1;
         }
-        tallies.add_rollup(
+        let endpoint_admitted = tallies.add_rollup(
             RollupKey {
                 key: key.ulid(),
                 hour,
@@ -316,6 +337,11 @@ impl UsageRecorder {
                 latency,
             },
         );
+        let endpoint = if endpoint_admitted {
+            endpoint
+        } else {
+            OTHER_ENDPOINT
+        };
         let shed = tallies.add_events(
             shard_of(key.ulid()),
             [UsageEvent {
@@ -522,29 +548,23 @@ mod tests {
 
     #[test]
     fn a_key_gets_100_distinct_endpoints_an_hour_then_other() {
-        let tallies = Tallies::default();
+        let mut shard = RollupShard::default();
         let key = Ulid::new();
         for i in 0..100 {
-            let endpoint = format!("/e/{i}");
-            assert_eq!(tallies.admit_endpoint(key, 7, &endpoint), endpoint);
+            assert!(shard.admit_endpoint(key, 7, &format!("/e/{i}")));
         }
-        assert_eq!(tallies.admit_endpoint(key, 7, "/e/new"), OTHER_ENDPOINT);
-        assert_eq!(
-            tallies.admit_endpoint(key, 7, "/e/5"),
-            "/e/5",
-            "a known one stays"
-        );
-        assert_eq!(
-            tallies.admit_endpoint(Ulid::new(), 7, "/e/new"),
-            "/e/new",
-            "per key"
-        );
-        assert_eq!(
-            tallies.admit_endpoint(key, 8, "/e/new"),
-            "/e/new",
-            "per hour"
-        );
+        assert!(!shard.admit_endpoint(key, 7, "/e/new"));
+        assert!(shard.admit_endpoint(key, 7, "/e/5"), "a known one stays");
+        assert!(shard.admit_endpoint(Ulid::new(), 7, "/e/new"), "per key");
+        assert!(shard.admit_endpoint(key, 8, "/e/new"), "per hour");
+        let tallies = Tallies::default();
+        lock(&tallies.rollups[0]).endpoints = shard.endpoints;
         tallies.forget_endpoints_before(9);
-        assert!(tallies.endpoints.iter().all(|shard| lock(shard).is_empty()));
+        assert!(
+            tallies
+                .rollups
+                .iter()
+                .all(|shard| lock(shard).endpoints.is_empty())
+        );
     }
 }

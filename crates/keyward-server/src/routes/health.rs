@@ -89,13 +89,7 @@ fn check_metrics_token(
 ) -> Result<(), ApiError> {
     use sha2::{Digest, Sha256};
     use subtle::ConstantTimeEq;
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    let Some(presented) = presented else {
+    let Some(presented) = crate::extract::bearer_token(headers) else {
         return Err(ApiError::Unauthorized("`/metrics` needs its bearer token"));
     };
     crate::auth::refuse_if_blocked(state, client)?;

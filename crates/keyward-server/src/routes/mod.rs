@@ -68,7 +68,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn(refuse_undecodable_paths))
         .layer(middleware::from_fn(record_http_metrics))
         .with_state(state);
     api.layer(
@@ -99,16 +98,6 @@ pub fn router(state: AppState) -> Router {
         tracing::error!("a handler panicked");
         ApiError::Unavailable.into_response()
     }))
-}
-
-/// A path whose percent-escapes do not decode to UTF-8 names nothing keyward has: 404 as a
-/// problem, before any extractor can answer in plain text.
-async fn refuse_undecodable_paths(request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    if path.contains('%') && percent_decode_str(path).decode_utf8().is_err() {
-        return ApiError::NotFound("resource").into_response();
-    }
-    next.run(request).await
 }
 
 async fn not_found() -> ApiError {
@@ -165,7 +154,14 @@ async fn record_http_metrics(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or_else(|| UNMATCHED.to_owned(), |p| p.as_str().to_owned());
     let method = method_label(request.method());
-    let response = next.run(request).await;
+    // A path whose percent-escapes do not decode to UTF-8 names nothing keyward has: 404 as
+    // a problem, before any extractor can answer in plain text.
+    let path = request.uri().path();
+    let response = if path.contains('%') && percent_decode_str(path).decode_utf8().is_err() {
+        ApiError::NotFound("resource").into_response()
+    } else {
+        next.run(request).await
+    };
     let elapsed: Duration = started.elapsed();
     let status = response.status().as_str().to_owned();
     metrics::counter!(
