@@ -66,7 +66,7 @@ impl FailoverLimiter {
     pub fn degraded_reason(&self) -> Option<&'static str> {
         self.is_degraded().then_some(match self.mode {
             FailureMode::Local => {
-                "redis unreachable: rate limits are kept per node until it is back"
+                "redis unreachable: rate limits and monthly quotas are kept per node until it is back, so N nodes may admit up to N times a window's max and N times a quota's remainder"
             }
             FailureMode::Open => "redis unreachable: requests are admitted without rate limits",
             FailureMode::Closed => "redis unreachable: rate-limited requests are refused",

@@ -177,7 +177,12 @@ async fn local_mode_survives_a_redis_outage_and_closed_mode_answers_503() {
     let ready = local.send(local.client.get(local.url("/readyz"))).await;
     assert_eq!(ready.status, 200);
     assert_eq!(ready.body["status"], "degraded");
-    assert!(ready.body["reasons"][0].as_str().unwrap().contains("redis"));
+    let reason = ready.body["reasons"][0].as_str().unwrap();
+    assert!(reason.contains("redis"), "{reason}");
+    assert!(
+        reason.contains("quota") && reason.contains("N times"),
+        "the reason states what local mode gives up: {reason}"
+    );
     let refused = closed
         .send(
             closed
