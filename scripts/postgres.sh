@@ -57,7 +57,8 @@ stop() {
   local dir="$1" bin
   bin=$(bindir) || exit 0
   [ -f "$dir/postmaster.pid" ] || exit 0
-  as_owner "$bin/pg_ctl" -D "$dir" -m immediate -w stop >/dev/null 2>&1 || true
+  # A stop that fails is reported (callers that only clean up decide to ignore it).
+  as_owner "$bin/pg_ctl" -D "$dir" -m immediate -w stop >/dev/null
 }
 
 case "${1:-}" in

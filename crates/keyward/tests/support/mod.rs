@@ -259,10 +259,21 @@ impl TestServer {
 }
 
 impl Drop for TestServer {
+    /// Stops the server, and fails the test if the server panicked at any point: a
+    /// handler's panic is answered 503, which a test could otherwise take for an outage.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            return;
+        }
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        if let Some(at) = log.find("panicked") {
+            let start = log[..at].rfind('\n').map_or(0, |i| i + 1);
+            let excerpt: String = log[start..].chars().take(2000).collect();
+            panic!("the server panicked during the test:\n{excerpt}");
         }
     }
 }
