@@ -958,6 +958,14 @@ async fn cursors_cannot_probe_or_cross_listings() {
         response.assert_problem(422, "VALIDATION_FAILED");
         assert!(response.body["detail"].as_str().unwrap().contains("cursor"));
     }
+    // Another user's key, and its usage, do not exist for mallory.
+    for path in [
+        format!("/v1/keys/{raw_id}"),
+        format!("/v1/keys/{raw_id}/usage"),
+    ] {
+        let response = server.as_key(&mallory, Method::GET, &path, None).await;
+        response.assert_problem(404, "NOT_FOUND");
+    }
     // The admin's listing of all keys is another listing than alice's.
     let admin = server
         .admin(Method::GET, &format!("/v1/keys?cursor={cursor}"), None)
