@@ -126,6 +126,7 @@ impl Engine {
         if let Some(failover) = &failover {
             spawn_redis_probe(failover.clone(), stopped.clone());
         }
+        spawn_store_probe(store.clone(), verifier.clone(), stopped.clone());
         if config.billing.is_enabled() {
             crate::billing::spawn(store.clone(), config.billing.clone(), stopped.clone());
         }
@@ -207,6 +208,29 @@ fn spawn_redis_probe(failover: Arc<FailoverLimiter>, mut stopped: watch::Receive
         loop {
             tokio::select! {
                 _ = ticker.tick() => failover.probe().await,
+                _ = stopped.changed() => return,
+            }
+        }
+    });
+}
+
+/// Pings the store every 250 ms, so that once it is known to be unreachable every request
+/// that needs it is answered 503 at once (and `/readyz` too), while this task keeps looking
+/// for it in the background.
+fn spawn_store_probe(
+    store: Arc<dyn Store>,
+    verifier: Arc<Verifier>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_millis(250));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    let reachable = store.ping().await.is_ok();
+                    verifier.set_store_down(!reachable);
+                }
                 _ = stopped.changed() => return,
             }
         }

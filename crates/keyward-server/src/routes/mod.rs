@@ -118,6 +118,10 @@ async fn method_not_allowed() -> Response {
 /// After a successful write through this node, its caches catch up with the change feed
 /// before the response leaves: a client that revokes a key and then uses it sees `REVOKED`.
 async fn apply_own_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // Every management call needs the store: once it is known to be down, 503 at once.
+    if state.verifier.store_down() {
+        return ApiError::Unavailable.into_response();
+    }
     let writes = !matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS

@@ -152,6 +152,10 @@ pub struct Verifier {
     quota: QuotaTracker,
     usage: UsageRecorder,
     has_imported: AtomicBool,
+    /// Set while the store is known to be unreachable (by the engine's store probe): checks
+    /// that need it answer 503 at once instead of waiting for a connection that will not
+    /// come.
+    store_down: AtomicBool,
 }
 
 /// Settings of the verifier.
@@ -182,6 +186,7 @@ impl Verifier {
                 settings.failure_ipv6_prefix,
             ),
             has_imported: AtomicBool::new(false),
+            store_down: AtomicBool::new(false),
             store,
             limiter,
             usage,
@@ -194,6 +199,22 @@ impl Verifier {
     /// Records a check whose usage its caller deferred (see [`Check::defer_usage`]).
     pub fn record_usage(&self, record: &UsageRecord<'_>) {
         self.usage.record(record);
+    }
+
+    /// Whether the store is known to be unreachable right now.
+    pub fn store_down(&self) -> bool {
+        self.store_down.load(Ordering::Relaxed)
+    }
+
+    /// Records what the latest probe of the store found.
+    pub fn set_store_down(&self, down: bool) {
+        if self.store_down.swap(down, Ordering::Relaxed) != down {
+            if down {
+                tracing::error!("the store is unreachable: answering 503 at once until it is back");
+            } else {
+                tracing::info!("the store answers again");
+            }
+        }
     }
 
     /// The brute-force guard, shared with every other place a credential is checked.
@@ -569,6 +590,9 @@ impl Verifier {
     }
 
     async fn load(&self, hash: KeyHash) -> Result<Option<Arc<CachedKey>>, Unavailable> {
+        if self.store_down() {
+            return Err(Unavailable);
+        }
         match self.store.lookup(&hash).await {
             Ok(Some(record)) => Ok(Some(
                 self.cache
