@@ -1,4 +1,4 @@
-//! Invoices (CONTRACT §10 "Invoices"): the billed span of a calendar month split into plan
+//! Invoices: the billed span of a calendar month split into plan
 //! segments, each billed its base fee prorated by the second and its overage beyond the
 //! prorated included units, at the price its plan had when the segment began. Pure: the
 //! caller supplies the segments, the prices and the usage.

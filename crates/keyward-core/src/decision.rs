@@ -1,4 +1,4 @@
-//! The outcome of every key check (CONTRACT §4).
+//! The outcome of every key check.
 
 use serde::{Deserialize, Serialize};
 

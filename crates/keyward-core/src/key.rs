@@ -1,4 +1,4 @@
-//! The API key format of CONTRACT §2 and §10: `{prefix}_{body}` where the body is 43 base62
+//! The API key format: `{prefix}_{body}` where the body is 43 base62
 //! digits of 32 CSPRNG bytes followed by 6 base62 digits of CRC-32 over everything before.
 
 use std::fmt;
@@ -353,7 +353,7 @@ pub enum PresentedKey {
 
 impl PresentedKey {
     /// Classifies a presented string. A string shaped like a keyward key with a bad checksum
-    /// is an error (CONTRACT §10: `INVALID` with no I/O), as is anything empty, over 512 bytes
+    /// is an error (`INVALID` with no I/O), as is anything empty, over 512 bytes
     /// or outside visible ASCII.
     pub fn classify(value: &str) -> Result<Self, KeyFormatError> {
         // An admin key is never a user key: refused before any lookup.

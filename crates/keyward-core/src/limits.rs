@@ -1,4 +1,4 @@
-//! Rate-limit algorithms (CONTRACT §7), pure: time is passed in as milliseconds.
+//! Rate-limit algorithms, pure: time is passed in as milliseconds.
 //!
 //! **Windows.** A window `{W seconds, max N}` keeps `K + 1` sub-bucket counters of width
 //! `w = ceil(W / K)` and admits a request only if the sum of the `K + 1` newest buckets (the

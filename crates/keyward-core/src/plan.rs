@@ -1,4 +1,4 @@
-//! Plans (CONTRACT §7): rate-limit windows, burst bucket, monthly quota, key cap, features
+//! Plans: rate-limit windows, burst bucket, monthly quota, key cap, features
 //! and price.
 
 use std::fmt;
@@ -206,7 +206,7 @@ impl PlanSpec {
     }
 }
 
-/// The plans a new database starts with (CONTRACT §7).
+/// The plans a new database starts with.
 pub fn default_plans() -> Vec<Plan> {
     let plan = |name: &str, minute, hour, day, max_keys| Plan {
         name: PlanName(name.to_owned()),

@@ -24,7 +24,7 @@ string_newtype!(
 );
 
 impl Scope {
-    /// The scope that lets a key manage its own user's keys (CONTRACT §6 "self").
+    /// The scope that lets a key manage its own user's keys.
     pub const KEYS_MANAGE: &'static str = "keys:manage";
 }
 

@@ -1,4 +1,4 @@
-//! The key format of CONTRACT §2 and §10, checked from the outside.
+//! The key format, checked from the outside.
 
 use std::collections::HashSet;
 use std::convert::Infallible;

@@ -1,5 +1,5 @@
 //! Who is calling a management endpoint: the admin (admin token), or a user's own key
-//! (self-service, CONTRACT §6), checked through the one verification path.
+//! (self-service), checked through the one verification path.
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! Billing providers (CONTRACT §10 "Billing sinks"). A background task, running when a sink
+//! Billing providers. A background task, running when a sink
 //! is configured:
 //!
 //! 1. meters every closed hour: per user, hour and plan, the admitted units of `live`

@@ -1,5 +1,5 @@
 //! Request extraction: JSON bodies with problem-shaped rejections, the presented key
-//! (CONTRACT §3) and the client address behind trusted proxies.
+//! and the client address behind trusted proxies.
 
 use std::net::{IpAddr, SocketAddr};
 

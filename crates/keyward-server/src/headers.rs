@@ -1,4 +1,4 @@
-//! Rate-limit response headers (CONTRACT §7): `X-RateLimit-*` for the tightest window and
+//! Rate-limit response headers: `X-RateLimit-*` for the tightest window and
 //! the draft-10 `RateLimit-Policy` / `RateLimit` structured fields for every limit.
 
 use std::fmt::Write;

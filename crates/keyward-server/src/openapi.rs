@@ -33,7 +33,7 @@ pub struct WindowObject {
     pub name: Option<String>,
 }
 
-/// An API key (CONTRACT §2). Never its hash, never its plaintext.
+/// An API key. Never its hash, never its plaintext.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyObject {
     pub id: String,
@@ -85,7 +85,7 @@ pub struct RotatedKeys {
     pub old_key: KeyObject,
 }
 
-/// A user (CONTRACT §2).
+/// A user.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserObject {
     pub user_id: String,
@@ -138,7 +138,7 @@ pub struct PlanBody {
     pub price: Option<PriceObject>,
 }
 
-/// A plan (CONTRACT §7).
+/// A plan.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PlanObject {
     pub name: String,

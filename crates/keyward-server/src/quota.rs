@@ -1,4 +1,4 @@
-//! Monthly quotas (CONTRACT §7): admitted units of a user's live keys per calendar month
+//! Monthly quotas: admitted units of a user's live keys per calendar month
 //! (UTC). A node loads a user's month-to-date figure from the store the first time it
 //! needs it, then counts in memory; the usage writer persists what it adds, so the figure
 //! survives restarts. Units are reserved before the rate limits are asked and returned if

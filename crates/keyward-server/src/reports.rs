@@ -266,7 +266,7 @@ fn price_at(
         .and_then(|change| change.price.clone())
 }
 
-/// `GET /v1/users/{id}/invoice?period=YYYY-MM` (CONTRACT §10 "Invoices").
+/// `GET /v1/users/{id}/invoice?period=YYYY-MM`.
 pub async fn invoice(
     store: &dyn Store,
     user_id: &UserId,

@@ -64,7 +64,7 @@ impl KeyRecord {
         self.plan.as_ref().unwrap_or(&self.user_plan)
     }
 
-    /// The key object of CONTRACT §2 as of `now`.
+    /// The key object as of `now`.
     pub fn view(&self, now: DateTime<Utc>) -> KeyView<'_> {
         KeyView {
             id: &self.id,
@@ -95,7 +95,7 @@ impl KeyRecord {
     }
 }
 
-/// The key object of CONTRACT §2, as the API and `--json` print it. Never a hash.
+/// The key object, as the API and `--json` print it. Never a hash.
 #[derive(Debug, Serialize)]
 pub struct KeyView<'a> {
     pub id: &'a KeyId,
@@ -129,7 +129,7 @@ pub struct KeyView<'a> {
     pub locked_metadata: &'a [String],
 }
 
-/// A user of the operator's product (CONTRACT §2).
+/// A user of the operator's product.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserRecord {
     pub user_id: UserId,
@@ -199,7 +199,7 @@ impl Actor {
     }
 }
 
-/// The management actions the audit log records (CONTRACT §9).
+/// The management actions the audit log records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum AuditAction {
     #[serde(rename = "key.create")]
@@ -264,7 +264,7 @@ impl AuditAction {
     }
 }
 
-/// One audit record (CONTRACT §9). Never holds key material.
+/// One audit record. Never holds key material.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditRecord {
     pub id: String,
@@ -444,7 +444,7 @@ pub struct UserPatch {
     pub metadata: Option<Metadata>,
 }
 
-/// One row of a key import (CONTRACT §10), already parsed.
+/// One row of a key import, already parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImportRow {
     /// The CSV line it came from (the header is line 1).

@@ -1,4 +1,4 @@
-//! The command line of CONTRACT §8.
+//! The command line.
 
 use std::path::PathBuf;
 
@@ -66,7 +66,7 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum BillingCommand {
-    /// A user's invoice for a month (prorated per plan segment, CONTRACT §10).
+    /// A user's invoice for a month (prorated per plan segment).
     Invoice {
         user_id: String,
         /// The month, YYYY-MM (UTC). Default: the current one.

@@ -1,4 +1,4 @@
-//! Bad input always gets its documented 4xx problem, never a 5xx (CONTRACT §5).
+//! Bad input always gets its documented 4xx problem, never a 5xx.
 
 mod support;
 

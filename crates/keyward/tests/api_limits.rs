@@ -1,5 +1,5 @@
 //! Rate limits through the real server: windows, headers, Retry-After, overrides, tiers,
-//! rotation and plan changes (CONTRACT §4, §7). Short windows keep the waits short.
+//! rotation and plan changes. Short windows keep the waits short.
 
 mod support;
 

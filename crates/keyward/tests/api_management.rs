@@ -1,4 +1,4 @@
-//! Black-box tests of the management API (CONTRACT §5, §6): admin and self-service.
+//! Black-box tests of the management API: admin and self-service.
 
 mod support;
 

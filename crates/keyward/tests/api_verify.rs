@@ -1,5 +1,5 @@
 //! Black-box tests of the verification path through `/v1/verify` and `/v1/authorize`:
-//! every decision code that exists without limits, in the order of CONTRACT §4.
+//! every decision code that exists without limits, in the order the checks run.
 
 mod support;
 

@@ -26,7 +26,7 @@ pub const REQUIRED_SCOPES_HEADER: &str = "x-keyward-required-scopes";
     ),
     responses(
         (status = 200, description = "Admitted; `X-Keyward-Key-Id`, `X-Keyward-User-Id`, `X-Keyward-Plan`, `X-Keyward-Environment` and the rate-limit headers are set"),
-        (status = "4XX", description = "The decision's status (CONTRACT §4)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = "4XX", description = "The decision's status", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security((), ("key" = [])))]
 pub async fn authorize(

@@ -1,4 +1,4 @@
-//! The HTTP API of CONTRACT §6. `router` builds it without side effects, so tests and the
+//! The HTTP API. `router` builds it without side effects, so tests and the
 //! library layer can use it directly.
 
 pub mod authorize;

@@ -60,7 +60,7 @@ pub struct RateLimitSummary {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VerifyResponse<'a> {
     pub valid: bool,
-    /// One of the decision codes of CONTRACT §4.
+    /// One of the decision codes (`VALID`, `INVALID`, `RATE_LIMITED`, …).
     pub code: &'static str,
     /// The key's id once the key was found (null for `MISSING`, `TOO_MANY_FAILURES` and
     /// `INVALID`).

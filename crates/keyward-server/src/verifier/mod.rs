@@ -1,7 +1,7 @@
 //! The one verification path: `/v1/verify`, `/v1/authorize` and the tower layer only adapt
 //! its input and output.
 //!
-//! Order (CONTRACT §4): MISSING → TOO_MANY_FAILURES → INVALID → REVOKED → DISABLED →
+//! Order: MISSING → TOO_MANY_FAILURES → INVALID → REVOKED → DISABLED →
 //! EXPIRED → IP_NOT_ALLOWED → INSUFFICIENT_SCOPE → limits (QUOTA_EXCEEDED, RATE_LIMITED) →
 //! VALID. The request path never writes to the database: usage goes to a batch writer.
 

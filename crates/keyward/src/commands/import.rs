@@ -1,4 +1,4 @@
-//! `keyward import --from-csv FILE` (CONTRACT §10): keys known only by their SHA-256.
+//! `keyward import --from-csv FILE`: keys known only by their SHA-256.
 //!
 //! The whole file is read and checked first; one invalid row stops the import before
 //! anything is written, naming its line. Then every row goes in one transaction.
