@@ -52,7 +52,17 @@ pub enum AdminTokenError {
     Store(#[from] StoreError),
 }
 
+/// Whether a presented secret equals the expected one, compared in constant time (by their
+/// SHA-256, so lengths leak nothing either). Used for the admin and metrics tokens.
+pub fn secrets_match(expected: &str, presented: &str) -> bool {
+    AdminToken::of(expected).matches(presented)
+}
+
 impl AdminToken {
+    fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
     pub fn matches(&self, presented: &str) -> bool {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         bool::from(digest.ct_eq(&self.0))
@@ -66,7 +76,7 @@ impl AdminToken {
     ) -> Result<Self, AdminTokenError> {
         if let Some(token) = configured {
             check_strength(token)?;
-            return Ok(Self(Sha256::digest(token.as_bytes()).into()));
+            return Ok(Self::of(token));
         }
         if let Some(stored) = store.get_setting(SETTING).await? {
             return Self::from_hex(&stored);
