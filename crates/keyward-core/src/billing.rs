@@ -58,11 +58,25 @@ impl Period {
         }
     }
 
+    pub fn previous(self) -> Self {
+        if self.month == 1 {
+            Self {
+                year: self.year - 1,
+                month: 12,
+            }
+        } else {
+            Self {
+                year: self.year,
+                month: self.month - 1,
+            }
+        }
+    }
+
     pub fn end(self) -> DateTime<Utc> {
         self.next().start()
     }
 
-    /// The month's length in seconds (D of the contract).
+    /// The month's length in seconds (the D of proration: a segment is billed its seconds ÷ D of the base fee).
     pub fn seconds(self) -> i64 {
         (self.end() - self.start()).num_seconds()
     }

@@ -232,7 +232,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_plans_are_valid_and_match_the_contract() {
+    fn default_plans_are_valid_and_as_documented() {
         let plans = default_plans();
         assert_eq!(plans.len(), 3);
         for plan in &plans {

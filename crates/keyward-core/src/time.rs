@@ -1,4 +1,4 @@
-//! Timestamps as the contract writes them: RFC 3339, UTC, whole seconds.
+//! Timestamps as keyward writes them: RFC 3339, UTC, whole seconds.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -46,7 +46,7 @@ pub mod rfc3339 {
     }
 }
 
-/// Formats as the contract shows timestamps.
+/// Formats as every response shows timestamps (`2026-11-22T10:00:00Z`).
 pub fn format(value: &DateTime<Utc>) -> String {
     value.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

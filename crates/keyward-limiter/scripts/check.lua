@@ -8,10 +8,13 @@
 --          bucket's TAT in µs, then per window a record of its seconds, its newest bucket
 --          index, the sum of its K + 1 counts and the counts (bucket i at slot i % (K + 1)).
 --          One GET, one SET PX.
--- KEYS[2]  the group's quota counter for the period (seeded by the caller, with its TTL)
+-- KEYS[2]  the group's quota for the period: a hash of the units each node process admitted
+--          and their sum in field '*' (seeded by the caller, with its TTL: seed_quota.lua)
 -- ARGV     cost, window count n, then n pairs (seconds, max), then burst rate and capacity
---          (0 0 for none), then quota limit and TTL (0 0 for none)
--- Returns  {2} when the quota counter is missing (the caller seeds it and asks again), else
+--          (0 0 for none), then quota limit and TTL (0 0 for none), then the checking node
+--          and the units it knows it admitted in the period (its field is raised to that
+--          first: Redis may have lost units the node has admitted but not written yet)
+-- Returns  {2} when the quota hash is missing (the caller seeds it and asks again), else
 --          {admitted (1, 0, or 3 when the quota refused), then per window and for the burst
 --          (if any): remaining, reset_ms, retry_ms (-1 when admitted by that limit), then the
 --          quota's units used (if any)}
@@ -38,13 +41,20 @@ local n = tonumber(ARGV[2])
 local rate = tonumber(ARGV[3 + 2 * n])
 local capacity = tonumber(ARGV[4 + 2 * n])
 local quota_limit = tonumber(ARGV[5 + 2 * n]) or 0
+local node = ARGV[7 + 2 * n]
 
 local quota_used = 0
 local quota_exceeded = false
 if quota_limit > 0 then
-  local stored_quota = call('GET', KEYS[2])
-  if not stored_quota then return { 2 } end
-  quota_used = tonumber(stored_quota)
+  local held = call('HMGET', KEYS[2], '*', node)
+  if not held[1] then return { 2 } end
+  quota_used = tonumber(held[1])
+  local mine = tonumber(ARGV[8 + 2 * n])
+  local known = tonumber(held[2] or 0) or 0
+  if mine > known then
+    call('HSET', KEYS[2], node, mine)
+    quota_used = call('HINCRBY', KEYS[2], '*', mine - known)
+  end
   quota_exceeded = quota_used + cost > quota_limit
 end
 
@@ -189,8 +199,9 @@ if admitted then
   call('SET', KEYS[1], pack_values(rep('d', size), unpack(v, 1, size)), 'PX',
     max_of(longest, 1000))
   if quota_limit > 0 then
-    -- the counter was seeded with its TTL; INCRBY keeps it
-    quota_used = call('INCRBY', KEYS[2], cost)
+    -- the hash was seeded with its TTL; HINCRBY keeps it
+    call('HINCRBY', KEYS[2], node, cost)
+    quota_used = call('HINCRBY', KEYS[2], '*', cost)
   end
 end
 if quota_limit > 0 then reply[#reply + 1] = quota_used end

@@ -85,11 +85,11 @@ impl Limiter for FailoverLimiter {
         &self,
         group: &str,
         period: &str,
-        used: u64,
+        units_by_node: &[(String, u64)],
         ttl_seconds: u64,
     ) -> Result<(), LimiterError> {
         self.shared
-            .seed_quota(group, period, used, ttl_seconds)
+            .seed_quota(group, period, units_by_node, ttl_seconds)
             .await
     }
 

@@ -43,6 +43,12 @@ pub struct QuotaCheck<'a> {
     pub limit: u64,
     /// How long the period's counter must live (until the month ends, plus a margin).
     pub ttl_seconds: u64,
+    /// The checking node process (its id, chosen at start).
+    pub node: &'a str,
+    /// Units this node process has admitted for the group in the period so far, by any
+    /// path (its own fallback during an outage included). A backend whose figure for this
+    /// node is lower (it lost state) raises it to this before checking.
+    pub node_units: u64,
 }
 
 /// What a quota-sharing backend says about the quota.
@@ -119,12 +125,14 @@ pub trait Limiter: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
-    /// Seeds a group's quota figure for a period unless the backend has one already.
+    /// Seeds a group's quota figure for a period from stored units per node process:
+    /// each node's figure becomes the larger of the one the backend holds and the stored
+    /// one, so seeding twice, or after a node raised its own figure, counts nothing twice.
     async fn seed_quota(
         &self,
         _group: &str,
         _period: &str,
-        _used: u64,
+        _units_by_node: &[(String, u64)],
         _ttl_seconds: u64,
     ) -> Result<(), LimiterError> {
         Ok(())

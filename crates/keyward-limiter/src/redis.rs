@@ -32,6 +32,7 @@ pub struct RedisLimiter {
     next_attempt_ms: AtomicU64,
     epoch: Instant,
     script: Script,
+    seed: Script,
 }
 
 impl std::fmt::Debug for RedisLimiter {
@@ -53,6 +54,7 @@ impl RedisLimiter {
             next_attempt_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             script: Script::new(include_str!("../scripts/check.lua")),
+            seed: Script::new(include_str!("../scripts/seed_quota.lua")),
         })
     }
 
@@ -120,9 +122,10 @@ impl RedisLimiter {
         format!("{{kw:{group}}}:s:{owner:032x}")
     }
 
-    /// The Redis key of a group's quota counter for a period (`YYYY-MM`).
+    /// The Redis key of a group's quota for a period (`YYYY-MM`): a hash of the units each
+    /// node process admitted, and their sum in field `*`.
     pub fn quota_key(group: &str, period: &str) -> String {
-        format!("{{kw:{group}}}:q:{period}")
+        format!("{{kw:{group}}}:qn:{period}")
     }
 }
 
@@ -144,18 +147,16 @@ impl Limiter for RedisLimiter {
         &self,
         group: &str,
         period: &str,
-        used: u64,
+        units_by_node: &[(String, u64)],
         ttl_seconds: u64,
     ) -> Result<(), LimiterError> {
+        let mut invocation = self.seed.key(Self::quota_key(group, period));
+        invocation.arg(ttl_seconds.max(1));
+        for (node, units) in units_by_node {
+            invocation.arg(node).arg(*units);
+        }
         let mut connection = self.connection().await?;
-        let command = redis::cmd("SET")
-            .arg(Self::quota_key(group, period))
-            .arg(used)
-            .arg("NX")
-            .arg("EX")
-            .arg(ttl_seconds.max(1))
-            .to_owned();
-        let _: Option<String> = tokio::time::timeout(TIMEOUT, command.query_async(&mut connection))
+        let _: i64 = tokio::time::timeout(TIMEOUT, invocation.invoke_async(&mut connection))
             .await
             .map_err(|_| LimiterError("Redis did not answer in time".to_owned()))?
             .map_err(|e| LimiterError(e.to_string()))?;
@@ -177,8 +178,12 @@ impl Limiter for RedisLimiter {
             None => invocation.arg(0).arg(0),
         };
         match check.quota {
-            Some(quota) => invocation.arg(quota.limit).arg(quota.ttl_seconds),
-            None => invocation.arg(0).arg(0),
+            Some(quota) => invocation
+                .arg(quota.limit)
+                .arg(quota.ttl_seconds)
+                .arg(quota.node)
+                .arg(quota.node_units),
+            None => invocation.arg(0).arg(0).arg("-").arg(0),
         };
         let mut connection = self.connection().await?;
         let reply: Vec<i64> =

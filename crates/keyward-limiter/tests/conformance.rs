@@ -235,3 +235,111 @@ async fn redis_limiter() -> Arc<dyn Limiter> {
         ),
     }
 }
+
+/// The shared monthly quota (Redis only): a missing figure asks to be seeded; seeding is a
+/// per-node "larger of" merge, so seeding twice or after a node raised its own figure counts
+/// nothing twice; a node's figure is raised to what it says it admitted before the check.
+mod redis_quota {
+    use super::*;
+    use keyward_limiter::{QuotaCheck, QuotaState};
+
+    async fn ask(
+        limiter: &dyn Limiter,
+        group: &str,
+        node: &str,
+        node_units: u64,
+        cost: u64,
+    ) -> Option<QuotaState> {
+        let windows = [Window::new(60, 1_000_000)];
+        let outcome = limiter
+            .check(&Check {
+                group,
+                quota: Some(QuotaCheck {
+                    period: "2026-11",
+                    limit: 20,
+                    ttl_seconds: 60,
+                    node,
+                    node_units,
+                }),
+                owner: owner(),
+                windows: &windows,
+                burst: None,
+                cost,
+                now_ms: now_ms(),
+            })
+            .await
+            .expect("the limiter answers");
+        outcome.quota
+    }
+
+    fn used(state: Option<QuotaState>) -> (u64, bool) {
+        match state {
+            Some(QuotaState::Used { used, exceeded }) => (used, exceeded),
+            other => panic!("expected a figure, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn seeds_merge_per_node_and_nodes_raise_their_own_figure() {
+        let limiter = redis_limiter().await;
+        let group = format!("quota-{}", owner());
+        assert_eq!(
+            ask(&*limiter, &group, "a", 0, 1).await,
+            Some(QuotaState::Unknown),
+            "no figure yet"
+        );
+        let stored = [("a".to_owned(), 6), ("b".to_owned(), 4)];
+        limiter
+            .seed_quota(&group, "2026-11", &stored, 60)
+            .await
+            .unwrap();
+        limiter
+            .seed_quota(&group, "2026-11", &stored, 60)
+            .await
+            .unwrap();
+        assert_eq!(used(ask(&*limiter, &group, "a", 0, 1).await), (11, false));
+        // b admitted 7 in all, 3 of them not stored: its figure rises from 4 to 7.
+        assert_eq!(used(ask(&*limiter, &group, "b", 7, 1).await), (15, false));
+        // A later seed with b's now-stored 7 (its field holds 8) changes nothing.
+        let later = [("a".to_owned(), 7), ("b".to_owned(), 7)];
+        limiter
+            .seed_quota(&group, "2026-11", &later, 60)
+            .await
+            .unwrap();
+        assert_eq!(used(ask(&*limiter, &group, "c", 0, 5).await), (20, false));
+        assert_eq!(
+            used(ask(&*limiter, &group, "c", 0, 1).await),
+            (20, true),
+            "the 21st unit is refused and consumes nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_checks_from_two_nodes_admit_exactly_the_quota() {
+        let nodes = [redis_limiter().await, redis_limiter().await];
+        let group = format!("quota-{}", owner());
+        nodes[0]
+            .seed_quota(&group, "2026-11", &[], 60)
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for worker in 0..16usize {
+            let (limiter, group) = (nodes[worker % 2].clone(), group.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut admitted = 0u64;
+                for _ in 0..5 {
+                    let node = if worker % 2 == 0 { "a" } else { "b" };
+                    if !used(ask(&*limiter, &group, node, 0, 1).await).1 {
+                        admitted += 1;
+                    }
+                }
+                admitted
+            }));
+        }
+        let mut admitted = 0;
+        for task in tasks {
+            admitted += task.await.unwrap();
+        }
+        assert_eq!(admitted, 20, "80 concurrent checks against a quota of 20");
+    }
+}

@@ -38,6 +38,9 @@ pub struct ServerConfig {
     /// Usage analytics (`--usage on|off`); key counters and quotas are kept either way.
     pub usage: bool,
     pub usage_retention_days: u32,
+    /// How often usage is written: also the most of its recent admissions a node loses
+    /// when killed without a chance to flush (SIGKILL, power loss).
+    pub usage_flush_interval: Duration,
     /// Most keys the in-process cache holds.
     pub key_cache_capacity: u64,
     /// Billing sinks (none by default).
@@ -72,6 +75,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_connections", &self.max_connections)
             .field("usage", &self.usage)
             .field("usage_retention_days", &self.usage_retention_days)
+            .field("usage_flush_interval", &self.usage_flush_interval)
             .field("key_cache_capacity", &self.key_cache_capacity)
             .field("billing", &self.billing)
             .finish()
@@ -100,6 +104,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             usage: true,
             usage_retention_days: 30,
+            usage_flush_interval: crate::usage::DEFAULT_FLUSH_INTERVAL,
             key_cache_capacity: 2_000_000,
             billing: crate::billing::BillingSettings {
                 max_attempts: 8,

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::verifier::Verifier;
 
-/// How often the feed is polled (the contract allows 1 s end to end).
+/// How often the feed is polled (a change must reach every node within 1 s end to end).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 const BATCH: u32 = 1000;
 

@@ -52,6 +52,8 @@ pub struct EngineConfig {
     pub usage: bool,
     /// Days raw usage events are kept.
     pub usage_retention_days: u32,
+    /// How often usage is written (the most a killed node loses).
+    pub usage_flush_interval: Duration,
     /// Billing sinks; the metering and delivery task runs when one is configured.
     pub billing: crate::billing::BillingSettings,
 }
@@ -71,6 +73,7 @@ impl EngineConfig {
             },
             usage: true,
             usage_retention_days: 30,
+            usage_flush_interval: crate::usage::DEFAULT_FLUSH_INTERVAL,
             billing: crate::billing::BillingSettings::default(),
         }
     }
@@ -103,7 +106,7 @@ impl Engine {
         let after = store.latest_change().await?;
         let (usage, recorder) = UsageWriter::start(
             store.clone(),
-            Duration::from_secs(1),
+            config.usage_flush_interval,
             config.usage_retention_days,
             config.usage,
         );
@@ -271,6 +274,7 @@ impl Application {
             },
             usage: config.usage,
             usage_retention_days: config.usage_retention_days,
+            usage_flush_interval: config.usage_flush_interval,
             billing: config.billing.clone(),
         })
         .await?;

@@ -2,8 +2,9 @@
 //! (sharded maps, a short lock): per key (`request_count`, `last_used_at`), per user and
 //! month (quota), per hour × key × endpoint × status × code × plan (the rollups analytics
 //! and invoices read), and a bounded buffer of raw events. A writer task takes everything
-//! every flush interval (1 s) and stores it in one transaction, so the figures always agree;
-//! what is not written yet is flushed on shutdown, and a failed write is kept and retried.
+//! every flush interval (200 ms by default) and stores it in one transaction, so the figures
+//! always agree; what is not written yet is flushed on shutdown, and a failed write is kept
+//! and retried. A node killed without a chance to flush loses at most its last interval.
 //!
 //! Counts are never dropped: the tallies are bounded by the number of distinct keys and
 //! tuples in use, not by traffic. Raw events are the one thing shed under overload (beyond
@@ -26,6 +27,11 @@ use ulid::Ulid;
 use crate::verifier::CachedKey;
 
 const SHARDS: usize = 16;
+
+/// How often the writer stores what was recorded, unless configured otherwise: a node
+/// killed without a chance to flush (SIGKILL, power loss) loses at most the admissions of
+/// this last interval and of a write still in flight.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Raw events waiting for the writer, at most (the rest are shed and counted).
 pub const MAX_PENDING_EVENTS: usize = 200_000;
@@ -117,8 +123,12 @@ impl RollupShard {
 #[derive(Debug, Default)]
 struct Tallies {
     shards: [Mutex<Tally>; SHARDS],
-    /// Admitted units per (user, `YYYY-MM`) for monthly quotas.
+    /// Admitted units per (user, `YYYY-MM`) for monthly quotas, not written yet.
     quota: [Mutex<HashMap<(UserId, String), u64>>; SHARDS],
+    /// Every unit this node process admitted per (user, `YYYY-MM`), written or not: what
+    /// it tells a shared limiter that may have lost some (the current and previous month
+    /// are kept).
+    quota_totals: [Mutex<HashMap<(UserId, String), u64>>; SHARDS],
     rollups: [Mutex<RollupShard>; SHARDS],
     events: [Mutex<Vec<UsageEvent>>; SHARDS],
     /// The hour whose predecessors' endpoints were last forgotten.
@@ -200,7 +210,7 @@ impl Tallies {
         }
     }
 
-    fn take_quota(&self) -> Vec<QuotaUsage> {
+    fn take_quota(&self, node: &str) -> Vec<QuotaUsage> {
         let mut all = Vec::new();
         for shard in &self.quota {
             let taken = std::mem::take(&mut *lock(shard));
@@ -210,11 +220,19 @@ impl Tallies {
                     .map(|((user_id, period), units)| QuotaUsage {
                         user_id,
                         period,
+                        node: node.to_owned(),
                         units,
                     }),
             );
         }
         all
+    }
+
+    /// Forgets the quota totals of months before `oldest` (`YYYY-MM`).
+    fn forget_quota_totals_before(&self, oldest: &str) {
+        for shard in &self.quota_totals {
+            lock(shard).retain(|(_, period), _| period.as_str() >= oldest);
+        }
     }
 
     fn take(&self) -> Tally {
@@ -268,6 +286,11 @@ pub struct UsageRecord<'a> {
 #[derive(Debug, Clone)]
 pub struct UsageRecorder {
     tallies: Arc<Tallies>,
+    /// This node process's id (a ULID chosen at start), which its quota units are stored
+    /// under.
+    node: Arc<str>,
+    /// How often the writer stores what was recorded.
+    interval: Duration,
     /// Rollups and raw events (`--usage on`); without them only what enforcement and the
     /// key object need is kept (`request_count`, `last_used_at`, quota usage).
     analytics: bool,
@@ -364,6 +387,32 @@ impl UsageRecorder {
     /// Counts admitted units toward a user's monthly quota (persisted by the writer).
     pub fn record_quota(&self, user: &UserId, period: &str, units: u64) {
         self.tallies.add_quota(user, period, units);
+        let shard = crate::quota::user_shard(user, SHARDS);
+        *lock(&self.tallies.quota_totals[shard])
+            .entry((user.clone(), period.to_owned()))
+            .or_insert(0) += units;
+    }
+
+    /// Every unit this node process has admitted toward `user`'s quota in `period`,
+    /// written or not.
+    pub fn quota_total(&self, user: &UserId, period: &str) -> u64 {
+        let shard = crate::quota::user_shard(user, SHARDS);
+        lock(&self.tallies.quota_totals[shard])
+            .get(&(user.clone(), period.to_owned()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// This node process's id.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// How long after a shared limiter lost a quota figure every node (flushing as often
+    /// as this one) has written what it admitted before the loss: two flush intervals, at
+    /// most 1 s.
+    pub fn settle_time(&self) -> Duration {
+        (self.interval * 2).min(Duration::from_secs(1))
     }
 }
 
@@ -386,10 +435,19 @@ impl UsageWriter {
         analytics: bool,
     ) -> (Self, UsageRecorder) {
         let tallies = Arc::new(Tallies::default());
+        let node: Arc<str> = Ulid::new().to_string().into();
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(prune(store.clone(), retention_days, stopped.clone()));
-        let task = tokio::spawn(run(store, tallies.clone(), stopped, interval));
-        (Self { stop, task }, UsageRecorder { tallies, analytics })
+        let task = tokio::spawn(run(store, tallies.clone(), node.clone(), stopped, interval));
+        (
+            Self { stop, task },
+            UsageRecorder {
+                tallies,
+                node,
+                interval,
+                analytics,
+            },
+        )
     }
 
     /// Flushes everything recorded so far and stops.
@@ -401,9 +459,11 @@ impl UsageWriter {
     }
 }
 
-async fn flush(store: &dyn Store, tallies: &Tallies) {
-    tallies.forget_endpoints_before(Utc::now().timestamp().div_euclid(3600));
-    let quota = tallies.take_quota();
+async fn flush(store: &dyn Store, tallies: &Tallies, node: &str) {
+    let now = Utc::now();
+    tallies.forget_endpoints_before(now.timestamp().div_euclid(3600));
+    tallies.forget_quota_totals_before(&crate::quota::Month::of(now).previous().label());
+    let quota = tallies.take_quota(node);
     let keys = tallies.take();
     let rollups = tallies.take_rollups();
     let events = tallies.take_events();
@@ -480,6 +540,7 @@ async fn flush(store: &dyn Store, tallies: &Tallies) {
 async fn run(
     store: Arc<dyn Store>,
     tallies: Arc<Tallies>,
+    node: Arc<str>,
     mut stopped: watch::Receiver<bool>,
     interval: Duration,
 ) {
@@ -487,11 +548,11 @@ async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = ticker.tick() => flush(&*store, &tallies).await,
+            _ = ticker.tick() => flush(&*store, &tallies, &node).await,
             _ = stopped.changed() => break,
         }
     }
-    flush(&*store, &tallies).await;
+    flush(&*store, &tallies, &node).await;
 }
 
 /// Deletes, hourly, raw events past the retention period, rollups past 400 days, change-feed

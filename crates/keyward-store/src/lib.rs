@@ -152,9 +152,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every plan's price changes, by plan, oldest first.
     async fn price_history(&self) -> StoreResult<Vec<PriceChange>>;
 
-    /// Deletes change-feed entries older than `changes_before` (never the newest) and
-    /// finished outbox deliveries and their events older than `outbox_before`; returns rows
-    /// deleted.
+    /// Deletes change-feed entries older than `changes_before` (never the newest),
+    /// finished outbox deliveries and their events older than `outbox_before`, and per-node
+    /// quota figures not updated since `outbox_before` (their month is long over); returns
+    /// rows deleted.
     async fn prune_history(
         &self,
         changes_before: chrono::DateTime<chrono::Utc>,
@@ -211,6 +212,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<Vec<BillingEvent>>;
     /// A user's admitted units in a month (`YYYY-MM`), 0 if none.
     async fn quota_usage(&self, user_id: &UserId, period: &str) -> StoreResult<u64>;
+    /// The same units per node process that admitted them (they add up to
+    /// [`Store::quota_usage`]), in no particular order.
+    async fn quota_usage_by_node(
+        &self,
+        user_id: &UserId,
+        period: &str,
+    ) -> StoreResult<Vec<(String, u64)>>;
     async fn get_setting(&self, name: &str) -> StoreResult<Option<String>>;
     /// Stores `value` unless the setting exists; returns whether it was stored (so that of
     /// Sets a setting, replacing any value.

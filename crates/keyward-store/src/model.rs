@@ -556,6 +556,9 @@ pub struct QuotaUsage {
     pub user_id: UserId,
     /// `YYYY-MM` (UTC).
     pub period: String,
+    /// The node process that admitted them (its id, chosen at start): a shared limiter
+    /// that lost its figure rebuilds it per node (see [`crate::Store::quota_usage_by_node`]).
+    pub node: String,
     pub units: u64,
 }
 

@@ -37,7 +37,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (management API, /v1/verify, /v1/authorize).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create, list, show, revoke and rotate API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -348,6 +348,11 @@ pub struct ServeArgs {
     /// Days raw usage events are kept. Default 30.
     #[arg(long, env = "KEYWARD_USAGE_RETENTION_DAYS", value_name = "N")]
     pub usage_retention_days: Option<u32>,
+    /// How often each node writes usage (request counts, quota units, analytics), from
+    /// 50ms to 60s. A node killed without a chance to flush (SIGKILL, power loss) loses at
+    /// most about this much of its latest admissions. Default 200ms.
+    #[arg(long, env = "KEYWARD_USAGE_FLUSH_INTERVAL", value_name = "DURATION")]
+    pub usage_flush_interval: Option<String>,
     /// Most keys the in-process cache holds. Default 2000000.
     #[arg(long, env = "KEYWARD_KEY_CACHE_CAPACITY", value_name = "N")]
     pub key_cache_capacity: Option<u64>,

@@ -31,6 +31,7 @@ pub struct FileConfig {
     pub max_connections: Option<u32>,
     pub usage: Option<crate::cli::UsageMode>,
     pub usage_retention_days: Option<u32>,
+    pub usage_flush_interval: Option<String>,
     pub key_cache_capacity: Option<u64>,
     pub billing_webhook_url: Option<String>,
     pub billing_webhook_secret: Option<String>,

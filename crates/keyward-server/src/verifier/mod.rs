@@ -377,21 +377,34 @@ impl Verifier {
                 period: &period,
                 limit,
                 ttl_seconds,
+                node: self.usage.node(),
+                node_units: self.usage.quota_total(&key.user_id, &period),
             });
             let mut outcome = self.ask_limiter(&limit_check).await?;
             if outcome.quota == Some(QuotaState::Unknown) {
-                // The shared counter is missing (first use this month, or Redis lost it):
-                // rebuild it from stored usage, then ask again.
-                let stored = self
-                    .store
-                    .quota_usage(&key.user_id, &period)
-                    .await
-                    .map_err(|error| {
-                        tracing::warn!(%error, "cannot read quota usage");
-                        Unavailable
-                    })?;
+                // The shared figure is missing (first use this month, or Redis lost it):
+                // rebuild it from stored usage per node, then ask again.
+                let read = || async {
+                    self.store
+                        .quota_usage_by_node(&key.user_id, &period)
+                        .await
+                        .map_err(|error| {
+                            tracing::warn!(%error, "cannot read quota usage");
+                            Unavailable
+                        })
+                };
+                let mut stored = read().await?;
+                if !stored.is_empty() || self.usage.quota_total(&key.user_id, &period) > 0 {
+                    // Units were admitted this month, so Redis lost a figure it had: other
+                    // nodes may hold units admitted before the loss and not written yet.
+                    // Give them the time to write them (a rare wait, for this user's checks
+                    // only), then read again. A node that could not write raises its own
+                    // figure at its next check, from what it knows it admitted.
+                    tokio::time::sleep(self.usage.settle_time()).await;
+                    stored = read().await?;
+                }
                 self.limiter
-                    .seed_quota(key.user_id.as_str(), &period, stored, ttl_seconds)
+                    .seed_quota(key.user_id.as_str(), &period, &stored, ttl_seconds)
                     .await
                     .map_err(|error| {
                         tracing::warn!(%error, "cannot seed the shared quota");

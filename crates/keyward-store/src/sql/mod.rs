@@ -163,6 +163,20 @@ async fn add_quota(conn: &mut Conn, usage: &[QuotaUsage], at: DateTime<Utc>) -> 
         .bind(&at)
         .execute(&mut *conn)
         .await?;
+        sqlx::query(
+            "INSERT INTO quota_usage_by_node (user_id, period, node, units, updated_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (user_id, period, node) DO UPDATE
+                 SET units = quota_usage_by_node.units + excluded.units,
+                     updated_at = excluded.updated_at",
+        )
+        .bind(entry.user_id.as_str())
+        .bind(&entry.period)
+        .bind(&entry.node)
+        .bind(rows::int(entry.units))
+        .bind(&at)
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }
@@ -361,8 +375,12 @@ impl Store for Backend {
         .execute(&mut *tx)
         .await?;
         let outbox = billing::prune(&mut tx, outbox_before).await?;
+        let quota = sqlx::query("DELETE FROM quota_usage_by_node WHERE updated_at < $1")
+            .bind(rows::ts(outbox_before))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(changes.rows_affected() + outbox)
+        Ok(changes.rows_affected() + outbox + quota.rows_affected())
     }
 
     async fn add_billing_events(&self, events: &[BillingEvent]) -> StoreResult<()> {
@@ -431,6 +449,24 @@ impl Store for Backend {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(units.map_or(0, |u| u64::try_from(u).unwrap_or(0)))
+    }
+
+    async fn quota_usage_by_node(
+        &self,
+        user_id: &UserId,
+        period: &str,
+    ) -> StoreResult<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT node, units FROM quota_usage_by_node WHERE user_id = $1 AND period = $2",
+        )
+        .bind(user_id.as_str())
+        .bind(period)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(node, units)| (node, u64::try_from(units).unwrap_or(0)))
+            .collect())
     }
 
     async fn get_setting(&self, name: &str) -> StoreResult<Option<String>> {

@@ -1125,24 +1125,58 @@ pub async fn settings_are_written_once(store: &dyn Store) {
 
 pub async fn quota_usage_accumulates_per_user_and_month(store: &dyn Store) {
     use keyward_store::QuotaUsage;
-    let add = |user_id: &str, period: &str, units| QuotaUsage {
+    let add = |user_id: &str, period: &str, node: &str, units| QuotaUsage {
         user_id: user(user_id),
         period: period.to_owned(),
+        node: node.to_owned(),
         units,
     };
     assert_eq!(store.quota_usage(&user("q1"), "2026-11").await.unwrap(), 0);
+    assert!(
+        store
+            .quota_usage_by_node(&user("q1"), "2026-11")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     store
-        .add_quota_usage(&[add("q1", "2026-11", 5), add("q2", "2026-11", 1)])
+        .add_quota_usage(&[add("q1", "2026-11", "a", 5), add("q2", "2026-11", "a", 1)])
         .await
         .unwrap();
     store
-        .add_quota_usage(&[add("q1", "2026-11", 7), add("q1", "2026-12", 2)])
+        .add_quota_usage(&[
+            add("q1", "2026-11", "a", 7),
+            add("q1", "2026-11", "b", 4),
+            add("q1", "2026-12", "b", 2),
+        ])
         .await
         .unwrap();
     store.add_quota_usage(&[]).await.unwrap();
-    assert_eq!(store.quota_usage(&user("q1"), "2026-11").await.unwrap(), 12);
+    assert_eq!(store.quota_usage(&user("q1"), "2026-11").await.unwrap(), 16);
     assert_eq!(store.quota_usage(&user("q1"), "2026-12").await.unwrap(), 2);
     assert_eq!(store.quota_usage(&user("q2"), "2026-11").await.unwrap(), 1);
+    let mut by_node = store
+        .quota_usage_by_node(&user("q1"), "2026-11")
+        .await
+        .unwrap();
+    by_node.sort();
+    assert_eq!(by_node, vec![("a".to_owned(), 12), ("b".to_owned(), 4)]);
+    // Per-node figures whose month is long over are pruned; the totals stay.
+    store
+        .prune_history(
+            Utc::now() - chrono::Duration::days(7),
+            Utc::now() + chrono::Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .quota_usage_by_node(&user("q1"), "2026-11")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.quota_usage(&user("q1"), "2026-11").await.unwrap(), 16);
 }
 
 pub async fn usage_batches_add_up_in_rollups_and_are_pruned(store: &dyn Store) {

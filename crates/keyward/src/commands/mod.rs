@@ -28,7 +28,7 @@ pub async fn run(cli: Cli) -> CliResult {
     let file = FileConfig::load(cli.config.as_deref())?;
     let url = config::database_url(cli.database_url.as_deref(), &file);
     if let Command::Serve(args) = cli.command {
-        return serve::run(args, url, &file).await;
+        return serve::run(*args, url, &file).await;
     }
     let store = open_store(&url).await?;
     // Every command applies pending migrations first; `db` commands manage them themselves.

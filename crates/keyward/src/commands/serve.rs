@@ -139,6 +139,15 @@ fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResul
             .usage_retention_days
             .or(file.usage_retention_days)
             .unwrap_or(defaults.usage_retention_days),
+        usage_flush_interval: duration_in(
+            "--usage-flush-interval",
+            args.usage_flush_interval
+                .as_deref()
+                .or(file.usage_flush_interval.as_deref()),
+            defaults.usage_flush_interval,
+            (Duration::from_millis(50), Duration::from_secs(60)),
+            "between 50ms and 60s",
+        )?,
         key_cache_capacity: args
             .key_cache_capacity
             .or(file.key_cache_capacity)
@@ -156,6 +165,23 @@ fn out_of_range(setting: &str, value: impl std::fmt::Display, range: &str) -> Cl
 
 /// A duration setting: humantime (`90s`, `10m`) or whole seconds, from 1 second to 1 day.
 fn duration_setting(setting: &str, raw: Option<&str>, default: Duration) -> CliResult<Duration> {
+    duration_in(
+        setting,
+        raw,
+        default,
+        (Duration::from_secs(1), Duration::from_secs(86_400)),
+        "between 1s and 24h",
+    )
+}
+
+/// A duration setting (humantime such as `200ms`, `90s`, or whole seconds) within `bounds`.
+fn duration_in(
+    setting: &str,
+    raw: Option<&str>,
+    default: Duration,
+    (least, most): (Duration, Duration),
+    range: &str,
+) -> CliResult<Duration> {
     let Some(raw) = raw else {
         return Ok(default);
     };
@@ -168,8 +194,8 @@ fn duration_setting(setting: &str, raw: Option<&str>, default: Duration) -> CliR
             ))
         })?,
     };
-    if parsed < Duration::from_secs(1) || parsed > Duration::from_secs(86_400) {
-        return Err(out_of_range(setting, raw, "between 1s and 24h"));
+    if parsed < least || parsed > most {
+        return Err(out_of_range(setting, raw, range));
     }
     Ok(parsed)
 }
