@@ -395,10 +395,11 @@ async fn usage_and_audit_inputs_are_checked() {
 }
 
 /// `kill -9` under load: what was flushed is kept, and at most the last flush interval's
-/// admitted requests (plus one write in flight) are lost; what is kept is consistent —
-/// `request_count`, rollups and raw events agree.
+/// admitted requests (200 ms, plus one write in flight) are lost; what is kept is
+/// consistent — `request_count`, rollups and raw events agree. The assertion allows 400 ms
+/// (scheduling on a busy 2-core machine); the measured spans are in the operations guide.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_crash_loses_at_most_the_last_second_of_usage() {
+async fn a_crash_loses_at_most_the_last_flush_interval_of_usage() {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
@@ -415,7 +416,14 @@ async fn a_crash_loses_at_most_the_last_second_of_usage() {
     let admitted: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let client = reqwest::Client::new();
     let url = server.url("/v1/authorize");
-    let stop_at = Instant::now() + Duration::from_millis(2600);
+    // The kill lands anywhere in a flush interval from run to run.
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        % 200_000_000;
+    let stop_at =
+        Instant::now() + Duration::from_millis(2600) + Duration::from_nanos(jitter.into());
     let mut load = Vec::new();
     for _ in 0..4 {
         let (client, url, secret) = (client.clone(), url.clone(), secret.clone());
@@ -439,11 +447,12 @@ async fn a_crash_loses_at_most_the_last_second_of_usage() {
     for task in load {
         let _ = task.await;
     }
-    let times = admitted.lock().unwrap().clone();
+    let mut times = admitted.lock().unwrap().clone();
+    times.sort();
     let total = times.len() as u64;
     let last_window = times
         .iter()
-        .filter(|t| **t + Duration::from_millis(1500) >= killed_at)
+        .filter(|t| **t + Duration::from_millis(400) >= killed_at)
         .count() as u64;
 
     let database = server.database_url();
@@ -453,9 +462,16 @@ async fn a_crash_loses_at_most_the_last_second_of_usage() {
         .await;
     let stored = key.body["request_count"].as_u64().unwrap();
     let lost = total - stored.min(total);
+    // The lost requests are (at most) the latest ones: how far back they reach.
+    let span = times
+        .get(usize::try_from(stored).unwrap())
+        .map_or(Duration::ZERO, |first_lost| {
+            killed_at.saturating_duration_since(*first_lost)
+        });
     println!(
-        "kill -9 under load: {total} admitted, {stored} stored, {lost} lost; \
-         {last_window} were admitted in the last 1.5 s before the kill"
+        "kill -9 under load: {total} admitted, {stored} stored, {lost} lost \
+         (the last {} ms before the kill); {last_window} were admitted in the last 400 ms",
+        span.as_millis()
     );
     assert!(stored <= total, "nothing is counted twice");
     assert!(stored > 0, "flushed usage survives a crash");
