@@ -12,8 +12,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Reuse one build directory outside the clone, so CI on this machine starts warm.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/keyward/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-# Two cores: keep test binaries from starving each other.
-export RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}"
+# One test thread per core: each test starts servers of its own, and more threads than
+# cores turn timing margins into flakes.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-$(nproc 2>/dev/null || echo 2)}"
 
 step() { printf '\n==> %s\n' "$*"; }
 fail() { echo "scripts/test.sh: $*" >&2; exit 1; }
@@ -100,10 +101,12 @@ ensure_schemathesis() {
 }
 
 # Starts the freshly built server on a free port with its own database; sets $base_url.
+# The brute-force guard is off: schemathesis sends thousands of invalid keys from one
+# address, which is exactly what the guard blocks (its own tests cover it).
 start_server() {
   local token="$1" log="$workdir/server.log" out="$workdir/server.out"
   KEYWARD_ADMIN_TOKEN="$token" KEYWARD_DATABASE_URL="sqlite://$workdir/keyward.db" RUST_LOG=warn \
-    "$CARGO_TARGET_DIR/debug/keyward" serve --listen 127.0.0.1:0 >"$out" 2>"$log" &
+    "$CARGO_TARGET_DIR/debug/keyward" serve --listen 127.0.0.1:0 --failure-limit 0 >"$out" 2>"$log" &
   server_pid=$!
   for _ in $(seq 1 100); do
     base_url=$(sed -n 's/^keyward listening on //p' "$out")
@@ -118,11 +121,25 @@ run_schemathesis() {
   ensure_schemathesis
   local token="schemathesis-admin-token-0123456789abcdef"
   start_server "$token"
+  # Every phase and every default check, with warnings and health checks on, except two
+  # checks whose premise keyward contradicts on purpose:
+  # - positive_data_acceptance: schema-valid values that break a rule no JSON Schema can
+  #   state (an unknown plan, a cursor keyward did not issue, a network with host bits, a
+  #   time outside 1970-9999, metadata over 16 KiB, a plan change dated outside the
+  #   current month) are refused with 422 and a stable code, as they must be;
+  # - use_after_free: a deleted user and a revoked key stay readable (their usage and
+  #   invoices are kept; DELETE answers the object with `deleted_at`/`revoked_at` set).
+  # Expected warning: "Authentication failed" for GET /v1/authorize, which takes a user's
+  # key while this run authenticates as the admin.
   "$cache/venv/bin/schemathesis" run "$base_url/openapi.json" \
-    --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
+    --exclude-checks positive_data_acceptance,use_after_free \
     --header "Authorization: Bearer $token" \
-    --phases coverage,fuzzing,stateful --max-examples 50 --seed 20261122 \
-    --suppress-health-check all --warnings off
+    --max-examples 50 --seed 20261122
+  # A server that panicked answered 503, which the checks above accept as an outage.
+  if grep -q "panicked" "$workdir/server.log"; then
+    cat "$workdir/server.log" >&2
+    fail "the server panicked during the schemathesis run"
+  fi
 }
 
 for tool in cargo rustfmt cargo-clippy; do

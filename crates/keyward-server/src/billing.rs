@@ -38,7 +38,7 @@ pub struct BillingSettings {
     pub max_attempts: u32,
     /// The first retry's delay; each further one doubles (with jitter), up to 5 minutes.
     pub retry_base: Duration,
-    /// How long after an hour ends it is metered (nodes flush usage every second).
+    /// How long after an hour ends it is metered (nodes write usage every `--usage-flush-interval`, 200 ms by default).
     pub meter_delay: Duration,
     /// How often the last 24 metered hours are looked at again for late usage.
     pub recheck_every: Duration,

@@ -93,8 +93,21 @@ pub fn is_json(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Parses a JSON document: syntax errors are 400, data errors 422 naming the field.
+/// Every request body is a JSON object: serde would also fill a struct from an array,
+/// positionally, which no client means.
+fn not_an_object() -> ApiError {
+    ApiError::Validation("the body must be a JSON object".to_owned())
+}
+
+/// Parses a JSON document (an object): syntax errors are 400, data errors 422 naming the
+/// field.
 pub fn parse_json<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Ok(_) => Err(not_an_object()),
+            Err(error) => Err(ApiError::BadRequest(error.to_string())),
+        };
+    }
     match serde_json::from_slice(body) {
         Ok(value) => Ok(value),
         Err(error) if error.is_data() => {
@@ -118,6 +131,9 @@ pub fn parse_json_syntax(body: &[u8]) -> Result<serde_json::Value, ApiError> {
 
 /// The values half of [`parse_json`]: 422 naming the failing field.
 pub fn from_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    if value.is_array() {
+        return Err(not_an_object());
+    }
     serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
         if path == "." {

@@ -176,6 +176,70 @@ impl Modify for Security {
     }
 }
 
+/// Links from a created resource to the operations on it (a client, or a test generator,
+/// follows `id` from `POST /v1/keys` and `user_id` from `POST /v1/users`).
+struct Links;
+
+impl Modify for Links {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::link::LinkBuilder;
+
+        let follow = [
+            (
+                "/v1/keys",
+                "id",
+                "$response.body#/id",
+                &[
+                    ("/v1/keys/{id}", &["get", "patch", "delete"][..]),
+                    ("/v1/keys/{id}/rotate", &["post"][..]),
+                    ("/v1/keys/{id}/usage", &["get"][..]),
+                ][..],
+            ),
+            (
+                "/v1/users",
+                "user_id",
+                "$response.body#/user_id",
+                &[
+                    ("/v1/users/{user_id}", &["get", "patch", "delete"][..]),
+                    ("/v1/users/{user_id}/revoke-keys", &["post"][..]),
+                    ("/v1/users/{user_id}/usage", &["get"][..]),
+                    ("/v1/users/{user_id}/invoice", &["get"][..]),
+                ][..],
+            ),
+        ];
+        for (created_at, parameter, value, targets) in follow {
+            let Some(created) = openapi
+                .paths
+                .paths
+                .get_mut(created_at)
+                .and_then(|item| item.post.as_mut())
+                .and_then(|operation| operation.responses.responses.get_mut("201"))
+            else {
+                continue;
+            };
+            let RefOr::T(response) = created else {
+                continue;
+            };
+            for (path, methods) in targets {
+                for method in *methods {
+                    let pointer = path.replace('~', "~0").replace('/', "~1");
+                    let name = format!("{method}{}", path.replace(['/', '{', '}', '-'], "_"));
+                    response.links.insert(
+                        name,
+                        RefOr::T(
+                            LinkBuilder::new()
+                                .operation_ref(format!("#/paths/{pointer}/{method}"))
+                                .parameter(parameter, value)
+                                .build(),
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "keyward", description = "API keys, rate limits, usage and billing for HTTP APIs."),
@@ -192,7 +256,7 @@ impl Modify for Security {
         crate::routes::health::metrics, crate::routes::health::openapi,
     ),
     components(schemas(crate::error::Problem)),
-    modifiers(&Security),
+    modifiers(&Security, &Links),
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
@@ -202,11 +266,51 @@ pub fn document_json() -> String {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
     DOCUMENT
         .get_or_init(|| {
-            ApiDoc::openapi()
-                .to_json()
-                .unwrap_or_else(|_| "{}".to_owned())
+            let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+            camel_case_links(&mut document);
+            serde_json::to_string(&document).unwrap_or_else(|_| "{}".to_owned())
         })
         .clone()
+}
+
+/// utoipa 5.5 writes a Link object's fields in snake case (`operation_ref`); OpenAPI
+/// spells them `operationRef`, `operationId` and `requestBody`.
+fn camel_case_links(document: &mut serde_json::Value) {
+    let Some(paths) = document
+        .get_mut("paths")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    let responses = paths
+        .values_mut()
+        .filter_map(serde_json::Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|operation| operation.get_mut("responses"))
+        .filter_map(serde_json::Value::as_object_mut)
+        .flat_map(|responses| responses.values_mut());
+    for response in responses {
+        let Some(links) = response
+            .get_mut("links")
+            .and_then(serde_json::Value::as_object_mut)
+        else {
+            continue;
+        };
+        for link in links
+            .values_mut()
+            .filter_map(serde_json::Value::as_object_mut)
+        {
+            for (snake, camel) in [
+                ("operation_ref", "operationRef"),
+                ("operation_id", "operationId"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(value) = link.remove(snake) {
+                    link.insert(camel.to_owned(), value);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -303,5 +407,23 @@ mod tests {
         let document = document();
         assert_eq!(document["openapi"], "3.1.0");
         assert_eq!(document["paths"].as_object().unwrap().len(), 19);
+    }
+
+    #[test]
+    fn links_name_operations_that_exist_in_openapi_spelling() {
+        let document = document();
+        let links = &document["paths"]["/v1/keys"]["post"]["responses"]["201"]["links"];
+        let links = links.as_object().expect("links from a created key");
+        assert!(links.len() >= 5, "{links:?}");
+        for link in links.values() {
+            assert!(link.get("operation_ref").is_none(), "{link}");
+            let target = link["operationRef"].as_str().expect("operationRef");
+            let pointer = target.strip_prefix('#').unwrap();
+            assert!(
+                document.pointer(pointer).is_some(),
+                "{target} names no operation"
+            );
+            assert_eq!(link["parameters"]["id"], "$response.body#/id");
+        }
     }
 }

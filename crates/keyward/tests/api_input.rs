@@ -241,3 +241,48 @@ async fn odd_headers_paths_and_methods_are_4xx() {
         .await;
     absurd_path.assert_problem(404, "NOT_FOUND");
 }
+
+/// A body must be a JSON object: an array that would fill the request's fields in order
+/// (`["u", "k"]` for `{"user_id": "u", "name": "k"}`) is refused on every endpoint that
+/// takes a body, and changes nothing.
+#[tokio::test]
+async fn an_array_never_stands_in_for_an_object() {
+    let server = TestServer::start().await;
+    let (secret, object) = server
+        .create_key(json!({"user_id": "u", "name": "k"}))
+        .await;
+    let id = object["id"].as_str().unwrap();
+    let calls = [
+        (
+            Method::POST,
+            "/v1/keys".to_owned(),
+            json!(["u", "positional"]),
+        ),
+        (Method::PATCH, format!("/v1/keys/{id}"), json!(["renamed"])),
+        (
+            Method::POST,
+            format!("/v1/keys/{id}/rotate"),
+            json!([null, null]),
+        ),
+        (Method::POST, "/v1/users".to_owned(), json!(["v"])),
+        (Method::PATCH, "/v1/users/u".to_owned(), json!(["pro"])),
+        (Method::PUT, "/v1/plans/p".to_owned(), json!([null])),
+        (Method::POST, "/v1/verify".to_owned(), json!([secret])),
+    ];
+    for (method, path, body) in calls {
+        let response = server.admin(method.clone(), &path, Some(body)).await;
+        assert_eq!(response.status, 422, "{method} {path}: {}", response.text);
+        assert_eq!(response.code(), "VALIDATION_FAILED", "{method} {path}");
+    }
+    let key = server
+        .admin(Method::GET, &format!("/v1/keys/{id}"), None)
+        .await;
+    assert_eq!(key.body["name"], "k");
+    assert!(
+        key.body["replaced_by"].is_null(),
+        "not rotated: {}",
+        key.text
+    );
+    let listed = server.admin(Method::GET, "/v1/keys", None).await;
+    assert_eq!(listed.body["keys"].as_array().unwrap().len(), 1);
+}

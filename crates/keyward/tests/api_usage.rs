@@ -157,7 +157,7 @@ async fn every_figure_agrees_with_the_requests_sent_across_a_graceful_restart() 
         "the small plan rejected some of bob's {bob_requests}"
     );
 
-    // The usage endpoints, once the writer has flushed (every second).
+    // The usage endpoints, once the writer has flushed (every 200 ms).
     support::eventually(std::time::Duration::from_secs(5), || async {
         let report = admin_get(&second, &format!("/v1/keys/{}/usage?days=1", keys[0].id)).await;
         report["total_requests"] == seen[0].requests

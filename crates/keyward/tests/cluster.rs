@@ -180,8 +180,8 @@ async fn a_postgres_outage_under_load_loses_nothing_and_answers_503_honestly() {
     assert_eq!(ready.status, 503, "{}", ready.text);
     // Once the store is known to be down, its 503s no longer wait for a connection (which
     // takes the pool's 3 s acquire timeout): a load balancer's health check gets its answer.
-    // The bound here is loose on purpose (the contract's figure is 100 ms; speed is for
-    // benchmarks), it only separates "answered at once" from "waited for the pool".
+    // The bound here is loose on purpose (the goal is 100 ms; speed is for benchmarks), it
+    // only separates "answered at once" from "waited for the pool".
     for path in ["/readyz", "/v1/keys"] {
         let started = std::time::Instant::now();
         let response = node

@@ -30,17 +30,33 @@ const MAX_DAYS: u32 = 36_500;
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     /// Admin only; self-service creates keys for its own user.
+    #[schema(pattern = r"^[A-Za-z0-9_.@:+-]{1,255}$")]
     pub user_id: Option<String>,
+    /// 1 to 200 characters, no control or bidirectional-formatting characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]+$"
+    )]
     pub name: String,
     #[schema(value_type = Option<crate::openapi::Environment>)]
     pub environment: Option<Environment>,
+    /// The key's prefix (`sk_live` by default): a lowercase letter and up to 11 lowercase
+    /// letters or digits, then optionally `_` and 1 to 11 more.
+    #[schema(pattern = r"^[a-z][a-z0-9]{0,11}(_[a-z0-9]{1,11})?$")]
     pub prefix: Option<String>,
     /// Admin only. Alias: `tier`.
     #[serde(alias = "tier")]
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
     pub plan: Option<String>,
+    /// 1 to 36500.
+    #[schema(minimum = 1, maximum = 36500)]
     pub expires_in_days: Option<u32>,
+    /// RFC 3339, between 1970 and 9999.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     /// Admin only.
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_u64)]
     pub rate_limit_per_hour: Option<u64>,
     /// Admin only.
     #[schema(value_type = Option<Vec<Object>>)]
@@ -55,6 +71,11 @@ pub struct CreateKeyRequest {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKeyRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]+$"
+    )]
     pub name: Option<String>,
     pub enabled: Option<bool>,
     #[serde(default, deserialize_with = "double_option")]
@@ -84,17 +105,27 @@ pub struct UpdateKeyRequest {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateKeyRequest {
+    /// How long the old key keeps working (0 to 2592000 s, default 0).
+    #[schema(minimum = 0, maximum = 2_592_000)]
     pub grace_period_seconds: Option<u64>,
+    /// 1 to 36500.
+    #[schema(minimum = 1, maximum = 36500)]
     pub expires_in_days: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListKeysQuery {
+    #[param(pattern = r"^[A-Za-z0-9_.@:+-]{1,255}$")]
     pub user_id: Option<String>,
     #[serde(default)]
     pub include_inactive: bool,
+    /// Items per page (1–1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 

@@ -14,26 +14,38 @@ use crate::reports::{self, MAX_DAYS};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DaysQuery {
     /// Days back, today included (1–400).
+    #[param(minimum = 1, maximum = 400)]
     pub days: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PeriodQuery {
     /// A month, `YYYY-MM` (UTC); default the current one.
+    #[param(pattern = r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])$")]
     pub period: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    #[param(pattern = r"^[A-Za-z0-9_.@:+-]{1,255}$")]
     pub user_id: Option<String>,
+    #[param(pattern = r"^key_[0-9A-HJKMNP-TV-Z]{26}$")]
     pub key_id: Option<String>,
+    /// An action, such as `key.create` or `plan.update`.
     pub action: Option<String>,
+    /// Items per page (1–1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 

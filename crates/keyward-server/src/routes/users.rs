@@ -18,9 +18,12 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
+    /// 1 to 255 letters, digits and `_.@:+-`.
+    #[schema(pattern = r"^[A-Za-z0-9_.@:+-]{1,255}$")]
     pub user_id: String,
     /// Default `free`. Alias: `tier`.
     #[serde(alias = "tier")]
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
     pub plan: Option<String>,
     pub email: Option<String>,
     pub company: Option<String>,
@@ -32,8 +35,10 @@ pub struct CreateUserRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
     #[serde(alias = "tier")]
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
     pub plan: Option<String>,
     /// RFC 3339, ≤ now, within the current month: when the plan change starts billing.
+    #[schema(format = DateTime)]
     pub plan_effective_at: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
@@ -46,10 +51,16 @@ pub struct UpdateUserRequest {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListUsersQuery {
+    #[param(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
     pub plan: Option<String>,
+    /// Items per page (1–1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 

@@ -44,7 +44,8 @@ pub struct VerifyRequest<'a> {
     #[serde(borrow)]
     #[schema(value_type = Option<String>)]
     pub ip: Option<Cow<'a, str>>,
-    /// Units the request consumes (default 1).
+    /// Units the request consumes (1 to 1000000000, default 1).
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub cost: Option<u64>,
 }
 
