@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# A throwaway PostgreSQL cluster for tests and benchmarks: no persistence guarantees
-# (fsync off), trust authentication, loopback only, its socket inside its own directory.
+# A throwaway PostgreSQL cluster for tests and benchmarks: fsync off (an OS crash may lose
+# data; a stopped or killed server loses nothing it acknowledged — commits stay synchronous,
+# since the outage tests stop it with `-m immediate` and count every acknowledged write),
+# trust authentication, loopback only, its socket inside its own directory.
 #
 #   scripts/postgres.sh install            installs the Debian package `postgresql` if no
 #                                          PostgreSQL binaries are found
@@ -48,7 +50,7 @@ start() {
       { cat "$dir.initdb.log" >&2; exit 1; }
   fi
   as_owner "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 30 start -o \
-    "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
+    "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=400" \
     >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
   echo "postgres://keyward@127.0.0.1:$port/postgres"
 }

@@ -58,6 +58,68 @@ proptest! {
         }
     }
 
+    /// Concurrent callers read the clock before they take the limiter's lock, so a check
+    /// may carry an earlier time than the one before it. The window then counts it in its
+    /// newest bucket (as if it came at the latest time seen): never more than `max` in any
+    /// interval of the window, whatever the order.
+    #[test]
+    fn out_of_order_times_never_let_a_window_hold_more_than_max(
+        window_seconds in 1u64..5,
+        max in 1u64..20,
+        start in 5_000u64..1_000_000,
+        arrivals in prop::collection::vec((-800i64..400, 1u64..4), 1..300),
+    ) {
+        let window_ms = window_seconds * 1000;
+        let mut window = SlidingWindow::new();
+        let mut admitted: Vec<(u64, u64)> = Vec::new();
+        let (mut now, mut latest) = (start, start);
+        for (step, cost) in arrivals {
+            now = now.saturating_add_signed(step).max(1);
+            latest = latest.max(now);
+            let before = window.clone();
+            let state = window.check(window_seconds, max, now, cost, true);
+            if state.retry_ms.is_none() {
+                admitted.push((latest, cost));
+                let in_window: u64 = admitted
+                    .iter()
+                    .filter(|(t, _)| *t + window_ms > latest)
+                    .map(|(_, c)| c)
+                    .sum();
+                prop_assert!(in_window <= max, "{in_window} > {max} at {latest} (clock read {now})");
+            } else {
+                prop_assert_eq!(&window, &before, "a rejected request changes nothing");
+            }
+        }
+    }
+
+    /// The burst bucket with out-of-order times: an earlier time refills nothing, so the
+    /// bucket never admits more than its capacity plus what its rate refills between the
+    /// earliest and the latest time seen.
+    #[test]
+    fn out_of_order_times_never_overfill_the_burst_bucket(
+        rate in prop::sample::select(vec![1u64, 2, 5, 10, 50]),
+        capacity in 1u64..20,
+        start in 5_000u64..1_000_000,
+        arrivals in prop::collection::vec((-800i64..400, 1u64..4), 1..300),
+    ) {
+        let mut bucket = Gcra::default();
+        let (mut now, mut earliest, mut latest) = (start, start, start);
+        let mut admitted = 0u64;
+        for (step, cost) in arrivals {
+            now = now.saturating_add_signed(step).max(1);
+            earliest = earliest.min(now);
+            latest = latest.max(now);
+            if bucket.check(rate as f64, capacity, now, cost, true).retry_ms.is_none() {
+                admitted += cost;
+                let refilled = (latest - earliest) * rate / 1000;
+                prop_assert!(
+                    admitted <= capacity + refilled,
+                    "{admitted} admitted; capacity {capacity}, refilled {refilled}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn continuous_overload_is_admitted_at_nearly_the_full_rate(
         window_seconds in 1u64..10,

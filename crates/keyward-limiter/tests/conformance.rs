@@ -197,6 +197,31 @@ pub async fn windows_added_or_removed_keep_the_others(limiter: Arc<dyn Limiter>)
     assert_eq!(again.limits[1].name, "minute");
 }
 
+/// Many callers on one owner at once (each reading the clock before its check, so times
+/// arrive slightly out of order): exactly `max` admitted, never one more.
+pub async fn concurrent_checks_admit_exactly_max(limiter: Arc<dyn Limiter>) {
+    let owner = owner();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let limiter = limiter.clone();
+        tasks.push(tokio::spawn(async move {
+            let windows = [Window::new(60, 50)];
+            let mut admitted = 0u64;
+            for _ in 0..10 {
+                if check(&*limiter, owner, &windows, None, 1).await.admitted {
+                    admitted += 1;
+                }
+            }
+            admitted
+        }));
+    }
+    let mut admitted = 0;
+    for task in tasks {
+        admitted += task.await.unwrap();
+    }
+    assert_eq!(admitted, 50, "160 concurrent checks against a window of 50");
+}
+
 macro_rules! limiter_conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -216,6 +241,12 @@ macro_rules! limiter_conformance {
             case!(a_steady_stream_never_exceeds_the_window);
             case!(the_window_slides_bucket_by_bucket);
             case!(windows_added_or_removed_keep_the_others);
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_checks_admit_exactly_max() {
+                let limiter: Arc<dyn Limiter> = $make;
+                super::concurrent_checks_admit_exactly_max(limiter).await;
+            }
         }
     };
 }

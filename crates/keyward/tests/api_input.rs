@@ -120,7 +120,7 @@ async fn malformed_bodies_get_their_documented_problem() {
         (json!({"user_id": "u", "name": ""}), "name"),
     ] {
         let response = server
-            .admin(Method::POST, "/v1/keys", Some(body.clone()))
+            .admin_call(Method::POST, "/v1/keys", Some(body.clone()))
             .await;
         response.assert_problem(422, "VALIDATION_FAILED");
         let detail = response.body["detail"].as_str().unwrap();
@@ -144,7 +144,7 @@ async fn malformed_bodies_get_their_documented_problem() {
 
     // An unknown key is 404 before the body's values are judged; a known one, 422.
     let rotate_unknown = server
-        .admin(
+        .admin_call(
             Method::POST,
             "/v1/keys/key_01ARZ3NDEKTSV4RRFFQ69G5FAV/rotate",
             Some(json!({"grace_period_seconds": 2_592_001})),
@@ -155,21 +155,23 @@ async fn malformed_bodies_get_their_documented_problem() {
         .create_key(json!({"user_id": "rotating", "name": "k"}))
         .await;
     let rotate_bad = server
-        .admin(
+        .admin_call(
             Method::POST,
             &format!("/v1/keys/{}/rotate", known["id"].as_str().unwrap()),
             Some(json!({"grace_period_seconds": 2_592_001})),
         )
         .await;
     rotate_bad.assert_problem(422, "VALIDATION_FAILED");
-    let bad_limit = server.admin(Method::GET, "/v1/keys?limit=0", None).await;
+    let bad_limit = server
+        .admin_call(Method::GET, "/v1/keys?limit=0", None)
+        .await;
     bad_limit.assert_problem(422, "VALIDATION_FAILED");
     let bad_bool = server
-        .admin(Method::GET, "/v1/keys?include_inactive=maybe", None)
+        .admin_call(Method::GET, "/v1/keys?include_inactive=maybe", None)
         .await;
     bad_bool.assert_problem(422, "VALIDATION_FAILED");
     let bad_cursor = server
-        .admin(Method::GET, "/v1/keys?cursor=nope", None)
+        .admin_call(Method::GET, "/v1/keys?cursor=nope", None)
         .await;
     bad_cursor.assert_problem(422, "VALIDATION_FAILED");
     let future_plan = server
@@ -178,7 +180,7 @@ async fn malformed_bodies_get_their_documented_problem() {
     assert_eq!(future_plan.status, 201);
     let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     server
-        .admin(
+        .admin_call(
             Method::PATCH,
             "/v1/users/w",
             Some(json!({"plan": "pro", "plan_effective_at": later})),
@@ -237,7 +239,7 @@ async fn odd_headers_paths_and_methods_are_4xx() {
         Some("application/problem+json")
     );
     let absurd_path = server
-        .admin(Method::GET, &format!("/v1/users/{}", "z".repeat(300)), None)
+        .admin_call(Method::GET, &format!("/v1/users/{}", "z".repeat(300)), None)
         .await;
     absurd_path.assert_problem(404, "NOT_FOUND");
 }
@@ -270,7 +272,7 @@ async fn an_array_never_stands_in_for_an_object() {
         (Method::POST, "/v1/verify".to_owned(), json!([secret])),
     ];
     for (method, path, body) in calls {
-        let response = server.admin(method.clone(), &path, Some(body)).await;
+        let response = server.admin_call(method.clone(), &path, Some(body)).await;
         assert_eq!(response.status, 422, "{method} {path}: {}", response.text);
         assert_eq!(response.code(), "VALIDATION_FAILED", "{method} {path}");
     }

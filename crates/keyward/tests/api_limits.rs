@@ -282,7 +282,7 @@ async fn max_keys_caps_a_users_open_keys_but_never_rotation() {
         first.get_or_insert(key);
     }
     let refused = server
-        .admin(
+        .admin_call(
             Method::POST,
             "/v1/keys",
             Some(json!({"user_id": "cap", "name": "sixth"})),

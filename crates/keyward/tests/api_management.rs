@@ -117,7 +117,7 @@ async fn keys_are_created_listed_shown_updated_revoked_and_rotated_by_the_admin(
     assert_eq!(all.body["keys"].as_array().unwrap().len(), 2);
 
     let refused = server
-        .admin(Method::POST, &format!("/v1/keys/{id}/rotate"), None)
+        .admin_call(Method::POST, &format!("/v1/keys/{id}/rotate"), None)
         .await;
     refused.assert_problem(409, "CONFLICT");
     let second_id = second["id"].as_str().unwrap();
@@ -142,10 +142,12 @@ async fn keys_are_created_listed_shown_updated_revoked_and_rotated_by_the_admin(
     assert_eq!(rotated.body["old_key"]["status"], "active");
 
     let unknown = server
-        .admin(Method::GET, "/v1/keys/key_01ARZ3NDEKTSV4RRFFQ69G5FAV", None)
+        .admin_call(Method::GET, "/v1/keys/key_01ARZ3NDEKTSV4RRFFQ69G5FAV", None)
         .await;
     unknown.assert_problem(404, "NOT_FOUND");
-    let garbage = server.admin(Method::GET, "/v1/keys/whatever", None).await;
+    let garbage = server
+        .admin_call(Method::GET, "/v1/keys/whatever", None)
+        .await;
     garbage.assert_problem(404, "NOT_FOUND");
 }
 
@@ -343,11 +345,11 @@ async fn users_are_managed_by_the_admin() {
     assert_eq!(created.body["plan"], "pro");
     assert_eq!(created.body["key_count"], 0);
     server
-        .admin(Method::POST, "/v1/users", Some(json!({"user_id": "org:1"})))
+        .admin_call(Method::POST, "/v1/users", Some(json!({"user_id": "org:1"})))
         .await
         .assert_problem(409, "CONFLICT");
     server
-        .admin(
+        .admin_call(
             Method::POST,
             "/v1/users",
             Some(json!({"user_id": "org:2", "plan": "gold"})),
@@ -397,7 +399,7 @@ async fn users_are_managed_by_the_admin() {
     assert_eq!(read.status, 200, "a deleted user can still be read");
     assert_eq!(server.verify_code(&key3).await, "REVOKED");
     server
-        .admin(Method::GET, "/v1/users/nobody", None)
+        .admin_call(Method::GET, "/v1/users/nobody", None)
         .await
         .assert_problem(404, "NOT_FOUND");
 }
@@ -424,7 +426,7 @@ async fn plans_are_listed_openly_and_replaced_by_the_admin() {
     assert_eq!(put.status, 200, "{}", put.text);
     assert_eq!(put.body["name"], "gold");
     let mismatch = server
-        .admin(
+        .admin_call(
             Method::PUT,
             "/v1/plans/gold",
             Some(json!({"name": "silver", "limits": []})),

@@ -354,15 +354,15 @@ async fn usage_and_audit_inputs_are_checked() {
         "/v1/audit?action=key.explode".to_owned(),
         "/v1/audit?limit=0".to_owned(),
     ] {
-        let response = server.admin(Method::GET, &path, None).await;
+        let response = server.admin_call(Method::GET, &path, None).await;
         response.assert_problem(422, "VALIDATION_FAILED");
     }
     server
-        .admin(Method::GET, "/v1/users/nobody/usage", None)
+        .admin_call(Method::GET, "/v1/users/nobody/usage", None)
         .await
         .assert_problem(404, "NOT_FOUND");
     server
-        .admin(
+        .admin_call(
             Method::GET,
             "/v1/keys/key_01ARZ3NDEKTSV4RRFFQ69G5FAV/usage",
             None,

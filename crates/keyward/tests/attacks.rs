@@ -81,7 +81,7 @@ async fn a_test_key_cannot_pass_for_live_nor_make_live_keys() {
         ("live", "kwadm"),
     ] {
         let response = server
-            .admin(
+            .admin_call(
                 Method::POST,
                 "/v1/keys",
                 Some(json!({"user_id": "victim", "name": "x", "environment": environment, "prefix": prefix})),
@@ -157,7 +157,7 @@ async fn times_beyond_year_9999_or_before_1970_are_refused_everywhere() {
         "1969-12-31T23:59:59Z",
     ] {
         let create = server
-            .admin(
+            .admin_call(
                 Method::POST,
                 "/v1/keys",
                 Some(json!({"user_id": "victim", "name": "x", "expires_at": at})),
@@ -173,7 +173,7 @@ async fn times_beyond_year_9999_or_before_1970_are_refused_everywhere() {
         let own = self_create(&server, &manager, json!({"name": "x", "expires_at": at})).await;
         own.assert_problem(422, "VALIDATION_FAILED");
         let patch = server
-            .admin(
+            .admin_call(
                 Method::PATCH,
                 &format!("/v1/keys/{id}"),
                 Some(json!({"expires_at": at})),
@@ -204,7 +204,7 @@ async fn times_beyond_year_9999_or_before_1970_are_refused_everywhere() {
         .await;
     }
     let sixth = server
-        .admin(
+        .admin_call(
             Method::POST,
             "/v1/keys",
             Some(json!({"user_id": "faruser", "name": "6", "expires_at": "9999-12-31T23:59:59Z"})),
@@ -559,7 +559,7 @@ async fn names_cannot_carry_terminal_escapes_or_bidi_tricks() {
         &"n".repeat(201),
     ] {
         let response = server
-            .admin(
+            .admin_call(
                 Method::POST,
                 "/v1/keys",
                 Some(json!({"user_id": "victim", "name": name})),
@@ -614,7 +614,7 @@ async fn metadata_cannot_grow_past_16_kib() {
     third.assert_problem(422, "VALIDATION_FAILED");
     assert!(third.body["detail"].as_str().unwrap().contains("metadata"));
     let big = server
-        .admin(
+        .admin_call(
             Method::POST,
             "/v1/keys",
             Some(json!({"user_id": "victim", "name": "big", "metadata": {"m": "y".repeat(17 * 1024)}})),
@@ -729,7 +729,7 @@ async fn guessing_the_admin_token_locks_the_guesser_out_everywhere() {
         response.assert_problem(401, "UNAUTHORIZED");
     }
     // Now even the right token is refused from this address, with the time left…
-    let right = server.admin(Method::GET, "/v1/users", None).await;
+    let right = server.admin_call(Method::GET, "/v1/users", None).await;
     right.assert_problem(429, "TOO_MANY_FAILURES");
     let retry: u64 = right.header("retry-after").unwrap().parse().unwrap();
     assert!((55..=60).contains(&retry), "{retry}");
@@ -757,7 +757,8 @@ async fn guessing_the_admin_token_locks_the_guesser_out_everywhere() {
         assert_eq!(response.status, 200, "{open}: {}", response.text);
     }
     // Refusals do not extend the block.
-    let later = server.admin(Method::GET, "/v1/users", None).await;
+    let later = server.admin_call(Method::GET, "/v1/users", None).await;
+    later.assert_problem(429, "TOO_MANY_FAILURES");
     let retry_later: u64 = later.header("retry-after").unwrap().parse().unwrap();
     assert!(retry_later <= retry);
 }
@@ -968,7 +969,7 @@ async fn cursors_cannot_probe_or_cross_listings() {
     }
     // The admin's listing of all keys is another listing than alice's.
     let admin = server
-        .admin(Method::GET, &format!("/v1/keys?cursor={cursor}"), None)
+        .admin_call(Method::GET, &format!("/v1/keys?cursor={cursor}"), None)
         .await;
     admin.assert_problem(422, "VALIDATION_FAILED");
     // A cursor stays valid when its item changes state.
@@ -996,10 +997,10 @@ async fn cursors_cannot_probe_or_cross_listings() {
 #[tokio::test]
 async fn hostile_paths_and_bodies_get_problems_naming_the_field() {
     let server = TestServer::start().await;
-    let undecodable = server.admin(Method::GET, "/v1/keys/%FF", None).await;
+    let undecodable = server.admin_call(Method::GET, "/v1/keys/%FF", None).await;
     undecodable.assert_problem(404, "NOT_FOUND");
     let plan = server
-        .admin(
+        .admin_call(
             Method::PUT,
             "/v1/plans/lots",
             Some(json!({"limits": "lots"})),

@@ -155,7 +155,27 @@ impl TestServer {
         }
     }
 
+    /// An admin call that must succeed: anything but a 2xx fails the test here, so a
+    /// broken setup step can never pass for the behaviour under test. Calls whose answer
+    /// the test checks itself use [`TestServer::admin_call`].
     pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Response {
+        let response = self.admin_call(method.clone(), path, body).await;
+        assert!(
+            (200..300).contains(&response.status),
+            "{method} {path} answered {}: {}",
+            response.status,
+            response.text
+        );
+        response
+    }
+
+    /// An admin call answered with any status, for the test to check.
+    pub async fn admin_call(
         &self,
         method: reqwest::Method,
         path: &str,
