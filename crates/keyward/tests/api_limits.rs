@@ -311,3 +311,187 @@ async fn max_keys_caps_a_users_open_keys_but_never_rotation() {
         .create_key(json!({"user_id": "cap", "name": "after-revoke"}))
         .await;
 }
+
+/// Where limits are kept: in process (the default deployment) or in the test Redis.
+async fn servers() -> Vec<(&'static str, TestServer)> {
+    vec![
+        ("in process", TestServer::start().await),
+        (
+            "Redis",
+            TestServer::start_with(&["--redis-url", &support::redis_url()], &[]).await,
+        ),
+    ]
+}
+
+/// A user id no earlier test or run used (Redis outlives the servers).
+fn fresh_user(label: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{label}-{}-{nanos}", std::process::id())
+}
+
+/// A user on `plan` (created from `body`) and a live key of it with `key_body`'s fields.
+async fn user_key(
+    server: &TestServer,
+    plan: &str,
+    body: serde_json::Value,
+    key_body: serde_json::Value,
+) -> (String, String) {
+    server
+        .admin(Method::PUT, &format!("/v1/plans/{plan}"), Some(body))
+        .await;
+    let user = fresh_user(plan);
+    server
+        .admin(
+            Method::POST,
+            "/v1/users",
+            Some(json!({"user_id": user, "plan": plan})),
+        )
+        .await;
+    let mut key_body = key_body;
+    key_body["user_id"] = json!(user);
+    key_body["name"] = json!("k");
+    key_body["environment"] = json!("live");
+    let (key, object) = server.create_key(key_body).await;
+    (key, object["id"].as_str().unwrap().to_owned())
+}
+
+async fn code_of(server: &TestServer, body: serde_json::Value) -> String {
+    let response = server.verify(body).await;
+    assert_eq!(response.status, 200, "{}", response.text);
+    response.body["code"].as_str().unwrap().to_owned()
+}
+
+/// The checks run in a fixed order and the first that fails decides: a key over both its
+/// quota and a window is QUOTA_EXCEEDED; an address or scope refusal comes before either,
+/// and none of these refusals consumes anything.
+#[tokio::test]
+async fn refusals_come_in_order_and_consume_nothing() {
+    for (backend, server) in servers().await {
+        let plan = json!({"limits": [{"window_seconds": 60, "max": 3}], "monthly_quota": 3});
+        let (key, id) = user_key(
+            &server,
+            "ordered",
+            plan,
+            json!({"allowed_ips": ["10.0.0.0/8"], "scopes": ["read"]}),
+        )
+        .await;
+        let inside = json!({"key": key, "ip": "10.1.2.3"});
+        let outside = json!({"key": key, "ip": "192.0.2.1"});
+        let unscoped = json!({"key": key, "ip": "10.1.2.3", "required_scopes": ["write"]});
+        assert_eq!(code_of(&server, inside.clone()).await, "VALID", "{backend}");
+        for _ in 0..5 {
+            assert_eq!(code_of(&server, outside.clone()).await, "IP_NOT_ALLOWED");
+            assert_eq!(
+                code_of(&server, unscoped.clone()).await,
+                "INSUFFICIENT_SCOPE"
+            );
+        }
+        // Ten refusals consumed nothing: two more fit, then both the window and the quota
+        // are full.
+        for _ in 0..2 {
+            assert_eq!(code_of(&server, inside.clone()).await, "VALID", "{backend}");
+        }
+        assert_eq!(
+            code_of(&server, inside.clone()).await,
+            "QUOTA_EXCEEDED",
+            "{backend}: over both, the quota decides"
+        );
+        assert_eq!(
+            code_of(&server, outside).await,
+            "IP_NOT_ALLOWED",
+            "{backend}"
+        );
+        assert_eq!(
+            code_of(&server, unscoped).await,
+            "INSUFFICIENT_SCOPE",
+            "{backend}"
+        );
+        eventually(Duration::from_secs(5), || async {
+            let object = server
+                .admin(Method::GET, &format!("/v1/keys/{id}"), None)
+                .await;
+            object.body["request_count"] == 3
+        })
+        .await;
+
+        // A window full before the quota: RATE_LIMITED.
+        let plan = json!({"limits": [{"window_seconds": 60, "max": 2}], "monthly_quota": 10});
+        let (key, _) = user_key(&server, "windowed", plan, json!({})).await;
+        for _ in 0..2 {
+            assert_eq!(code_of(&server, json!({"key": key})).await, "VALID");
+        }
+        assert_eq!(
+            code_of(&server, json!({"key": key})).await,
+            "RATE_LIMITED",
+            "{backend}"
+        );
+    }
+}
+
+/// Many clients at once on one node: a window admits exactly its max and a monthly quota
+/// exactly its units (reserved before the windows are asked, so none is spent twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_get_exactly_the_window_and_the_quota() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    for (backend, server) in servers().await {
+        let server = Arc::new(server);
+        let windowed = user_key(
+            &server,
+            "crowded",
+            json!({"limits": [{"window_seconds": 60, "max": 40}]}),
+            json!({}),
+        )
+        .await
+        .0;
+        let metered = user_key(
+            &server,
+            "metered",
+            json!({"limits": [{"window_seconds": 60, "max": 1000}], "monthly_quota": 25}),
+            json!({}),
+        )
+        .await
+        .0;
+        for (key, expected, refusal) in [
+            (windowed, 40, "RATE_LIMITED"),
+            (metered, 25, "QUOTA_EXCEEDED"),
+        ] {
+            let admitted = Arc::new(AtomicU64::new(0));
+            let mut tasks = Vec::new();
+            for _ in 0..16 {
+                let (server, key, admitted) = (server.clone(), key.clone(), admitted.clone());
+                tasks.push(tokio::spawn(async move {
+                    for _ in 0..10 {
+                        let response = server
+                            .send(
+                                server
+                                    .client
+                                    .get(server.url("/v1/authorize"))
+                                    .bearer_auth(&key),
+                            )
+                            .await;
+                        match response.status {
+                            200 => {
+                                admitted.fetch_add(1, Ordering::SeqCst);
+                            }
+                            429 => assert_eq!(response.code(), refusal),
+                            other => panic!("unexpected {other}: {}", response.text),
+                        }
+                    }
+                }));
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+            assert_eq!(
+                admitted.load(Ordering::SeqCst),
+                expected,
+                "{backend}: 160 concurrent requests, {refusal} after {expected}"
+            );
+        }
+    }
+}
