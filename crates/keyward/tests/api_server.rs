@@ -186,10 +186,11 @@ async fn a_generated_admin_token_is_printed_once_and_stored_hashed() {
     );
 }
 
-/// Everything a server printed in a full session, and its database, hold no plaintext key.
-#[tokio::test]
-async fn no_plaintext_key_reaches_the_logs_or_the_database() {
-    let mut server = TestServer::start_with(&["--allow-query-key"], &[("RUST_LOG", "trace")]).await;
+/// A session that handles keys every way — made by the admin, by self-service and by the
+/// CLI; verified in a body, a header, a query string and a forwarded URI; rotated, revoked,
+/// tampered with, pasted into paths and broken bodies — then a graceful stop. Returns every
+/// plaintext made and everything the server printed (at trace level).
+async fn key_session(server: &mut TestServer, database_url: &str) -> (Vec<String>, String) {
     let mut keys = Vec::new();
     let (key, object) = server
         .create_key(json!({"user_id": "alice", "name": "a", "scopes": ["keys:manage", "read"]}))
@@ -253,6 +254,8 @@ async fn no_plaintext_key_reaches_the_logs_or_the_database() {
         .await;
     server.verify(json!({"key": key})).await;
     let cli = server.cli(&[
+        "--database-url",
+        database_url,
         "--json",
         "keys",
         "create",
@@ -261,6 +264,7 @@ async fn no_plaintext_key_reaches_the_logs_or_the_database() {
         "--name",
         "cli",
     ]);
+    assert!(cli.status.success(), "{cli:?}");
     let cli_key: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
     let cli_key = cli_key["key"].as_str().unwrap().to_owned();
     keys.push(cli_key.clone());
@@ -311,6 +315,32 @@ async fn no_plaintext_key_reaches_the_logs_or_the_database() {
         output.contains("request"),
         "the log was captured at trace level"
     );
+    (keys, output)
+}
+
+/// No key body (nor its first 16 characters) in `printed` or in `stored`.
+fn assert_no_plaintext(keys: &[String], printed: &str, stored: &[u8]) {
+    assert_eq!(keys.len(), 4, "the session made four keys");
+    for key in keys {
+        let body = &key[key.rfind('_').unwrap() + 1..];
+        assert!(
+            !printed.contains(body) && !printed.contains(&body[..16]),
+            "a key body reached the log"
+        );
+        assert!(
+            !stored.windows(16).any(|w| w == &body.as_bytes()[..16]),
+            "a key body reached the database"
+        );
+    }
+}
+
+/// Everything a server printed in a full session, and its SQLite files (WAL included),
+/// hold no plaintext key.
+#[tokio::test]
+async fn no_plaintext_key_reaches_the_logs_or_the_sqlite_database() {
+    let mut server = TestServer::start_with(&["--allow-query-key"], &[("RUST_LOG", "trace")]).await;
+    let database_url = server.database_url();
+    let (keys, output) = key_session(&mut server, &database_url).await;
     let mut database = Vec::new();
     for suffix in ["", "-wal", "-shm"] {
         if let Ok(bytes) = std::fs::read(server.dir.path().join(format!("keyward.db{suffix}"))) {
@@ -318,15 +348,41 @@ async fn no_plaintext_key_reaches_the_logs_or_the_database() {
         }
     }
     assert!(!database.is_empty());
-    for key in &keys {
-        let body = &key[key.rfind('_').unwrap() + 1..];
-        assert!(
-            !output.contains(body) && !output.contains(&body[..16]),
-            "a key body reached the log"
-        );
-        assert!(
-            !database.windows(body.len()).any(|w| w == body.as_bytes()),
-            "a key body reached the database"
-        );
+    assert_no_plaintext(&keys, &output, &database);
+}
+
+/// The same session on PostgreSQL: the server's output and every row of every table
+/// (read back as text) hold no plaintext key.
+#[tokio::test]
+async fn no_plaintext_key_reaches_the_logs_or_the_postgres_database() {
+    use sqlx::Connection;
+    let database_url = support::postgres_database().await;
+    let mut server = TestServer::start_with(
+        &["--allow-query-key", "--database-url", &database_url],
+        &[("RUST_LOG", "trace")],
+    )
+    .await;
+    let (keys, output) = key_session(&mut server, &database_url).await;
+    let mut db = sqlx::PgConnection::connect(&database_url).await.unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables
+         WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    assert!(tables.iter().any(|t| t == "api_keys"), "{tables:?}");
+    let mut contents = String::new();
+    for table in &tables {
+        let rows: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT string_agg(t::text, E'\\n') FROM \"{table}\" t"
+        ))
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+        contents.push_str(&rows.unwrap_or_default());
+        contents.push('\n');
     }
+    assert!(contents.contains("alice") && contents.contains("key.rotate"));
+    assert_no_plaintext(&keys, &output, contents.as_bytes());
 }
