@@ -82,10 +82,15 @@ pub async fn serve(
             drop(permit);
         });
         // Reap finished connections so the set does not grow.
-        while connections.try_join_next().is_some() {}
+        while let Some(joined) = connections.try_join_next() {
+            report_connection_end(joined);
+        }
     }
+    // Fails only when no connection is left to tell.
     let _ = stop.send(true);
-    while connections.join_next().await.is_some() {}
+    while let Some(joined) = connections.join_next().await {
+        report_connection_end(joined);
+    }
     Ok(())
 }
 
@@ -356,4 +361,13 @@ pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
         current = error.source();
     }
     false
+}
+
+/// A connection task that panicked is logged (its client saw the connection close).
+fn report_connection_end(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = joined
+        && error.is_panic()
+    {
+        tracing::error!(%error, "a connection task panicked");
+    }
 }

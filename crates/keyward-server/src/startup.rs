@@ -181,8 +181,11 @@ impl Engine {
 
     /// Stops the background tasks, flushing pending usage writes.
     pub async fn shutdown(self) {
+        // Fails only when every task has already ended, which is what this asks for.
         let _ = self.stop.send(true);
-        let _ = self.follower.await;
+        if let Err(error) = self.follower.await {
+            tracing::error!(%error, "the change-feed follower ended abnormally");
+        }
         self.usage.shutdown().await;
     }
 }

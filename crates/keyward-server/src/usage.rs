@@ -452,6 +452,7 @@ impl UsageWriter {
 
     /// Flushes everything recorded so far and stops.
     pub async fn shutdown(self) {
+        // Fails only when the writer has already ended; it is awaited just below.
         let _ = self.stop.send(true);
         if let Err(error) = self.task.await {
             tracing::error!(%error, "usage writer ended abnormally");

@@ -4,7 +4,7 @@ mod support;
 
 use reqwest::Method;
 use serde_json::json;
-use support::{ADMIN_TOKEN, TestServer};
+use support::TestServer;
 
 #[tokio::test]
 async fn admin_authentication_is_required_and_checked() {
@@ -442,5 +442,4 @@ async fn plans_are_listed_openly_and_replaced_by_the_admin() {
         )
         .await;
     unauthenticated.assert_problem(401, "UNAUTHORIZED");
-    let _ = ADMIN_TOKEN;
 }

@@ -92,6 +92,7 @@ async fn sigterm_stops_gracefully_and_flushes_usage() {
     let (status, _) = server.stop();
     assert_eq!(status.code(), Some(0));
     let shown = server.cli(&["--json", "keys", "show", object["id"].as_str().unwrap()]);
+    assert!(shown.status.success(), "{shown:?}");
     let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(
         shown["request_count"], 5,

@@ -312,6 +312,7 @@ async fn every_figure_agrees_with_the_requests_sent_across_a_graceful_restart() 
         without_to(&invoice["lines"][1])
     );
     let csv = first.cli(&["billing", "export", "--format", "csv"]);
+    assert!(csv.status.success(), "{csv:?}");
     let csv = String::from_utf8(csv.stdout).unwrap();
     let mut rows = csv.lines();
     assert_eq!(
@@ -445,7 +446,7 @@ async fn a_crash_loses_at_most_the_last_flush_interval_of_usage() {
     let killed_at = Instant::now();
     server.kill();
     for task in load {
-        let _ = task.await;
+        task.await.expect("a load task panicked");
     }
     let mut times = admitted.lock().unwrap().clone();
     times.sort();

@@ -236,6 +236,7 @@ async fn metered_usage_and_plan_changes_arrive_exactly_once_through_failures() {
 
     // The outbox says the same; nothing is left pending.
     let outbox = first.cli(&["--json", "billing", "outbox"]);
+    assert!(outbox.status.success(), "{outbox:?}");
     let outbox: Value = serde_json::from_slice(&outbox.stdout).unwrap();
     let statuses: Vec<(String, String, String)> = outbox["deliveries"]
         .as_array()
@@ -327,6 +328,7 @@ async fn a_sink_that_always_fails_ends_in_dead_letter() {
     })
     .await;
     let output = server.cli(&["--json", "billing", "outbox", "--status", "dead"]);
+    assert!(output.status.success(), "{output:?}");
     let outbox: Value = serde_json::from_slice(&output.stdout).unwrap();
     let dead = &outbox["deliveries"][0];
     assert_eq!(dead["attempts"], 3);
@@ -347,5 +349,6 @@ async fn a_sink_that_always_fails_ends_in_dead_letter() {
     );
     // The table form names the dead delivery too.
     let table = server.cli(&["billing", "outbox", "--status", "dead"]);
+    assert!(table.status.success(), "{table:?}");
     assert!(String::from_utf8_lossy(&table.stdout).contains("dead"));
 }

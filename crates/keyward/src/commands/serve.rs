@@ -23,6 +23,7 @@ pub async fn run(args: ServeArgs, database_url: String, file: &FileConfig) -> Cl
             other => CliError::failure(other.to_string()),
         })?;
     println!("keyward listening on http://{}", application.address());
+    // A closed stdout only loses this line; the server runs on.
     let _ = std::io::stdout().flush();
     application
         .run_until(shutdown_signal())
