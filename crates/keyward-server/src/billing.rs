@@ -42,6 +42,9 @@ pub struct BillingSettings {
     pub meter_delay: Duration,
     /// How often the last 24 metered hours are looked at again for late usage.
     pub recheck_every: Duration,
+    /// How long a node's claim on a delivery keeps other nodes from sending it: a node
+    /// that dies after sending and before recording leaves it to another node after this.
+    pub lease: Duration,
 }
 
 #[derive(Clone)]
@@ -85,6 +88,7 @@ impl std::fmt::Debug for BillingSettings {
             .field("retry_base", &self.retry_base)
             .field("meter_delay", &self.meter_delay)
             .field("recheck_every", &self.recheck_every)
+            .field("lease", &self.lease)
             .finish()
     }
 }
@@ -100,8 +104,10 @@ const METERED_THROUGH: &str = "billing.metered_through";
 const FIRST_RUN_LOOKBACK_HOURS: i64 = 48;
 /// Hours looked at again for late usage.
 const RECHECK_HOURS: i64 = 24;
-/// A claimed delivery is not handed to another node for this long.
-const LEASE: Duration = Duration::from_secs(60);
+/// The longest a sink's answer is awaited.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The shortest lease: longer than one delivery's timeout.
+pub const MIN_LEASE: Duration = Duration::from_secs(15);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 
 /// Starts the metering and delivery task; it stops when `stopped` changes.
@@ -112,7 +118,7 @@ pub fn spawn(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let client = match reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
+            .timeout(DELIVERY_TIMEOUT)
             .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
             .build()
         {
@@ -356,11 +362,18 @@ async fn deliver_due(
     since: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let now = Utc::now();
-    let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+    let lease = settings.lease.max(MIN_LEASE);
+    let lease_until = now + chrono::Duration::from_std(lease).unwrap_or_default();
     let due = store
         .claim_deliveries(sink.name(), since, now, lease_until, 100)
         .await?;
+    let timeout = chrono::Duration::from_std(DELIVERY_TIMEOUT).unwrap_or_default();
     for delivery in due {
+        // One that might still be in flight when the claim runs out is left for the next
+        // claim (after the lease), so no other node can send it at the same time.
+        if Utc::now() + timeout >= lease_until {
+            break;
+        }
         let result = send(store, client, settings, sink, &delivery).await;
         let outcome = match result {
             Sent::Delivered => DeliveryOutcome::Delivered,

@@ -111,6 +111,7 @@ impl Default for ServerConfig {
                 retry_base: Duration::from_secs(1),
                 meter_delay: Duration::from_secs(300),
                 recheck_every: Duration::from_secs(60),
+                lease: Duration::from_secs(60),
                 ..crate::billing::BillingSettings::default()
             },
         }

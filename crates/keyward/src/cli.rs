@@ -398,6 +398,10 @@ pub struct ServeArgs {
     /// Seconds between looks at the last 24 metered hours for late usage. Default 60.
     #[arg(long, env = "KEYWARD_BILLING_RECHECK_SECONDS", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub billing_recheck_seconds: Option<u64>,
+    /// Seconds a node's claim on a billing delivery keeps other nodes from sending it (a
+    /// node that dies mid-delivery leaves it to another after this), 15 to 3600. Default 60.
+    #[arg(long, env = "KEYWARD_BILLING_LEASE_SECONDS", value_name = "SECONDS")]
+    pub billing_lease_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]

@@ -42,6 +42,7 @@ pub struct FileConfig {
     pub billing_retry_base_ms: Option<u64>,
     pub billing_meter_delay_seconds: Option<u64>,
     pub billing_recheck_seconds: Option<u64>,
+    pub billing_lease_seconds: Option<u64>,
 }
 
 impl FileConfig {

@@ -352,3 +352,174 @@ async fn a_sink_that_always_fails_ends_in_dead_letter() {
     assert!(table.status.success(), "{table:?}");
     assert!(String::from_utf8_lossy(&table.stdout).contains("dead"));
 }
+
+/// A database whose usage (7 live units for `cust`, 4 for `nocust`) lies in an hour that
+/// closed three hours ago, made by a node that is stopped again; returns the node (it
+/// keeps the database's directory) and the database URL.
+async fn closed_hour_of_usage() -> (TestServer, String) {
+    let mut node = TestServer::start().await;
+    for (user, requests) in [("cust", 7), ("nocust", 4)] {
+        node.admin(
+            Method::POST,
+            "/v1/users",
+            Some(json!({"user_id": user, "plan": "enterprise"})),
+        )
+        .await;
+        let (secret, _) = node
+            .create_key(json!({"user_id": user, "name": "k", "environment": "live"}))
+            .await;
+        for _ in 0..requests {
+            assert_eq!(node.verify_code(&secret).await, "VALID");
+        }
+    }
+    let (status, _) = node.stop();
+    assert!(status.success());
+    let database = node.database_url();
+    let mut db = sqlx::SqliteConnection::connect(&database).await.unwrap();
+    sqlx::query("UPDATE usage_rollups SET hour = strftime('%Y-%m-%dT%H:%M:%fZ', hour, '-3 hours')")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    (node, database)
+}
+
+fn webhook_node_args<'a>(database: &'a str, hook: &'a str, lease: &'a str) -> Vec<&'a str> {
+    vec![
+        "--database-url",
+        database,
+        "--billing-webhook-url",
+        hook,
+        "--billing-webhook-secret",
+        SECRET,
+        "--billing-retry-base-ms",
+        "50",
+        "--billing-meter-delay-seconds",
+        "0",
+        "--billing-lease-seconds",
+        lease,
+    ]
+}
+
+/// A sink that records each request as it arrives and answers 200 after `delay_ms` (read
+/// per request, so a test can change it).
+async fn start_slow_fake(fake: Arc<Fake>, delay_ms: Arc<std::sync::atomic::AtomicU64>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hooks", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
+        let (fake, delay_ms) = (fake.clone(), delay_ms.clone());
+        async move {
+            let body = String::from_utf8_lossy(&body).into_owned();
+            fake.accepted.lock().unwrap().push((headers, body));
+            let delay = delay_ms.load(std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            StatusCode::OK
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    hook
+}
+
+/// The event ids a fake accepted, in order.
+fn accepted_ids(fake: &Fake) -> Vec<String> {
+    fake.accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(headers, body)| {
+            verify_signature(headers, body);
+            let event: Value = serde_json::from_str(body).unwrap();
+            event["id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// Two nodes with the same sink, started together, meter the same hours and race for the
+/// same deliveries, each answered after 1.5 s (so one node's delivery is in flight while
+/// the other looks for work): each event reaches the sink once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_deliver_each_event_once() {
+    let (_first, database) = closed_hour_of_usage().await;
+    let webhook = Arc::new(Fake::default());
+    let delay = Arc::new(std::sync::atomic::AtomicU64::new(1500));
+    let hook = start_slow_fake(webhook.clone(), delay).await;
+    let args = webhook_node_args(&database, &hook, "60");
+    let (a, b) = tokio::join!(
+        TestServer::start_with(&args, &[]),
+        TestServer::start_with(&args, &[]),
+    );
+    eventually(Duration::from_secs(15), || async {
+        accepted_ids(&webhook).len() >= 2
+    })
+    .await;
+    // A duplicate would be a second delivery racing the first: give it the time to land.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut ids = accepted_ids(&webhook);
+    ids.sort();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(before, ids.len(), "an event was delivered twice: {ids:?}");
+    assert_eq!(ids.len(), 2, "one usage.metered per user: {ids:?}");
+    drop((a, b));
+}
+
+/// A node killed after the sink accepted a delivery and before it recorded it: once its
+/// lease runs out another node sends the same event again, with the same id, so a
+/// receiver that de-duplicates by id bills it once — and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_cut_short_by_a_crash_is_sent_again_with_the_same_id() {
+    let (_first, database) = closed_hour_of_usage().await;
+    // The sink answers only after 30 s at first: the node that sent the delivery is killed
+    // meanwhile. Then it answers at once.
+    let slow = Arc::new(Fake::default());
+    let delay = Arc::new(std::sync::atomic::AtomicU64::new(30_000));
+    let hook = start_slow_fake(slow.clone(), delay.clone()).await;
+
+    let args = webhook_node_args(&database, &hook, "15");
+    let mut doomed = TestServer::start_with(&args, &[]).await;
+    eventually(Duration::from_secs(15), || async {
+        !accepted_ids(&slow).is_empty()
+    })
+    .await;
+    doomed.kill();
+    delay.store(0, std::sync::atomic::Ordering::SeqCst);
+    let sent_before = accepted_ids(&slow);
+    assert_eq!(
+        sent_before.len(),
+        1,
+        "the doomed node was waiting on its first delivery"
+    );
+    let first = sent_before[0].clone();
+
+    let _successor = TestServer::start_with(&args, &[]).await;
+    eventually(Duration::from_secs(40), || async {
+        accepted_ids(&slow)
+            .iter()
+            .filter(|id| **id == first)
+            .count()
+            == 2
+    })
+    .await;
+    // Both events end up delivered, each sent by the successor once.
+    eventually(Duration::from_secs(10), || async {
+        let mut db = sqlx::SqliteConnection::connect(&database).await.unwrap();
+        let delivered: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM billing_deliveries WHERE status = 'delivered'",
+        )
+        .fetch_one(&mut db)
+        .await
+        .unwrap_or(0);
+        delivered == 2
+    })
+    .await;
+    let ids = accepted_ids(&slow);
+    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), 2, "{ids:?}");
+    for id in distinct {
+        let expected = if *id == first { 2 } else { 1 };
+        assert_eq!(
+            ids.iter().filter(|seen| *seen == id).count(),
+            expected,
+            "{id}: {ids:?}"
+        );
+    }
+}

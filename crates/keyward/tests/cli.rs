@@ -669,3 +669,78 @@ fn global_options_work_before_or_after_the_subcommand_and_from_a_config_file() {
         "the file's database is used"
     );
 }
+
+/// A setting outside its range stops `serve` before it listens, whether it came from a
+/// flag, an environment variable or the configuration file: exit 2 and one sentence that
+/// names the setting.
+#[test]
+fn out_of_range_settings_stop_serve_from_every_source() {
+    let session = Session::new();
+    let token = "settings-admin-token-0123456789abcdef";
+    let cases: [(&[&str], &[(&str, &str)], &str, &str); 6] = [
+        (
+            &["--usage-flush-interval", "10ms"],
+            &[],
+            "",
+            "--usage-flush-interval",
+        ),
+        (
+            &[],
+            &[("KEYWARD_USAGE_FLUSH_INTERVAL", "2m")],
+            "",
+            "--usage-flush-interval",
+        ),
+        (
+            &[],
+            &[],
+            "usage_flush_interval = \"61s\"\n",
+            "--usage-flush-interval",
+        ),
+        (
+            &["--billing-lease-seconds", "5"],
+            &[],
+            "",
+            "--billing-lease-seconds",
+        ),
+        (
+            &[],
+            &[("KEYWARD_BILLING_LEASE_SECONDS", "3601")],
+            "",
+            "--billing-lease-seconds",
+        ),
+        (
+            &[],
+            &[],
+            "billing_lease_seconds = 14\n",
+            "--billing-lease-seconds",
+        ),
+    ];
+    for (args, env, file, setting) in cases {
+        let config = session.dir.path().join("keyward.toml");
+        std::fs::write(&config, file).unwrap();
+        let mut command = session.command();
+        command
+            .env("KEYWARD_ADMIN_TOKEN", token)
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(args);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let output = command.output().expect("run keyward serve");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?} {env:?} {file:?}: {stderr}"
+        );
+        assert!(stderr.contains(setting), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one sentence: {stderr}");
+        assert!(output.stdout.is_empty(), "it never listened");
+    }
+}

@@ -285,5 +285,16 @@ fn billing(
             .billing_recheck_seconds
             .or(file.billing_recheck_seconds)
             .map_or(defaults.recheck_every, Duration::from_secs),
+        lease: match args.billing_lease_seconds.or(file.billing_lease_seconds) {
+            None => defaults.lease,
+            Some(seconds) if (15..=3_600).contains(&seconds) => Duration::from_secs(seconds),
+            Some(seconds) => {
+                return Err(out_of_range(
+                    "--billing-lease-seconds",
+                    seconds,
+                    "15 to 3600",
+                ));
+            }
+        },
     })
 }
