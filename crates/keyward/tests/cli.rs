@@ -677,7 +677,9 @@ fn global_options_work_before_or_after_the_subcommand_and_from_a_config_file() {
 fn out_of_range_settings_stop_serve_from_every_source() {
     let session = Session::new();
     let token = "settings-admin-token-0123456789abcdef";
-    let cases: [(&[&str], &[(&str, &str)], &str, &str); 6] = [
+    /// Flags, environment, configuration file, and the setting the error must name.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: [Case; 6] = [
         (
             &["--usage-flush-interval", "10ms"],
             &[],
