@@ -189,6 +189,7 @@ async fn a_rotated_key_inherits_a_full_window_and_plan_changes_apply_live() {
 
 #[tokio::test]
 async fn the_monthly_quota_counts_live_keys_of_the_user_and_survives_a_restart() {
+    support::clear_of_hour_boundary().await;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("shared.db").display());
     let mut server = TestServer::start_with(&["--database-url", &url], &[]).await;
@@ -369,6 +370,7 @@ async fn code_of(server: &TestServer, body: serde_json::Value) -> String {
 /// and none of these refusals consumes anything.
 #[tokio::test]
 async fn refusals_come_in_order_and_consume_nothing() {
+    support::clear_of_hour_boundary().await;
     for (backend, server) in servers().await {
         let plan = json!({"limits": [{"window_seconds": 60, "max": 3}], "monthly_quota": 3});
         let (key, id) = user_key(
@@ -435,6 +437,7 @@ async fn refusals_come_in_order_and_consume_nothing() {
 /// exactly its units (reserved before the windows are asked, so none is spent twice).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_get_exactly_the_window_and_the_quota() {
+    support::clear_of_hour_boundary().await;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
 

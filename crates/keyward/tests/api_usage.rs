@@ -97,6 +97,7 @@ async fn admin_get(server: &TestServer, path: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_figure_agrees_with_the_requests_sent_across_a_graceful_restart() {
+    support::clear_of_hour_boundary().await;
     let mut first = TestServer::start().await;
     // `small` rejects (40 units a minute); `billed` has a price: 10 ¢ base a month, no
     // included units, 1 ¢ per unit over, so the overage line is the live units exactly.
@@ -501,6 +502,7 @@ async fn a_crash_loses_at_most_the_last_flush_interval_of_usage() {
 /// monthly quota survives a restart.
 #[tokio::test]
 async fn usage_off_keeps_counters_and_quotas_but_no_analytics() {
+    support::clear_of_hour_boundary().await;
     let mut first = TestServer::start_with(&["--usage", "off"], &[]).await;
     let plan = json!({"limits": [{"window_seconds": 60, "max": 100}], "monthly_quota": 3});
     let put = first.admin(Method::PUT, "/v1/plans/tiny", Some(plan)).await;

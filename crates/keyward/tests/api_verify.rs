@@ -545,11 +545,12 @@ async fn a_revocation_by_the_cli_reaches_the_running_server_within_a_second() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let took = eventually(Duration::from_secs(1), || async {
+    // Polled for longer than the promise, so a miss reports how long it took.
+    let took = eventually(Duration::from_secs(5), || async {
         server.verify_code(&key).await == "REVOKED"
     })
     .await;
-    assert!(took < Duration::from_secs(1));
+    assert!(took < Duration::from_secs(1), "revoked after {took:?}");
 
     // And a direct SQL edit by another process, through the change feed's trigger.
     let (key2, object2) = server

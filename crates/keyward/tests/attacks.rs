@@ -847,6 +847,7 @@ async fn clients_cannot_grow_metric_labels_or_log_paths() {
 
 #[tokio::test]
 async fn a_key_records_at_most_100_endpoints_an_hour() {
+    support::clear_of_hour_boundary().await;
     let server = TestServer::start().await;
     server
         .admin(

@@ -105,15 +105,20 @@ async fn three_nodes_share_limits_revocations_and_usage_exactly() {
         .await;
     assert_eq!(revoke.status, 200, "{}", revoke.text);
     let mut propagation = Vec::new();
+    // Polled for longer than the promise, so a miss reports how long it took; the one
+    // check is from the moment the revocation was sent.
     for node in &nodes[1..] {
-        eventually(Duration::from_secs(1), || async {
+        eventually(Duration::from_secs(5), || async {
             node.verify_code(&key).await == "REVOKED"
         })
         .await;
         propagation.push(revoked_at.elapsed());
     }
     println!("revocation reached nodes 2 and 3 after {propagation:?}");
-    assert!(propagation.iter().all(|d| *d < Duration::from_secs(1)));
+    assert!(
+        propagation.iter().all(|d| *d < Duration::from_secs(1)),
+        "{propagation:?}"
+    );
 
     // Every admitted check was counted once, whichever node answered it.
     eventually(Duration::from_secs(5), || async {

@@ -298,6 +298,21 @@ impl Drop for TestServer {
     }
 }
 
+/// Waits, when the next UTC hour is less than a minute away, until it has begun. Usage is
+/// counted per hour, day and month, so a test that compares counts must not straddle an
+/// hour (midnight and a month's end are hours too).
+pub async fn clear_of_hour_boundary() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let into_hour = now.as_secs() % 3600;
+    if into_hour >= 3600 - 60 {
+        let wait = Duration::from_secs(3600 - into_hour + 1);
+        eprintln!("waiting {wait:?} for the next UTC hour to begin");
+        tokio::time::sleep(wait).await;
+    }
+}
+
 /// Polls `check` until it holds or `within` passes; returns how long it took.
 pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> Duration
 where
