@@ -72,7 +72,8 @@ proptest! {
         let window_ms = window_seconds * 1000;
         let mut window = SlidingWindow::new();
         let mut admitted: Vec<(u64, u64)> = Vec::new();
-        let (mut now, mut latest) = (start, start);
+        // `latest`: the latest clock reading the window has seen (none yet).
+        let (mut now, mut latest) = (start, 0);
         for (step, cost) in arrivals {
             now = now.saturating_add_signed(step).max(1);
             latest = latest.max(now);
