@@ -130,6 +130,8 @@ pub struct PriceObject {
 pub struct PlanBody {
     #[schema(nullable = false)]
     pub name: Option<String>,
+    /// The plan's windows; absent means none.
+    #[serde(default)]
     pub limits: Vec<WindowObject>,
     pub burst: Option<BurstObject>,
     pub monthly_quota: Option<u64>,
