@@ -14,6 +14,7 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
+    #[schema(value_type = crate::openapi::ProblemCode)]
     pub code: String,
 }
 

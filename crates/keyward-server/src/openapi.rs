@@ -24,6 +24,77 @@ pub enum KeyStatus {
     Revoked,
 }
 
+/// A decision: every check of a key ends in exactly one, in this order of precedence.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DecisionCode {
+    Missing,
+    TooManyFailures,
+    Invalid,
+    Revoked,
+    Disabled,
+    Expired,
+    IpNotAllowed,
+    InsufficientScope,
+    QuotaExceeded,
+    RateLimited,
+    Valid,
+}
+
+/// The stable, machine-readable `code` of a problem document: a refused key's decision, or
+/// what was wrong with the request.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ProblemCode {
+    Missing,
+    TooManyFailures,
+    Invalid,
+    Revoked,
+    Disabled,
+    Expired,
+    IpNotAllowed,
+    InsufficientScope,
+    QuotaExceeded,
+    RateLimited,
+    BadRequest,
+    UnsupportedMediaType,
+    ValidationFailed,
+    PayloadTooLarge,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    RequestTimeout,
+    Unavailable,
+}
+
+impl ProblemCode {
+    pub const ALL: [ProblemCode; 21] = [
+        Self::Missing,
+        Self::TooManyFailures,
+        Self::Invalid,
+        Self::Revoked,
+        Self::Disabled,
+        Self::Expired,
+        Self::IpNotAllowed,
+        Self::InsufficientScope,
+        Self::QuotaExceeded,
+        Self::RateLimited,
+        Self::BadRequest,
+        Self::UnsupportedMediaType,
+        Self::ValidationFailed,
+        Self::PayloadTooLarge,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Conflict,
+        Self::RequestTimeout,
+        Self::Unavailable,
+    ];
+}
+
 /// A rate-limit window: at most `max` units in any `window_seconds`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WindowObject {
@@ -427,5 +498,62 @@ mod tests {
             );
             assert_eq!(link["parameters"]["id"], "$response.body#/id");
         }
+    }
+
+    #[test]
+    fn codes_in_the_document_are_every_code_the_server_answers_with() {
+        use keyward_core::Code;
+        let names = |codes: &[Value]| -> BTreeSet<String> {
+            codes
+                .iter()
+                .map(|c| c.as_str().unwrap().to_owned())
+                .collect()
+        };
+        let document = document();
+        let decision = names(
+            document["components"]["schemas"]["DecisionCode"]["enum"]
+                .as_array()
+                .unwrap(),
+        );
+        let all: BTreeSet<String> = Code::ALL.iter().map(|c| c.as_str().to_owned()).collect();
+        assert_eq!(decision, all);
+        let problem = names(
+            document["components"]["schemas"]["ProblemCode"]["enum"]
+                .as_array()
+                .unwrap(),
+        );
+        let documented: BTreeSet<String> = ProblemCode::ALL
+            .iter()
+            .map(|c| {
+                serde_json::to_value(c)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(problem, documented);
+        use crate::error::ApiError;
+        let mut answered: BTreeSet<String> = Code::ALL
+            .iter()
+            .filter(|c| **c != Code::Valid)
+            .map(|c| c.as_str().to_owned())
+            .collect();
+        for error in [
+            ApiError::BadRequest(String::new()),
+            ApiError::UnsupportedMediaType,
+            ApiError::Validation(String::new()),
+            ApiError::PayloadTooLarge,
+            ApiError::Unauthorized("x"),
+            ApiError::Forbidden(String::new()),
+            ApiError::NotFound("key"),
+            ApiError::Conflict(String::new()),
+            ApiError::Unavailable,
+            ApiError::RequestTimeout,
+        ] {
+            answered.insert(error.code().to_owned());
+        }
+        answered.insert("METHOD_NOT_ALLOWED".to_owned());
+        assert_eq!(problem, answered);
     }
 }

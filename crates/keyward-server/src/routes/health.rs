@@ -18,7 +18,7 @@ pub struct Health {
     pub reasons: Vec<String>,
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is alive", body = Health)))]
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "operations", responses((status = 200, description = "The process is alive", body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".to_owned(),
@@ -26,7 +26,7 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "operations",
     responses((status = 200, description = "Ready (`ok`) or serving with reduced guarantees (`degraded`)", body = Health),
         (status = 503, description = "The store is unreachable", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
@@ -56,7 +56,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 pub async fn metrics(
     State(state): State<AppState>,
@@ -104,7 +104,7 @@ fn check_metrics_token(
     }
 }
 
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", tag = "operations",
     responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json")))]
 pub async fn openapi() -> Response {
     (

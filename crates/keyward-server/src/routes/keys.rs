@@ -245,7 +245,7 @@ fn forbid_admin_fields(caller: &Caller, fields: &[(&str, bool)]) -> ApiResult<()
     }
 }
 
-#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKeyRequest,
+#[utoipa::path(post, path = "/v1/keys", operation_id = "createKey", tag = "keys", request_body = CreateKeyRequest,
     responses((status = 201, description = "The new key, with its plaintext `key` (shown once)", body = crate::openapi::NewKeyObject),
         (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
@@ -339,7 +339,7 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/keys", tag = "keys", params(ListKeysQuery),
+#[utoipa::path(get, path = "/v1/keys", operation_id = "listKeys", tag = "keys", params(ListKeysQuery),
     responses((status = 200, body = crate::openapi::KeyList), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn list(
@@ -376,7 +376,7 @@ pub async fn list(
     Ok(Json(json!({"keys": keys, "next_cursor": page.next_cursor})))
 }
 
-#[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/keys/{id}", operation_id = "getKey", tag = "keys", params(("id" = String, Path)),
     responses((status = 200, body = crate::openapi::KeyObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn show(
@@ -388,7 +388,7 @@ pub async fn show(
     Ok(Json(view(&key)))
 }
 
-#[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)), request_body = UpdateKeyRequest,
+#[utoipa::path(patch, path = "/v1/keys/{id}", operation_id = "updateKey", tag = "keys", params(("id" = String, Path)), request_body = UpdateKeyRequest,
     responses((status = 200, body = crate::openapi::KeyObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn update(
@@ -463,7 +463,7 @@ pub async fn update(
     Ok(Json(view(&updated)))
 }
 
-#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/v1/keys/{id}", operation_id = "revokeKey", tag = "keys", params(("id" = String, Path)),
     responses((status = 200, description = "The revoked key (idempotent)", body = crate::openapi::KeyObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn revoke(
@@ -483,7 +483,7 @@ pub async fn revoke(
     Ok(Json(view(&revoked)))
 }
 
-#[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", params(("id" = String, Path)), request_body(content = Option<RotateKeyRequest>),
+#[utoipa::path(post, path = "/v1/keys/{id}/rotate", operation_id = "rotateKey", tag = "keys", params(("id" = String, Path)), request_body(content = Option<RotateKeyRequest>),
     responses((status = 201, body = crate::openapi::RotatedKeys), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn rotate(

@@ -61,7 +61,8 @@ pub struct RateLimitSummary {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VerifyResponse<'a> {
     pub valid: bool,
-    /// One of the decision codes (`VALID`, `INVALID`, `RATE_LIMITED`, …).
+    /// The decision.
+    #[schema(value_type = crate::openapi::DecisionCode)]
     pub code: &'static str,
     /// The key's id once the key was found (null for `MISSING`, `TOO_MANY_FAILURES` and
     /// `INVALID`).
@@ -175,7 +176,7 @@ fn text(name: &str, value: Option<&str>) -> ApiResult<()> {
     }
 }
 
-#[utoipa::path(post, path = "/v1/verify", tag = "verification", request_body = VerifyRequest,
+#[utoipa::path(post, path = "/v1/verify", operation_id = "verify", tag = "verification", request_body = VerifyRequest,
     responses((status = 200, description = "The decision, whatever it is", body = VerifyResponse),
         (status = "4XX", description = "A malformed request", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, body = crate::error::Problem, content_type = "application/problem+json")))]
