@@ -1,5 +1,6 @@
-//! The admin token: given by `KEYWARD_ADMIN_TOKEN` (≥ 32 characters; it wins over a stored
-//! one), or generated on first start, printed once to stderr, and stored only as SHA-256.
+//! The admin token: given by `KEYWARD_ADMIN_TOKEN` or an admin token file (≥ 32 characters,
+//! ≥ 10 distinct; it wins over a stored one), or generated on first start, printed once to
+//! stderr, and stored only as SHA-256.
 
 use rand::TryRngCore;
 use rand::rngs::OsRng;
@@ -38,10 +39,12 @@ impl std::fmt::Debug for AdminToken {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminTokenError {
-    #[error("KEYWARD_ADMIN_TOKEN must be at least {MIN_TOKEN_LEN} characters")]
+    #[error(
+        "the admin token (KEYWARD_ADMIN_TOKEN or the admin token file) must be at least {MIN_TOKEN_LEN} characters"
+    )]
     TooShort,
     #[error(
-        "KEYWARD_ADMIN_TOKEN must contain at least {MIN_TOKEN_DISTINCT} distinct characters (e.g. `openssl rand -hex 24`)"
+        "the admin token (KEYWARD_ADMIN_TOKEN or the admin token file) must contain at least {MIN_TOKEN_DISTINCT} distinct characters (e.g. `openssl rand -hex 24`)"
     )]
     TooRepetitive,
     #[error("the stored admin token hash is unreadable")]

@@ -317,6 +317,10 @@ pub struct ServeArgs {
     /// (one host usually holds a whole /64). 0–128; default 64.
     #[arg(long, env = "KEYWARD_FAILURE_IPV6_PREFIX", value_name = "BITS")]
     pub failure_ipv6_prefix: Option<u32>,
+    /// Read the admin token from this file (its first line; at least 32 characters). The
+    /// token itself is never a flag: set it here or in KEYWARD_ADMIN_TOKEN, not both.
+    #[arg(long, env = "KEYWARD_ADMIN_TOKEN_FILE", value_name = "PATH")]
+    pub admin_token_file: Option<std::path::PathBuf>,
     /// Management calls made with a user's key, per user per 60-second window (0 = off).
     /// Default 60.
     #[arg(long, env = "KEYWARD_SELF_SERVICE_LIMIT", value_name = "N")]

@@ -25,6 +25,7 @@ pub struct FileConfig {
     pub failure_ipv6_prefix: Option<u32>,
     pub self_service_limit: Option<u32>,
     pub metrics_token: Option<String>,
+    pub admin_token_file: Option<std::path::PathBuf>,
     pub header_read_timeout: Option<String>,
     pub body_read_timeout: Option<String>,
     pub idle_timeout: Option<String>,

@@ -387,3 +387,89 @@ async fn no_plaintext_key_reaches_the_logs_or_the_postgres_database() {
     assert!(contents.contains("alice") && contents.contains("key.rotate"));
     assert_no_plaintext(&keys, &output, contents.as_bytes());
 }
+
+/// The admin token comes from `KEYWARD_ADMIN_TOKEN` or from a file named by
+/// `--admin-token-file`, `KEYWARD_ADMIN_TOKEN_FILE` or the config file's `admin_token_file`
+/// (its first line) — never from a flag holding the token itself, and never from both.
+#[tokio::test]
+async fn the_admin_token_can_come_from_a_file_and_never_from_a_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "file-admin-token-0123456789abcdefghijklmnop";
+    let path = dir.path().join("admin-token");
+    std::fs::write(&path, format!("{token}\n")).unwrap();
+    let path = path.to_str().unwrap().to_owned();
+    let config = dir.path().join("keyward.toml");
+    std::fs::write(&config, format!("admin_token_file = {path:?}\n")).unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let no_env = ("KEYWARD_ADMIN_TOKEN", "");
+    /// Flags and environment naming the file.
+    type Source<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
+    let sources: [Source; 3] = [
+        (vec!["--admin-token-file", &path], vec![no_env]),
+        (vec![], vec![no_env, ("KEYWARD_ADMIN_TOKEN_FILE", &path)]),
+        (vec![], vec![no_env, ("KEYWARD_CONFIG", &config)]),
+    ];
+    for (args, env) in sources {
+        let server = TestServer::start_with(&args, &env).await;
+        let listed = server
+            .send(
+                server
+                    .client
+                    .get(server.url("/v1/users"))
+                    .bearer_auth(token),
+            )
+            .await;
+        assert_eq!(listed.status, 200, "{args:?} {env:?}: {}", listed.text);
+        let old = server
+            .send(
+                server
+                    .client
+                    .get(server.url("/v1/users"))
+                    .bearer_auth(ADMIN_TOKEN),
+            )
+            .await;
+        old.assert_problem(401, "UNAUTHORIZED");
+    }
+
+    let serve = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
+        command
+            .current_dir(dir.path())
+            .env_remove("KEYWARD_CONFIG")
+            .env_remove("KEYWARD_ADMIN_TOKEN")
+            .env(
+                "KEYWARD_DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("k.db").display()),
+            )
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied());
+        command.output().expect("run keyward serve")
+    };
+    // Both sources at once: refused, naming both.
+    let both = serve(
+        &["--admin-token-file", &path],
+        &[("KEYWARD_ADMIN_TOKEN", token)],
+    );
+    assert_eq!(both.status.code(), Some(2), "{both:?}");
+    assert!(String::from_utf8_lossy(&both.stderr).contains("not both"));
+    // A flag with the token itself does not exist.
+    let flag = serve(&["--admin-token", token], &[]);
+    assert_eq!(flag.status.code(), Some(2), "{flag:?}");
+    // A missing, empty or weak file stops the start, and says why.
+    let short = dir.path().join("short");
+    std::fs::write(&short, "abc\n").unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    for (file, says) in [
+        (dir.path().join("absent"), "cannot read"),
+        (empty, "is empty"),
+        (short, "at least 32 characters"),
+    ] {
+        let output = serve(&["--admin-token-file", file.to_str().unwrap()], &[]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(output.stdout.is_empty(), "it never listened");
+    }
+}

@@ -45,10 +45,11 @@ fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResul
         .filter(|cidr| !cidr.is_empty())
         .map(|cidr| parse_arg("--trusted-proxy", cidr, super::keys::parse_cidr))
         .collect::<CliResult<_>>()?;
-    let admin_token = std::env::var("KEYWARD_ADMIN_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .map(Zeroizing::new);
+    let admin_token = admin_token(
+        args.admin_token_file
+            .as_deref()
+            .or(file.admin_token_file.as_deref()),
+    )?;
     Ok(ServerConfig {
         listen: args
             .listen
@@ -155,6 +156,37 @@ fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResul
             .unwrap_or(defaults.key_cache_capacity),
         billing,
     })
+}
+
+/// The admin token: `KEYWARD_ADMIN_TOKEN`, or the first line of the admin token file
+/// (`--admin-token-file`, `KEYWARD_ADMIN_TOKEN_FILE`, `admin_token_file`); never both.
+fn admin_token(path: Option<&std::path::Path>) -> CliResult<Option<Zeroizing<String>>> {
+    let from_env = std::env::var("KEYWARD_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(Zeroizing::new);
+    let Some(path) = path else {
+        return Ok(from_env);
+    };
+    if from_env.is_some() {
+        return Err(CliError::usage(
+            "the admin token is set twice: use KEYWARD_ADMIN_TOKEN or an admin token file, not both",
+        ));
+    }
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|error| {
+        CliError::failure(format!(
+            "cannot read the admin token file {}: {error}",
+            path.display()
+        ))
+    })?);
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.is_empty() {
+        return Err(CliError::failure(format!(
+            "the admin token file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(Some(Zeroizing::new(token.to_owned())))
 }
 
 /// The one message for a setting outside its range, whatever its source.
