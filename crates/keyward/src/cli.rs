@@ -284,8 +284,8 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub redis_url: Option<String>,
-    /// Most connections to PostgreSQL (ignored for SQLite). Default 16.
-    #[arg(long, env = "KEYWARD_DATABASE_MAX_CONNECTIONS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    /// Most connections to PostgreSQL (1–1000; ignored for SQLite). Default 16.
+    #[arg(long, env = "KEYWARD_DATABASE_MAX_CONNECTIONS", value_name = "N")]
     pub database_max_connections: Option<u32>,
     /// When Redis fails: fall back to per-node limits (`local`), admit (`open`) or answer
     /// 503 (`closed`). Default local.
@@ -310,7 +310,7 @@ pub struct ServeArgs {
     /// Failed checks per client address per minute before it is refused (0 = off). Default 100.
     #[arg(long, env = "KEYWARD_FAILURE_LIMIT", value_name = "N")]
     pub failure_limit: Option<u32>,
-    /// Length of the brute-force guard's window in seconds. Default 60.
+    /// Length of the brute-force guard's window in seconds (1–86400). Default 60.
     #[arg(long, env = "KEYWARD_FAILURE_WINDOW_SECONDS", value_name = "SECONDS")]
     pub failure_window_seconds: Option<u64>,
     /// IPv6 clients are counted by the brute-force guard per network of this prefix length
@@ -349,7 +349,7 @@ pub struct ServeArgs {
     /// either way). Default on.
     #[arg(long, env = "KEYWARD_USAGE", value_enum, value_name = "on|off")]
     pub usage: Option<UsageMode>,
-    /// Days raw usage events are kept. Default 30.
+    /// Days raw usage events are kept (1–3650). Default 30.
     #[arg(long, env = "KEYWARD_USAGE_RETENTION_DAYS", value_name = "N")]
     pub usage_retention_days: Option<u32>,
     /// How often each node writes usage (request counts, quota units, analytics), from
@@ -357,7 +357,7 @@ pub struct ServeArgs {
     /// most about this much of its latest admissions. Default 200ms.
     #[arg(long, env = "KEYWARD_USAGE_FLUSH_INTERVAL", value_name = "DURATION")]
     pub usage_flush_interval: Option<String>,
-    /// Most keys the in-process cache holds. Default 2000000.
+    /// Most keys the in-process cache holds (1000–1000000000). Default 2000000.
     #[arg(long, env = "KEYWARD_KEY_CACHE_CAPACITY", value_name = "N")]
     pub key_cache_capacity: Option<u64>,
     /// Deliver billing events (JSON, signed) to this URL.
@@ -386,21 +386,22 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYWARD_BILLING_STRIPE_EVENT_NAME", value_name = "NAME")]
     pub stripe_event_name: Option<String>,
     /// Delivery attempts before a billing event is dead-lettered (1–100). Default 8.
-    #[arg(long, env = "KEYWARD_BILLING_MAX_ATTEMPTS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, env = "KEYWARD_BILLING_MAX_ATTEMPTS", value_name = "N")]
     pub billing_max_attempts: Option<u32>,
-    /// The first retry's delay in milliseconds; each further one doubles (with jitter).
-    /// Default 1000.
-    #[arg(long, env = "KEYWARD_BILLING_RETRY_BASE_MS", value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    /// The first retry's delay in milliseconds (1–3600000); each further one doubles (with
+    /// jitter). Default 1000.
+    #[arg(long, env = "KEYWARD_BILLING_RETRY_BASE_MS", value_name = "MS")]
     pub billing_retry_base_ms: Option<u64>,
-    /// Seconds after an hour ends before its usage is metered. Default 300.
+    /// Seconds after an hour ends before its usage is metered (0–86400). Default 300.
     #[arg(
         long,
         env = "KEYWARD_BILLING_METER_DELAY_SECONDS",
         value_name = "SECONDS"
     )]
     pub billing_meter_delay_seconds: Option<u64>,
-    /// Seconds between looks at the last 24 metered hours for late usage. Default 60.
-    #[arg(long, env = "KEYWARD_BILLING_RECHECK_SECONDS", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    /// Seconds between looks at the last 24 metered hours for late usage (1–86400).
+    /// Default 60.
+    #[arg(long, env = "KEYWARD_BILLING_RECHECK_SECONDS", value_name = "SECONDS")]
     pub billing_recheck_seconds: Option<u64>,
     /// Seconds a node's claim on a billing delivery keeps other nodes from sending it (a
     /// node that dies mid-delivery leaves it to another after this), 15 to 3600. Default 60.

@@ -679,7 +679,38 @@ fn out_of_range_settings_stop_serve_from_every_source() {
     let token = "settings-admin-token-0123456789abcdef";
     /// Flags, environment, configuration file, and the setting the error must name.
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str, &'a str);
-    let cases: [Case; 6] = [
+    let cases: [Case; 12] = [
+        (
+            &[],
+            &[],
+            "billing_max_attempts = 0\n",
+            "--billing-max-attempts",
+        ),
+        (
+            &["--billing-max-attempts", "101"],
+            &[],
+            "",
+            "--billing-max-attempts",
+        ),
+        (
+            &[],
+            &[],
+            "database_max_connections = 0\n",
+            "--database-max-connections",
+        ),
+        (
+            &[],
+            &[("KEYWARD_FAILURE_WINDOW_SECONDS", "0")],
+            "",
+            "--failure-window-seconds",
+        ),
+        (&[], &[], "key_cache_capacity = 5\n", "--key-cache-capacity"),
+        (
+            &[],
+            &[],
+            "failure_ipv6_prefix = 129\n",
+            "--failure-ipv6-prefix",
+        ),
         (
             &["--usage-flush-interval", "10ms"],
             &[],

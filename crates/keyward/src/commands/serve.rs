@@ -56,10 +56,13 @@ fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResul
             .or_else(|| file.listen.clone())
             .unwrap_or(defaults.listen),
         database_url,
-        database_max_connections: args
-            .database_max_connections
-            .or(file.database_max_connections)
-            .unwrap_or(defaults.database_max_connections),
+        database_max_connections: ranged(
+            "--database-max-connections",
+            args.database_max_connections
+                .or(file.database_max_connections),
+            defaults.database_max_connections,
+            1..=1000,
+        )?,
         redis_url: args
             .redis_url
             .or_else(|| file.redis_url.clone())
@@ -79,20 +82,19 @@ fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResul
             .failure_limit
             .or(file.failure_limit)
             .unwrap_or(defaults.failure_limit),
-        failure_window: args
-            .failure_window_seconds
-            .or(file.failure_window_seconds)
-            .map_or(defaults.failure_window, Duration::from_secs),
-        failure_ipv6_prefix: {
-            let bits = args
-                .failure_ipv6_prefix
-                .or(file.failure_ipv6_prefix)
-                .unwrap_or(u32::from(defaults.failure_ipv6_prefix));
-            u8::try_from(bits)
-                .ok()
-                .filter(|bits| *bits <= 128)
-                .ok_or_else(|| out_of_range("--failure-ipv6-prefix", bits, "0 to 128"))?
-        },
+        failure_window: Duration::from_secs(ranged(
+            "--failure-window-seconds",
+            args.failure_window_seconds.or(file.failure_window_seconds),
+            defaults.failure_window.as_secs(),
+            1..=86_400,
+        )?),
+        failure_ipv6_prefix: u8::try_from(ranged(
+            "--failure-ipv6-prefix",
+            args.failure_ipv6_prefix.or(file.failure_ipv6_prefix),
+            u32::from(defaults.failure_ipv6_prefix),
+            0..=128,
+        )?)
+        .unwrap_or(defaults.failure_ipv6_prefix),
         self_service_limit: args
             .self_service_limit
             .or(file.self_service_limit)
@@ -123,24 +125,22 @@ fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResul
                 .or(file.idle_timeout.as_deref()),
             defaults.idle_timeout,
         )?,
-        max_connections: {
-            let n = args
-                .max_connections
-                .or(file.max_connections)
-                .unwrap_or(defaults.max_connections);
-            if !(1..=1_000_000).contains(&n) {
-                return Err(out_of_range("--max-connections", n, "1 to 1000000"));
-            }
-            n
-        },
+        max_connections: ranged(
+            "--max-connections",
+            args.max_connections.or(file.max_connections),
+            defaults.max_connections,
+            1..=1_000_000,
+        )?,
         usage: args
             .usage
             .or(file.usage)
             .map_or(defaults.usage, |mode| mode == UsageMode::On),
-        usage_retention_days: args
-            .usage_retention_days
-            .or(file.usage_retention_days)
-            .unwrap_or(defaults.usage_retention_days),
+        usage_retention_days: ranged(
+            "--usage-retention-days",
+            args.usage_retention_days.or(file.usage_retention_days),
+            defaults.usage_retention_days,
+            1..=3650,
+        )?,
         usage_flush_interval: duration_in(
             "--usage-flush-interval",
             args.usage_flush_interval
@@ -150,10 +150,12 @@ fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResul
             (Duration::from_millis(50), Duration::from_secs(60)),
             "between 50ms and 60s",
         )?,
-        key_cache_capacity: args
-            .key_cache_capacity
-            .or(file.key_cache_capacity)
-            .unwrap_or(defaults.key_cache_capacity),
+        key_cache_capacity: ranged(
+            "--key-cache-capacity",
+            args.key_cache_capacity.or(file.key_cache_capacity),
+            defaults.key_cache_capacity,
+            1000..=1_000_000_000,
+        )?,
         billing,
     })
 }
@@ -187,6 +189,28 @@ fn admin_token(path: Option<&std::path::Path>) -> CliResult<Option<Zeroizing<Str
         )));
     }
     Ok(Some(Zeroizing::new(token.to_owned())))
+}
+
+/// A number from a flag, its environment variable or the config file (`value`), else
+/// `default`; outside `range` it is refused with the same message whatever its source.
+fn ranged<T>(
+    setting: &str,
+    value: Option<T>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> CliResult<T>
+where
+    T: PartialOrd + std::fmt::Display + Copy,
+{
+    match value {
+        None => Ok(default),
+        Some(value) if range.contains(&value) => Ok(value),
+        Some(value) => Err(out_of_range(
+            setting,
+            value,
+            &format!("{} to {}", range.start(), range.end()),
+        )),
+    }
 }
 
 /// The one message for a setting outside its range, whatever its source.
@@ -301,32 +325,37 @@ fn billing(
     Ok(BillingSettings {
         webhook,
         stripe,
-        max_attempts: args
-            .billing_max_attempts
-            .or(file.billing_max_attempts)
-            .unwrap_or(defaults.max_attempts),
-        retry_base: args
-            .billing_retry_base_ms
-            .or(file.billing_retry_base_ms)
-            .map_or(defaults.retry_base, Duration::from_millis),
-        meter_delay: args
-            .billing_meter_delay_seconds
-            .or(file.billing_meter_delay_seconds)
-            .map_or(defaults.meter_delay, Duration::from_secs),
-        recheck_every: args
-            .billing_recheck_seconds
-            .or(file.billing_recheck_seconds)
-            .map_or(defaults.recheck_every, Duration::from_secs),
-        lease: match args.billing_lease_seconds.or(file.billing_lease_seconds) {
-            None => defaults.lease,
-            Some(seconds) if (15..=3_600).contains(&seconds) => Duration::from_secs(seconds),
-            Some(seconds) => {
-                return Err(out_of_range(
-                    "--billing-lease-seconds",
-                    seconds,
-                    "15 to 3600",
-                ));
-            }
-        },
+        max_attempts: ranged(
+            "--billing-max-attempts",
+            args.billing_max_attempts.or(file.billing_max_attempts),
+            defaults.max_attempts,
+            1..=100,
+        )?,
+        retry_base: Duration::from_millis(ranged(
+            "--billing-retry-base-ms",
+            args.billing_retry_base_ms.or(file.billing_retry_base_ms),
+            u64::try_from(defaults.retry_base.as_millis()).unwrap_or(1000),
+            1..=3_600_000,
+        )?),
+        meter_delay: Duration::from_secs(ranged(
+            "--billing-meter-delay-seconds",
+            args.billing_meter_delay_seconds
+                .or(file.billing_meter_delay_seconds),
+            defaults.meter_delay.as_secs(),
+            0..=86_400,
+        )?),
+        recheck_every: Duration::from_secs(ranged(
+            "--billing-recheck-seconds",
+            args.billing_recheck_seconds
+                .or(file.billing_recheck_seconds),
+            defaults.recheck_every.as_secs(),
+            1..=86_400,
+        )?),
+        lease: Duration::from_secs(ranged(
+            "--billing-lease-seconds",
+            args.billing_lease_seconds.or(file.billing_lease_seconds),
+            defaults.lease.as_secs(),
+            15..=3_600,
+        )?),
     })
 }
