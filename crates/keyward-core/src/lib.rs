@@ -24,4 +24,4 @@ pub use key::{
 pub use name::{InvalidKeyName, KeyName};
 pub use plan::{Burst, InvalidPlan, InvalidPlanName, Plan, PlanName, PlanSpec, Price, Window};
 pub use scope::{InvalidScope, Scope};
-pub use status::KeyStatus;
+pub use status::{KeyStatus, MAX_GRACE_SECONDS};

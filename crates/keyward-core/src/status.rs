@@ -7,6 +7,9 @@ use serde::Serialize;
 
 use crate::Code;
 
+/// The longest grace period a rotation gives the old key: 30 days (2,592,000 s).
+pub const MAX_GRACE_SECONDS: u64 = 2_592_000;
+
 /// A key's state, in the precedence of the decision order: revoked beats disabled beats
 /// expired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -6,6 +6,77 @@ use keyward_core::Code;
 use keyward_store::StoreError;
 use serde::Serialize;
 
+/// A decision: every check of a key ends in exactly one, in this order of precedence.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DecisionCode {
+    Missing,
+    TooManyFailures,
+    Invalid,
+    Revoked,
+    Disabled,
+    Expired,
+    IpNotAllowed,
+    InsufficientScope,
+    QuotaExceeded,
+    RateLimited,
+    Valid,
+}
+
+/// The stable, machine-readable `code` of a problem document: a refused key's decision, or
+/// what was wrong with the request.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ProblemCode {
+    Missing,
+    TooManyFailures,
+    Invalid,
+    Revoked,
+    Disabled,
+    Expired,
+    IpNotAllowed,
+    InsufficientScope,
+    QuotaExceeded,
+    RateLimited,
+    BadRequest,
+    UnsupportedMediaType,
+    ValidationFailed,
+    PayloadTooLarge,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    RequestTimeout,
+    Unavailable,
+}
+
+impl ProblemCode {
+    pub const ALL: [ProblemCode; 21] = [
+        Self::Missing,
+        Self::TooManyFailures,
+        Self::Invalid,
+        Self::Revoked,
+        Self::Disabled,
+        Self::Expired,
+        Self::IpNotAllowed,
+        Self::InsufficientScope,
+        Self::QuotaExceeded,
+        Self::RateLimited,
+        Self::BadRequest,
+        Self::UnsupportedMediaType,
+        Self::ValidationFailed,
+        Self::PayloadTooLarge,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Conflict,
+        Self::RequestTimeout,
+        Self::Unavailable,
+    ];
+}
+
 /// A problem document. `code` is the stable, machine-readable part.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -14,7 +85,7 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
-    #[schema(value_type = crate::openapi::ProblemCode)]
+    #[schema(value_type = ProblemCode)]
     pub code: String,
 }
 

@@ -5,8 +5,7 @@ use std::fmt::Write;
 
 use axum::http::{HeaderMap, HeaderValue};
 
-use crate::limiter::LimitStatus;
-use crate::routes::tightest;
+use crate::limiter::{LimitStatus, tightest};
 
 pub fn rate_limit_headers(headers: &mut HeaderMap, limits: &[LimitStatus]) {
     if limits.is_empty() {

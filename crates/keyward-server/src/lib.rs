@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod billing;
+pub mod cached_key;
 pub mod config;
 pub mod error;
 pub mod extract;

@@ -10,7 +10,7 @@ pub use keyward_limiter::{
     Check as LimitCheck, LimitStatus, Limiter, LimiterError, MemoryLimiter, Outcome,
 };
 
-use crate::verifier::CachedKey;
+use crate::cached_key::CachedKey;
 
 pub fn effective_windows<'a>(key: &'a CachedKey, plan: &'a Plan) -> Cow<'a, [Window]> {
     let base: &[Window] = key.limits.as_deref().unwrap_or(&plan.spec.limits);
@@ -26,4 +26,18 @@ pub fn effective_windows<'a>(key: &'a CachedKey, plan: &'a Plan) -> Cow<'a, [Win
         }
     }
     Cow::Owned(windows)
+}
+
+/// The window with the least remaining (the burst bucket and the month are not windows);
+/// among ties, the one with the largest reset: what `X-RateLimit-*` and `/v1/verify`'s
+/// `ratelimit` report.
+pub fn tightest(limits: &[LimitStatus]) -> Option<&LimitStatus> {
+    limits
+        .iter()
+        .filter(|l| l.name != "burst" && l.name != "month")
+        .min_by(|a, b| {
+            a.remaining
+                .cmp(&b.remaining)
+                .then(b.reset_seconds.cmp(&a.reset_seconds))
+        })
 }

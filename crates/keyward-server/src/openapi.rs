@@ -24,77 +24,6 @@ pub enum KeyStatus {
     Revoked,
 }
 
-/// A decision: every check of a key ends in exactly one, in this order of precedence.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum DecisionCode {
-    Missing,
-    TooManyFailures,
-    Invalid,
-    Revoked,
-    Disabled,
-    Expired,
-    IpNotAllowed,
-    InsufficientScope,
-    QuotaExceeded,
-    RateLimited,
-    Valid,
-}
-
-/// The stable, machine-readable `code` of a problem document: a refused key's decision, or
-/// what was wrong with the request.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ProblemCode {
-    Missing,
-    TooManyFailures,
-    Invalid,
-    Revoked,
-    Disabled,
-    Expired,
-    IpNotAllowed,
-    InsufficientScope,
-    QuotaExceeded,
-    RateLimited,
-    BadRequest,
-    UnsupportedMediaType,
-    ValidationFailed,
-    PayloadTooLarge,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    MethodNotAllowed,
-    Conflict,
-    RequestTimeout,
-    Unavailable,
-}
-
-impl ProblemCode {
-    pub const ALL: [ProblemCode; 21] = [
-        Self::Missing,
-        Self::TooManyFailures,
-        Self::Invalid,
-        Self::Revoked,
-        Self::Disabled,
-        Self::Expired,
-        Self::IpNotAllowed,
-        Self::InsufficientScope,
-        Self::QuotaExceeded,
-        Self::RateLimited,
-        Self::BadRequest,
-        Self::UnsupportedMediaType,
-        Self::ValidationFailed,
-        Self::PayloadTooLarge,
-        Self::Unauthorized,
-        Self::Forbidden,
-        Self::NotFound,
-        Self::MethodNotAllowed,
-        Self::Conflict,
-        Self::RequestTimeout,
-        Self::Unavailable,
-    ];
-}
-
 /// A rate-limit window: at most `max` units in any `window_seconds`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WindowObject {
@@ -522,7 +451,7 @@ mod tests {
                 .as_array()
                 .unwrap(),
         );
-        let documented: BTreeSet<String> = ProblemCode::ALL
+        let documented: BTreeSet<String> = crate::error::ProblemCode::ALL
             .iter()
             .map(|c| {
                 serde_json::to_value(c)

@@ -161,15 +161,6 @@ impl Engine {
         &self.verifier
     }
 
-    /// Why the engine serves with reduced guarantees right now (empty when it does not).
-    pub fn degraded_reasons(&self) -> Vec<String> {
-        self.failover
-            .iter()
-            .filter_map(|f| f.degraded_reason())
-            .map(str::to_owned)
-            .collect()
-    }
-
     pub fn feed(&self) -> &Arc<ChangeFeed> {
         &self.feed
     }

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use ulid::Ulid;
 
-use crate::verifier::CachedKey;
+use crate::cached_key::CachedKey;
 
 const SHARDS: usize = 16;
 

@@ -22,7 +22,7 @@ use crate::self_service;
 use crate::state::AppState;
 
 const MAX_LIST_ITEMS: usize = 100;
-const MAX_GRACE_SECONDS: u64 = 2_592_000;
+use keyward_core::MAX_GRACE_SECONDS;
 const MAX_DAYS: u32 = 36_500;
 
 /// `POST /v1/keys`.

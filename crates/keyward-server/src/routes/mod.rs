@@ -29,7 +29,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{BODY_LIMIT, ClientAddr};
 use crate::state::AppState;
 
-pub use verify::{VerifyRequest, VerifyResponse, tightest};
+pub use verify::{VerifyRequest, VerifyResponse};
 
 pub fn router(state: AppState) -> Router {
     // Management: writes here are applied to this node's caches before they are answered.

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::field;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientAddr, JsonBody, is_trusted, parse_json};
-use crate::limiter::LimitStatus;
+use crate::limiter::tightest;
 use crate::state::AppState;
 use crate::verifier::{CachedKey, Check, Decision, KeyIdDisplay};
 
@@ -62,7 +62,7 @@ pub struct RateLimitSummary {
 pub struct VerifyResponse<'a> {
     pub valid: bool,
     /// The decision.
-    #[schema(value_type = crate::openapi::DecisionCode)]
+    #[schema(value_type = crate::error::DecisionCode)]
     pub code: &'static str,
     /// The key's id once the key was found (null for `MISSING`, `TOO_MANY_FAILURES` and
     /// `INVALID`).
@@ -88,18 +88,6 @@ pub struct VerifyResponse<'a> {
     pub expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratelimit: Option<RateLimitSummary>,
-}
-
-/// The window with the least remaining; among ties, the one with the largest reset.
-pub fn tightest(limits: &[LimitStatus]) -> Option<&LimitStatus> {
-    limits
-        .iter()
-        .filter(|l| l.name != "burst" && l.name != "month")
-        .min_by(|a, b| {
-            a.remaining
-                .cmp(&b.remaining)
-                .then(b.reset_seconds.cmp(&a.reset_seconds))
-        })
 }
 
 static NO_METADATA: std::sync::LazyLock<Metadata> = std::sync::LazyLock::new(Metadata::new);

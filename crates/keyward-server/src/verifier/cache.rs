@@ -13,7 +13,7 @@ use keyward_core::{KeyHash, UserId};
 use quick_cache::sync::Cache;
 use ulid::Ulid;
 
-use super::key::CachedKey;
+use crate::cached_key::CachedKey;
 
 /// Seconds a known key stays cached without being reloaded.
 const KNOWN_TTL: u32 = 600;
@@ -95,11 +95,6 @@ impl KeyCache {
         if !ids.is_empty() {
             self.known.retain(|_, key| !ids.contains(&key.ulid()));
         }
-    }
-
-    pub fn invalidate_all(&self) {
-        self.known.clear();
-        self.unknown.clear();
     }
 
     pub fn len(&self) -> usize {

@@ -7,7 +7,6 @@
 
 mod cache;
 mod guard;
-mod key;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -20,9 +19,9 @@ use chrono::{DateTime, Utc};
 use keyward_core::{Code, Environment, KeyHash, Plan, PlanName, PresentedKey, Scope};
 use keyward_store::{Store, StoreError};
 
+pub use crate::cached_key::{CachedKey, KeyIdDisplay};
 pub use cache::{Cached, KeyCache};
 pub use guard::FailureGuard;
-pub use key::{CachedKey, KeyIdDisplay};
 
 use crate::limiter::{LimitCheck, Limiter, Outcome, effective_windows};
 use crate::quota::{Month, QuotaTracker, Reservation, month_status};

@@ -12,9 +12,6 @@ use crate::cli::{CreateKeyArgs, EnvironmentArg, KeysCommand};
 use crate::error::{CliError, CliResult};
 use crate::output;
 
-/// The longest grace period a rotation accepts (30 days, as the API).
-const MAX_GRACE_SECONDS: i64 = 2_592_000;
-
 pub async fn run(context: &Context, command: KeysCommand) -> CliResult {
     match command {
         KeysCommand::Create(args) => create(context, args).await,
@@ -296,7 +293,9 @@ fn parse_grace(value: &str) -> CliResult<Duration> {
             .as_secs(),
     };
     match i64::try_from(seconds) {
-        Ok(seconds) if seconds <= MAX_GRACE_SECONDS => Ok(Duration::seconds(seconds)),
+        Ok(seconds) if seconds <= keyward_core::MAX_GRACE_SECONDS as i64 => {
+            Ok(Duration::seconds(seconds))
+        }
         _ => Err(CliError::usage("--grace-period must be at most 30 days")),
     }
 }
