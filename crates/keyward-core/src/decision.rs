@@ -83,9 +83,64 @@ impl Code {
     }
 }
 
+/// The refusal, if any, of a check of a found key before its limits are asked: the key's
+/// state (revoked, then disabled, then expired), then the client's address, then the
+/// required scopes — the first that fails decides. The address and scope tests run only
+/// when reached.
+pub fn refusal_before_limits(
+    status: crate::KeyStatus,
+    address_allowed: impl FnOnce() -> bool,
+    scopes_granted: impl FnOnce() -> bool,
+) -> Option<Code> {
+    if let Some(code) = status.refusal() {
+        Some(code)
+    } else if !address_allowed() {
+        Some(Code::IpNotAllowed)
+    } else if !scopes_granted() {
+        Some(Code::InsufficientScope)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::KeyStatus;
+
+    #[test]
+    fn the_state_then_the_address_then_the_scopes_decide() {
+        use KeyStatus::*;
+        let table = [
+            // status, address allowed, scopes granted, refusal
+            (Revoked, false, false, Some(Code::Revoked)),
+            (Disabled, false, false, Some(Code::Disabled)),
+            (Expired, false, false, Some(Code::Expired)),
+            (Active, false, false, Some(Code::IpNotAllowed)),
+            (Active, false, true, Some(Code::IpNotAllowed)),
+            (Active, true, false, Some(Code::InsufficientScope)),
+            (Active, true, true, None),
+        ];
+        for (status, address, scopes, expected) in table {
+            assert_eq!(
+                refusal_before_limits(status, || address, || scopes),
+                expected,
+                "{status:?} {address} {scopes}"
+            );
+        }
+    }
+
+    #[test]
+    fn later_tests_do_not_run_once_one_refused() {
+        let refused = refusal_before_limits(
+            KeyStatus::Revoked,
+            || panic!("the address is not asked about a revoked key"),
+            || panic!("nor the scopes"),
+        );
+        assert_eq!(refused, Some(Code::Revoked));
+        let refused = refusal_before_limits(KeyStatus::Active, || false, || panic!("not asked"));
+        assert_eq!(refused, Some(Code::IpNotAllowed));
+    }
 
     #[test]
     fn wire_names_match_serde() {

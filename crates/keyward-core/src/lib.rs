@@ -15,7 +15,7 @@ pub mod scope;
 pub mod status;
 pub mod time;
 
-pub use decision::Code;
+pub use decision::{Code, refusal_before_limits};
 pub use ids::{InvalidKeyId, InvalidUserId, KeyId, UserId, monotonic_ulid};
 pub use key::{
     Environment, ForeignKey, InvalidEnvironment, InvalidKeyHash, InvalidKeyPrefix, KeyFormatError,

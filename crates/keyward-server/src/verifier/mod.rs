@@ -305,27 +305,33 @@ impl Verifier {
             limits: None,
             blocked_for: None,
         };
-        if let Some(code) = key.status(now).refusal() {
-            decision.code = code;
-            return Ok(self.fail(check, decision));
-        }
-        if let Some(allowed) = &key.allowed_ips {
-            let client = check.client_ip.to_canonical();
-            if !allowed.iter().any(|net| net.contains(&client)) {
-                decision.code = Code::IpNotAllowed;
-                return Ok(decision);
-            }
-        }
         let plan = decision.plan.clone();
-        let scope_missing = check.required_scopes.iter().any(|scope| {
-            (!key.scopes.is_empty() && !key.scopes.contains(scope))
-                || plan
-                    .as_ref()
-                    .is_some_and(|plan| !plan.spec.allows_scope(scope))
-        });
-        if scope_missing {
-            decision.code = Code::InsufficientScope;
-            return Ok(decision);
+        let refusal = keyward_core::refusal_before_limits(
+            key.status(now),
+            || {
+                key.allowed_ips.as_ref().is_none_or(|allowed| {
+                    let client = check.client_ip.to_canonical();
+                    allowed.iter().any(|net| net.contains(&client))
+                })
+            },
+            || {
+                check.required_scopes.iter().all(|scope| {
+                    (key.scopes.is_empty() || key.scopes.contains(scope))
+                        && plan
+                            .as_ref()
+                            .is_none_or(|plan| plan.spec.allows_scope(scope))
+                })
+            },
+        );
+        if let Some(code) = refusal {
+            decision.code = code;
+            // The key's own state counts as a failed check; an address or scope refusal
+            // of a working key does not.
+            return Ok(if code.counts_as_failure() {
+                self.fail(check, decision)
+            } else {
+                decision
+            });
         }
         if check.counted {
             let Some(plan) = plan else {
