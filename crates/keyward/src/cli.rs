@@ -263,15 +263,19 @@ pub struct ImportArgs {
     pub from_csv: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UsageMode {
     On,
     Off,
 }
 
-/// Every setting is optional here: flag > environment > config file > default.
-#[derive(Debug, Args)]
+/// Every setting of `serve`, in one place: each field is a flag (with its `KEYWARD_`
+/// environment variable, through clap) and a config-file key of the same name (through
+/// serde). All are optional here: flag > environment > config file, then the defaults and
+/// range checks of `keyward serve`. Adding a setting is adding a field here and using it.
+#[derive(Debug, Default, Args, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServeArgs {
     /// Address to listen on (`host:port`; port 0 picks a free port). Default 127.0.0.1:8080.
     #[arg(long, env = "KEYWARD_LISTEN", value_name = "ADDR")]
@@ -306,6 +310,7 @@ pub struct ServeArgs {
         value_delimiter = ',',
         value_name = "CIDR"
     )]
+    #[serde(default)]
     pub trusted_proxies: Vec<String>,
     /// Failed checks per client address per minute before it is refused (0 = off). Default 100.
     #[arg(long, env = "KEYWARD_FAILURE_LIMIT", value_name = "N")]
@@ -409,10 +414,33 @@ pub struct ServeArgs {
     pub billing_lease_seconds: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RedisFailureMode {
     Local,
     Open,
     Closed,
+}
+
+impl ServeArgs {
+    /// These settings (from flags and the environment) over `file`'s: each one not given
+    /// here is taken from the file.
+    pub fn over(self, file: &ServeArgs) -> Result<ServeArgs, crate::error::CliError> {
+        let unset = |value: &serde_json::Value| {
+            value.is_null() || value.as_array().is_some_and(Vec::is_empty)
+        };
+        let internal = |error: serde_json::Error| {
+            crate::error::CliError::failure(format!("cannot merge the settings: {error}"))
+        };
+        let mut merged = serde_json::to_value(file).map_err(internal)?;
+        let given = serde_json::to_value(self).map_err(internal)?;
+        if let (Some(merged), serde_json::Value::Object(given)) = (merged.as_object_mut(), given) {
+            for (name, value) in given {
+                if !unset(&value) {
+                    merged.insert(name, value);
+                }
+            }
+        }
+        serde_json::from_value(merged).map_err(internal)
+    }
 }

@@ -1,5 +1,6 @@
 //! Settings: flag > environment > TOML file (`--config` / `KEYWARD_CONFIG`) > default.
-//! Clap resolves flag and environment; this module adds the file and the defaults.
+//! Clap resolves flag and environment; this module reads the file into the same settings
+//! type (`ServeArgs`), which `keyward serve` merges, completes with defaults and checks.
 
 use std::path::Path;
 
@@ -9,41 +10,12 @@ use crate::error::{CliError, CliResult};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://keyward.db";
 
-/// The settings a configuration file may hold (the same names as the flags, with `_`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A configuration file: `database_url` (every command's) and the settings of `serve`, with
+/// the same names as the flags (`_` for `-`); an unknown key is an error.
+#[derive(Debug, Default)]
 pub struct FileConfig {
     pub database_url: Option<String>,
-    pub database_max_connections: Option<u32>,
-    pub listen: Option<String>,
-    pub redis_url: Option<String>,
-    pub redis_failure_mode: Option<crate::cli::RedisFailureMode>,
-    pub allow_query_key: Option<bool>,
-    pub trusted_proxies: Option<Vec<String>>,
-    pub failure_limit: Option<u32>,
-    pub failure_window_seconds: Option<u64>,
-    pub failure_ipv6_prefix: Option<u32>,
-    pub self_service_limit: Option<u32>,
-    pub metrics_token: Option<String>,
-    pub admin_token_file: Option<std::path::PathBuf>,
-    pub header_read_timeout: Option<String>,
-    pub body_read_timeout: Option<String>,
-    pub idle_timeout: Option<String>,
-    pub max_connections: Option<u32>,
-    pub usage: Option<crate::cli::UsageMode>,
-    pub usage_retention_days: Option<u32>,
-    pub usage_flush_interval: Option<String>,
-    pub key_cache_capacity: Option<u64>,
-    pub billing_webhook_url: Option<String>,
-    pub billing_webhook_secret: Option<String>,
-    pub stripe_base_url: Option<String>,
-    pub stripe_secret_key: Option<String>,
-    pub stripe_event_name: Option<String>,
-    pub billing_max_attempts: Option<u32>,
-    pub billing_retry_base_ms: Option<u64>,
-    pub billing_meter_delay_seconds: Option<u64>,
-    pub billing_recheck_seconds: Option<u64>,
-    pub billing_lease_seconds: Option<u64>,
+    pub serve: crate::cli::ServeArgs,
 }
 
 impl FileConfig {
@@ -57,12 +29,24 @@ impl FileConfig {
                 path.display()
             ))
         })?;
-        toml::from_str(&text).map_err(|error| {
+        let invalid = |message: &str| {
             CliError::usage(format!(
-                "config file {} is invalid: {}",
-                path.display(),
-                error.message()
+                "config file {} is invalid: {message}",
+                path.display()
             ))
+        };
+        let mut table: toml::Table =
+            toml::from_str(&text).map_err(|error: toml::de::Error| invalid(error.message()))?;
+        let database_url = match table.remove("database_url") {
+            None => None,
+            Some(toml::Value::String(url)) => Some(url),
+            Some(_) => return Err(invalid("database_url must be a string")),
+        };
+        let serve = crate::cli::ServeArgs::deserialize(toml::Value::Table(table))
+            .map_err(|error| invalid(error.message()))?;
+        Ok(Self {
+            database_url,
+            serve,
         })
     }
 }

@@ -777,3 +777,67 @@ fn out_of_range_settings_stop_serve_from_every_source() {
         assert!(output.stdout.is_empty(), "it never listened");
     }
 }
+
+/// Each setting is taken from the flag, else its environment variable, else the config
+/// file; a config-file key that names no setting is refused.
+#[test]
+fn flags_beat_the_environment_which_beats_the_config_file() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let session = Session::new();
+    let config = session.dir.path().join("keyward.toml");
+    // The file's value alone would stop the start (out of range).
+    std::fs::write(&config, "max_connections = 0\nfailure_limit = 7\n").unwrap();
+    let token = "settings-admin-token-0123456789abcdef";
+    let start = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = session.command();
+        command
+            .env("KEYWARD_ADMIN_TOKEN", token)
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn keyward serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // It may have exited already (a refused setting); either way it is reaped below.
+        let _ = child.kill();
+        let output = child.wait_with_output().unwrap();
+        (line, output)
+    };
+    let (line, _) = start(
+        &["--max-connections", "5"],
+        &[("KEYWARD_MAX_CONNECTIONS", "0")],
+    );
+    assert!(
+        line.starts_with("keyward listening on"),
+        "the flag wins: {line:?}"
+    );
+    let (line, _) = start(&[], &[("KEYWARD_MAX_CONNECTIONS", "5")]);
+    assert!(
+        line.starts_with("keyward listening on"),
+        "the environment beats the file: {line:?}"
+    );
+    let (line, output) = start(&[], &[]);
+    assert!(line.is_empty(), "the file's 0 is refused");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--max-connections"));
+
+    std::fs::write(&config, "max_conections = 5\n").unwrap();
+    let (line, output) = start(&[], &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(line.is_empty());
+    assert!(
+        stderr.contains("is invalid") && stderr.contains("max_conections"),
+        "{stderr}"
+    );
+}

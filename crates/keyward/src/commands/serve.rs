@@ -32,127 +32,98 @@ pub async fn run(args: ServeArgs, database_url: String, file: &FileConfig) -> Cl
 }
 
 fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResult<ServerConfig> {
+    // Flag and environment (clap) over the config file, then defaults and checks below.
+    let args = args.over(&file.serve)?;
     let defaults = ServerConfig::default();
-    let billing = billing(&args, file, defaults.billing.clone())?;
-    let trusted = if args.trusted_proxies.is_empty() {
-        file.trusted_proxies.clone().unwrap_or_default()
-    } else {
-        args.trusted_proxies
-    };
-    let trusted_proxies = trusted
+    let billing = billing(&args, defaults.billing.clone())?;
+    let trusted_proxies = args
+        .trusted_proxies
         .iter()
         .map(|cidr| cidr.trim())
         .filter(|cidr| !cidr.is_empty())
         .map(|cidr| parse_arg("--trusted-proxy", cidr, super::keys::parse_cidr))
         .collect::<CliResult<_>>()?;
-    let admin_token = admin_token(
-        args.admin_token_file
-            .as_deref()
-            .or(file.admin_token_file.as_deref()),
-    )?;
+    let admin_token = admin_token(args.admin_token_file.as_deref())?;
     Ok(ServerConfig {
-        listen: args
-            .listen
-            .or_else(|| file.listen.clone())
-            .unwrap_or(defaults.listen),
+        listen: args.listen.clone().unwrap_or(defaults.listen),
         database_url,
         database_max_connections: ranged(
             "--database-max-connections",
-            args.database_max_connections
-                .or(file.database_max_connections),
+            args.database_max_connections,
             defaults.database_max_connections,
             1..=1000,
         )?,
-        redis_url: args
-            .redis_url
-            .or_else(|| file.redis_url.clone())
-            .filter(|url| !url.is_empty()),
-        redis_failure_mode: match args.redis_failure_mode.or(file.redis_failure_mode) {
+        redis_url: args.redis_url.clone().filter(|url| !url.is_empty()),
+        redis_failure_mode: match args.redis_failure_mode {
             None | Some(RedisFailureMode::Local) => FailureMode::Local,
             Some(RedisFailureMode::Open) => FailureMode::Open,
             Some(RedisFailureMode::Closed) => FailureMode::Closed,
         },
         admin_token,
-        allow_query_key: args
-            .allow_query_key
-            .or(file.allow_query_key)
-            .unwrap_or(defaults.allow_query_key),
+        allow_query_key: args.allow_query_key.unwrap_or(defaults.allow_query_key),
         trusted_proxies,
-        failure_limit: args
-            .failure_limit
-            .or(file.failure_limit)
-            .unwrap_or(defaults.failure_limit),
+        failure_limit: args.failure_limit.unwrap_or(defaults.failure_limit),
         failure_window: Duration::from_secs(ranged(
             "--failure-window-seconds",
-            args.failure_window_seconds.or(file.failure_window_seconds),
+            args.failure_window_seconds,
             defaults.failure_window.as_secs(),
             1..=86_400,
         )?),
         failure_ipv6_prefix: u8::try_from(ranged(
             "--failure-ipv6-prefix",
-            args.failure_ipv6_prefix.or(file.failure_ipv6_prefix),
+            args.failure_ipv6_prefix,
             u32::from(defaults.failure_ipv6_prefix),
             0..=128,
         )?)
         .unwrap_or(defaults.failure_ipv6_prefix),
         self_service_limit: args
             .self_service_limit
-            .or(file.self_service_limit)
             .unwrap_or(defaults.self_service_limit),
         metrics_token: args
             .metrics_token
-            .or_else(|| file.metrics_token.clone())
+            .clone()
             .filter(|token| !token.is_empty())
             .map(Zeroizing::new),
         header_read_timeout: duration_setting(
             "--header-read-timeout",
-            args.header_read_timeout
-                .as_deref()
-                .or(file.header_read_timeout.as_deref()),
+            args.header_read_timeout.as_deref(),
             defaults.header_read_timeout,
         )?,
         body_read_timeout: duration_setting(
             "--body-read-timeout",
-            args.body_read_timeout
-                .as_deref()
-                .or(file.body_read_timeout.as_deref()),
+            args.body_read_timeout.as_deref(),
             defaults.body_read_timeout,
         )?,
         idle_timeout: duration_setting(
             "--idle-timeout",
-            args.idle_timeout
-                .as_deref()
-                .or(file.idle_timeout.as_deref()),
+            args.idle_timeout.as_deref(),
             defaults.idle_timeout,
         )?,
         max_connections: ranged(
             "--max-connections",
-            args.max_connections.or(file.max_connections),
+            args.max_connections,
             defaults.max_connections,
             1..=1_000_000,
         )?,
         usage: args
             .usage
-            .or(file.usage)
             .map_or(defaults.usage, |mode| mode == UsageMode::On),
         usage_retention_days: ranged(
             "--usage-retention-days",
-            args.usage_retention_days.or(file.usage_retention_days),
+            args.usage_retention_days,
             defaults.usage_retention_days,
             1..=3650,
         )?,
         usage_flush_interval: duration_in(
             "--usage-flush-interval",
-            args.usage_flush_interval
-                .as_deref()
-                .or(file.usage_flush_interval.as_deref()),
+            args.usage_flush_interval.as_deref(),
             defaults.usage_flush_interval,
             (Duration::from_millis(50), Duration::from_secs(60)),
             "between 50ms and 60s",
         )?,
         key_cache_capacity: ranged(
             "--key-cache-capacity",
-            args.key_cache_capacity.or(file.key_cache_capacity),
+            args.key_cache_capacity,
             defaults.key_cache_capacity,
             1000..=1_000_000_000,
         )?,
@@ -283,19 +254,11 @@ async fn shutdown_signal() {
 
 /// The billing sinks: a webhook when its URL is set (with its secret), Stripe when its
 /// secret key is set.
-fn billing(
-    args: &ServeArgs,
-    file: &FileConfig,
-    defaults: BillingSettings,
-) -> CliResult<BillingSettings> {
-    let pick = |flag: &Option<String>, file: &Option<String>| {
-        flag.clone()
-            .or_else(|| file.clone())
-            .filter(|value| !value.is_empty())
-    };
+fn billing(args: &ServeArgs, defaults: BillingSettings) -> CliResult<BillingSettings> {
+    let pick = |value: &Option<String>| value.clone().filter(|value| !value.is_empty());
     let webhook = match (
-        pick(&args.billing_webhook_url, &file.billing_webhook_url),
-        pick(&args.billing_webhook_secret, &file.billing_webhook_secret),
+        pick(&args.billing_webhook_url),
+        pick(&args.billing_webhook_secret),
     ) {
         (Some(url), Some(secret)) => {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -315,45 +278,42 @@ fn billing(
         }
         (None, _) => None,
     };
-    let stripe = pick(&args.stripe_secret_key, &file.stripe_secret_key).map(|key| StripeSettings {
-        base_url: pick(&args.stripe_base_url, &file.stripe_base_url)
+    let stripe = pick(&args.stripe_secret_key).map(|key| StripeSettings {
+        base_url: pick(&args.stripe_base_url)
             .unwrap_or_else(|| "https://api.stripe.com".to_owned()),
         secret_key: Zeroizing::new(key),
-        event_name: pick(&args.stripe_event_name, &file.stripe_event_name)
-            .unwrap_or_else(|| "api_requests".to_owned()),
+        event_name: pick(&args.stripe_event_name).unwrap_or_else(|| "api_requests".to_owned()),
     });
     Ok(BillingSettings {
         webhook,
         stripe,
         max_attempts: ranged(
             "--billing-max-attempts",
-            args.billing_max_attempts.or(file.billing_max_attempts),
+            args.billing_max_attempts,
             defaults.max_attempts,
             1..=100,
         )?,
         retry_base: Duration::from_millis(ranged(
             "--billing-retry-base-ms",
-            args.billing_retry_base_ms.or(file.billing_retry_base_ms),
+            args.billing_retry_base_ms,
             u64::try_from(defaults.retry_base.as_millis()).unwrap_or(1000),
             1..=3_600_000,
         )?),
         meter_delay: Duration::from_secs(ranged(
             "--billing-meter-delay-seconds",
-            args.billing_meter_delay_seconds
-                .or(file.billing_meter_delay_seconds),
+            args.billing_meter_delay_seconds,
             defaults.meter_delay.as_secs(),
             0..=86_400,
         )?),
         recheck_every: Duration::from_secs(ranged(
             "--billing-recheck-seconds",
-            args.billing_recheck_seconds
-                .or(file.billing_recheck_seconds),
+            args.billing_recheck_seconds,
             defaults.recheck_every.as_secs(),
             1..=86_400,
         )?),
         lease: Duration::from_secs(ranged(
             "--billing-lease-seconds",
-            args.billing_lease_seconds.or(file.billing_lease_seconds),
+            args.billing_lease_seconds,
             defaults.lease.as_secs(),
             15..=3_600,
         )?),
