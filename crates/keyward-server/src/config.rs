@@ -87,7 +87,7 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:8080".to_owned(),
             database_url: "sqlite://keyward.db".to_owned(),
-            database_max_connections: 16,
+            database_max_connections: keyward_store::PostgresOptions::default().max_connections,
             redis_url: None,
             redis_failure_mode: keyward_limiter::FailureMode::Local,
             admin_token: None,

@@ -59,22 +59,36 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// Defaults for an embedded engine on `database_url`.
+    /// Defaults for an embedded engine on `database_url`: the server's defaults
+    /// ([`ServerConfig::default`], their one home), without billing sinks.
     pub fn embedded(database_url: &str) -> Self {
-        Self {
+        let mut config = ServerConfig {
             database_url: database_url.to_owned(),
-            database_max_connections: keyward_store::PostgresOptions::default().max_connections,
-            redis: None,
+            ..ServerConfig::default()
+        };
+        config.billing = crate::billing::BillingSettings::default();
+        Self::of(&config)
+    }
+
+    /// The engine's part of a server's settings.
+    pub fn of(config: &ServerConfig) -> Self {
+        Self {
+            database_url: config.database_url.clone(),
+            database_max_connections: config.database_max_connections,
+            redis: config
+                .redis_url
+                .clone()
+                .map(|url| (url, config.redis_failure_mode)),
             verifier: VerifierSettings {
-                failure_limit: 100,
-                failure_window: Duration::from_secs(60),
-                failure_ipv6_prefix: 64,
-                cache_capacity: 2_000_000,
+                failure_limit: config.failure_limit,
+                failure_window: config.failure_window,
+                failure_ipv6_prefix: config.failure_ipv6_prefix,
+                cache_capacity: config.key_cache_capacity,
             },
-            usage: true,
-            usage_retention_days: 30,
-            usage_flush_interval: crate::usage::DEFAULT_FLUSH_INTERVAL,
-            billing: crate::billing::BillingSettings::default(),
+            usage: config.usage,
+            usage_retention_days: config.usage_retention_days,
+            usage_flush_interval: config.usage_flush_interval,
+            billing: config.billing.clone(),
         }
     }
 }
@@ -253,25 +267,7 @@ impl Application {
         if let Some(token) = &config.admin_token {
             crate::admin::check_strength(token)?;
         }
-        let engine = Engine::open(&EngineConfig {
-            database_url: config.database_url.clone(),
-            database_max_connections: config.database_max_connections,
-            redis: config
-                .redis_url
-                .clone()
-                .map(|url| (url, config.redis_failure_mode)),
-            verifier: VerifierSettings {
-                failure_limit: config.failure_limit,
-                failure_window: config.failure_window,
-                failure_ipv6_prefix: config.failure_ipv6_prefix,
-                cache_capacity: config.key_cache_capacity,
-            },
-            usage: config.usage,
-            usage_retention_days: config.usage_retention_days,
-            usage_flush_interval: config.usage_flush_interval,
-            billing: config.billing.clone(),
-        })
-        .await?;
+        let engine = Engine::open(&EngineConfig::of(&config)).await?;
         let admin_token =
             AdminToken::resolve(config.admin_token.as_ref(), &**engine.store()).await?;
         let listener =
