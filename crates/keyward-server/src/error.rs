@@ -6,76 +6,62 @@ use keyward_core::Code;
 use keyward_store::StoreError;
 use serde::Serialize;
 
-/// A decision: every check of a key ends in exactly one, in this order of precedence.
-#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum DecisionCode {
-    Missing,
-    TooManyFailures,
-    Invalid,
-    Revoked,
-    Disabled,
-    Expired,
-    IpNotAllowed,
-    InsufficientScope,
-    QuotaExceeded,
-    RateLimited,
-    Valid,
+/// The codes of problems about the request itself (a refused key's problem carries its
+/// decision code instead).
+pub const REQUEST_PROBLEM_CODES: [&str; 11] = [
+    "BAD_REQUEST",
+    "UNSUPPORTED_MEDIA_TYPE",
+    "VALIDATION_FAILED",
+    "PAYLOAD_TOO_LARGE",
+    "UNAUTHORIZED",
+    "FORBIDDEN",
+    "NOT_FOUND",
+    "METHOD_NOT_ALLOWED",
+    "CONFLICT",
+    "REQUEST_TIMEOUT",
+    "UNAVAILABLE",
+];
+
+/// A string schema whose values are `values`.
+fn string_enum(
+    values: impl IntoIterator<Item = &'static str>,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values))
+        .into()
 }
 
-/// The stable, machine-readable `code` of a problem document: a refused key's decision, or
-/// what was wrong with the request.
-#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ProblemCode {
-    Missing,
-    TooManyFailures,
-    Invalid,
-    Revoked,
-    Disabled,
-    Expired,
-    IpNotAllowed,
-    InsufficientScope,
-    QuotaExceeded,
-    RateLimited,
-    BadRequest,
-    UnsupportedMediaType,
-    ValidationFailed,
-    PayloadTooLarge,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    MethodNotAllowed,
-    Conflict,
-    RequestTimeout,
-    Unavailable,
+/// The OpenAPI schema of a decision code: the values of [`Code`], in order of precedence.
+#[derive(Debug)]
+pub struct DecisionCode;
+
+impl utoipa::PartialSchema for DecisionCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        string_enum(Code::ALL.map(Code::as_str))
+    }
 }
 
-impl ProblemCode {
-    pub const ALL: [ProblemCode; 21] = [
-        Self::Missing,
-        Self::TooManyFailures,
-        Self::Invalid,
-        Self::Revoked,
-        Self::Disabled,
-        Self::Expired,
-        Self::IpNotAllowed,
-        Self::InsufficientScope,
-        Self::QuotaExceeded,
-        Self::RateLimited,
-        Self::BadRequest,
-        Self::UnsupportedMediaType,
-        Self::ValidationFailed,
-        Self::PayloadTooLarge,
-        Self::Unauthorized,
-        Self::Forbidden,
-        Self::NotFound,
-        Self::MethodNotAllowed,
-        Self::Conflict,
-        Self::RequestTimeout,
-        Self::Unavailable,
-    ];
+impl utoipa::ToSchema for DecisionCode {}
+
+/// The OpenAPI schema of a problem's `code`: a refused key's decision, or what was wrong
+/// with the request.
+#[derive(Debug)]
+pub struct ProblemCode;
+
+impl utoipa::PartialSchema for ProblemCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        string_enum(
+            Code::ALL
+                .into_iter()
+                .filter(|code| *code != Code::Valid)
+                .map(Code::as_str)
+                .chain(REQUEST_PROBLEM_CODES),
+        )
+    }
 }
+
+impl utoipa::ToSchema for ProblemCode {}
 
 /// A problem document. `code` is the stable, machine-readable part.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

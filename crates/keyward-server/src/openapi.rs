@@ -451,17 +451,7 @@ mod tests {
                 .as_array()
                 .unwrap(),
         );
-        let documented: BTreeSet<String> = crate::error::ProblemCode::ALL
-            .iter()
-            .map(|c| {
-                serde_json::to_value(c)
-                    .unwrap()
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect();
-        assert_eq!(problem, documented);
+
         use crate::error::ApiError;
         let mut answered: BTreeSet<String> = Code::ALL
             .iter()
@@ -484,5 +474,10 @@ mod tests {
         }
         answered.insert("METHOD_NOT_ALLOWED".to_owned());
         assert_eq!(problem, answered);
+        let listed: BTreeSet<String> = crate::error::REQUEST_PROBLEM_CODES
+            .iter()
+            .map(|code| (*code).to_owned())
+            .collect();
+        assert!(listed.is_subset(&answered));
     }
 }
