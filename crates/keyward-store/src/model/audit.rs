@@ -1,0 +1,179 @@
+//! Who did what: actors, audit records and the change feed's events.
+
+use chrono::{DateTime, Utc};
+use keyward_core::time::rfc3339;
+use keyward_core::{KeyHash, KeyId, UserId};
+use serde::Serialize;
+use serde_json::Value;
+use std::net::IpAddr;
+
+use super::PageRequest;
+
+/// Who performed a management action, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActorKind {
+    Admin,
+    Cli,
+    Key(KeyId),
+}
+
+/// The actor and the client address of a management action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub kind: ActorKind,
+    pub ip: Option<IpAddr>,
+}
+
+impl Actor {
+    pub fn cli() -> Self {
+        Self {
+            kind: ActorKind::Cli,
+            ip: None,
+        }
+    }
+
+    pub fn admin(ip: Option<IpAddr>) -> Self {
+        Self {
+            kind: ActorKind::Admin,
+            ip,
+        }
+    }
+
+    pub fn key(id: KeyId, ip: Option<IpAddr>) -> Self {
+        Self {
+            kind: ActorKind::Key(id),
+            ip,
+        }
+    }
+
+    /// An operator (the admin or the CLI), as opposed to a user acting on its own keys.
+    pub fn is_operator(&self) -> bool {
+        matches!(self.kind, ActorKind::Admin | ActorKind::Cli)
+    }
+
+    /// `admin`, `cli` or `key:<key id>`.
+    pub fn label(&self) -> String {
+        match &self.kind {
+            ActorKind::Admin => "admin".to_owned(),
+            ActorKind::Cli => "cli".to_owned(),
+            ActorKind::Key(id) => format!("key:{id}"),
+        }
+    }
+}
+
+/// The management actions the audit log records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum AuditAction {
+    #[serde(rename = "key.create")]
+    KeyCreate,
+    #[serde(rename = "key.update")]
+    KeyUpdate,
+    #[serde(rename = "key.disable")]
+    KeyDisable,
+    #[serde(rename = "key.enable")]
+    KeyEnable,
+    #[serde(rename = "key.revoke")]
+    KeyRevoke,
+    #[serde(rename = "key.rotate")]
+    KeyRotate,
+    #[serde(rename = "keys.import")]
+    KeysImport,
+    #[serde(rename = "user.create")]
+    UserCreate,
+    #[serde(rename = "user.update")]
+    UserUpdate,
+    #[serde(rename = "user.delete")]
+    UserDelete,
+    #[serde(rename = "plan.update")]
+    PlanUpdate,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 11] = [
+        Self::KeyCreate,
+        Self::KeyUpdate,
+        Self::KeyDisable,
+        Self::KeyEnable,
+        Self::KeyRevoke,
+        Self::KeyRotate,
+        Self::KeysImport,
+        Self::UserCreate,
+        Self::UserUpdate,
+        Self::UserDelete,
+        Self::PlanUpdate,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::KeyCreate => "key.create",
+            Self::KeyUpdate => "key.update",
+            Self::KeyDisable => "key.disable",
+            Self::KeyEnable => "key.enable",
+            Self::KeyRevoke => "key.revoke",
+            Self::KeyRotate => "key.rotate",
+            Self::KeysImport => "keys.import",
+            Self::UserCreate => "user.create",
+            Self::UserUpdate => "user.update",
+            Self::UserDelete => "user.delete",
+            Self::PlanUpdate => "plan.update",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|action| action.as_str() == value)
+    }
+}
+
+/// One audit record. Never holds key material.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRecord {
+    pub id: String,
+    #[serde(with = "rfc3339")]
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub user_id: Option<String>,
+    pub key_id: Option<String>,
+    pub ip: Option<String>,
+    pub details: Value,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub user_id: Option<UserId>,
+    pub key_id: Option<KeyId>,
+    pub action: Option<AuditAction>,
+    pub page: PageRequest,
+}
+
+/// What changed, for cache invalidation on every node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Entity {
+    Key,
+    User,
+    Plan,
+}
+
+/// What happened to the entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeOp {
+    Insert,
+    Update,
+    Delete,
+}
+
+/// One entry of the change feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeEvent {
+    /// Increases with every change; poll with the last one seen.
+    pub id: i64,
+    pub entity: Entity,
+    pub entity_id: String,
+    pub op: ChangeOp,
+    /// For keys, the key's hash: caches keyed by hash drop the entry directly.
+    pub key_hash: Option<KeyHash>,
+}

@@ -1,0 +1,17 @@
+//! What the store holds and returns, and the inputs of its operations, by role.
+
+mod admin;
+mod audit;
+mod billing;
+mod keys;
+mod paging;
+mod usage;
+mod users;
+
+pub use admin::*;
+pub use audit::*;
+pub use billing::*;
+pub use keys::*;
+pub use paging::*;
+pub use usage::*;
+pub use users::*;
