@@ -8,6 +8,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use keyward_core::{KeyHash, KeyId};
+use keyward_store::roles::*;
 use keyward_store::{PostgresOptions, PostgresStore, SqliteStore, Store};
 
 fn population() -> usize {

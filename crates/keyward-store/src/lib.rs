@@ -50,13 +50,31 @@ pub async fn connect_with(
     }
 }
 
-/// Everything keyward keeps: keys, users, plans, the audit log and the change feed.
+/// Everything keyward keeps — keys, users and plans, the audit log and change feed, usage,
+/// the billing outbox, settings and the schema — one trait per role; a backend implements
+/// them all. Through `dyn Store` every method is at hand; code that holds a concrete backend
+/// brings the roles it uses into scope (`use keyward_store::roles::*;`).
 ///
 /// Every mutating operation writes its audit record and its change-feed entries in the same
 /// transaction as the change itself.
+pub trait Store:
+    KeyStore + UserStore + FeedStore + UsageStore + BillingStore + AdminStore + std::fmt::Debug
+{
+}
+
+impl<T> Store for T where
+    T: KeyStore + UserStore + FeedStore + UsageStore + BillingStore + AdminStore + std::fmt::Debug
+{
+}
+
+/// Every role trait, for `use keyward_store::roles::*;`.
+pub mod roles {
+    pub use crate::{AdminStore, BillingStore, FeedStore, KeyStore, UsageStore, UserStore};
+}
+
+/// Keys: create, read, change, revoke, rotate, look up by hash, import.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
-    // --- keys -------------------------------------------------------------------------
+pub trait KeyStore: Send + Sync {
     /// Creates a key; an unknown user is created on plan `free`. `Conflict` past the user's
     /// plan `max_keys` or for a deleted user; `Invalid` for an unknown plan.
     async fn create_key(
@@ -91,8 +109,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn has_imported_keys(&self) -> StoreResult<bool>;
     /// Imports keys known by hash: all rows or none. Rows whose hash exists are skipped.
     async fn import_keys(&self, rows: &[ImportRow], actor: &Actor) -> StoreResult<ImportReport>;
+}
 
-    // --- users ------------------------------------------------------------------------
+/// Users and plans.
+#[async_trait]
+pub trait UserStore: Send + Sync {
     /// `Conflict` if the user exists (even deleted).
     async fn create_user(&self, user: &NewUser, actor: &Actor) -> StoreResult<UserRecord>;
     /// Deleted users can still be read.
@@ -109,21 +130,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn delete_user(&self, id: &UserId, actor: &Actor) -> StoreResult<UserRecord>;
     /// Revokes every key of the user that is not revoked yet; returns how many.
     async fn revoke_user_keys(&self, id: &UserId, actor: &Actor) -> StoreResult<u64>;
-
-    // --- plans ------------------------------------------------------------------------
     async fn list_plans(&self) -> StoreResult<Vec<Plan>>;
     async fn get_plan(&self, name: &PlanName) -> StoreResult<Plan>;
     /// Creates or replaces a plan.
     async fn put_plan(&self, plan: &Plan, actor: &Actor) -> StoreResult<Plan>;
+}
 
-    // --- audit and change feed --------------------------------------------------------
+/// The audit log and the change feed every node follows.
+#[async_trait]
+pub trait FeedStore: Send + Sync {
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Page<AuditRecord>>;
     /// The newest change id (0 if none): where a fresh node starts following the feed.
     async fn latest_change(&self) -> StoreResult<i64>;
     /// Changes after `after`, oldest first, at most `limit`.
     async fn changes_since(&self, after: i64, limit: u32) -> StoreResult<Vec<ChangeEvent>>;
+}
 
-    // --- bookkeeping and settings ------------------------------------------------------
+/// Usage: what the usage writer stores, what reports and invoices read, quotas.
+#[async_trait]
+pub trait UsageStore: Send + Sync {
     /// Adds admitted checks to `request_count` and advances `last_used_at`, in one
     /// transaction. Not a change: caches are not invalidated by it.
     async fn record_key_usage(&self, usage: &[KeyUsage]) -> StoreResult<()>;
@@ -151,18 +176,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn plan_segments(&self, user_id: &UserId) -> StoreResult<Vec<PlanSegment>>;
     /// Every plan's price changes, by plan, oldest first.
     async fn price_history(&self) -> StoreResult<Vec<PriceChange>>;
-
-    /// Deletes change-feed entries older than `changes_before` (never the newest),
-    /// finished outbox deliveries and their events older than `outbox_before`, and per-node
-    /// quota figures not updated since `outbox_before` (their month is long over); returns
-    /// rows deleted.
-    async fn prune_history(
+    /// A user's admitted units in a month (`YYYY-MM`), 0 if none.
+    async fn quota_usage(&self, user_id: &UserId, period: &str) -> StoreResult<u64>;
+    /// The same units per node process that admitted them (they add up to
+    /// [`UsageStore::quota_usage`]), in no particular order.
+    async fn quota_usage_by_node(
         &self,
-        changes_before: chrono::DateTime<chrono::Utc>,
-        outbox_before: chrono::DateTime<chrono::Utc>,
-    ) -> StoreResult<u64>;
+        user_id: &UserId,
+        period: &str,
+    ) -> StoreResult<Vec<(String, u64)>>;
+}
 
-    // --- billing outbox ---------------------------------------------------------------
+/// The billing outbox: metered events and their deliveries.
+#[async_trait]
+pub trait BillingStore: Send + Sync {
     /// Adds events to the outbox; an id already there is the same event and is ignored.
     async fn add_billing_events(&self, events: &[BillingEvent]) -> StoreResult<()>;
     /// What has been metered for hours in `[from, to)`.
@@ -210,15 +237,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         from: chrono::DateTime<chrono::Utc>,
         to: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<Vec<BillingEvent>>;
-    /// A user's admitted units in a month (`YYYY-MM`), 0 if none.
-    async fn quota_usage(&self, user_id: &UserId, period: &str) -> StoreResult<u64>;
-    /// The same units per node process that admitted them (they add up to
-    /// [`Store::quota_usage`]), in no particular order.
-    async fn quota_usage_by_node(
+}
+
+/// Settings, retention, readiness and the schema.
+#[async_trait]
+pub trait AdminStore: Send + Sync {
+    /// Deletes change-feed entries older than `changes_before` (never the newest),
+    /// finished outbox deliveries and their events older than `outbox_before`, and per-node
+    /// quota figures not updated since `outbox_before` (their month is long over); returns
+    /// rows deleted.
+    async fn prune_history(
         &self,
-        user_id: &UserId,
-        period: &str,
-    ) -> StoreResult<Vec<(String, u64)>>;
+        changes_before: chrono::DateTime<chrono::Utc>,
+        outbox_before: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<u64>;
     async fn get_setting(&self, name: &str) -> StoreResult<Option<String>>;
     /// Stores `value` unless the setting exists; returns whether it was stored (so that of
     /// Sets a setting, replacing any value.
@@ -227,8 +259,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn insert_setting_if_absent(&self, name: &str, value: &str) -> StoreResult<bool>;
     /// Cheap round trip proving the database answers (readiness).
     async fn ping(&self) -> StoreResult<()>;
-
-    // --- schema -----------------------------------------------------------------------
     /// Applies pending migrations; returns the versions applied.
     async fn migrate(&self) -> StoreResult<Vec<i64>>;
     /// Reverts the newest `steps` applied migrations; returns the versions reverted.

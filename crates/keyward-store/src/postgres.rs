@@ -88,7 +88,7 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://user@host:port/db`) with the default options. Does
-    /// not migrate: call [`crate::Store::migrate`].
+    /// not migrate: call [`crate::AdminStore::migrate`].
     pub async fn connect(url: &str) -> StoreResult<Self> {
         Self::connect_with(url, &PostgresOptions::default()).await
     }

@@ -40,7 +40,7 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path`, `sqlite::memory:`).
-    /// Does not migrate: call [`Store::migrate`].
+    /// Does not migrate: call [`AdminStore::migrate`](crate::AdminStore::migrate).
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|error| StoreError::invalid("database_url", error.to_string()))?

@@ -4,6 +4,7 @@
 
 mod conformance;
 
+use keyward_store::roles::*;
 use keyward_store::{Actor, KeySpec, PostgresStore, Store, issue_key};
 use sqlx::{Connection, Executor};
 

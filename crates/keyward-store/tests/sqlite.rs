@@ -2,6 +2,7 @@
 
 mod conformance;
 
+use keyward_store::roles::*;
 use keyward_store::{SqliteStore, Store};
 
 async fn open_sqlite() -> (SqliteStore, tempfile::TempDir) {

@@ -20,7 +20,7 @@ pub struct QuotaUsage {
     /// `YYYY-MM` (UTC).
     pub period: String,
     /// The node process that admitted them (its id, chosen at start): a shared limiter
-    /// that lost its figure rebuilds it per node (see [`crate::Store::quota_usage_by_node`]).
+    /// that lost its figure rebuilds it per node (see [`crate::UsageStore::quota_usage_by_node`]).
     pub node: String,
     pub units: u64,
 }
@@ -134,7 +134,7 @@ pub struct PriceChange {
     pub price: Option<keyward_core::Price>,
 }
 
-/// How [`crate::Store::usage_totals`] groups rollups.
+/// How [`crate::UsageStore::usage_totals`] groups rollups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UsageGroup {
     /// One row for everything.

@@ -25,8 +25,9 @@ async fn key(store: &Backend) -> StoreResult<&[u8; 32]> {
             rand::rngs::OsRng
                 .try_fill_bytes(&mut fresh)
                 .map_err(|error| StoreError::corrupt("cursor key", error))?;
-            crate::Store::insert_setting_if_absent(store, SETTING, &hex::encode(fresh)).await?;
-            let stored = crate::Store::get_setting(store, SETTING)
+            crate::AdminStore::insert_setting_if_absent(store, SETTING, &hex::encode(fresh))
+                .await?;
+            let stored = crate::AdminStore::get_setting(store, SETTING)
                 .await?
                 .ok_or_else(|| StoreError::corrupt("cursor key", "missing after insert"))?;
             let mut key = [0u8; 32];

@@ -23,11 +23,11 @@ use keyward_core::{KeyHash, KeyId, Plan, PlanName, UserId};
 
 use super::{Backend, Conn, Db, DbRow, MIGRATOR, PLAN_ORDER, SCHEMA_SNAPSHOT};
 use crate::{
-    Actor, AuditFilter, AuditRecord, BillingEvent, ChangeEvent, Delivery, DeliveryOutcome,
-    DeliveryStatus, ImportReport, ImportRow, KeyFilter, KeyMaterial, KeyPatch, KeyRecord, KeySpec,
-    KeyUsage, MeteredHour, MigrationInfo, NewUser, Page, PlanSegment, PriceChange, QuotaUsage,
-    Rollup, Rotation, Store, StoreError, StoreResult, UsageBatch, UsageFilter, UsageGroup,
-    UsageTotal, UserFilter, UserPatch, UserRecord,
+    Actor, AdminStore, AuditFilter, AuditRecord, BillingEvent, BillingStore, ChangeEvent, Delivery,
+    DeliveryOutcome, DeliveryStatus, FeedStore, ImportReport, ImportRow, KeyFilter, KeyMaterial,
+    KeyPatch, KeyRecord, KeySpec, KeyStore, KeyUsage, MeteredHour, MigrationInfo, NewUser, Page,
+    PlanSegment, PriceChange, QuotaUsage, Rollup, Rotation, StoreError, StoreResult, UsageBatch,
+    UsageFilter, UsageGroup, UsageStore, UsageTotal, UserFilter, UserPatch, UserRecord, UserStore,
 };
 
 /// Runs a read again, once, after a short pause, when it failed on a broken connection (a
@@ -182,7 +182,7 @@ async fn add_quota(conn: &mut Conn, usage: &[QuotaUsage], at: DateTime<Utc>) -> 
 }
 
 #[async_trait]
-impl Store for Backend {
+impl KeyStore for Backend {
     async fn create_key(
         &self,
         spec: &KeySpec,
@@ -242,7 +242,10 @@ impl Store for Backend {
     async fn import_keys(&self, rows: &[ImportRow], actor: &Actor) -> StoreResult<ImportReport> {
         keys::import(self, rows, actor).await
     }
+}
 
+#[async_trait]
+impl UserStore for Backend {
     async fn create_user(&self, user: &NewUser, actor: &Actor) -> StoreResult<UserRecord> {
         users::create(self, user, actor).await
     }
@@ -291,7 +294,10 @@ impl Store for Backend {
     async fn put_plan(&self, plan: &Plan, actor: &Actor) -> StoreResult<Plan> {
         plans::put(self, plan, actor).await
     }
+}
 
+#[async_trait]
+impl FeedStore for Backend {
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Page<AuditRecord>> {
         retry_read(|| audit::list(self, filter)).await
     }
@@ -307,7 +313,10 @@ impl Store for Backend {
     async fn changes_since(&self, after: i64, limit: u32) -> StoreResult<Vec<ChangeEvent>> {
         retry_read(|| audit::changes_since(self, after, limit)).await
     }
+}
 
+#[async_trait]
+impl UsageStore for Backend {
     async fn record_key_usage(&self, usage: &[KeyUsage]) -> StoreResult<()> {
         if usage.is_empty() {
             return Ok(());
@@ -360,29 +369,37 @@ impl Store for Backend {
         retry_read(|| usage::prices(self)).await
     }
 
-    async fn prune_history(
-        &self,
-        changes_before: DateTime<Utc>,
-        outbox_before: DateTime<Utc>,
-    ) -> StoreResult<u64> {
-        let mut tx = self.write().await?;
-        // The newest change stays, whatever its age: followers resume after its id.
-        let changes = sqlx::query(
-            "DELETE FROM change_events WHERE at < $1
-             AND id < (SELECT MAX(id) FROM change_events)",
-        )
-        .bind(rows::ts(changes_before))
-        .execute(&mut *tx)
-        .await?;
-        let outbox = billing::prune(&mut tx, outbox_before).await?;
-        let quota = sqlx::query("DELETE FROM quota_usage_by_node WHERE updated_at < $1")
-            .bind(rows::ts(outbox_before))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(changes.rows_affected() + outbox + quota.rows_affected())
+    async fn quota_usage(&self, user_id: &UserId, period: &str) -> StoreResult<u64> {
+        let units: Option<i64> =
+            sqlx::query_scalar("SELECT units FROM quota_usage WHERE user_id = $1 AND period = $2")
+                .bind(user_id.as_str())
+                .bind(period)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(units.map_or(0, |u| u64::try_from(u).unwrap_or(0)))
     }
 
+    async fn quota_usage_by_node(
+        &self,
+        user_id: &UserId,
+        period: &str,
+    ) -> StoreResult<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT node, units FROM quota_usage_by_node WHERE user_id = $1 AND period = $2",
+        )
+        .bind(user_id.as_str())
+        .bind(period)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(node, units)| (node, u64::try_from(units).unwrap_or(0)))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl BillingStore for Backend {
     async fn add_billing_events(&self, events: &[BillingEvent]) -> StoreResult<()> {
         billing::add_events(self, events).await
     }
@@ -440,33 +457,31 @@ impl Store for Backend {
     ) -> StoreResult<Vec<BillingEvent>> {
         retry_read(|| billing::events(self, from, to)).await
     }
+}
 
-    async fn quota_usage(&self, user_id: &UserId, period: &str) -> StoreResult<u64> {
-        let units: Option<i64> =
-            sqlx::query_scalar("SELECT units FROM quota_usage WHERE user_id = $1 AND period = $2")
-                .bind(user_id.as_str())
-                .bind(period)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(units.map_or(0, |u| u64::try_from(u).unwrap_or(0)))
-    }
-
-    async fn quota_usage_by_node(
+#[async_trait]
+impl AdminStore for Backend {
+    async fn prune_history(
         &self,
-        user_id: &UserId,
-        period: &str,
-    ) -> StoreResult<Vec<(String, u64)>> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT node, units FROM quota_usage_by_node WHERE user_id = $1 AND period = $2",
+        changes_before: DateTime<Utc>,
+        outbox_before: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        // The newest change stays, whatever its age: followers resume after its id.
+        let changes = sqlx::query(
+            "DELETE FROM change_events WHERE at < $1
+             AND id < (SELECT MAX(id) FROM change_events)",
         )
-        .bind(user_id.as_str())
-        .bind(period)
-        .fetch_all(&self.pool)
+        .bind(rows::ts(changes_before))
+        .execute(&mut *tx)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(node, units)| (node, u64::try_from(units).unwrap_or(0)))
-            .collect())
+        let outbox = billing::prune(&mut tx, outbox_before).await?;
+        let quota = sqlx::query("DELETE FROM quota_usage_by_node WHERE updated_at < $1")
+            .bind(rows::ts(outbox_before))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(changes.rows_affected() + outbox + quota.rows_affected())
     }
 
     async fn get_setting(&self, name: &str) -> StoreResult<Option<String>> {

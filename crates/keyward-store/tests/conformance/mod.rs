@@ -64,7 +64,7 @@ macro_rules! raw_sql_conformance {
         mod $backend {
             #[allow(unused_imports)]
             use super::*;
-            use keyward_store::{Actor, Entity, KeySpec, Store, issue_key};
+            use keyward_store::{Actor, Entity, KeySpec, issue_key};
             use sqlx::Row;
 
             #[tokio::test]
