@@ -23,6 +23,7 @@ pub mod state;
 pub mod telemetry;
 pub mod usage;
 pub mod verifier;
+pub mod views;
 
 pub use config::ServerConfig;
 pub use layer::{AuthenticatedKey, KeywardLayer, LayerOptions};

@@ -1,6 +1,7 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations. Response bodies that
-//! the handlers build from store views are described by the schema types below; a test
-//! checks them field for field against real serialized values, so they cannot drift.
+//! The OpenAPI 3.1 document, generated from the handlers' annotations. The key object's
+//! schema is derived from the very type that is serialized (`views.rs`); the other response
+//! bodies are described by the schema types below, which a test checks field for field
+//! against real serialized values, so they cannot drift.
 
 use std::sync::OnceLock;
 
@@ -33,56 +34,24 @@ pub struct WindowObject {
     pub name: Option<String>,
 }
 
-/// An API key. Never its hash, never its plaintext.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct KeyObject {
-    pub id: String,
-    pub key_prefix: String,
-    pub user_id: String,
-    pub name: String,
-    pub environment: Environment,
-    pub plan: Option<String>,
-    pub effective_plan: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub expires_at: Option<String>,
-    pub last_used_at: Option<String>,
-    pub request_count: u64,
-    pub is_active: bool,
-    pub enabled: bool,
-    pub status: KeyStatus,
-    pub revoked_at: Option<String>,
-    pub replaced_by: Option<String>,
-    pub rate_limit_per_hour: Option<u64>,
-    pub limits: Option<Vec<WindowObject>>,
-    pub allowed_ips: Option<Vec<String>>,
-    pub scopes: Vec<String>,
-    #[schema(value_type = Object)]
-    pub metadata: serde_json::Value,
-    /// Who disabled the key (`admin`, `cli`, `key:<id>`, …); null while enabled.
-    pub disabled_by: Option<String>,
-    /// Metadata members an admin set: read-only to the user's own keys.
-    pub locked_metadata: Vec<String>,
-}
-
 /// A new key: the key object plus its plaintext `key`, shown this once.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NewKeyObject {
     #[serde(flatten)]
-    pub object: KeyObject,
+    pub object: crate::views::KeyObject<'static>,
     pub key: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyList {
-    pub keys: Vec<KeyObject>,
+    pub keys: Vec<crate::views::KeyObject<'static>>,
     pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RotatedKeys {
     pub key: NewKeyObject,
-    pub old_key: KeyObject,
+    pub old_key: crate::views::KeyObject<'static>,
 }
 
 /// A user.
@@ -377,7 +346,8 @@ mod tests {
     #[test]
     fn response_schemas_match_what_the_handlers_serialize() {
         let document = document();
-        let key = serde_json::to_value(record().view(Utc::now())).unwrap();
+        let record = record();
+        let key = serde_json::to_value(crate::views::KeyObject::of(&record, Utc::now())).unwrap();
         assert_eq!(schema_fields(&document, "KeyObject"), value_fields(&key));
 
         let user = UserRecord {

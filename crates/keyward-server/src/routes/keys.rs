@@ -135,7 +135,7 @@ fn path_key(id: &str) -> ApiResult<KeyId> {
 }
 
 pub fn view(key: &KeyRecord) -> Value {
-    serde_json::to_value(key.view(now())).unwrap_or(Value::Null)
+    serde_json::to_value(crate::views::KeyObject::of(key, now())).unwrap_or(Value::Null)
 }
 
 fn view_with_secret(key: &KeyRecord, secret: &str) -> Value {
@@ -377,7 +377,7 @@ pub async fn list(
 }
 
 #[utoipa::path(get, path = "/v1/keys/{id}", operation_id = "getKey", tag = "keys", params(("id" = String, Path)),
-    responses((status = 200, body = crate::openapi::KeyObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = crate::views::KeyObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn show(
     State(state): State<AppState>,
@@ -389,7 +389,7 @@ pub async fn show(
 }
 
 #[utoipa::path(patch, path = "/v1/keys/{id}", operation_id = "updateKey", tag = "keys", params(("id" = String, Path)), request_body = UpdateKeyRequest,
-    responses((status = 200, body = crate::openapi::KeyObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = crate::views::KeyObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn update(
     State(state): State<AppState>,
@@ -464,7 +464,7 @@ pub async fn update(
 }
 
 #[utoipa::path(delete, path = "/v1/keys/{id}", operation_id = "revokeKey", tag = "keys", params(("id" = String, Path)),
-    responses((status = 200, description = "The revoked key (idempotent)", body = crate::openapi::KeyObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "The revoked key (idempotent)", body = crate::views::KeyObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn revoke(
     State(state): State<AppState>,

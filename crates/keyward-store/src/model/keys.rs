@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
-use keyward_core::time::rfc3339;
 use keyward_core::{Environment, KeyHash, KeyId, KeyPrefix, PlanName, Scope, UserId, Window};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -64,70 +63,6 @@ impl KeyRecord {
     pub fn effective_plan(&self) -> &PlanName {
         self.plan.as_ref().unwrap_or(&self.user_plan)
     }
-
-    /// The key object as of `now`.
-    pub fn view(&self, now: DateTime<Utc>) -> KeyView<'_> {
-        KeyView {
-            id: &self.id,
-            key_prefix: &self.key_prefix,
-            user_id: &self.user_id,
-            name: &self.name,
-            environment: self.environment,
-            plan: self.plan.as_ref(),
-            effective_plan: self.effective_plan(),
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-            expires_at: self.expires_at,
-            last_used_at: self.last_used_at,
-            request_count: self.request_count,
-            is_active: self.is_active,
-            enabled: self.enabled,
-            status: self.status(now),
-            revoked_at: self.revoked_at,
-            replaced_by: self.replaced_by.as_ref(),
-            rate_limit_per_hour: self.rate_limit_per_hour,
-            limits: self.limits.as_deref(),
-            allowed_ips: self.allowed_ips.as_deref(),
-            scopes: &self.scopes,
-            metadata: &self.metadata,
-            disabled_by: self.disabled_by.as_deref(),
-            locked_metadata: &self.locked_metadata,
-        }
-    }
-}
-
-/// The key object, as the API and `--json` print it. Never a hash.
-#[derive(Debug, Serialize)]
-pub struct KeyView<'a> {
-    pub id: &'a KeyId,
-    pub key_prefix: &'a str,
-    pub user_id: &'a UserId,
-    pub name: &'a str,
-    pub environment: Environment,
-    pub plan: Option<&'a PlanName>,
-    pub effective_plan: &'a PlanName,
-    #[serde(with = "rfc3339")]
-    pub created_at: DateTime<Utc>,
-    #[serde(with = "rfc3339")]
-    pub updated_at: DateTime<Utc>,
-    #[serde(with = "rfc3339::option")]
-    pub expires_at: Option<DateTime<Utc>>,
-    #[serde(with = "rfc3339::option")]
-    pub last_used_at: Option<DateTime<Utc>>,
-    pub request_count: u64,
-    pub is_active: bool,
-    pub enabled: bool,
-    pub status: KeyStatus,
-    #[serde(with = "rfc3339::option")]
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub replaced_by: Option<&'a KeyId>,
-    pub rate_limit_per_hour: Option<u64>,
-    pub limits: Option<&'a [Window]>,
-    pub allowed_ips: Option<&'a [IpNet]>,
-    pub scopes: &'a [Scope],
-    pub metadata: &'a Metadata,
-    pub disabled_by: Option<&'a str>,
-    pub locked_metadata: &'a [String],
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

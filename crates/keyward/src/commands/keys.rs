@@ -11,6 +11,7 @@ use super::{Context, named_not_found, parse_arg, parse_meta};
 use crate::cli::{CreateKeyArgs, EnvironmentArg, KeysCommand};
 use crate::error::{CliError, CliResult};
 use crate::output;
+use keyward_server::views::KeyObject;
 
 pub async fn run(context: &Context, command: KeysCommand) -> CliResult {
     match command {
@@ -134,11 +135,11 @@ fn print_new_key(
     eprintln!("warning: store this key now; it cannot be shown again.");
     let now = Utc::now();
     if context.json {
-        let mut new =
-            serde_json::to_value(key.view(now)).map_err(|e| CliError::failure(e.to_string()))?;
+        let mut new = serde_json::to_value(KeyObject::of(key, now))
+            .map_err(|e| CliError::failure(e.to_string()))?;
         new["key"] = Value::String(plain.expose_secret().to_owned());
         return match old {
-            Some(old) => output::json(&json!({"key": new, "old_key": old.view(now)})),
+            Some(old) => output::json(&json!({"key": new, "old_key": KeyObject::of(old, now)})),
             None => output::json(&new),
         };
     }
@@ -179,7 +180,7 @@ async fn list(context: &Context, user_id: Option<String>, include_inactive: bool
     }
     let now = Utc::now();
     if context.json {
-        let views: Vec<_> = keys.iter().map(|k| k.view(now)).collect();
+        let views: Vec<_> = keys.iter().map(|k| KeyObject::of(k, now)).collect();
         return output::json(&json!({"keys": views, "next_cursor": null}));
     }
     let mut table = output::table([
@@ -217,7 +218,7 @@ async fn list(context: &Context, user_id: Option<String>, include_inactive: bool
 
 fn print_key(context: &Context, key: &KeyRecord) -> CliResult {
     if context.json {
-        return output::json(&key.view(Utc::now()));
+        return output::json(&KeyObject::of(key, Utc::now()));
     }
     output::print_table(&key_fields(key));
     Ok(())
