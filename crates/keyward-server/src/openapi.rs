@@ -5,126 +5,8 @@
 
 use std::sync::OnceLock;
 
-use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Environment {
-    Live,
-    Test,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyStatus {
-    Active,
-    Disabled,
-    Expired,
-    Revoked,
-}
-
-/// A rate-limit window: at most `max` units in any `window_seconds`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WindowObject {
-    pub window_seconds: u64,
-    pub max: u64,
-    #[schema(nullable = false)]
-    pub name: Option<String>,
-}
-
-/// A new key: the key object plus its plaintext `key`, shown this once.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct NewKeyObject {
-    #[serde(flatten)]
-    pub object: crate::views::KeyObject<'static>,
-    pub key: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct KeyList {
-    pub keys: Vec<crate::views::KeyObject<'static>>,
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RotatedKeys {
-    pub key: NewKeyObject,
-    pub old_key: crate::views::KeyObject<'static>,
-}
-
-/// A user.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserObject {
-    pub user_id: String,
-    pub plan: String,
-    pub email: Option<String>,
-    pub company: Option<String>,
-    #[schema(value_type = Object)]
-    pub metadata: serde_json::Value,
-    pub created_at: String,
-    pub updated_at: String,
-    pub key_count: u64,
-    pub deleted_at: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserList {
-    pub users: Vec<UserObject>,
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RevokedCount {
-    pub revoked: u64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BurstObject {
-    pub rate_per_second: f64,
-    pub capacity: u64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PriceObject {
-    pub base_cents: u64,
-    pub included_requests: u64,
-    pub overage_cents_per_1000: u64,
-}
-
-/// A plan's settings (the body of `PUT /v1/plans/{name}`; a `name`, if given, must equal
-/// the path's).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PlanBody {
-    #[schema(nullable = false)]
-    pub name: Option<String>,
-    /// The plan's windows; absent means none.
-    #[serde(default)]
-    pub limits: Vec<WindowObject>,
-    pub burst: Option<BurstObject>,
-    pub monthly_quota: Option<u64>,
-    pub max_keys: Option<u64>,
-    pub features: Option<Vec<String>>,
-    pub price: Option<PriceObject>,
-}
-
-/// A plan.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PlanObject {
-    pub name: String,
-    pub limits: Vec<WindowObject>,
-    pub burst: Option<BurstObject>,
-    pub monthly_quota: Option<u64>,
-    pub max_keys: Option<u64>,
-    pub features: Option<Vec<String>>,
-    pub price: Option<PriceObject>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PlanList {
-    pub plans: Vec<PlanObject>,
-}
+use utoipa::{Modify, OpenApi};
 
 struct Security;
 
@@ -224,13 +106,28 @@ impl Modify for Links {
         crate::routes::usage::invoice, crate::routes::usage::summary, crate::routes::usage::audit,
         crate::routes::verify::verify, crate::routes::authorize::authorize,
         crate::routes::health::healthz, crate::routes::health::readyz,
-        crate::routes::health::metrics, crate::routes::health::openapi,
+        crate::routes::health::metrics, serve_document,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&Security, &Links),
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
+
+/// `GET /openapi.json`: this document.
+#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", tag = "operations",
+    responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json")))]
+pub async fn serve_document() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        document_json(),
+    )
+        .into_response()
+}
 
 /// The document as JSON, built once.
 pub fn document_json() -> String {

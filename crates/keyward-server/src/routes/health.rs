@@ -103,16 +103,3 @@ fn check_metrics_token(
         Err(ApiError::Unauthorized("the metrics token is wrong"))
     }
 }
-
-#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", tag = "operations",
-    responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json")))]
-pub async fn openapi() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        crate::openapi::document_json(),
-    )
-        .into_response()
-}

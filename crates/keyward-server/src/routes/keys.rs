@@ -39,7 +39,7 @@ pub struct CreateKeyRequest {
         pattern = r"^[^\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]+$"
     )]
     pub name: String,
-    #[schema(value_type = Option<crate::openapi::Environment>)]
+    #[schema(value_type = Option<crate::views::EnvironmentSchema>)]
     pub environment: Option<Environment>,
     /// The key's prefix (`sk_live` by default): a lowercase letter and up to 11 lowercase
     /// letters or digits, then optionally `_` and 1 to 11 more.
@@ -246,7 +246,7 @@ fn forbid_admin_fields(caller: &Caller, fields: &[(&str, bool)]) -> ApiResult<()
 }
 
 #[utoipa::path(post, path = "/v1/keys", operation_id = "createKey", tag = "keys", request_body = CreateKeyRequest,
-    responses((status = 201, description = "The new key, with its plaintext `key` (shown once)", body = crate::openapi::NewKeyObject),
+    responses((status = 201, description = "The new key, with its plaintext `key` (shown once)", body = crate::views::NewKeyObject),
         (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn create(
@@ -340,7 +340,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/keys", operation_id = "listKeys", tag = "keys", params(ListKeysQuery),
-    responses((status = 200, body = crate::openapi::KeyList), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = crate::views::KeyList), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -484,7 +484,7 @@ pub async fn revoke(
 }
 
 #[utoipa::path(post, path = "/v1/keys/{id}/rotate", operation_id = "rotateKey", tag = "keys", params(("id" = String, Path)), request_body(content = Option<RotateKeyRequest>),
-    responses((status = 201, body = crate::openapi::RotatedKeys), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 201, body = crate::views::RotatedKeys), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn rotate(
     State(state): State<AppState>,

@@ -12,7 +12,7 @@ use crate::extract::ApiJson;
 use crate::state::AppState;
 
 #[utoipa::path(get, path = "/v1/plans", operation_id = "listPlans", tag = "plans",
-    responses((status = 200, body = crate::openapi::PlanList), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = crate::views::PlanList), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let plans = state.store.list_plans().await?;
     Ok(Json(json!({"plans": plans})))
@@ -27,8 +27,8 @@ pub struct PutPlanRequest {
 }
 
 #[utoipa::path(put, path = "/v1/plans/{name}", operation_id = "putPlan", tag = "plans", params(("name" = String, Path)),
-    request_body(content = crate::openapi::PlanBody),
-    responses((status = 200, body = crate::openapi::PlanObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    request_body(content = crate::views::PlanBody),
+    responses((status = 200, body = crate::views::PlanObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn put(
     State(state): State<AppState>,

@@ -83,7 +83,7 @@ fn user_json(user: &UserRecord) -> Json<Value> {
 }
 
 #[utoipa::path(get, path = "/v1/users", operation_id = "listUsers", tag = "users", params(ListUsersQuery),
-    responses((status = 200, body = crate::openapi::UserList), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = crate::views::UserList), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -112,7 +112,7 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/v1/users", operation_id = "createUser", tag = "users", request_body = CreateUserRequest,
-    responses((status = 201, body = crate::openapi::UserObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 201, body = crate::views::UserObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -139,7 +139,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/users/{user_id}", operation_id = "getUser", tag = "users", params(("user_id" = String, Path)),
-    responses((status = 200, body = crate::openapi::UserObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = crate::views::UserObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn show(
     State(state): State<AppState>,
@@ -152,7 +152,7 @@ pub async fn show(
 }
 
 #[utoipa::path(patch, path = "/v1/users/{user_id}", operation_id = "updateUser", tag = "users", params(("user_id" = String, Path)), request_body = UpdateUserRequest,
-    responses((status = 200, body = crate::openapi::UserObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = crate::views::UserObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn update(
     State(state): State<AppState>,
@@ -191,7 +191,7 @@ pub async fn update(
 }
 
 #[utoipa::path(delete, path = "/v1/users/{user_id}", operation_id = "deleteUser", tag = "users", params(("user_id" = String, Path)),
-    responses((status = 200, description = "The deleted user (`deleted_at` set); its keys are revoked", body = crate::openapi::UserObject),
+    responses((status = 200, description = "The deleted user (`deleted_at` set); its keys are revoked", body = crate::views::UserObject),
         (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn delete(
@@ -208,7 +208,7 @@ pub async fn delete(
 }
 
 #[utoipa::path(post, path = "/v1/users/{user_id}/revoke-keys", operation_id = "revokeUserKeys", tag = "users", params(("user_id" = String, Path)),
-    responses((status = 200, body = crate::openapi::RevokedCount), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = crate::views::RevokedCount), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn revoke_keys(
     State(state): State<AppState>,

@@ -76,7 +76,7 @@ pub struct VerifyResponse<'a> {
     pub plan: Option<&'a str>,
     /// `live` or `test`: test keys count toward neither quota nor billing.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<crate::openapi::Environment>)]
+    #[schema(value_type = Option<crate::views::EnvironmentSchema>)]
     pub environment: Option<keyward_core::Environment>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<String>>)]

@@ -7,8 +7,9 @@ use keyward_core::{Environment, KeyHash, KeyId, PlanName, UserId};
 use serde_json::json;
 use sqlx::{QueryBuilder, Row};
 
+use super::plans::ensure_plan;
 use super::rows::{KEY_COLUMNS, active_key_sql, int, json, key_from_row, open_key_sql, opt_ts, ts};
-use super::{Backend, Conn, Db, Lookup, bad_cursor, exists, now, write_audit};
+use super::{Backend, Conn, Db, Lookup, bad_cursor, exists, now, revoke_in, write_audit};
 use crate::{
     Actor, AuditAction, ImportReport, ImportRow, KeyFilter, KeyMaterial, KeyPatch, KeyRecord,
     KeySpec, Page, Rotation, SkippedRow, StoreError, StoreResult, UserProfile, merge_metadata,
@@ -37,17 +38,6 @@ pub(super) async fn lookup(store: &Backend, hash: &KeyHash) -> StoreResult<Optio
         .as_ref()
         .map(key_from_row)
         .transpose()
-}
-
-pub(super) async fn ensure_plan(conn: &mut Conn, plan: &PlanName) -> StoreResult<()> {
-    if exists(conn, Lookup::PlanByName, plan.as_str()).await? {
-        Ok(())
-    } else {
-        Err(StoreError::invalid(
-            "plan",
-            format!("unknown plan `{plan}`"),
-        ))
-    }
 }
 
 /// The user's plan, creating the user on plan `free` if it does not exist.
@@ -405,21 +395,6 @@ pub(super) async fn revoke(store: &Backend, id: &KeyId, actor: &Actor) -> StoreR
     let record = fetch(&mut tx, id).await?;
     tx.commit().await?;
     Ok(record)
-}
-
-pub(super) async fn revoke_in(
-    conn: &mut Conn,
-    id: &KeyId,
-    at: DateTime<chrono::Utc>,
-) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE api_keys SET is_active = FALSE, revoked_at = $2, updated_at = $2 WHERE id = $1",
-    )
-    .bind(id.as_str())
-    .bind(ts(at))
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 pub(super) async fn rotate(

@@ -130,6 +130,22 @@ pub(crate) async fn write_audit(
     Ok(())
 }
 
+/// Revokes one key (its audit record is the caller's).
+pub(super) async fn revoke_in(
+    conn: &mut Conn,
+    id: &KeyId,
+    at: DateTime<chrono::Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE api_keys SET is_active = FALSE, revoked_at = $2, updated_at = $2 WHERE id = $1",
+    )
+    .bind(id.as_str())
+    .bind(rows::ts(at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Adds admitted checks to `request_count` and advances `last_used_at`.
 async fn add_key_usage(conn: &mut Conn, usage: &[KeyUsage]) -> StoreResult<()> {
     for entry in usage {

@@ -4,7 +4,7 @@ use keyward_core::{Plan, PlanName};
 use serde_json::json;
 
 use super::rows::{int, json, plan_from_row, ts};
-use super::{Backend, Conn, PLAN_ORDER, now, write_audit};
+use super::{Backend, Conn, Lookup, PLAN_ORDER, exists, now, write_audit};
 use crate::{Actor, AuditAction, StoreError, StoreResult};
 
 const PLAN_COLUMNS: &str = "name, limits, burst, monthly_quota, max_keys, features, \
@@ -71,4 +71,16 @@ pub(super) async fn put(store: &Backend, plan: &Plan, actor: &Actor) -> StoreRes
     let stored = fetch(&mut tx, &plan.name).await?;
     tx.commit().await?;
     Ok(stored)
+}
+
+/// `Invalid` unless the plan exists.
+pub(super) async fn ensure_plan(conn: &mut Conn, plan: &PlanName) -> StoreResult<()> {
+    if exists(conn, Lookup::PlanByName, plan.as_str()).await? {
+        Ok(())
+    } else {
+        Err(StoreError::invalid(
+            "plan",
+            format!("unknown plan `{plan}`"),
+        ))
+    }
 }

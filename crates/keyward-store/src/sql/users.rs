@@ -5,7 +5,8 @@ use keyward_core::{PlanName, UserId};
 use serde_json::json;
 use sqlx::QueryBuilder;
 
-use super::keys::{ensure_plan, revoke_in};
+use super::plans::ensure_plan;
+use super::revoke_in;
 use super::rows::{json, ts, user_columns, user_from_row};
 use super::{Backend, Conn, Db, Lookup, bad_cursor, exists, now, write_audit};
 use crate::{
