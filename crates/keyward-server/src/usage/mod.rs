@@ -11,20 +11,23 @@
 //! [`MAX_PENDING_EVENTS`] waiting), each shed event counted in
 //! `keyward_usage_events_shed_total`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use keyward_core::{Code, Environment, KeyId, PlanName, UserId};
+use keyward_core::{Code, KeyId, UserId};
 use keyward_store::{
-    KeyUsage, LATENCY_BUCKETS, QuotaUsage, Rollup, Store, UsageBatch, UsageEvent, latency_bucket,
+    KeyUsage, LATENCY_BUCKETS, Rollup, Store, UsageBatch, UsageEvent, latency_bucket,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use ulid::Ulid;
 
 use crate::cached_key::CachedKey;
+
+mod tallies;
+
+use tallies::{RollupCounts, RollupKey, Tallies, lock, shard_of};
 
 const SHARDS: usize = 16;
 
@@ -50,221 +53,6 @@ const ROLLUP_RETENTION_DAYS: i64 = 400;
 const CHANGE_RETENTION_DAYS: i64 = 7;
 /// Delivered billing events are kept this long (dead and pending ones stay).
 const OUTBOX_RETENTION_DAYS: i64 = 90;
-
-/// The endpoints one key was seen on in one hour: (unix hour, endpoints).
-type EndpointsSeen = (i64, std::collections::HashSet<Box<str>>);
-
-/// Admitted checks and the latest check time, per key.
-type Tally = HashMap<Ulid, (u64, DateTime<Utc>)>;
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct RollupKey {
-    key: Ulid,
-    /// Unix hour.
-    hour: i64,
-    endpoint: Box<str>,
-    status: u16,
-    code: Code,
-    plan: PlanName,
-}
-
-#[derive(Debug, Clone)]
-struct RollupCounts {
-    user_id: UserId,
-    environment: Environment,
-    requests: u64,
-    rejected: u64,
-    units: u64,
-    latency: [u64; LATENCY_BUCKETS],
-}
-
-impl RollupCounts {
-    fn add(&mut self, other: &RollupCounts) {
-        self.requests += other.requests;
-        self.rejected += other.rejected;
-        self.units += other.units;
-        for (mine, theirs) in self.latency.iter_mut().zip(other.latency) {
-            *mine += theirs;
-        }
-    }
-}
-
-/// Rollup counts waiting for the writer, and the endpoints each key was seen on this hour
-/// (one lock for both: a check whose rollup already exists pays for no endpoint check).
-#[derive(Debug, Default)]
-struct RollupShard {
-    counts: HashMap<RollupKey, RollupCounts>,
-    endpoints: HashMap<Ulid, EndpointsSeen>,
-}
-
-impl RollupShard {
-    /// Whether `key` may record `endpoint` this `hour`: while it has fewer than
-    /// [`MAX_ENDPOINTS_PER_KEY_HOUR`] endpoints this hour, or already has this one.
-    fn admit_endpoint(&mut self, key: Ulid, hour: i64, endpoint: &str) -> bool {
-        let (seen_hour, set) = self
-            .endpoints
-            .entry(key)
-            .or_insert_with(|| (hour, std::collections::HashSet::new()));
-        if *seen_hour != hour {
-            *seen_hour = hour;
-            set.clear();
-        }
-        if set.contains(endpoint) {
-            true
-        } else if set.len() < MAX_ENDPOINTS_PER_KEY_HOUR {
-            set.insert(endpoint.into());
-            true
-        } else {
-            false
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct Tallies {
-    shards: [Mutex<Tally>; SHARDS],
-    /// Admitted units per (user, `YYYY-MM`) for monthly quotas, not written yet.
-    quota: [Mutex<HashMap<(UserId, String), u64>>; SHARDS],
-    /// Every unit this node process admitted per (user, `YYYY-MM`), written or not: what
-    /// it tells a shared limiter that may have lost some (the current and previous month
-    /// are kept).
-    quota_totals: [Mutex<HashMap<(UserId, String), u64>>; SHARDS],
-    rollups: [Mutex<RollupShard>; SHARDS],
-    events: [Mutex<Vec<UsageEvent>>; SHARDS],
-    /// The hour whose predecessors' endpoints were last forgotten.
-    endpoints_hour: std::sync::atomic::AtomicI64,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn shard_of(key: Ulid) -> usize {
-    (key.random() as usize) % SHARDS
-}
-
-impl Tallies {
-    fn add(&self, key: Ulid, count: u64, at: DateTime<Utc>) {
-        let mut tally = lock(&self.shards[shard_of(key)]);
-        let entry = tally.entry(key).or_insert((0, at));
-        entry.0 += count;
-        entry.1 = entry.1.max(at);
-    }
-
-    fn add_quota(&self, user: &UserId, period: &str, units: u64) {
-        let shard = crate::quota::user_shard(user, SHARDS);
-        *lock(&self.quota[shard])
-            .entry((user.clone(), period.to_owned()))
-            .or_insert(0) += units;
-    }
-
-    /// Adds a rollup count; returns `false` when the key has used up its endpoints for
-    /// the hour and the count went to [`OTHER_ENDPOINT`] instead.
-    fn add_rollup(&self, mut key: RollupKey, counts: RollupCounts) -> bool {
-        let mut shard = lock(&self.rollups[shard_of(key.key)]);
-        if let Some(existing) = shard.counts.get_mut(&key) {
-            // Counted this flush already, so admitted this hour.
-            existing.add(&counts);
-            return true;
-        }
-        let admitted = shard.admit_endpoint(key.key, key.hour, &key.endpoint);
-        if !admitted {
-            key.endpoint = OTHER_ENDPOINT.into();
-        }
-        match shard.counts.get_mut(&key) {
-            Some(existing) => existing.add(&counts),
-            None => {
-                shard.counts.insert(key, counts);
-            }
-        }
-        admitted
-    }
-
-    /// Queues raw events; returns how many did not fit.
-    fn add_events(&self, shard: usize, events: impl IntoIterator<Item = UsageEvent>) -> u64 {
-        let mut queue = lock(&self.events[shard]);
-        let mut shed = 0;
-        for event in events {
-            if queue.len() < MAX_PENDING_EVENTS / SHARDS {
-                queue.push(event);
-            } else {
-                shed += 1;
-            }
-        }
-        shed
-    }
-
-    /// Forgets the endpoints of hours before `hour` (keys not seen this hour).
-    fn forget_endpoints_before(&self, hour: i64) {
-        if self
-            .endpoints_hour
-            .swap(hour, std::sync::atomic::Ordering::Relaxed)
-            == hour
-        {
-            return;
-        }
-        for shard in &self.rollups {
-            lock(shard)
-                .endpoints
-                .retain(|_, (seen_hour, _)| *seen_hour >= hour);
-        }
-    }
-
-    fn take_quota(&self, node: &str) -> Vec<QuotaUsage> {
-        let mut all = Vec::new();
-        for shard in &self.quota {
-            let taken = std::mem::take(&mut *lock(shard));
-            all.extend(
-                taken
-                    .into_iter()
-                    .map(|((user_id, period), units)| QuotaUsage {
-                        user_id,
-                        period,
-                        node: node.to_owned(),
-                        units,
-                    }),
-            );
-        }
-        all
-    }
-
-    /// Forgets the quota totals of months before `oldest` (`YYYY-MM`).
-    fn forget_quota_totals_before(&self, oldest: &str) {
-        for shard in &self.quota_totals {
-            lock(shard).retain(|(_, period), _| period.as_str() >= oldest);
-        }
-    }
-
-    fn take(&self) -> Tally {
-        let mut all = Tally::new();
-        for shard in &self.shards {
-            let taken = std::mem::take(&mut *lock(shard));
-            if all.is_empty() {
-                all = taken;
-            } else {
-                all.extend(taken);
-            }
-        }
-        all
-    }
-
-    fn take_rollups(&self) -> Vec<(RollupKey, RollupCounts)> {
-        let mut all = Vec::new();
-        for shard in &self.rollups {
-            all.extend(std::mem::take(&mut lock(shard).counts));
-        }
-        all
-    }
-
-    fn take_events(&self) -> Vec<(usize, Vec<UsageEvent>)> {
-        self.events
-            .iter()
-            .enumerate()
-            .map(|(shard, queue)| (shard, std::mem::take(&mut *lock(queue))))
-            .filter(|(_, events)| !events.is_empty())
-            .collect()
-    }
-}
 
 /// One checked request, as the usage pipeline records it.
 #[derive(Debug, Clone, Copy)]
@@ -590,6 +378,7 @@ async fn prune(store: Arc<dyn Store>, retention_days: u32, mut stopped: watch::R
 
 #[cfg(test)]
 mod tests {
+    use super::tallies::RollupShard;
     use super::*;
 
     #[test]
