@@ -11,6 +11,7 @@
 mod audit;
 mod billing;
 mod cursor;
+mod import;
 mod keys;
 mod plans;
 mod rows;
@@ -256,7 +257,7 @@ impl KeyStore for Backend {
     }
 
     async fn import_keys(&self, rows: &[ImportRow], actor: &Actor) -> StoreResult<ImportReport> {
-        keys::import(self, rows, actor).await
+        import::import(self, rows, actor).await
     }
 }
 
