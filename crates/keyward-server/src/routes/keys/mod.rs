@@ -4,130 +4,31 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use chrono::{DateTime, Duration, Utc};
-use ipnet::IpNet;
-use keyward_core::plan::validate_windows;
-use keyward_core::{Environment, KeyId, KeyName, KeyPrefix, PlanName, Scope, UserId, Window};
+use chrono::{Duration, Utc};
+use keyward_core::{KeyId, KeyPrefix, PlanName, UserId};
 use keyward_store::{
-    KeyFilter, KeyPatch, KeyRecord, KeySpec, Metadata, PageRequest, Rotation, issue_key, rotate_key,
+    KeyFilter, KeyPatch, KeyRecord, KeySpec, PageRequest, Rotation, issue_key, rotate_key,
 };
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AdminOrSelf, ApiQuery, double_option, field, now};
+use super::{AdminOrSelf, ApiQuery, field, now};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, JsonBody, RawBody, from_json_value, is_json, parse_json_syntax};
 use crate::self_service;
 use crate::state::AppState;
 
+mod fields;
+
+pub use fields::{CreateKeyRequest, ListKeysQuery, RotateKeyRequest, UpdateKeyRequest};
+use fields::{
+    check_metadata_size, days_from_now, forbid_admin_fields, ips_field, limits_field, name_field,
+    rate_field, scopes_field, time_field,
+};
+
 const MAX_LIST_ITEMS: usize = 100;
 use keyward_core::MAX_GRACE_SECONDS;
 const MAX_DAYS: u32 = 36_500;
-
-/// `POST /v1/keys`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateKeyRequest {
-    /// Admin only; self-service creates keys for its own user.
-    #[schema(pattern = r"^[A-Za-z0-9_.@:+-]{1,255}$")]
-    pub user_id: Option<String>,
-    /// 1 to 200 characters, no control or bidirectional-formatting characters.
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]+$"
-    )]
-    pub name: String,
-    #[schema(value_type = Option<crate::views::EnvironmentSchema>)]
-    pub environment: Option<Environment>,
-    /// The key's prefix (`sk_live` by default): a lowercase letter and up to 11 lowercase
-    /// letters or digits, then optionally `_` and 1 to 11 more.
-    #[schema(pattern = r"^[a-z][a-z0-9]{0,11}(_[a-z0-9]{1,11})?$")]
-    pub prefix: Option<String>,
-    /// Admin only. Alias: `tier`.
-    #[serde(alias = "tier")]
-    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
-    pub plan: Option<String>,
-    /// 1 to 36500.
-    #[schema(minimum = 1, maximum = 36500)]
-    pub expires_in_days: Option<u32>,
-    /// RFC 3339, between 1970 and 9999.
-    #[schema(format = DateTime)]
-    pub expires_at: Option<String>,
-    /// Admin only.
-    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_u64)]
-    pub rate_limit_per_hour: Option<u64>,
-    /// Admin only.
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub limits: Option<Vec<Window>>,
-    pub allowed_ips: Option<Vec<String>>,
-    pub scopes: Option<Vec<String>>,
-    #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Metadata>,
-}
-
-/// `PATCH /v1/keys/{id}`: absent fields are left alone; `null` clears a nullable one.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateKeyRequest {
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]+$"
-    )]
-    pub name: Option<String>,
-    pub enabled: Option<bool>,
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
-    pub expires_at: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<Vec<String>>)]
-    pub allowed_ips: Option<Option<Vec<String>>>,
-    pub scopes: Option<Vec<String>>,
-    #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Metadata>,
-    /// Admin only. Alias: `tier`.
-    #[serde(default, alias = "tier", deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
-    pub plan: Option<Option<String>>,
-    /// Admin only.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<u64>)]
-    pub rate_limit_per_hour: Option<Option<u64>>,
-    /// Admin only.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub limits: Option<Option<Vec<Window>>>,
-}
-
-/// `POST /v1/keys/{id}/rotate`.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RotateKeyRequest {
-    /// How long the old key keeps working (0 to 2592000 s, default 0).
-    #[schema(minimum = 0, maximum = 2_592_000)]
-    pub grace_period_seconds: Option<u64>,
-    /// 1 to 36500.
-    #[schema(minimum = 1, maximum = 36500)]
-    pub expires_in_days: Option<u32>,
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ListKeysQuery {
-    #[param(pattern = r"^[A-Za-z0-9_.@:+-]{1,255}$")]
-    pub user_id: Option<String>,
-    #[serde(default)]
-    pub include_inactive: bool,
-    /// Items per page (1–1000, default 50).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    #[param(min_length = 1)]
-    pub cursor: Option<String>,
-}
 
 /// A key id from the path; one that cannot exist is simply not found.
 fn path_key(id: &str) -> ApiResult<KeyId> {
@@ -155,93 +56,6 @@ pub(crate) async fn visible_key(
         Ok(key)
     } else {
         Err(ApiError::NotFound("key"))
-    }
-}
-
-fn name_field(name: &str) -> ApiResult<String> {
-    field("name", name, KeyName::parse).map(KeyName::into_inner)
-}
-
-fn ips_field(values: &[String]) -> ApiResult<Vec<IpNet>> {
-    if values.len() > MAX_LIST_ITEMS {
-        return Err(ApiError::validation("allowed_ips", "at most 100 entries"));
-    }
-    values
-        .iter()
-        .map(|value| {
-            value
-                .parse::<IpNet>()
-                .or_else(|_| value.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    ApiError::validation(
-                        "allowed_ips",
-                        format!("`{value}` is not an IP address or CIDR range"),
-                    )
-                })
-        })
-        .collect()
-}
-
-fn scopes_field(values: &[String]) -> ApiResult<Vec<Scope>> {
-    if values.len() > MAX_LIST_ITEMS {
-        return Err(ApiError::validation("scopes", "at most 100 entries"));
-    }
-    let mut scopes: Vec<Scope> = values
-        .iter()
-        .map(|s| field("scopes", s, Scope::parse))
-        .collect::<ApiResult<_>>()?;
-    scopes.dedup();
-    Ok(scopes)
-}
-
-fn limits_field(windows: &[Window]) -> ApiResult<Vec<Window>> {
-    validate_windows(windows).map_err(|error| ApiError::validation("limits", error.reason))?;
-    Ok(windows.to_vec())
-}
-
-fn rate_field(value: u64) -> ApiResult<u64> {
-    if value == 0 || value > i64::MAX as u64 {
-        return Err(ApiError::validation(
-            "rate_limit_per_hour",
-            "must be between 1 and 9223372036854775807",
-        ));
-    }
-    Ok(value)
-}
-
-fn days_from_now(name: &str, days: u32) -> ApiResult<DateTime<Utc>> {
-    if days == 0 || days > MAX_DAYS {
-        return Err(ApiError::validation(name, "must be between 1 and 36500"));
-    }
-    Ok(Utc::now() + Duration::days(i64::from(days)))
-}
-
-/// Metadata is returned on every verification: at most 16 KiB as compact JSON.
-fn check_metadata_size(metadata: Option<&Metadata>) -> ApiResult<()> {
-    let size = metadata.map_or(0, |m| serde_json::to_vec(m).map_or(usize::MAX, |v| v.len()));
-    if size > keyward_store::MAX_METADATA_BYTES {
-        return Err(ApiError::validation(
-            "metadata",
-            "must be at most 16 KiB as compact JSON",
-        ));
-    }
-    Ok(())
-}
-
-fn time_field(name: &str, value: &str) -> ApiResult<DateTime<Utc>> {
-    field(name, value, keyward_core::time::parse)
-}
-
-/// Self-service sending a field only the admin may set is refused, naming the field.
-fn forbid_admin_fields(caller: &Caller, fields: &[(&str, bool)]) -> ApiResult<()> {
-    if caller.is_admin() {
-        return Ok(());
-    }
-    match fields.iter().find(|(_, present)| *present) {
-        Some((name, _)) => Err(ApiError::Forbidden(format!(
-            "`{name}`: only the admin may set it"
-        ))),
-        None => Ok(()),
     }
 }
 
