@@ -5,12 +5,16 @@ use keyward_core::{KeyHash, KeyId, PlanName, UserId};
 use serde_json::json;
 use sqlx::{QueryBuilder, Row};
 
+mod rotate;
+
+pub(super) use rotate::rotate;
+
 use super::plans::ensure_plan;
-use super::rows::{KEY_COLUMNS, active_key_sql, int, json, key_from_row, open_key_sql, opt_ts, ts};
+use super::rows::{KEY_COLUMNS, int, json, key_from_row, open_key_sql, opt_ts, ts};
 use super::{Backend, Conn, Db, Lookup, bad_cursor, exists, now, revoke_in, write_audit};
 use crate::{
-    Actor, AuditAction, KeyFilter, KeyMaterial, KeyPatch, KeyRecord, KeySpec, Page, Rotation,
-    StoreError, StoreResult, UserProfile, merge_metadata,
+    Actor, AuditAction, KeyFilter, KeyMaterial, KeyPatch, KeyRecord, KeySpec, Page, StoreError,
+    StoreResult, UserProfile, merge_metadata,
 };
 
 pub(super) async fn fetch(conn: &mut Conn, id: &KeyId) -> StoreResult<KeyRecord> {
@@ -393,95 +397,6 @@ pub(super) async fn revoke(store: &Backend, id: &KeyId, actor: &Actor) -> StoreR
     let record = fetch(&mut tx, id).await?;
     tx.commit().await?;
     Ok(record)
-}
-
-pub(super) async fn rotate(
-    store: &Backend,
-    id: &KeyId,
-    rotation: &Rotation,
-    material: &KeyMaterial,
-    actor: &Actor,
-) -> StoreResult<(KeyRecord, KeyRecord)> {
-    let at = now();
-    let mut tx = store.write().await?;
-    let old = fetch(&mut tx, id).await?;
-    unchanged_since(&old, rotation.if_unchanged_since)?;
-    let status = old.status(at);
-    if status != crate::KeyStatus::Active || old.replaced_by.is_some() {
-        let why = if status != crate::KeyStatus::Active {
-            format!("is {}", status.as_str())
-        } else {
-            "was already rotated".to_owned()
-        };
-        return Err(StoreError::Conflict(format!(
-            "key `{id}` {why} and cannot be rotated"
-        )));
-    }
-    // A grace period never lengthens a key's life.
-    let grace_end = at + rotation.grace;
-    let old_expiry = old
-        .expires_at
-        .map_or(grace_end, |current| current.min(grace_end));
-    // The compare-and-set that makes a key rotate at most once, even when two nodes try at
-    // the same instant: only the rotation that still finds the key active and unreplaced
-    // changes it (PostgreSQL re-checks the condition on the row it waited for).
-    let claimed = sqlx::query(&format!(
-        "UPDATE api_keys AS k SET expires_at = $2, replaced_by = $3, updated_at = $4
-         WHERE k.id = $1 AND k.replaced_by IS NULL AND {}",
-        active_key_sql(at)
-    ))
-    .bind(id.as_str())
-    .bind(ts(old_expiry))
-    .bind(material.id.as_str())
-    .bind(ts(at))
-    .execute(&mut *tx)
-    .await?;
-    if claimed.rows_affected() != 1 {
-        return Err(StoreError::Conflict(format!(
-            "key `{id}` was rotated or revoked meanwhile"
-        )));
-    }
-    let spec = KeySpec {
-        user_id: old.user_id.clone(),
-        name: old.name.clone(),
-        environment: old.environment,
-        prefix: Some(material.prefix.clone()),
-        plan: old.plan.clone(),
-        expires_at: rotation.expires_at.or(old.expires_at),
-        rate_limit_per_hour: old.rate_limit_per_hour,
-        limits: old.limits.clone(),
-        allowed_ips: old.allowed_ips.clone(),
-        scopes: old.scopes.clone(),
-        metadata: old.metadata.clone(),
-        new_user: UserProfile::default(),
-    };
-    insert(
-        &mut tx,
-        material,
-        &spec,
-        &old.lineage_id,
-        &old.locked_metadata,
-        at,
-    )
-    .await?;
-    write_audit(
-        &mut tx,
-        at,
-        actor,
-        AuditAction::KeyRotate,
-        Some(&old.user_id),
-        Some(id),
-        json!({
-            "new_key_id": material.id,
-            "new_key_prefix": material.key_prefix,
-            "grace_period_seconds": rotation.grace.num_seconds(),
-        }),
-    )
-    .await?;
-    let new = fetch(&mut tx, &material.id).await?;
-    let old = fetch(&mut tx, id).await?;
-    tx.commit().await?;
-    Ok((new, old))
 }
 
 /// The compare-and-set behind self-service checks: a change judged against one version of a
