@@ -176,9 +176,15 @@ impl UsageRecorder {
     pub fn record_quota(&self, user: &UserId, period: &str, units: u64) {
         self.tallies.add_quota(user, period, units);
         let shard = crate::quota::user_shard(user, SHARDS);
-        *lock(&self.tallies.quota_totals[shard])
-            .entry((user.clone(), period.to_owned()))
-            .or_insert(0) += units;
+        let mut totals = lock(&self.tallies.quota_totals[shard]);
+        let periods = match totals.get_mut(user) {
+            Some(periods) => periods,
+            None => totals.entry(user.clone()).or_default(),
+        };
+        match periods.iter_mut().find(|(p, _)| p.as_ref() == period) {
+            Some((_, total)) => *total += units,
+            None => periods.push((period.into(), units)),
+        }
     }
 
     /// Every unit this node process has admitted toward `user`'s quota in `period`,
@@ -186,9 +192,9 @@ impl UsageRecorder {
     pub fn quota_total(&self, user: &UserId, period: &str) -> u64 {
         let shard = crate::quota::user_shard(user, SHARDS);
         lock(&self.tallies.quota_totals[shard])
-            .get(&(user.clone(), period.to_owned()))
-            .copied()
-            .unwrap_or(0)
+            .get(user)
+            .and_then(|periods| periods.iter().find(|(p, _)| p.as_ref() == period))
+            .map_or(0, |(_, total)| *total)
     }
 
     /// This node process's id.
@@ -417,5 +423,33 @@ mod tests {
                 .iter()
                 .all(|shard| lock(shard).endpoints.is_empty())
         );
+    }
+
+    #[test]
+    fn a_nodes_quota_totals_count_every_unit_per_user_and_month() {
+        let recorder = UsageRecorder {
+            tallies: Arc::new(Tallies::default()),
+            node: "n".into(),
+            interval: DEFAULT_FLUSH_INTERVAL,
+            analytics: false,
+        };
+        let (alice, bob) = (
+            UserId::parse("alice").unwrap(),
+            UserId::parse("bob").unwrap(),
+        );
+        recorder.record_quota(&alice, "2026-10", 2);
+        recorder.record_quota(&alice, "2026-11", 3);
+        recorder.record_quota(&alice, "2026-11", 4);
+        recorder.record_quota(&bob, "2026-11", 1);
+        assert_eq!(recorder.quota_total(&alice, "2026-11"), 7);
+        assert_eq!(recorder.quota_total(&alice, "2026-10"), 2);
+        assert_eq!(recorder.quota_total(&bob, "2026-11"), 1);
+        assert_eq!(recorder.quota_total(&bob, "2026-10"), 0);
+        // Written or not, they stay: taking the pending units leaves the totals.
+        assert_eq!(recorder.tallies.take_quota("n").len(), 3);
+        assert_eq!(recorder.quota_total(&alice, "2026-11"), 7);
+        recorder.tallies.forget_quota_totals_before("2026-11");
+        assert_eq!(recorder.quota_total(&alice, "2026-10"), 0);
+        assert_eq!(recorder.quota_total(&alice, "2026-11"), 7);
     }
 }

@@ -15,6 +15,10 @@ use super::{MAX_ENDPOINTS_PER_KEY_HOUR, MAX_PENDING_EVENTS, OTHER_ENDPOINT, SHAR
 pub(super) type EndpointsSeen = (i64, std::collections::HashSet<Box<str>>);
 
 /// Admitted checks and the latest check time, per key.
+/// A user's admitted units per period (`YYYY-MM`): one or two entries (this month and
+/// the last), looked up by the user without allocating.
+pub(super) type QuotaTotals = Vec<(Box<str>, u64)>;
+
 pub(super) type Tally = HashMap<Ulid, (u64, DateTime<Utc>)>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -88,7 +92,7 @@ pub(super) struct Tallies {
     /// Every unit this node process admitted per (user, `YYYY-MM`), written or not: what
     /// it tells a shared limiter that may have lost some (the current and previous month
     /// are kept).
-    pub(super) quota_totals: [Mutex<HashMap<(UserId, String), u64>>; SHARDS],
+    pub(super) quota_totals: [Mutex<HashMap<UserId, QuotaTotals>>; SHARDS],
     pub(super) rollups: [Mutex<RollupShard>; SHARDS],
     pub(super) events: [Mutex<Vec<UsageEvent>>; SHARDS],
     /// The hour whose predecessors' endpoints were last forgotten.
@@ -195,7 +199,10 @@ impl Tallies {
     /// Forgets the quota totals of months before `oldest` (`YYYY-MM`).
     pub(super) fn forget_quota_totals_before(&self, oldest: &str) {
         for shard in &self.quota_totals {
-            lock(shard).retain(|(_, period), _| period.as_str() >= oldest);
+            lock(shard).retain(|_, totals| {
+                totals.retain(|(period, _)| period.as_ref() >= oldest);
+                !totals.is_empty()
+            });
         }
     }
 
