@@ -469,14 +469,7 @@ async fn concurrent_requests_get_exactly_the_window_and_the_quota() {
                 let (server, key, admitted) = (server.clone(), key.clone(), admitted.clone());
                 tasks.push(tokio::spawn(async move {
                     for _ in 0..10 {
-                        let response = server
-                            .send(
-                                server
-                                    .client
-                                    .get(server.url("/v1/authorize"))
-                                    .bearer_auth(&key),
-                            )
-                            .await;
+                        let response = server.authorize(&key).await;
                         match response.status {
                             200 => {
                                 admitted.fetch_add(1, Ordering::SeqCst);

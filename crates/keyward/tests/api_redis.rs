@@ -203,17 +203,6 @@ async fn local_mode_survives_a_redis_outage_and_closed_mode_answers_503() {
     .await;
 }
 
-async fn authorize(server: &TestServer, key: &str) -> support::Response {
-    server
-        .send(
-            server
-                .client
-                .get(server.url("/v1/authorize"))
-                .bearer_auth(key),
-        )
-        .await
-}
-
 /// A node whose Redis is down when it starts still starts: the failure mode applies until
 /// Redis answers, and then limits are shared without a restart.
 #[tokio::test]
@@ -247,15 +236,16 @@ async fn a_node_starts_while_redis_is_down_and_joins_it_when_it_is_back() {
     }
     // local: this node's own limits; open: admitted; closed: 503.
     let statuses = [
-        authorize(&local, &keys[0]).await.status,
-        authorize(&local, &keys[0]).await.status,
-        authorize(&local, &keys[0]).await.status,
+        local.authorize(&keys[0]).await.status,
+        local.authorize(&keys[0]).await.status,
+        local.authorize(&keys[0]).await.status,
     ];
     assert_eq!(statuses, [200, 200, 429]);
     for _ in 0..3 {
-        assert_eq!(authorize(&open, &keys[1]).await.status, 200);
+        assert_eq!(open.authorize(&keys[1]).await.status, 200);
     }
-    authorize(&closed, &keys[2])
+    closed
+        .authorize(&keys[2])
         .await
         .assert_problem(503, "UNAVAILABLE");
 
@@ -270,9 +260,9 @@ async fn a_node_starts_while_redis_is_down_and_joins_it_when_it_is_back() {
     .await;
     // Redis answers now: the closed node checks through it.
     let statuses = [
-        authorize(&closed, &keys[2]).await.status,
-        authorize(&closed, &keys[2]).await.status,
-        authorize(&closed, &keys[2]).await.status,
+        closed.authorize(&keys[2]).await.status,
+        closed.authorize(&keys[2]).await.status,
+        closed.authorize(&keys[2]).await.status,
     ];
     assert_eq!(statuses, [200, 200, 429]);
 }

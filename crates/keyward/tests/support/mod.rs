@@ -217,6 +217,12 @@ impl TestServer {
         )
     }
 
+    /// `GET /v1/authorize` with `key` as a Bearer credential.
+    pub async fn authorize(&self, key: &str) -> Response {
+        self.send(self.client.get(self.url("/v1/authorize")).bearer_auth(key))
+            .await
+    }
+
     pub async fn verify(&self, body: Value) -> Response {
         self.send(self.client.post(self.url("/v1/verify")).json(&body))
             .await
