@@ -134,6 +134,18 @@ async fn new_user(node: &TestServer, user: &str, plan: &str) {
     assert_eq!(created.status, 201, "{}", created.text);
 }
 
+/// A new user on `free` and one key of it (`extra` fields added to the key's body);
+/// returns the plaintext and the key's id.
+async fn user_with_key(node: &TestServer, user: &str, extra: Value) -> (String, String) {
+    new_user(node, user, "free").await;
+    let mut body = json!({"user_id": user, "name": "k"});
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    let (secret, object) = node.create_key(body).await;
+    (secret, object["id"].as_str().unwrap().to_owned())
+}
+
 async fn key_object(node: &TestServer, id: &str) -> Value {
     let key = node
         .admin(Method::GET, &format!("/v1/keys/{id}"), None)
@@ -166,12 +178,7 @@ async fn two_rotations_of_one_key_exactly_one_wins() {
     for topology in Topology::all().await {
         for attempt in 0..TRIES {
             let user = format!("rr-{attempt}");
-            new_user(topology.first(), &user, "free").await;
-            let (secret, object) = topology
-                .first()
-                .create_key(json!({"user_id": user, "name": "k"}))
-                .await;
-            let id = object["id"].as_str().unwrap().to_owned();
+            let (secret, id) = user_with_key(topology.first(), &user, json!({})).await;
             let path = format!("/v1/keys/{id}/rotate");
             let (a, b) = race(
                 &topology,
@@ -220,12 +227,7 @@ async fn a_revoked_key_never_gets_a_live_successor() {
     for topology in Topology::all().await {
         for attempt in 0..TRIES {
             let user = format!("vr-{attempt}");
-            new_user(topology.first(), &user, "free").await;
-            let (_, object) = topology
-                .first()
-                .create_key(json!({"user_id": user, "name": "k"}))
-                .await;
-            let id = object["id"].as_str().unwrap().to_owned();
+            let (_, id) = user_with_key(topology.first(), &user, json!({})).await;
             let (revoked, rotated) = race(
                 &topology,
                 attempt,
@@ -316,12 +318,8 @@ async fn a_change_racing_a_rotation_is_neither_lost_nor_half_copied() {
     for topology in Topology::all().await {
         for attempt in 0..TRIES {
             let user = format!("pr-{attempt}");
-            new_user(topology.first(), &user, "free").await;
-            let (_, object) = topology
-                .first()
-                .create_key(json!({"user_id": user, "name": "k", "scopes": ["read", "write"]}))
-                .await;
-            let id = object["id"].as_str().unwrap().to_owned();
+            let scopes = json!({"scopes": ["read", "write"]});
+            let (_, id) = user_with_key(topology.first(), &user, scopes).await;
             let (patched, rotated) = race(
                 &topology,
                 attempt,
