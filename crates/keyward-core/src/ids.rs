@@ -126,6 +126,17 @@ string_newtype!(
             .all(|b| b.is_ascii_alphanumeric() || b"_.@:+-".contains(&b))
 );
 
+impl UserId {
+    /// Which of `shards` sharded maps this user's entries live in (FNV-1a over the id):
+    /// the same user always lands in the same shard.
+    pub fn shard(&self, shards: usize) -> usize {
+        let hash = self.0.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        (hash % shards.max(1) as u64) as usize
+    }
+}
+
 impl fmt::Debug for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

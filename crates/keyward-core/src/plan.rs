@@ -170,6 +170,29 @@ fn is_token(value: &str) -> bool {
 }
 
 impl PlanSpec {
+    /// The windows that apply to a key of this plan: the key's own `limits` if it has
+    /// any, else the plan's; a key's `rate_limit_per_hour` then replaces the one-hour
+    /// window's max, or adds a one-hour window.
+    pub fn windows_for<'a>(
+        &'a self,
+        own: Option<&'a [Window]>,
+        rate_limit_per_hour: Option<u64>,
+    ) -> std::borrow::Cow<'a, [Window]> {
+        let base = own.unwrap_or(&self.limits);
+        let Some(per_hour) = rate_limit_per_hour else {
+            return std::borrow::Cow::Borrowed(base);
+        };
+        let mut windows = base.to_vec();
+        match windows.iter_mut().find(|w| w.window_seconds == 3600) {
+            Some(hour) => hour.max = per_hour,
+            None => {
+                windows.push(Window::new(3600, per_hour));
+                windows.sort_by_key(|w| w.window_seconds);
+            }
+        }
+        std::borrow::Cow::Owned(windows)
+    }
+
     pub fn validate(&self) -> Result<(), InvalidPlan> {
         validate_windows(&self.limits)?;
         if let Some(burst) = &self.burst {
@@ -229,6 +252,25 @@ pub fn default_plans() -> Vec<Plan> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_key_s_windows_replace_the_plan_s_and_its_hourly_limit_replaces_or_adds_an_hour() {
+        let spec = PlanSpec {
+            limits: vec![Window::new(60, 10), Window::new(3600, 100)],
+            ..PlanSpec::default()
+        };
+        assert_eq!(&*spec.windows_for(None, None), &spec.limits[..]);
+        let own = [Window::new(1, 2)];
+        assert_eq!(&*spec.windows_for(Some(&own), None), &own[..]);
+        assert_eq!(
+            &*spec.windows_for(None, Some(7)),
+            &[Window::new(60, 10), Window::new(3600, 7)][..]
+        );
+        assert_eq!(
+            &*spec.windows_for(Some(&[Window::new(86_400, 5)]), Some(7)),
+            &[Window::new(3600, 7), Window::new(86_400, 5)][..]
+        );
+    }
+
     use super::*;
 
     #[test]

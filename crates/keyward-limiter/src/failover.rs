@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 
-use crate::{Check, Limiter, LimiterError, MemoryLimiter, Outcome};
+use crate::{Check, Limiter, LimiterError, MemoryLimiter, Month, Outcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FailureMode {
@@ -84,7 +84,7 @@ impl Limiter for FailoverLimiter {
     async fn seed_quota(
         &self,
         group: &str,
-        period: &str,
+        period: Month,
         units_by_node: &[(String, u64)],
         ttl_seconds: u64,
     ) -> Result<(), LimiterError> {

@@ -1,13 +1,19 @@
-//! Rate limiting behind one trait. A check names the rate-limit state's owner (a key's
-//! lineage), the windows and burst bucket that apply, the cost and the time; the limiter
-//! answers whether every limit admits it and how each limit stands. Rejected checks
-//! consume nothing.
+//! Every kind of limit keyward enforces, in one crate: sliding windows, the burst bucket,
+//! the monthly quota and per-user windows ([`LimitKind`]).
 //!
-//! Backends: [`MemoryLimiter`] (in process, sharded); Redis follows. Both are meant to pass
-//! the same conformance suite.
+//! [`Limits`] is the one entry point a caller uses: it takes what applies to a request
+//! ([`Ask`]) and answers with a decision code and how every limit stands. Behind it, a
+//! [`Limiter`] backend keeps the windows and the burst bucket — [`MemoryLimiter`] in
+//! process, [`RedisLimiter`] shared by every node (it keeps the monthly quota too), and
+//! [`FailoverLimiter`] for Redis outages — and the monthly quota is counted either by the
+//! shared backend or in this process ([`quota`]), seeded from stored usage through an
+//! injected [`QuotaBook`]. Backends pass one conformance suite. Rejected checks consume
+//! nothing.
 
 mod failover;
+mod limits;
 mod memory;
+pub mod quota;
 mod redis;
 
 use async_trait::async_trait;
@@ -15,8 +21,32 @@ use keyward_core::{Burst, Window};
 use serde::Serialize;
 
 pub use failover::{FailoverLimiter, FailureMode};
+pub use limits::{Ask, Limits, Verdict};
 pub use memory::MemoryLimiter;
+pub use quota::{Month, QuotaBook};
 pub use redis::RedisLimiter;
+
+/// The kinds of limit a request can meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    /// A sliding window: at most `max` units in any `window_seconds`.
+    Window,
+    /// The plan's token bucket (GCRA): short bursts above the windows' pace.
+    Burst,
+    /// The user's monthly quota (calendar month, UTC; live keys only).
+    Month,
+}
+
+impl LimitKind {
+    /// The name a limit of this kind reports, for the kinds that have one fixed name.
+    pub const fn fixed_name(self) -> Option<&'static str> {
+        match self {
+            Self::Window => None,
+            Self::Burst => Some("burst"),
+            Self::Month => Some("month"),
+        }
+    }
+}
 
 /// One rate-limit check.
 #[derive(Debug, Clone, Copy)]
@@ -38,8 +68,7 @@ pub struct Check<'a> {
 /// A monthly quota to check with the windows.
 #[derive(Debug, Clone, Copy)]
 pub struct QuotaCheck<'a> {
-    /// `YYYY-MM`.
-    pub period: &'a str,
+    pub period: Month,
     pub limit: u64,
     /// How long the period's counter must live (until the month ends, plus a margin).
     pub ttl_seconds: u64,
@@ -63,6 +92,8 @@ pub enum QuotaState {
 /// One limit's state after a check, for headers and `/v1/verify`'s `ratelimit`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LimitStatus {
+    #[serde(skip)]
+    pub kind: LimitKind,
     /// `minute`, `hour`, `day`, `{W}s`, a window's own name, `burst` or `month`.
     pub name: std::borrow::Cow<'static, str>,
     /// The limit (`q`).
@@ -89,6 +120,22 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The window with the least remaining (the burst bucket and the month are not
+    /// windows); among ties, the one with the largest reset: what `X-RateLimit-*` and
+    /// `/v1/verify`'s `ratelimit` report.
+    pub fn tightest_window(&self) -> Option<&LimitStatus> {
+        tightest_window(&self.limits)
+    }
+
+    /// The window with the smallest maximum: no wait can admit a request costing more.
+    pub fn smallest_window(&self) -> Option<&LimitStatus> {
+        self.windows().min_by_key(|l| l.limit)
+    }
+
+    fn windows(&self) -> impl Iterator<Item = &LimitStatus> {
+        self.limits.iter().filter(|l| l.kind == LimitKind::Window)
+    }
+
     /// Seconds to wait before retrying (rejections only): the longest wait of any limit
     /// that rejected, so a client that waits that long is admitted. At least 1.
     pub fn retry_after(&self) -> Option<u64> {
@@ -131,7 +178,7 @@ pub trait Limiter: Send + Sync + std::fmt::Debug {
     async fn seed_quota(
         &self,
         _group: &str,
-        _period: &str,
+        _period: Month,
         _units_by_node: &[(String, u64)],
         _ttl_seconds: u64,
     ) -> Result<(), LimiterError> {
@@ -142,4 +189,16 @@ pub trait Limiter: Send + Sync + std::fmt::Debug {
 /// The burst bucket's `w`: capacity ÷ rate, rounded up.
 pub fn burst_window_seconds(burst: &Burst) -> u64 {
     (burst.capacity as f64 / burst.rate_per_second).ceil() as u64
+}
+
+/// See [`Outcome::tightest_window`].
+pub fn tightest_window(limits: &[LimitStatus]) -> Option<&LimitStatus> {
+    limits
+        .iter()
+        .filter(|l| l.kind == LimitKind::Window)
+        .min_by(|a, b| {
+            a.remaining
+                .cmp(&b.remaining)
+                .then(b.reset_seconds.cmp(&a.reset_seconds))
+        })
 }

@@ -8,7 +8,7 @@ use std::sync::{Mutex, PoisonError};
 use async_trait::async_trait;
 use keyward_core::limits::{Gcra, LimitState, SlidingWindow, ceil_seconds};
 
-use crate::{Check, LimitStatus, Limiter, LimiterError, Outcome, burst_window_seconds};
+use crate::{Check, LimitKind, LimitStatus, Limiter, LimiterError, Outcome, burst_window_seconds};
 
 /// log2 of the shard count. Many small shards: two threads working on different keys
 /// rarely share a shard, so they rarely pull each other's lock lines (measured: 64 shards
@@ -83,12 +83,14 @@ impl Default for MemoryLimiter {
 }
 
 fn status(
+    kind: LimitKind,
     name: Cow<'static, str>,
     limit: u64,
     window_seconds: u64,
     state: LimitState,
 ) -> LimitStatus {
     LimitStatus {
+        kind,
         name,
         limit,
         window_seconds,
@@ -129,6 +131,7 @@ impl MemoryLimiter {
                 false,
             );
             limits.push(status(
+                LimitKind::Window,
                 window.display_name(),
                 window.max,
                 window.window_seconds,
@@ -144,6 +147,7 @@ impl MemoryLimiter {
                 false,
             );
             limits.push(status(
+                LimitKind::Burst,
                 Cow::Borrowed("burst"),
                 burst.capacity,
                 burst_window_seconds(burst),

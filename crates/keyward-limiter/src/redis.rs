@@ -15,7 +15,10 @@ use async_trait::async_trait;
 use redis::Script;
 use redis::aio::ConnectionManager;
 
-use crate::{Check, LimitStatus, Limiter, LimiterError, Outcome, QuotaState, burst_window_seconds};
+use crate::{
+    Check, LimitKind, LimitStatus, Limiter, LimiterError, Month, Outcome, QuotaState,
+    burst_window_seconds,
+};
 
 const TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -124,7 +127,7 @@ impl RedisLimiter {
 
     /// The Redis key of a group's quota for a period (`YYYY-MM`): a hash of the units each
     /// node process admitted, and their sum in field `*`.
-    pub fn quota_key(group: &str, period: &str) -> String {
+    pub fn quota_key(group: &str, period: impl std::fmt::Display) -> String {
         format!("{{kw:{group}}}:qn:{period}")
     }
 }
@@ -146,7 +149,7 @@ impl Limiter for RedisLimiter {
     async fn seed_quota(
         &self,
         group: &str,
-        period: &str,
+        period: Month,
         units_by_node: &[(String, u64)],
         ttl_seconds: u64,
     ) -> Result<(), LimiterError> {
@@ -165,10 +168,10 @@ impl Limiter for RedisLimiter {
 
     async fn check(&self, check: &Check<'_>) -> Result<Outcome, LimiterError> {
         let mut invocation = self.script.key(Self::state_key(check.group, check.owner));
-        invocation.key(Self::quota_key(
-            check.group,
-            check.quota.map_or("-", |q| q.period),
-        ));
+        invocation.key(match check.quota {
+            Some(quota) => Self::quota_key(check.group, quota.period),
+            None => Self::quota_key(check.group, "-"),
+        });
         invocation.arg(check.cost).arg(check.windows.len());
         for window in check.windows {
             invocation.arg(window.window_seconds).arg(window.max);
@@ -215,9 +218,14 @@ impl Limiter for RedisLimiter {
                 .unwrap_or(0),
             exceeded: reply[0] == 3,
         });
-        let status = |index: usize, name: Cow<'static, str>, limit: u64, window_seconds: u64| {
+        let status = |index: usize,
+                      kind: LimitKind,
+                      name: Cow<'static, str>,
+                      limit: u64,
+                      window_seconds: u64| {
             let base = 1 + 3 * index;
             LimitStatus {
+                kind,
                 name,
                 limit,
                 window_seconds,
@@ -230,11 +238,20 @@ impl Limiter for RedisLimiter {
             .windows
             .iter()
             .enumerate()
-            .map(|(i, w)| status(i, w.display_name(), w.max, w.window_seconds))
+            .map(|(i, w)| {
+                status(
+                    i,
+                    LimitKind::Window,
+                    w.display_name(),
+                    w.max,
+                    w.window_seconds,
+                )
+            })
             .collect();
         if let Some(burst) = check.burst {
             limits.push(status(
                 check.windows.len(),
+                LimitKind::Burst,
                 Cow::Borrowed("burst"),
                 burst.capacity,
                 burst_window_seconds(burst),

@@ -272,7 +272,11 @@ async fn redis_limiter() -> Arc<dyn Limiter> {
 /// nothing twice; a node's figure is raised to what it says it admitted before the check.
 mod redis_quota {
     use super::*;
-    use keyward_limiter::{QuotaCheck, QuotaState};
+    use keyward_limiter::{Month, QuotaCheck, QuotaState};
+
+    fn november() -> Month {
+        Month::parse("2026-11").expect("a month")
+    }
 
     async fn ask(
         limiter: &dyn Limiter,
@@ -286,7 +290,7 @@ mod redis_quota {
             .check(&Check {
                 group,
                 quota: Some(QuotaCheck {
-                    period: "2026-11",
+                    period: november(),
                     limit: 20,
                     ttl_seconds: 60,
                     node,
@@ -321,11 +325,11 @@ mod redis_quota {
         );
         let stored = [("a".to_owned(), 6), ("b".to_owned(), 4)];
         limiter
-            .seed_quota(&group, "2026-11", &stored, 60)
+            .seed_quota(&group, november(), &stored, 60)
             .await
             .unwrap();
         limiter
-            .seed_quota(&group, "2026-11", &stored, 60)
+            .seed_quota(&group, november(), &stored, 60)
             .await
             .unwrap();
         assert_eq!(used(ask(&*limiter, &group, "a", 0, 1).await), (11, false));
@@ -334,7 +338,7 @@ mod redis_quota {
         // A later seed with b's now-stored 7 (its field holds 8) changes nothing.
         let later = [("a".to_owned(), 7), ("b".to_owned(), 7)];
         limiter
-            .seed_quota(&group, "2026-11", &later, 60)
+            .seed_quota(&group, november(), &later, 60)
             .await
             .unwrap();
         assert_eq!(used(ask(&*limiter, &group, "c", 0, 5).await), (20, false));
@@ -350,7 +354,7 @@ mod redis_quota {
         let nodes = [redis_limiter().await, redis_limiter().await];
         let group = format!("quota-{}", owner());
         nodes[0]
-            .seed_quota(&group, "2026-11", &[], 60)
+            .seed_quota(&group, november(), &[], 60)
             .await
             .unwrap();
         let mut tasks = Vec::new();

@@ -5,13 +5,13 @@ use std::fmt::Write;
 
 use axum::http::{HeaderMap, HeaderValue};
 
-use crate::limiter::{LimitStatus, tightest};
+use keyward_limiter::{LimitStatus, tightest_window};
 
 pub fn rate_limit_headers(headers: &mut HeaderMap, limits: &[LimitStatus]) {
     if limits.is_empty() {
         return;
     }
-    if let Some(window) = tightest(limits) {
+    if let Some(window) = tightest_window(limits) {
         headers.insert("x-ratelimit-limit", HeaderValue::from(window.limit));
         headers.insert("x-ratelimit-remaining", HeaderValue::from(window.remaining));
         headers.insert("x-ratelimit-reset", HeaderValue::from(window.reset_seconds));

@@ -206,7 +206,7 @@ where
             // the time until the response was ready.
             if let Some(key) = &decision.key {
                 verifier.record_usage(&UsageRecord {
-                    key,
+                    key: key.for_usage(),
                     code: decision.code,
                     status: response.status().as_u16(),
                     endpoint: &endpoint,

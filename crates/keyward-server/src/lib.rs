@@ -4,16 +4,13 @@
 pub mod admin;
 pub mod auth;
 pub mod billing;
-pub mod cached_key;
 pub mod config;
 pub mod error;
 pub mod extract;
 pub mod feed;
 mod headers;
 pub mod layer;
-pub mod limiter;
 pub mod openapi;
-pub mod quota;
 pub mod reports;
 pub mod routes;
 pub mod self_service;

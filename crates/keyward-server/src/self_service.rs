@@ -10,8 +10,8 @@ use ipnet::IpNet;
 use keyward_core::{Environment, Scope};
 use keyward_store::{KeyPatch, KeyRecord, KeySpec, Metadata, merge_metadata};
 
-use crate::cached_key::CachedKey;
 use crate::error::{ApiError, ApiResult};
+use crate::verifier::CachedKey;
 
 fn forbidden(field: &str, why: &str) -> ApiError {
     ApiError::Forbidden(format!("`{field}`: {why}"))

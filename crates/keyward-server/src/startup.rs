@@ -15,12 +15,12 @@ use crate::admin::{AdminToken, AdminTokenError};
 use crate::config::ServerConfig;
 use crate::feed::ChangeFeed;
 use crate::layer::{KeywardLayer, LayerOptions};
-use crate::limiter::{Limiter, MemoryLimiter};
 use crate::state::{AppState, Shared};
 use crate::usage::UsageWriter;
 use crate::verifier::{Verifier, VerifierSettings};
 use crate::{routes, telemetry};
 use keyward_limiter::{FailoverLimiter, FailureMode, RedisLimiter};
+use keyward_limiter::{Limiter, MemoryLimiter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {

@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use super::field;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientAddr, JsonBody, is_trusted, parse_json};
-use crate::limiter::tightest;
 use crate::state::AppState;
 use crate::verifier::{CachedKey, Check, Decision, KeyIdDisplay};
 
@@ -125,7 +124,7 @@ impl<'a> VerifyResponse<'a> {
             ratelimit: decision
                 .limits
                 .as_ref()
-                .and_then(|l| tightest(&l.limits))
+                .and_then(|l| l.tightest_window())
                 .map(|w| RateLimitSummary {
                     limit: w.limit,
                     remaining: w.remaining,
@@ -231,13 +230,11 @@ pub async fn verify(
         .await
         .map_err(|_| ApiError::Unavailable)?;
     // No wait could ever admit a request costing more than a limit holds.
-    if let Some(limit) = decision.limits.as_ref().and_then(|outcome| {
-        outcome
-            .limits
-            .iter()
-            .filter(|l| l.name != "month" && l.name != "burst")
-            .min_by_key(|l| l.limit)
-    }) && cost > limit.limit
+    if let Some(limit) = decision
+        .limits
+        .as_ref()
+        .and_then(|outcome| outcome.smallest_window())
+        && cost > limit.limit
     {
         return Err(ApiError::validation(
             "cost",

@@ -6,7 +6,8 @@ use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use keyward_core::{Code, Environment, PlanName, UserId};
-use keyward_store::{LATENCY_BUCKETS, QuotaUsage, UsageEvent};
+use keyward_limiter::Month;
+use keyward_store::{LATENCY_BUCKETS, UsageEvent};
 use ulid::Ulid;
 
 use super::{MAX_ENDPOINTS_PER_KEY_HOUR, MAX_PENDING_EVENTS, OTHER_ENDPOINT, SHARDS};
@@ -14,11 +15,11 @@ use super::{MAX_ENDPOINTS_PER_KEY_HOUR, MAX_PENDING_EVENTS, OTHER_ENDPOINT, SHAR
 /// The endpoints one key was seen on in one hour: (unix hour, endpoints).
 pub(super) type EndpointsSeen = (i64, std::collections::HashSet<Box<str>>);
 
-/// Admitted checks and the latest check time, per key.
-/// A user's admitted units per period (`YYYY-MM`): one or two entries (this month and
-/// the last), looked up by the user without allocating.
-pub(super) type QuotaTotals = Vec<(Box<str>, u64)>;
+/// A user's admitted units per month: one or two entries (this month and the last),
+/// looked up by the user without allocating.
+pub(super) type QuotaTotals = Vec<(Month, u64)>;
 
+/// Admitted checks and the latest check time, per key.
 pub(super) type Tally = HashMap<Ulid, (u64, DateTime<Utc>)>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -87,9 +88,9 @@ impl RollupShard {
 #[derive(Debug, Default)]
 pub(super) struct Tallies {
     pub(super) shards: [Mutex<Tally>; SHARDS],
-    /// Admitted units per (user, `YYYY-MM`) for monthly quotas, not written yet.
-    pub(super) quota: [Mutex<HashMap<(UserId, String), u64>>; SHARDS],
-    /// Every unit this node process admitted per (user, `YYYY-MM`), written or not: what
+    /// Admitted units per (user, month) for monthly quotas, not written yet.
+    pub(super) quota: [Mutex<HashMap<(UserId, Month), u64>>; SHARDS],
+    /// Every unit this node process admitted per (user, month), written or not: what
     /// it tells a shared limiter that may have lost some (the current and previous month
     /// are kept).
     pub(super) quota_totals: [Mutex<HashMap<UserId, QuotaTotals>>; SHARDS],
@@ -115,11 +116,38 @@ impl Tallies {
         entry.1 = entry.1.max(at);
     }
 
-    pub(super) fn add_quota(&self, user: &UserId, period: &str, units: u64) {
-        let shard = crate::quota::user_shard(user, SHARDS);
+    /// Counts admitted units toward a user's monthly quota: pending for the writer, and in
+    /// the node's running total.
+    pub(super) fn add_quota(&self, user: &UserId, month: Month, units: u64) {
+        let shard = user.shard(SHARDS);
         *lock(&self.quota[shard])
-            .entry((user.clone(), period.to_owned()))
+            .entry((user.clone(), month))
             .or_insert(0) += units;
+        let mut totals = lock(&self.quota_totals[shard]);
+        let months = match totals.get_mut(user) {
+            Some(months) => months,
+            None => totals.entry(user.clone()).or_default(),
+        };
+        match months.iter_mut().find(|(m, _)| *m == month) {
+            Some((_, total)) => *total += units,
+            None => months.push((month, units)),
+        }
+    }
+
+    /// Puts back pending units a failed write took (the running totals already have them).
+    pub(super) fn restore_quota(&self, user: &UserId, month: Month, units: u64) {
+        *lock(&self.quota[user.shard(SHARDS)])
+            .entry((user.clone(), month))
+            .or_insert(0) += units;
+    }
+
+    /// Every unit this node process has admitted toward `user`'s quota in `month`,
+    /// written or not.
+    pub(super) fn quota_total(&self, user: &UserId, month: Month) -> u64 {
+        lock(&self.quota_totals[user.shard(SHARDS)])
+            .get(user)
+            .and_then(|months| months.iter().find(|(m, _)| *m == month))
+            .map_or(0, |(_, total)| *total)
     }
 
     /// Adds a rollup count; returns `false` when the key has used up its endpoints for
@@ -178,29 +206,25 @@ impl Tallies {
         }
     }
 
-    pub(super) fn take_quota(&self, node: &str) -> Vec<QuotaUsage> {
+    /// Takes the pending quota units: (user, month, units).
+    pub(super) fn take_quota(&self) -> Vec<(UserId, Month, u64)> {
         let mut all = Vec::new();
         for shard in &self.quota {
             let taken = std::mem::take(&mut *lock(shard));
             all.extend(
                 taken
                     .into_iter()
-                    .map(|((user_id, period), units)| QuotaUsage {
-                        user_id,
-                        period,
-                        node: node.to_owned(),
-                        units,
-                    }),
+                    .map(|((user, month), units)| (user, month, units)),
             );
         }
         all
     }
 
-    /// Forgets the quota totals of months before `oldest` (`YYYY-MM`).
-    pub(super) fn forget_quota_totals_before(&self, oldest: &str) {
+    /// Forgets the quota totals of months before `oldest`.
+    pub(super) fn forget_quota_totals_before(&self, oldest: Month) {
         for shard in &self.quota_totals {
             lock(shard).retain(|_, totals| {
-                totals.retain(|(period, _)| period.as_ref() >= oldest);
+                totals.retain(|(month, _)| *month >= oldest);
                 !totals.is_empty()
             });
         }

@@ -7,7 +7,6 @@
 
 mod cache;
 mod guard;
-mod limits;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,15 +16,14 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
-use keyward_core::{Code, KeyHash, Plan, PlanName, PresentedKey, Scope};
+use keyward_core::{Code, Environment, KeyHash, Plan, PlanName, PresentedKey, Scope};
 use keyward_store::{Store, StoreError};
 
-pub use crate::cached_key::{CachedKey, KeyIdDisplay};
-pub use cache::{Cached, KeyCache};
+pub use cache::{Cached, CachedKey, KeyCache, KeyIdDisplay};
 pub use guard::FailureGuard;
 
-use crate::limiter::{Limiter, Outcome};
-use crate::quota::QuotaTracker;
+use keyward_limiter::{Ask, Limiter, Limits, Outcome};
+
 use crate::usage::{UsageRecord, UsageRecorder};
 
 /// One key check.
@@ -84,16 +82,6 @@ impl Decision {
     }
 }
 
-/// The limiter state of a user's management calls: an owner no key lineage can have (keys'
-/// owners are their ULIDs; this is a hash in its own namespace).
-fn self_service_owner(user: &keyward_core::UserId) -> u128 {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("keyward self-service\0{user}").as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    u128::from_be_bytes(bytes)
-}
-
 /// A backend the check needed was unreachable: answered 503, never `INVALID`.
 #[derive(Debug, thiserror::Error)]
 #[error("a backend needed for the check is unavailable")]
@@ -147,8 +135,7 @@ pub struct Verifier {
     cache: KeyCache,
     plans: ArcSwap<HashMap<PlanName, Arc<Plan>>>,
     guard: FailureGuard,
-    limiter: Arc<dyn Limiter>,
-    quota: QuotaTracker,
+    limits: Limits,
     usage: UsageRecorder,
     has_imported: AtomicBool,
     /// Set while the store is known to be unreachable (by the engine's store probe): checks
@@ -178,7 +165,7 @@ impl Verifier {
             meters: Meters::register(),
             cache: KeyCache::new(settings.cache_capacity),
             plans: ArcSwap::from_pointee(HashMap::new()),
-            quota: QuotaTracker::new(),
+            limits: Limits::new(limiter, Arc::new(usage.clone())),
             guard: FailureGuard::new(
                 settings.failure_limit,
                 settings.failure_window,
@@ -187,7 +174,6 @@ impl Verifier {
             has_imported: AtomicBool::new(false),
             store_down: AtomicBool::new(false),
             store,
-            limiter,
             usage,
         };
         verifier.reload_plans().await?;
@@ -263,7 +249,7 @@ impl Verifier {
                 && let Some(key) = &decision.key
             {
                 self.usage.record(&UsageRecord {
-                    key,
+                    key: key.for_usage(),
                     code: decision.code,
                     status: decision.code.http_status(),
                     endpoint: check.endpoint,
@@ -339,11 +325,44 @@ impl Verifier {
                 tracing::error!(key_id = %key.id(), plan = %key.effective_plan(), "key refers to an unknown plan");
                 return Err(Unavailable);
             };
-            let (code, outcome) = self.limit(&key, &plan, check.cost, now).await?;
-            decision.code = code;
-            decision.limits = Some(outcome);
+            let windows = plan
+                .spec
+                .windows_for(key.limits.as_deref(), key.rate_limit_per_hour);
+            let ask = Ask {
+                owner: key.lineage.0,
+                user: &key.user_id,
+                windows: &windows,
+                burst: plan.spec.burst.as_ref(),
+                // Test keys never spend the quota.
+                monthly_quota: match key.environment {
+                    Environment::Live => self
+                        .plan(&key.user_plan)
+                        .and_then(|user_plan| user_plan.spec.monthly_quota),
+                    Environment::Test => None,
+                },
+                cost: check.cost,
+                now,
+            };
+            let verdict = self.limits.check(&ask).await.map_err(|_| Unavailable)?;
+            decision.code = verdict.code;
+            decision.limits = Some(verdict.outcome);
         }
         Ok(decision)
+    }
+
+    /// Counts one management call made with a key of `user` against `limit` calls per
+    /// 60-second window (exact, and shared through Redis when configured). `Some(seconds)`
+    /// when the call must be refused.
+    pub async fn self_service_call(
+        &self,
+        user: &keyward_core::UserId,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>, Unavailable> {
+        self.limits
+            .per_user_window("self-service", user, limit, now)
+            .await
+            .map_err(|_| Unavailable)
     }
 
     /// Counts a failed check (codes 3–6) against the guard address.
