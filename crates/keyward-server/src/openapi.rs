@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
 
 struct Security;
 
@@ -93,29 +94,57 @@ impl Modify for Links {
     }
 }
 
+/// What the routes' annotations do not say: the title, the shared problem schema and the
+/// security schemes.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "keyward", description = "API keys, rate limits, usage and billing for HTTP APIs."),
-    paths(
-        crate::routes::keys::create, crate::routes::keys::list, crate::routes::keys::show,
-        crate::routes::keys::update, crate::routes::keys::revoke, crate::routes::keys::rotate,
-        crate::routes::users::list, crate::routes::users::create, crate::routes::users::show,
-        crate::routes::users::update, crate::routes::users::delete, crate::routes::users::revoke_keys,
-        crate::routes::plans::list, crate::routes::plans::put,
-        crate::routes::usage::key_usage, crate::routes::usage::user_usage,
-        crate::routes::usage::invoice, crate::routes::usage::summary, crate::routes::usage::audit,
-        crate::routes::verify::verify, crate::routes::authorize::authorize,
-        crate::routes::health::healthz, crate::routes::health::readyz,
-        crate::routes::health::metrics, serve_document,
-    ),
     components(schemas(crate::error::Problem)),
-    modifiers(&Security, &Links),
+    modifiers(&Security),
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
 
+/// The whole document: [`ApiDoc`] and every route's operation, as the router registers them.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (management, others) = crate::routes::routes();
+    let mut document = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(management)
+        .merge(others)
+        .into_openapi();
+    Links.modify(&mut document);
+    one_operation_id_per_method(&mut document);
+    document
+}
+
+/// An operation listed under several methods (forward-auth) keeps its id on `GET`; the
+/// others get `<id>_<method>`, since every operation id must be unique.
+fn one_operation_id_per_method(document: &mut utoipa::openapi::OpenApi) {
+    for item in document.paths.paths.values_mut() {
+        let others = [
+            ("post", &mut item.post),
+            ("put", &mut item.put),
+            ("patch", &mut item.patch),
+            ("delete", &mut item.delete),
+            ("head", &mut item.head),
+            ("options", &mut item.options),
+            ("trace", &mut item.trace),
+        ];
+        let Some(shared) = item.get.as_ref().and_then(|get| get.operation_id.clone()) else {
+            continue;
+        };
+        for (method, operation) in others {
+            if let Some(operation) = operation
+                && operation.operation_id.as_deref() == Some(shared.as_str())
+            {
+                operation.operation_id = Some(format!("{shared}_{method}"));
+            }
+        }
+    }
+}
+
 /// `GET /openapi.json`: this document.
-#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", tag = "operations",
+#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", summary = "This OpenAPI document", tag = "operations",
     responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json")))]
 pub async fn serve_document() -> axum::response::Response {
     use axum::response::IntoResponse;
@@ -134,7 +163,7 @@ pub fn document_json() -> String {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
     DOCUMENT
         .get_or_init(|| {
-            let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+            let mut document = serde_json::to_value(document()).unwrap_or_default();
             camel_case_links(&mut document);
             serde_json::to_string(&document).unwrap_or_else(|_| "{}".to_owned())
         })
@@ -276,6 +305,29 @@ mod tests {
         let document = document();
         assert_eq!(document["openapi"], "3.1.0");
         assert_eq!(document["paths"].as_object().unwrap().len(), 19);
+    }
+
+    #[test]
+    fn every_operation_has_a_summary_and_an_id_of_its_own() {
+        let document = document();
+        let mut ids = BTreeSet::new();
+        let mut operations = 0;
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                operations += 1;
+                let summary = operation["summary"].as_str().unwrap_or_default();
+                assert!(!summary.is_empty(), "{method} {path} has no summary");
+                let id = operation["operationId"].as_str().unwrap().to_owned();
+                assert!(ids.insert(id.clone()), "{id} is used twice");
+            }
+        }
+        assert_eq!(operations, 31);
+        let authorize = document["paths"]["/v1/authorize"].as_object().unwrap();
+        let methods: BTreeSet<&str> = authorize.keys().map(String::as_str).collect();
+        assert_eq!(
+            methods,
+            BTreeSet::from(["delete", "get", "head", "options", "patch", "post", "put"])
+        );
     }
 
     #[test]

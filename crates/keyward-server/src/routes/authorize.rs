@@ -16,7 +16,7 @@ use crate::verifier::Check;
 /// Optional: a comma-separated list of scopes the original request needs.
 pub const REQUIRED_SCOPES_HEADER: &str = "x-keyward-required-scopes";
 
-#[utoipa::path(get, path = "/v1/authorize", operation_id = "authorize", tag = "verification",
+#[utoipa::path(method(get, head, post, put, patch, delete, options), path = "/v1/authorize", operation_id = "authorize", summary = "Forward-auth: check the key of a request a gateway holds", tag = "verification",
     params(
         ("X-Original-URI" = Option<String>, Header, description = "the original request's URI (nginx)"),
         ("X-Forwarded-Uri" = Option<String>, Header, description = "the original request's URI (Traefik, Caddy)"),

@@ -18,7 +18,7 @@ pub struct Health {
     pub reasons: Vec<String>,
 }
 
-#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "operations", responses((status = 200, description = "The process is alive", body = Health)))]
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", summary = "Liveness: the process answers", tag = "operations", responses((status = 200, description = "The process is alive", body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".to_owned(),
@@ -26,7 +26,7 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", summary = "Readiness: the store and the limiter answer", tag = "operations",
     responses((status = 200, description = "Ready (`ok`) or serving with reduced guarantees (`degraded`)", body = Health),
         (status = 503, description = "The store is unreachable", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
@@ -56,7 +56,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", summary = "Prometheus metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 pub async fn metrics(
     State(state): State<AppState>,

@@ -17,12 +17,14 @@ use axum::http::request::Parts;
 use axum::http::{HeaderName, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post, put};
+use axum::routing::any;
 use percent_encoding::percent_decode_str;
 use serde::de::DeserializeOwned;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{Caller, authenticate};
 use crate::error::{ApiError, ApiResult};
@@ -31,40 +33,45 @@ use crate::state::AppState;
 
 pub use verify::{VerifyRequest, VerifyResponse};
 
+/// Every route with its OpenAPI operation, registered once (from the handlers'
+/// annotations): the management routes, and the others.
+pub fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
+    let management = OpenApiRouter::new()
+        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::show, keys::update, keys::revoke))
+        .routes(routes!(keys::rotate))
+        .routes(routes!(usage::key_usage))
+        .routes(routes!(usage::user_usage))
+        .routes(routes!(usage::invoice))
+        .routes(routes!(usage::summary))
+        .routes(routes!(usage::audit))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::show, users::update, users::delete))
+        .routes(routes!(users::revoke_keys))
+        .routes(routes!(plans::list))
+        .routes(routes!(plans::put));
+    // Forward-auth answers whatever method the gateway forwards: the document lists the
+    // usual ones, the router takes any.
+    let (schemas, paths, _) = routes!(authorize::authorize);
+    let others = OpenApiRouter::new()
+        .routes(routes!(verify::verify))
+        .routes((schemas, paths, any(authorize::authorize)))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(crate::openapi::serve_document));
+    (management, others)
+}
+
 pub fn router(state: AppState) -> Router {
+    let (management, others) = routes();
     // Management: writes here are applied to this node's caches before they are answered.
-    let management = Router::new()
-        .route("/v1/keys", post(keys::create).get(keys::list))
-        .route(
-            "/v1/keys/{id}",
-            get(keys::show).patch(keys::update).delete(keys::revoke),
-        )
-        .route("/v1/keys/{id}/rotate", post(keys::rotate))
-        .route("/v1/keys/{id}/usage", get(usage::key_usage))
-        .route("/v1/users/{user_id}/usage", get(usage::user_usage))
-        .route("/v1/users/{user_id}/invoice", get(usage::invoice))
-        .route("/v1/usage/summary", get(usage::summary))
-        .route("/v1/audit", get(usage::audit))
-        .route("/v1/users", get(users::list).post(users::create))
-        .route(
-            "/v1/users/{user_id}",
-            get(users::show).patch(users::update).delete(users::delete),
-        )
-        .route("/v1/users/{user_id}/revoke-keys", post(users::revoke_keys))
-        .route("/v1/plans", get(plans::list))
-        .route("/v1/plans/{name}", put(plans::put))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            apply_own_writes,
-        ));
-    let api = Router::new()
-        .merge(management)
-        .route("/v1/verify", post(verify::verify))
-        .route("/v1/authorize", any(authorize::authorize))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/openapi.json", get(crate::openapi::serve_document))
+    let management = management.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        apply_own_writes,
+    ));
+    let (api, _) = management.merge(others).split_for_parts();
+    let api = api
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

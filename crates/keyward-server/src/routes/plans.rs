@@ -11,7 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::state::AppState;
 
-#[utoipa::path(get, path = "/v1/plans", operation_id = "listPlans", tag = "plans",
+#[utoipa::path(get, path = "/v1/plans", operation_id = "listPlans", summary = "List plans", tag = "plans",
     responses((status = 200, body = crate::views::PlanList), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let plans = state.store.list_plans().await?;
@@ -26,7 +26,7 @@ pub struct PutPlanRequest {
     spec: serde_json::Map<String, Value>,
 }
 
-#[utoipa::path(put, path = "/v1/plans/{name}", operation_id = "putPlan", tag = "plans", params(("name" = String, Path)),
+#[utoipa::path(put, path = "/v1/plans/{name}", operation_id = "putPlan", summary = "Create or replace a plan", tag = "plans", params(("name" = String, Path)),
     request_body(content = crate::views::PlanBody),
     responses((status = 200, body = crate::views::PlanObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]

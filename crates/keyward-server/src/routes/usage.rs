@@ -75,7 +75,7 @@ fn user_period(user_id: &str, query: &PeriodQuery) -> ApiResult<(UserId, Period)
     Ok((super::users::path_user(user_id)?, period))
 }
 
-#[utoipa::path(get, path = "/v1/keys/{id}/usage", operation_id = "getKeyUsage", tag = "usage", params(("id" = String, Path), DaysQuery),
+#[utoipa::path(get, path = "/v1/keys/{id}/usage", operation_id = "getKeyUsage", summary = "A key's usage over time", tag = "usage", params(("id" = String, Path), DaysQuery),
     responses((status = 200, description = "`{key_id, days, total_requests, rejected_requests, units, by_day, by_endpoint, by_status}`", body = Object),
         (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
@@ -92,7 +92,7 @@ pub async fn key_usage(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/users/{user_id}/usage", operation_id = "getUserUsage", tag = "usage", params(("user_id" = String, Path), PeriodQuery),
+#[utoipa::path(get, path = "/v1/users/{user_id}/usage", operation_id = "getUserUsage", summary = "A user's usage over time", tag = "usage", params(("user_id" = String, Path), PeriodQuery),
     responses((status = 200, description = "`{user_id, period, requests, rejected, units, by_day, by_key, quota}`", body = Object),
         (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
@@ -108,7 +108,7 @@ pub async fn user_usage(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/users/{user_id}/invoice", operation_id = "getInvoice", tag = "usage", params(("user_id" = String, Path), PeriodQuery),
+#[utoipa::path(get, path = "/v1/users/{user_id}/invoice", operation_id = "getInvoice", summary = "A user's invoice for one month", tag = "usage", params(("user_id" = String, Path), PeriodQuery),
     responses((status = 200, description = "`{user_id, period, currency, lines: [{kind, plan, from, to, quantity, amount_cents}], total_cents}`", body = Object),
         (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
@@ -123,7 +123,7 @@ pub async fn invoice(
     Ok(Json(json!(invoice)))
 }
 
-#[utoipa::path(get, path = "/v1/usage/summary", operation_id = "getUsageSummary", tag = "usage", params(DaysQuery),
+#[utoipa::path(get, path = "/v1/usage/summary", operation_id = "getUsageSummary", summary = "Usage of every key and user", tag = "usage", params(DaysQuery),
     responses((status = 200, description = "`{days, requests, rejected, by_code, top_keys, top_endpoints, latency_ms: {p50, p95, p99}}`", body = Object),
         (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
@@ -136,7 +136,7 @@ pub async fn summary(
     Ok(Json(reports::summary(&*state.store, days, now()).await?))
 }
 
-#[utoipa::path(get, path = "/v1/audit", operation_id = "listAudit", tag = "usage", params(AuditQuery),
+#[utoipa::path(get, path = "/v1/audit", operation_id = "listAudit", summary = "The audit log", tag = "usage", params(AuditQuery),
     responses((status = 200, description = "`{records: [{id, at, actor, action, user_id, key_id, ip, details}], next_cursor}`, newest first", body = Object),
         (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]

@@ -82,7 +82,7 @@ fn user_json(user: &UserRecord) -> Json<Value> {
     Json(serde_json::to_value(user).unwrap_or(Value::Null))
 }
 
-#[utoipa::path(get, path = "/v1/users", operation_id = "listUsers", tag = "users", params(ListUsersQuery),
+#[utoipa::path(get, path = "/v1/users", operation_id = "listUsers", summary = "List users", tag = "users", params(ListUsersQuery),
     responses((status = 200, body = crate::views::UserList), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn list(
@@ -111,7 +111,7 @@ pub async fn list(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/users", operation_id = "createUser", tag = "users", request_body = CreateUserRequest,
+#[utoipa::path(post, path = "/v1/users", operation_id = "createUser", summary = "Create a user", tag = "users", request_body = CreateUserRequest,
     responses((status = 201, body = crate::views::UserObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn create(
@@ -138,7 +138,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, user_json(&created)))
 }
 
-#[utoipa::path(get, path = "/v1/users/{user_id}", operation_id = "getUser", tag = "users", params(("user_id" = String, Path)),
+#[utoipa::path(get, path = "/v1/users/{user_id}", operation_id = "getUser", summary = "Get a user", tag = "users", params(("user_id" = String, Path)),
     responses((status = 200, body = crate::views::UserObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn show(
@@ -151,7 +151,7 @@ pub async fn show(
     ))
 }
 
-#[utoipa::path(patch, path = "/v1/users/{user_id}", operation_id = "updateUser", tag = "users", params(("user_id" = String, Path)), request_body = UpdateUserRequest,
+#[utoipa::path(patch, path = "/v1/users/{user_id}", operation_id = "updateUser", summary = "Change a user's plan, email, company or metadata", tag = "users", params(("user_id" = String, Path)), request_body = UpdateUserRequest,
     responses((status = 200, body = crate::views::UserObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn update(
@@ -190,7 +190,7 @@ pub async fn update(
     Ok(user_json(&updated))
 }
 
-#[utoipa::path(delete, path = "/v1/users/{user_id}", operation_id = "deleteUser", tag = "users", params(("user_id" = String, Path)),
+#[utoipa::path(delete, path = "/v1/users/{user_id}", operation_id = "deleteUser", summary = "Delete a user and revoke their keys", tag = "users", params(("user_id" = String, Path)),
     responses((status = 200, description = "The deleted user (`deleted_at` set); its keys are revoked", body = crate::views::UserObject),
         (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
@@ -207,7 +207,7 @@ pub async fn delete(
     Ok(user_json(&deleted))
 }
 
-#[utoipa::path(post, path = "/v1/users/{user_id}/revoke-keys", operation_id = "revokeUserKeys", tag = "users", params(("user_id" = String, Path)),
+#[utoipa::path(post, path = "/v1/users/{user_id}/revoke-keys", operation_id = "revokeUserKeys", summary = "Revoke every key of a user", tag = "users", params(("user_id" = String, Path)),
     responses((status = 200, body = crate::views::RevokedCount), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn revoke_keys(

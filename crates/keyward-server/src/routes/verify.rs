@@ -163,7 +163,7 @@ fn text(name: &str, value: Option<&str>) -> ApiResult<()> {
     }
 }
 
-#[utoipa::path(post, path = "/v1/verify", operation_id = "verify", tag = "verification", request_body = VerifyRequest,
+#[utoipa::path(post, path = "/v1/verify", operation_id = "verify", summary = "Verify a key and count the request against its limits", tag = "verification", request_body = VerifyRequest,
     responses((status = 200, description = "The decision, whatever it is", body = VerifyResponse),
         (status = "4XX", description = "A malformed request", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, body = crate::error::Problem, content_type = "application/problem+json")))]

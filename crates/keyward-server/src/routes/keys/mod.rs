@@ -59,7 +59,7 @@ pub(crate) async fn visible_key(
     }
 }
 
-#[utoipa::path(post, path = "/v1/keys", operation_id = "createKey", tag = "keys", request_body = CreateKeyRequest,
+#[utoipa::path(post, path = "/v1/keys", operation_id = "createKey", summary = "Create a key (its plaintext is shown once)", tag = "keys", request_body = CreateKeyRequest,
     responses((status = 201, description = "The new key, with its plaintext `key` (shown once)", body = crate::views::NewKeyObject),
         (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
@@ -153,7 +153,7 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/keys", operation_id = "listKeys", tag = "keys", params(ListKeysQuery),
+#[utoipa::path(get, path = "/v1/keys", operation_id = "listKeys", summary = "List keys", tag = "keys", params(ListKeysQuery),
     responses((status = 200, body = crate::views::KeyList), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn list(
@@ -190,7 +190,7 @@ pub async fn list(
     Ok(Json(json!({"keys": keys, "next_cursor": page.next_cursor})))
 }
 
-#[utoipa::path(get, path = "/v1/keys/{id}", operation_id = "getKey", tag = "keys", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/keys/{id}", operation_id = "getKey", summary = "Get a key", tag = "keys", params(("id" = String, Path)),
     responses((status = 200, body = crate::views::KeyObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn show(
@@ -202,7 +202,7 @@ pub async fn show(
     Ok(Json(view(&key)))
 }
 
-#[utoipa::path(patch, path = "/v1/keys/{id}", operation_id = "updateKey", tag = "keys", params(("id" = String, Path)), request_body = UpdateKeyRequest,
+#[utoipa::path(patch, path = "/v1/keys/{id}", operation_id = "updateKey", summary = "Change a key's name, state, expiry, addresses, scopes, metadata, plan or limits", tag = "keys", params(("id" = String, Path)), request_body = UpdateKeyRequest,
     responses((status = 200, body = crate::views::KeyObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn update(
@@ -277,7 +277,7 @@ pub async fn update(
     Ok(Json(view(&updated)))
 }
 
-#[utoipa::path(delete, path = "/v1/keys/{id}", operation_id = "revokeKey", tag = "keys", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/v1/keys/{id}", operation_id = "revokeKey", summary = "Revoke a key", tag = "keys", params(("id" = String, Path)),
     responses((status = 200, description = "The revoked key (idempotent)", body = crate::views::KeyObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn revoke(
@@ -297,7 +297,7 @@ pub async fn revoke(
     Ok(Json(view(&revoked)))
 }
 
-#[utoipa::path(post, path = "/v1/keys/{id}/rotate", operation_id = "rotateKey", tag = "keys", params(("id" = String, Path)), request_body(content = Option<RotateKeyRequest>),
+#[utoipa::path(post, path = "/v1/keys/{id}/rotate", operation_id = "rotateKey", summary = "Rotate a key, with an optional grace period for the old one", tag = "keys", params(("id" = String, Path)), request_body(content = Option<RotateKeyRequest>),
     responses((status = 201, body = crate::views::RotatedKeys), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn rotate(
