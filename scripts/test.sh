@@ -137,10 +137,11 @@ run_schemathesis() {
   #   current month) are refused with 422 and a stable code, as they must be;
   # - use_after_free: a deleted user and a revoked key stay readable (their usage and
   #   invoices are kept; DELETE answers the object with `deleted_at`/`revoked_at` set).
-  # Expected warnings, both for /v1/authorize (every method it lists): "Authentication
-  # failed", since it takes a user's key while this run authenticates as the admin, and
-  # "Schema validation mismatch", since most generated X-Keyward-Required-Scopes values
-  # are not scopes (422 VALIDATION_FAILED).
+  # Expected warnings: "Authentication failed" for /v1/authorize (every method it lists),
+  # which takes a user's key while this run authenticates as the admin; and "Schema
+  # validation mismatch" for operations whose inputs follow rules no JSON Schema states
+  # (X-Keyward-Required-Scopes values that are not scopes, a plan or user that does not
+  # exist), refused with 422 VALIDATION_FAILED.
   "$cache/venv/bin/schemathesis" run "$base_url/openapi.json" \
     --exclude-checks positive_data_acceptance,use_after_free \
     --header "Authorization: Bearer $token" \

@@ -36,6 +36,7 @@ pub enum KeyFormatError {
 /// The environment a key belongs to. `test` keys are limited like any other but count toward
 /// neither quota nor billing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
     #[default]

@@ -38,6 +38,7 @@ impl fmt::Debug for PlanName {
 
 /// One rate-limit window: at most `max` units in any interval of `window_seconds`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = WindowObject))]
 #[serde(deny_unknown_fields)]
 pub struct Window {
     pub window_seconds: u64,
@@ -71,6 +72,7 @@ impl Window {
 
 /// A GCRA token bucket: refills `rate_per_second`, holds at most `capacity`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = BurstObject))]
 #[serde(deny_unknown_fields)]
 pub struct Burst {
     pub rate_per_second: f64,
@@ -79,6 +81,7 @@ pub struct Burst {
 
 /// What a plan costs: a base fee per month, requests included, and the overage rate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = PriceObject))]
 #[serde(deny_unknown_fields)]
 pub struct Price {
     pub base_cents: u64,
@@ -88,6 +91,7 @@ pub struct Price {
 
 /// A plan's settings, everything but its name. Absent optional fields mean "no such limit".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = PlanSettings))]
 #[serde(deny_unknown_fields)]
 pub struct PlanSpec {
     #[serde(default)]
@@ -99,6 +103,7 @@ pub struct PlanSpec {
     #[serde(default)]
     pub max_keys: Option<u64>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
     pub features: Option<Vec<Scope>>,
     #[serde(default)]
     pub price: Option<Price>,
@@ -106,9 +111,12 @@ pub struct PlanSpec {
 
 /// A named plan.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = PlanObject))]
 pub struct Plan {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub name: PlanName,
     #[serde(flatten)]
+    #[cfg_attr(feature = "openapi", schema(inline))]
     pub spec: PlanSpec,
 }
 

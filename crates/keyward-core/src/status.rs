@@ -13,6 +13,7 @@ pub const MAX_GRACE_SECONDS: u64 = 2_592_000;
 /// A key's state, in the precedence of the decision order: revoked beats disabled beats
 /// expired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum KeyStatus {
     Active,

@@ -62,6 +62,28 @@ impl OwnerState {
         &mut self.windows[index].1
     }
 
+    /// Asks every limit of `check` in order (its windows, then the burst bucket), charging
+    /// its cost when `commit`; `each` gets each limit's index and answer.
+    fn ask(&mut self, check: &Check<'_>, commit: bool, mut each: impl FnMut(usize, LimitState)) {
+        for (index, window) in check.windows.iter().enumerate() {
+            let seconds = window.window_seconds;
+            let answer =
+                self.window(seconds)
+                    .check(seconds, window.max, check.now_ms, check.cost, commit);
+            each(index, answer);
+        }
+        if let Some(burst) = check.burst {
+            let answer = self.burst.check(
+                burst.rate_per_second,
+                burst.capacity,
+                check.now_ms,
+                check.cost,
+                commit,
+            );
+            each(check.windows.len(), answer);
+        }
+    }
+
     fn is_idle(&self, now_ms: u64) -> bool {
         self.burst.is_idle(now_ms)
             && self
@@ -82,13 +104,24 @@ impl Default for MemoryLimiter {
     }
 }
 
-fn status(
-    kind: LimitKind,
-    name: Cow<'static, str>,
-    limit: u64,
-    window_seconds: u64,
-    state: LimitState,
-) -> LimitStatus {
+/// The status of `check`'s limit number `index` (its windows, then the burst bucket).
+fn status_of(check: &Check<'_>, index: usize, state: LimitState) -> LimitStatus {
+    let (kind, name, limit, window_seconds) = match (check.windows.get(index), check.burst) {
+        (Some(window), _) => (
+            LimitKind::Window,
+            window.display_name(),
+            window.max,
+            window.window_seconds,
+        ),
+        (None, Some(burst)) => (
+            LimitKind::Burst,
+            Cow::Borrowed("burst"),
+            burst.capacity,
+            burst_window_seconds(burst),
+        ),
+        // `ask` names no other index.
+        (None, None) => (LimitKind::Burst, Cow::Borrowed("burst"), 0, 0),
+    };
     LimitStatus {
         kind,
         name,
@@ -122,63 +155,17 @@ impl MemoryLimiter {
         let state = shard.entry(check.owner).or_default();
         // First pass: ask every limit without committing.
         let mut limits = Vec::with_capacity(check.windows.len() + 1);
-        for window in check.windows {
-            let answer = state.window(window.window_seconds).check(
-                window.window_seconds,
-                window.max,
-                check.now_ms,
-                check.cost,
-                false,
-            );
-            limits.push(status(
-                LimitKind::Window,
-                window.display_name(),
-                window.max,
-                window.window_seconds,
-                answer,
-            ));
-        }
-        if let Some(burst) = check.burst {
-            let answer = state.burst.check(
-                burst.rate_per_second,
-                burst.capacity,
-                check.now_ms,
-                check.cost,
-                false,
-            );
-            limits.push(status(
-                LimitKind::Burst,
-                Cow::Borrowed("burst"),
-                burst.capacity,
-                burst_window_seconds(burst),
-                answer,
-            ));
-        }
+        state.ask(check, false, |index, answer| {
+            limits.push(status_of(check, index, answer));
+        });
         let admitted = limits.iter().all(|limit| limit.retry_after.is_none());
         if admitted {
             // Second pass, only when admitted: charge every limit and report where it now stands.
-            for (window, limit) in check.windows.iter().zip(limits.iter_mut()) {
-                let answer = state.window(window.window_seconds).check(
-                    window.window_seconds,
-                    window.max,
-                    check.now_ms,
-                    check.cost,
-                    true,
-                );
+            state.ask(check, true, |index, answer| {
+                let limit = &mut limits[index];
                 limit.remaining = answer.remaining;
                 limit.reset_seconds = ceil_seconds(answer.reset_ms);
-            }
-            if let (Some(burst), Some(limit)) = (check.burst, limits.last_mut()) {
-                let answer = state.burst.check(
-                    burst.rate_per_second,
-                    burst.capacity,
-                    check.now_ms,
-                    check.cost,
-                    true,
-                );
-                limit.remaining = answer.remaining;
-                limit.reset_seconds = ceil_seconds(answer.reset_ms);
-            }
+            });
         }
         if !admitted && state.is_idle(check.now_ms) {
             shard.remove(&check.owner);

@@ -165,9 +165,33 @@ pub fn document_json() -> String {
         .get_or_init(|| {
             let mut document = serde_json::to_value(document()).unwrap_or_default();
             camel_case_links(&mut document);
+            open_all_of_parts(&mut document);
             serde_json::to_string(&document).unwrap_or_else(|_| "{}".to_owned())
         })
         .clone()
+}
+
+/// A type that refuses unknown fields (`additionalProperties: false`) and is flattened into
+/// another becomes one part of an `allOf`, where that restriction would refuse the other
+/// parts' properties: the parts stay open, the fields are what the whole lists.
+fn open_all_of_parts(document: &mut serde_json::Value) {
+    let Some(schemas) = document
+        .pointer_mut("/components/schemas")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    let parts = schemas
+        .values_mut()
+        .filter_map(|schema| schema.get_mut("allOf"))
+        .filter_map(serde_json::Value::as_array_mut)
+        .flat_map(|parts| parts.iter_mut())
+        .filter_map(serde_json::Value::as_object_mut);
+    for part in parts {
+        if part.get("additionalProperties") == Some(&serde_json::Value::Bool(false)) {
+            part.remove("additionalProperties");
+        }
+    }
 }
 
 /// utoipa 5.5 writes a Link object's fields in snake case (`operation_ref`); OpenAPI
@@ -291,11 +315,19 @@ mod tests {
             schema_fields(&document, "UserObject"),
             value_fields(&serde_json::to_value(user).unwrap())
         );
+    }
 
-        for plan in keyward_core::plan::default_plans() {
-            assert_eq!(
-                schema_fields(&document, "PlanObject"),
-                value_fields(&serde_json::to_value(plan).unwrap())
+    #[test]
+    fn flattened_parts_accept_the_fields_of_the_whole() {
+        let document = document();
+        for name in ["PlanObject", "PlanBody"] {
+            let parts = document["components"]["schemas"][name]["allOf"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{name} is an allOf"));
+            assert!(
+                parts
+                    .iter()
+                    .all(|part| part.get("additionalProperties").is_none())
             );
         }
     }

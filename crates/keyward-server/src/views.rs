@@ -20,7 +20,7 @@ pub struct KeyObject<'a> {
     #[schema(value_type = String)]
     pub user_id: &'a UserId,
     pub name: &'a str,
-    #[schema(value_type = EnvironmentSchema)]
+
     pub environment: Environment,
     /// The key's own plan override; null when it follows its user's plan.
     #[schema(value_type = Option<String>)]
@@ -44,7 +44,7 @@ pub struct KeyObject<'a> {
     pub request_count: u64,
     pub is_active: bool,
     pub enabled: bool,
-    #[schema(value_type = KeyStatusSchema)]
+
     pub status: KeyStatus,
     #[serde(with = "rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -53,7 +53,7 @@ pub struct KeyObject<'a> {
     #[schema(value_type = Option<String>)]
     pub replaced_by: Option<&'a KeyId>,
     pub rate_limit_per_hour: Option<u64>,
-    #[schema(value_type = Option<Vec<WindowObject>>)]
+
     pub limits: Option<&'a [Window]>,
     #[schema(value_type = Option<Vec<String>>)]
     pub allowed_ips: Option<&'a [IpNet]>,
@@ -101,35 +101,6 @@ impl<'a> KeyObject<'a> {
 
 // --- schemas of the other response and request bodies -----------------------------------
 
-/// A key's environment, as the OpenAPI document names it.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = Environment)]
-#[serde(rename_all = "lowercase")]
-pub enum EnvironmentSchema {
-    Live,
-    Test,
-}
-
-/// A key's status, as the OpenAPI document names it.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = KeyStatus)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyStatusSchema {
-    Active,
-    Disabled,
-    Expired,
-    Revoked,
-}
-
-/// A rate-limit window: at most `max` units in any `window_seconds`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WindowObject {
-    pub window_seconds: u64,
-    pub max: u64,
-    #[schema(nullable = false)]
-    pub name: Option<String>,
-}
-
 /// A new key: the key object plus its plaintext `key`, shown this once.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NewKeyObject {
@@ -176,48 +147,18 @@ pub struct RevokedCount {
     pub revoked: u64,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BurstObject {
-    pub rate_per_second: f64,
-    pub capacity: u64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PriceObject {
-    pub base_cents: u64,
-    pub included_requests: u64,
-    pub overage_cents_per_1000: u64,
-}
-
 /// A plan's settings (the body of `PUT /v1/plans/{name}`; a `name`, if given, must equal
 /// the path's).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PlanBody {
     #[schema(nullable = false)]
     pub name: Option<String>,
-    /// The plan's windows; absent means none.
-    #[serde(default)]
-    pub limits: Vec<WindowObject>,
-    pub burst: Option<BurstObject>,
-    pub monthly_quota: Option<u64>,
-    pub max_keys: Option<u64>,
-    pub features: Option<Vec<String>>,
-    pub price: Option<PriceObject>,
-}
-
-/// A plan.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PlanObject {
-    pub name: String,
-    pub limits: Vec<WindowObject>,
-    pub burst: Option<BurstObject>,
-    pub monthly_quota: Option<u64>,
-    pub max_keys: Option<u64>,
-    pub features: Option<Vec<String>>,
-    pub price: Option<PriceObject>,
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub settings: keyward_core::PlanSpec,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PlanList {
-    pub plans: Vec<PlanObject>,
+    pub plans: Vec<keyward_core::Plan>,
 }

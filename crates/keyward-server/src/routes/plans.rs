@@ -28,7 +28,7 @@ pub struct PutPlanRequest {
 
 #[utoipa::path(put, path = "/v1/plans/{name}", operation_id = "putPlan", summary = "Create or replace a plan", tag = "plans", params(("name" = String, Path)),
     request_body(content = crate::views::PlanBody),
-    responses((status = 200, body = crate::views::PlanObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = keyward_core::Plan), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn put(
     State(state): State<AppState>,

@@ -75,7 +75,7 @@ pub struct VerifyResponse<'a> {
     pub plan: Option<&'a str>,
     /// `live` or `test`: test keys count toward neither quota nor billing.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<crate::views::EnvironmentSchema>)]
+    #[schema(value_type = Option<keyward_core::Environment>)]
     pub environment: Option<keyward_core::Environment>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<String>>)]

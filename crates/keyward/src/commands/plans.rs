@@ -16,15 +16,7 @@ pub async fn run(context: &Context, command: PlansCommand) -> CliResult {
             if context.json {
                 return output::json(&json!({"plans": plans}));
             }
-            let mut table = output::table([
-                "PLAN",
-                "LIMITS",
-                "BURST",
-                "MONTHLY QUOTA",
-                "MAX KEYS",
-                "FEATURES",
-                "PRICE",
-            ]);
+            let mut table = plan_table();
             for plan in &plans {
                 table.add_row(plan_row(plan));
             }
@@ -33,6 +25,19 @@ pub async fn run(context: &Context, command: PlansCommand) -> CliResult {
         }
         PlansCommand::Set(args) => set(context, args).await,
     }
+}
+
+/// The table plans are printed in (one row per plan, see [`plan_row`]).
+fn plan_table() -> comfy_table::Table {
+    output::table([
+        "PLAN",
+        "LIMITS",
+        "BURST",
+        "MONTHLY QUOTA",
+        "MAX KEYS",
+        "FEATURES",
+        "PRICE",
+    ])
 }
 
 fn plan_row(plan: &Plan) -> [String; 7] {
@@ -119,15 +124,7 @@ async fn set(context: &Context, args: SetPlanArgs) -> CliResult {
     if context.json {
         return output::json(&plan);
     }
-    let mut table = output::table([
-        "PLAN",
-        "LIMITS",
-        "BURST",
-        "MONTHLY QUOTA",
-        "MAX KEYS",
-        "FEATURES",
-        "PRICE",
-    ]);
+    let mut table = plan_table();
     table.add_row(plan_row(&plan));
     output::print_table(&table);
     Ok(())

@@ -27,7 +27,7 @@ pub struct CreateKeyRequest {
         pattern = r"^[^\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]+$"
     )]
     pub name: String,
-    #[schema(value_type = Option<crate::views::EnvironmentSchema>)]
+    #[schema(value_type = Option<keyward_core::Environment>)]
     pub environment: Option<Environment>,
     /// The key's prefix (`sk_live` by default): a lowercase letter and up to 11 lowercase
     /// letters or digits, then optionally `_` and 1 to 11 more.
