@@ -116,11 +116,7 @@ pub async fn authenticate(
         method: "",
         defer_usage: false,
     };
-    let decision = state
-        .verifier
-        .verify(&check, Utc::now())
-        .await
-        .map_err(|_| ApiError::Unavailable)?;
+    let decision = state.verifier.verify(&check, Utc::now()).await?;
     match (decision.code, decision.key.clone()) {
         (Code::Valid, Some(key)) => {
             // Every management call made with a key counts, even one refused below.

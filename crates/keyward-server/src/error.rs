@@ -235,6 +235,13 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A backend a key check needed was unreachable (already logged where it failed).
+impl From<crate::verifier::Unavailable> for ApiError {
+    fn from(_: crate::verifier::Unavailable) -> Self {
+        Self::Unavailable
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {

@@ -201,8 +201,7 @@ impl FromRequestParts<AppState> for AdminOrSelf {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Ok(client) = ClientAddr::from_request_parts(parts, state).await;
-        let caller = authenticate(state, parts, &client, false).await?;
+        let (caller, client) = caller(parts, state, false).await?;
         Ok(Self(caller, client))
     }
 }
@@ -213,10 +212,20 @@ impl FromRequestParts<AppState> for AdminOnly {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Ok(client) = ClientAddr::from_request_parts(parts, state).await;
-        authenticate(state, parts, &client, true).await?;
+        let (_, client) = caller(parts, state, true).await?;
         Ok(Self(client))
     }
+}
+
+/// Who makes a management call, from where; with `admin_only`, a user's key is refused.
+async fn caller(
+    parts: &mut Parts,
+    state: &AppState,
+    admin_only: bool,
+) -> ApiResult<(Caller, ClientAddr)> {
+    let Ok(client) = ClientAddr::from_request_parts(parts, state).await;
+    let caller = authenticate(state, parts, &client, admin_only).await?;
+    Ok((caller, client))
 }
 
 /// Query parameters whose rejections are 422 problems naming the parameter.

@@ -224,11 +224,7 @@ pub async fn verify(
         method: request.method.as_deref().unwrap_or(""),
         defer_usage: false,
     };
-    let decision = state
-        .verifier
-        .verify(&check, Utc::now())
-        .await
-        .map_err(|_| ApiError::Unavailable)?;
+    let decision = state.verifier.verify(&check, Utc::now()).await?;
     // No wait could ever admit a request costing more than a limit holds.
     if let Some(limit) = decision
         .limits
