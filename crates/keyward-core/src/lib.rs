@@ -12,10 +12,9 @@ pub mod limits;
 pub mod name;
 pub mod plan;
 pub mod scope;
-pub mod status;
 pub mod time;
 
-pub use decision::{Code, refusal_before_limits};
+pub use decision::{Code, KeyStatus, MAX_GRACE_SECONDS, refusal_before_limits};
 pub use ids::{InvalidKeyId, InvalidUserId, KeyId, UserId, monotonic_ulid};
 pub use key::{
     Environment, ForeignKey, InvalidEnvironment, InvalidKeyHash, InvalidKeyPrefix, KeyFormatError,
@@ -24,4 +23,3 @@ pub use key::{
 pub use name::{InvalidKeyName, KeyName};
 pub use plan::{Burst, InvalidPlan, InvalidPlanName, Plan, PlanName, PlanSpec, Price, Window};
 pub use scope::{InvalidScope, Scope};
-pub use status::{KeyStatus, MAX_GRACE_SECONDS};
