@@ -103,3 +103,25 @@ fn check_metrics_token(
         Err(ApiError::Unauthorized("the metrics token is wrong"))
     }
 }
+
+#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", summary = "This OpenAPI document", tag = "operations",
+    responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json")))]
+pub async fn serve_document() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        document_json(),
+    )
+        .into_response()
+}
+
+/// The OpenAPI document of every route, as JSON, built once.
+pub fn document_json() -> &'static str {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let (management, others) = super::routes();
+        crate::openapi::to_json([management, others])
+    })
+}

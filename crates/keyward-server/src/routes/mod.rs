@@ -59,7 +59,7 @@ pub fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
-        .routes(routes!(crate::openapi::serve_document));
+        .routes(routes!(health::serve_document));
     (management, others)
 }
 
