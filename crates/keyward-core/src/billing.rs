@@ -103,15 +103,20 @@ impl std::fmt::Display for Period {
 pub struct InvalidPeriod;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum LineKind {
     Base,
     Overage,
 }
 
+/// One line of an invoice: a plan's base fee for the time the user was on it, or the
+/// overage beyond its included requests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InvoiceLine {
     pub kind: LineKind,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub plan: PlanName,
     #[serde(with = "rfc3339")]
     pub from: DateTime<Utc>,
@@ -122,10 +127,14 @@ pub struct InvoiceLine {
     pub amount_cents: u64,
 }
 
+/// A user's invoice for one calendar month (UTC), in cents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Invoice {
     pub user_id: String,
+    /// `YYYY-MM`.
     pub period: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub currency: &'static str,
     pub lines: Vec<InvoiceLine>,
     pub total_cents: u64,

@@ -12,17 +12,21 @@ use keyward_store::{
     LATENCY_BOUNDS_MS, LATENCY_BUCKETS, PriceChange, Store, StoreError, UsageFilter, UsageGroup,
     UsageTotal,
 };
-use serde_json::{Value, json};
+
+use crate::views::{
+    DayUsage, EndpointRequests, KeyRequests, KeyUsageReport, LatencyPercentiles, QuotaStanding,
+    TopEndpoint, TopKey, UsageSummary, UserUsageReport,
+};
 
 /// Longest look-back for `days` (rollups are kept 400 days).
 pub const MAX_DAYS: u32 = 400;
 
 /// The `q` quantile of a latency histogram, as its bucket's upper bound in ms (the slowest
 /// bucket reports its lower bound); `null` without samples.
-fn quantile(histogram: &[u64; LATENCY_BUCKETS], q: f64) -> Value {
+fn quantile(histogram: &[u64; LATENCY_BUCKETS], q: f64) -> Option<u64> {
     let total: u64 = histogram.iter().sum();
     if total == 0 {
-        return Value::Null;
+        return None;
     }
     let rank = ((total as f64) * q).ceil().max(1.0) as u64;
     let mut seen = 0;
@@ -34,10 +38,10 @@ fn quantile(histogram: &[u64; LATENCY_BUCKETS], q: f64) -> Value {
                 .or(LATENCY_BOUNDS_MS.last())
                 .copied()
                 .unwrap_or(0);
-            return json!(bound);
+            return Some(bound);
         }
     }
-    Value::Null
+    None
 }
 
 /// The first instant of the UTC day `days - 1` days before `now`'s.
@@ -81,7 +85,7 @@ async fn days(
     first: NaiveDate,
     last: NaiveDate,
     latency: bool,
-) -> Result<Vec<Value>, StoreError> {
+) -> Result<Vec<DayUsage>, StoreError> {
     let by_day: HashMap<String, UsageTotal> = totals(store, filter, UsageGroup::Day)
         .await?
         .into_iter()
@@ -93,17 +97,14 @@ async fn days(
         .map(|date| {
             let date = date.to_string();
             let counts = by_day.get(&date).cloned().unwrap_or_else(empty);
-            let mut day = json!({
-                "date": date,
-                "requests": counts.requests,
-                "rejected": counts.rejected,
-                "units": counts.units,
-            });
-            if latency {
-                day["p50_ms"] = quantile(&counts.latency, 0.50);
-                day["p95_ms"] = quantile(&counts.latency, 0.95);
+            DayUsage {
+                date,
+                requests: counts.requests,
+                rejected: counts.rejected,
+                units: counts.units,
+                p50_ms: latency.then(|| quantile(&counts.latency, 0.50)),
+                p95_ms: latency.then(|| quantile(&counts.latency, 0.95)),
             }
-            day
         })
         .collect())
 }
@@ -125,7 +126,7 @@ pub async fn key_usage(
     key_id: &KeyId,
     days_back_n: u32,
     now: DateTime<Utc>,
-) -> Result<Value, StoreError> {
+) -> Result<KeyUsageReport, StoreError> {
     let from = days_back(now, days_back_n);
     let filter = UsageFilter {
         key_id: Some(key_id.clone()),
@@ -133,28 +134,31 @@ pub async fn key_usage(
     };
     let total = total(store, &filter).await?;
     let by_day = days(store, &filter, from.date_naive(), now.date_naive(), true).await?;
-    let by_endpoint: Vec<Value> = top(
+    let by_endpoint = top(
         totals(store, &filter, UsageGroup::Endpoint).await?,
         usize::MAX,
     )
     .iter()
-    .map(|t| json!({"endpoint": first(t), "requests": t.requests}))
+    .map(|t| EndpointRequests {
+        endpoint: first(t).to_owned(),
+        requests: t.requests,
+    })
     .collect();
     let by_status: BTreeMap<String, u64> = totals(store, &filter, UsageGroup::Status)
         .await?
         .iter()
         .map(|t| (first(t).to_owned(), t.requests))
         .collect();
-    Ok(json!({
-        "key_id": key_id,
-        "days": days_back_n,
-        "total_requests": total.requests,
-        "rejected_requests": total.rejected,
-        "units": total.units,
-        "by_day": by_day,
-        "by_endpoint": by_endpoint,
-        "by_status": by_status,
-    }))
+    Ok(KeyUsageReport {
+        key_id: key_id.clone(),
+        days: days_back_n,
+        total_requests: total.requests,
+        rejected_requests: total.rejected,
+        units: total.units,
+        by_day,
+        by_endpoint,
+        by_status,
+    })
 }
 
 /// `GET /v1/users/{id}/usage?period=YYYY-MM`.
@@ -163,7 +167,7 @@ pub async fn user_usage(
     user_id: &UserId,
     period: Period,
     now: DateTime<Utc>,
-) -> Result<Value, StoreError> {
+) -> Result<UserUsageReport, StoreError> {
     let user = store.get_user(user_id).await?;
     let filter = UsageFilter {
         user_id: Some(user_id.clone()),
@@ -174,9 +178,13 @@ pub async fn user_usage(
         .date_naive()
         .min(now.date_naive().max(period.start().date_naive()));
     let by_day = days(store, &filter, period.start().date_naive(), last_day, false).await?;
-    let by_key: Vec<Value> = top(totals(store, &filter, UsageGroup::Key).await?, usize::MAX)
+    let by_key = top(totals(store, &filter, UsageGroup::Key).await?, usize::MAX)
         .iter()
-        .map(|t| json!({"key_id": first(t), "requests": t.requests, "units": t.units}))
+        .map(|t| KeyRequests {
+            key_id: first(t).to_owned(),
+            requests: t.requests,
+            units: t.units,
+        })
         .collect();
     let plan = match store.get_plan(&user.plan).await {
         Ok(plan) => Some(plan),
@@ -186,20 +194,24 @@ pub async fn user_usage(
     let quota = match plan.and_then(|p| p.spec.monthly_quota) {
         Some(limit) => {
             let used = store.quota_usage(user_id, &period.to_string()).await?;
-            json!({"limit": limit, "used": used, "remaining": limit.saturating_sub(used)})
+            Some(QuotaStanding {
+                limit,
+                used,
+                remaining: limit.saturating_sub(used),
+            })
         }
-        None => Value::Null,
+        None => None,
     };
-    Ok(json!({
-        "user_id": user_id,
-        "period": period.to_string(),
-        "requests": total.requests,
-        "rejected": total.rejected,
-        "units": total.units,
-        "by_day": by_day,
-        "by_key": by_key,
-        "quota": quota,
-    }))
+    Ok(UserUsageReport {
+        user_id: user_id.clone(),
+        period: period.to_string(),
+        requests: total.requests,
+        rejected: total.rejected,
+        units: total.units,
+        by_day,
+        by_key,
+        quota,
+    })
 }
 
 fn rate(rejected: u64, requests: u64) -> f64 {
@@ -215,7 +227,7 @@ pub async fn summary(
     store: &dyn Store,
     days_back_n: u32,
     now: DateTime<Utc>,
-) -> Result<Value, StoreError> {
+) -> Result<UsageSummary, StoreError> {
     let filter = UsageFilter::between(days_back(now, days_back_n), now + Duration::hours(1));
     let total = total(store, &filter).await?;
     let by_code: BTreeMap<String, u64> = totals(store, &filter, UsageGroup::Code)
@@ -223,34 +235,39 @@ pub async fn summary(
         .iter()
         .map(|t| (first(t).to_owned(), t.requests))
         .collect();
-    let top_keys: Vec<Value> = top(totals(store, &filter, UsageGroup::Key).await?, 10)
+    let top_keys = top(totals(store, &filter, UsageGroup::Key).await?, 10)
         .iter()
-        .map(|t| {
-            json!({"key_id": first(t), "user_id": t.group.get(1), "requests": t.requests,
-                   "rejected": t.rejected, "units": t.units})
+        .map(|t| TopKey {
+            key_id: first(t).to_owned(),
+            user_id: t.group.get(1).cloned(),
+            requests: t.requests,
+            rejected: t.rejected,
+            units: t.units,
         })
         .collect();
-    let top_endpoints: Vec<Value> = top(totals(store, &filter, UsageGroup::Endpoint).await?, 10)
+    let top_endpoints = top(totals(store, &filter, UsageGroup::Endpoint).await?, 10)
         .iter()
-        .map(|t| {
-            json!({"endpoint": first(t), "requests": t.requests, "rejected": t.rejected,
-                   "rejection_rate": rate(t.rejected, t.requests)})
+        .map(|t| TopEndpoint {
+            endpoint: first(t).to_owned(),
+            requests: t.requests,
+            rejected: t.rejected,
+            rejection_rate: rate(t.rejected, t.requests),
         })
         .collect();
-    Ok(json!({
-        "days": days_back_n,
-        "requests": total.requests,
-        "rejected": total.rejected,
-        "rejection_rate": rate(total.rejected, total.requests),
-        "by_code": by_code,
-        "top_keys": top_keys,
-        "top_endpoints": top_endpoints,
-        "latency_ms": {
-            "p50": quantile(&total.latency, 0.50),
-            "p95": quantile(&total.latency, 0.95),
-            "p99": quantile(&total.latency, 0.99),
+    Ok(UsageSummary {
+        days: days_back_n,
+        requests: total.requests,
+        rejected: total.rejected,
+        rejection_rate: rate(total.rejected, total.requests),
+        by_code,
+        top_keys,
+        top_endpoints,
+        latency_ms: LatencyPercentiles {
+            p50: quantile(&total.latency, 0.50),
+            p95: quantile(&total.latency, 0.95),
+            p99: quantile(&total.latency, 0.99),
         },
-    }))
+    })
 }
 
 /// The price `plan` had at `at`, from the price history.
@@ -328,14 +345,14 @@ mod tests {
     #[test]
     fn quantiles_come_from_the_histogram() {
         let mut histogram = [0u64; LATENCY_BUCKETS];
-        assert_eq!(quantile(&histogram, 0.5), Value::Null);
+        assert_eq!(quantile(&histogram, 0.5), None);
         histogram[0] = 90; // ≤ 1 ms
         histogram[4] = 9; // ≤ 20 ms
         histogram[13] = 1; // > 10 s
-        assert_eq!(quantile(&histogram, 0.50), json!(1));
-        assert_eq!(quantile(&histogram, 0.95), json!(20));
-        assert_eq!(quantile(&histogram, 0.99), json!(20));
-        assert_eq!(quantile(&histogram, 1.0), json!(10_000));
+        assert_eq!(quantile(&histogram, 0.50), Some(1));
+        assert_eq!(quantile(&histogram, 0.95), Some(20));
+        assert_eq!(quantile(&histogram, 0.99), Some(20));
+        assert_eq!(quantile(&histogram, 1.0), Some(10_000));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! What the API and the CLI's `--json` print of stored records: one type per object, whose
 //! OpenAPI schema is derived from the same definition that is serialized.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use keyward_core::time::rfc3339;
@@ -103,42 +105,33 @@ impl<'a> KeyObject<'a> {
 
 /// A new key: the key object plus its plaintext `key`, shown this once.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct NewKeyObject {
+pub struct NewKeyObject<'a> {
     #[serde(flatten)]
-    pub object: KeyObject<'static>,
-    pub key: String,
+    pub object: KeyObject<'a>,
+    /// The key itself. keyward keeps only its SHA-256: it cannot show it again.
+    pub key: &'a str,
 }
 
+/// A page of keys, oldest first.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct KeyList {
-    pub keys: Vec<KeyObject<'static>>,
+pub struct KeyList<'a> {
+    pub keys: Vec<KeyObject<'a>>,
+    /// Pass as `cursor` for the next page; null on the last.
     pub next_cursor: Option<String>,
 }
 
+/// A rotation's result: the new key (shown once) and the old one, now expiring.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct RotatedKeys {
-    pub key: NewKeyObject,
-    pub old_key: KeyObject<'static>,
+pub struct RotatedKeys<'a> {
+    pub key: NewKeyObject<'a>,
+    pub old_key: KeyObject<'a>,
 }
 
-/// A user.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserObject {
-    pub user_id: String,
-    pub plan: String,
-    pub email: Option<String>,
-    pub company: Option<String>,
-    #[schema(value_type = Object)]
-    pub metadata: serde_json::Value,
-    pub created_at: String,
-    pub updated_at: String,
-    pub key_count: u64,
-    pub deleted_at: Option<String>,
-}
-
+/// A page of users.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserList {
-    pub users: Vec<UserObject>,
+    pub users: Vec<keyward_store::UserRecord>,
+    /// Pass as `cursor` for the next page; null on the last.
     pub next_cursor: Option<String>,
 }
 
@@ -161,4 +154,129 @@ pub struct PlanBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PlanList {
     pub plans: Vec<keyward_core::Plan>,
+}
+
+// --- usage reports (what `GET …/usage`, `/v1/usage/summary` and the CLI print) -----------
+
+/// One UTC day of usage.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct DayUsage {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub requests: u64,
+    pub rejected: u64,
+    pub units: u64,
+    /// Median latency in ms (its bucket's upper bound); null without samples. Only in a
+    /// key's report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u64>)]
+    pub p50_ms: Option<Option<u64>>,
+    /// 95th-percentile latency in ms, as `p50_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u64>)]
+    pub p95_ms: Option<Option<u64>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct EndpointRequests {
+    pub endpoint: String,
+    pub requests: u64,
+}
+
+/// A key's usage over its last days (`GET /v1/keys/{id}/usage`).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct KeyUsageReport {
+    #[schema(value_type = String)]
+    pub key_id: KeyId,
+    pub days: u32,
+    pub total_requests: u64,
+    pub rejected_requests: u64,
+    pub units: u64,
+    pub by_day: Vec<DayUsage>,
+    /// Most requests first.
+    pub by_endpoint: Vec<EndpointRequests>,
+    /// Requests by the HTTP status the client received.
+    pub by_status: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct KeyRequests {
+    pub key_id: String,
+    pub requests: u64,
+    pub units: u64,
+}
+
+/// How a monthly quota stands.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct QuotaStanding {
+    pub limit: u64,
+    pub used: u64,
+    pub remaining: u64,
+}
+
+/// A user's usage in one month (`GET /v1/users/{user_id}/usage`).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct UserUsageReport {
+    #[schema(value_type = String)]
+    pub user_id: UserId,
+    /// `YYYY-MM` (UTC).
+    pub period: String,
+    pub requests: u64,
+    pub rejected: u64,
+    pub units: u64,
+    pub by_day: Vec<DayUsage>,
+    /// Most requests first.
+    pub by_key: Vec<KeyRequests>,
+    /// The monthly quota; null when the user's plan has none.
+    pub quota: Option<QuotaStanding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TopKey {
+    pub key_id: String,
+    pub user_id: Option<String>,
+    pub requests: u64,
+    pub rejected: u64,
+    pub units: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TopEndpoint {
+    pub endpoint: String,
+    pub requests: u64,
+    pub rejected: u64,
+    /// `rejected ÷ requests` (0 without requests).
+    pub rejection_rate: f64,
+}
+
+/// Latency percentiles in ms (bucket upper bounds); null without samples.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct LatencyPercentiles {
+    pub p50: Option<u64>,
+    pub p95: Option<u64>,
+    pub p99: Option<u64>,
+}
+
+/// Every key's traffic over the last days (`GET /v1/usage/summary`).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct UsageSummary {
+    pub days: u32,
+    pub requests: u64,
+    pub rejected: u64,
+    pub rejection_rate: f64,
+    /// Requests by decision code.
+    pub by_code: BTreeMap<String, u64>,
+    /// The 10 keys with the most requests.
+    pub top_keys: Vec<TopKey>,
+    /// The 10 endpoints with the most requests.
+    pub top_endpoints: Vec<TopEndpoint>,
+    pub latency_ms: LatencyPercentiles,
+}
+
+/// A page of the audit log, newest first (`GET /v1/audit`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditList {
+    pub records: Vec<keyward_store::AuditRecord>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
 }

@@ -99,11 +99,14 @@ async fn the_example_service_admits_valid_keys_and_answers_problems_otherwise() 
     let store = keyward.store().clone();
     keyward.shutdown().await;
 
-    // Usage as the layer saw it: the service's own statuses, by route, with latencies.
-    let usage =
+    // Usage as the layer saw it: the service's own statuses, by route, with latencies (as
+    // the usage endpoint answers it).
+    let usage = serde_json::to_value(
         keyward_server::reports::key_usage(&*store, &reader_record.id, 1, chrono::Utc::now())
             .await
-            .unwrap();
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(usage["total_requests"], 3, "{usage}");
     assert_eq!(usage["rejected_requests"], 1, "{usage}");
     assert_eq!(usage["by_status"], serde_json::json!({"200": 2, "401": 1}));

@@ -4,18 +4,19 @@ use axum::Json;
 use axum::extract::{Path, State};
 use keyward_core::{Plan, PlanName, PlanSpec};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::AdminOnly;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::state::AppState;
+use crate::views::PlanList;
 
 #[utoipa::path(get, path = "/v1/plans", operation_id = "listPlans", summary = "List plans", tag = "plans",
     responses((status = 200, body = crate::views::PlanList), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")))]
-pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn list(State(state): State<AppState>) -> ApiResult<Json<PlanList>> {
     let plans = state.store.list_plans().await?;
-    Ok(Json(json!({"plans": plans})))
+    Ok(Json(PlanList { plans }))
 }
 
 /// `PUT /v1/plans/{name}`: the plan without `name` (a `name` must equal the path's).
@@ -35,7 +36,7 @@ pub async fn put(
     AdminOnly(client): AdminOnly,
     Path(name): Path<String>,
     ApiJson(request): ApiJson<PutPlanRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Plan>> {
     let name = PlanName::parse(&name).map_err(|e| ApiError::validation("name", e))?;
     if let Some(body_name) = &request.name
         && body_name != name.as_str()
@@ -61,5 +62,5 @@ pub async fn put(
             &keyward_store::Actor::admin(Some(client.client)),
         )
         .await?;
-    Ok(Json(serde_json::to_value(&plan).unwrap_or(Value::Null)))
+    Ok(Json(plan))
 }

@@ -2,16 +2,16 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use keyward_core::billing::Period;
+use keyward_core::billing::{Invoice, Period};
 use keyward_core::{KeyId, UserId};
 use keyward_store::{AuditAction, AuditFilter, PageRequest};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::{AdminOnly, AdminOrSelf, ApiQuery, field, now};
 use crate::error::{ApiError, ApiResult};
 use crate::reports::{self, MAX_DAYS};
 use crate::state::AppState;
+use crate::views::{AuditList, KeyUsageReport, UsageSummary, UserUsageReport};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -76,7 +76,7 @@ fn user_period(user_id: &str, query: &PeriodQuery) -> ApiResult<(UserId, Period)
 }
 
 #[utoipa::path(get, path = "/v1/keys/{id}/usage", operation_id = "getKeyUsage", summary = "A key's usage over time", tag = "usage", params(("id" = String, Path), DaysQuery),
-    responses((status = 200, description = "`{key_id, days, total_requests, rejected_requests, units, by_day, by_endpoint, by_status}`", body = Object),
+    responses((status = 200, description = "The key's usage, day by day", body = KeyUsageReport),
         (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = []), ("key" = [])))]
 pub async fn key_usage(
@@ -84,7 +84,7 @@ pub async fn key_usage(
     AdminOrSelf(caller, _): AdminOrSelf,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<DaysQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<KeyUsageReport>> {
     let days = days(&query, 30)?;
     let key = super::keys::visible_key(&state, &caller, &id).await?;
     Ok(Json(
@@ -93,7 +93,7 @@ pub async fn key_usage(
 }
 
 #[utoipa::path(get, path = "/v1/users/{user_id}/usage", operation_id = "getUserUsage", summary = "A user's usage over time", tag = "usage", params(("user_id" = String, Path), PeriodQuery),
-    responses((status = 200, description = "`{user_id, period, requests, rejected, units, by_day, by_key, quota}`", body = Object),
+    responses((status = 200, description = "The user's usage in the month", body = UserUsageReport),
         (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn user_usage(
@@ -101,7 +101,7 @@ pub async fn user_usage(
     _: AdminOnly,
     Path(user_id): Path<String>,
     ApiQuery(query): ApiQuery<PeriodQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserUsageReport>> {
     let (user_id, period) = user_period(&user_id, &query)?;
     Ok(Json(
         reports::user_usage(&*state.store, &user_id, period, now()).await?,
@@ -109,7 +109,7 @@ pub async fn user_usage(
 }
 
 #[utoipa::path(get, path = "/v1/users/{user_id}/invoice", operation_id = "getInvoice", summary = "A user's invoice for one month", tag = "usage", params(("user_id" = String, Path), PeriodQuery),
-    responses((status = 200, description = "`{user_id, period, currency, lines: [{kind, plan, from, to, quantity, amount_cents}], total_cents}`", body = Object),
+    responses((status = 200, description = "The invoice so far (the whole month once it is over)", body = Invoice),
         (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn invoice(
@@ -117,34 +117,34 @@ pub async fn invoice(
     _: AdminOnly,
     Path(user_id): Path<String>,
     ApiQuery(query): ApiQuery<PeriodQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Invoice>> {
     let (user_id, period) = user_period(&user_id, &query)?;
     let invoice = reports::invoice(&*state.store, &user_id, period, now()).await?;
-    Ok(Json(json!(invoice)))
+    Ok(Json(invoice))
 }
 
 #[utoipa::path(get, path = "/v1/usage/summary", operation_id = "getUsageSummary", summary = "Usage of every key and user", tag = "usage", params(DaysQuery),
-    responses((status = 200, description = "`{days, requests, rejected, by_code, top_keys, top_endpoints, latency_ms: {p50, p95, p99}}`", body = Object),
+    responses((status = 200, description = "Traffic of every key over the days", body = UsageSummary),
         (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn summary(
     State(state): State<AppState>,
     _: AdminOnly,
     ApiQuery(query): ApiQuery<DaysQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UsageSummary>> {
     let days = days(&query, 7)?;
     Ok(Json(reports::summary(&*state.store, days, now()).await?))
 }
 
 #[utoipa::path(get, path = "/v1/audit", operation_id = "listAudit", summary = "The audit log", tag = "usage", params(AuditQuery),
-    responses((status = 200, description = "`{records: [{id, at, actor, action, user_id, key_id, ip, details}], next_cursor}`, newest first", body = Object),
+    responses((status = 200, description = "A page of the audit log, newest first", body = AuditList),
         (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn audit(
     State(state): State<AppState>,
     _: AdminOnly,
     ApiQuery(query): ApiQuery<AuditQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AuditList>> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::validation("limit", "must be between 1 and 1000"));
@@ -182,7 +182,8 @@ pub async fn audit(
         },
     };
     let page = state.store.list_audit(&filter).await?;
-    Ok(Json(
-        json!({"records": page.items, "next_cursor": page.next_cursor}),
-    ))
+    Ok(Json(AuditList {
+        records: page.items,
+        next_cursor: page.next_cursor,
+    }))
 }

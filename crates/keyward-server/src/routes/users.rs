@@ -8,12 +8,12 @@ use keyward_store::{
     Metadata, NewUser, PageRequest, UserFilter, UserPatch, UserProfile, UserRecord,
 };
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::{AdminOnly, ApiQuery, double_option, field};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::state::AppState;
+use crate::views::{RevokedCount, UserList};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -78,10 +78,6 @@ fn text_field(name: &str, value: Option<String>) -> ApiResult<Option<String>> {
     }
 }
 
-fn user_json(user: &UserRecord) -> Json<Value> {
-    Json(serde_json::to_value(user).unwrap_or(Value::Null))
-}
-
 #[utoipa::path(get, path = "/v1/users", operation_id = "listUsers", summary = "List users", tag = "users", params(ListUsersQuery),
     responses((status = 200, body = crate::views::UserList), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
@@ -89,7 +85,7 @@ pub async fn list(
     State(state): State<AppState>,
     _: AdminOnly,
     ApiQuery(query): ApiQuery<ListUsersQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserList>> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::validation("limit", "must be between 1 and 1000"));
@@ -106,19 +102,20 @@ pub async fn list(
         },
     };
     let page = state.store.list_users(&filter).await?;
-    Ok(Json(
-        json!({"users": page.items, "next_cursor": page.next_cursor}),
-    ))
+    Ok(Json(UserList {
+        users: page.items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/users", operation_id = "createUser", summary = "Create a user", tag = "users", request_body = CreateUserRequest,
-    responses((status = 201, body = crate::views::UserObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 201, body = keyward_store::UserRecord), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     AdminOnly(client): AdminOnly,
     ApiJson(request): ApiJson<CreateUserRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<UserRecord>)> {
     let user = NewUser {
         user_id: field("user_id", &request.user_id, UserId::parse)?,
         plan: match &request.plan {
@@ -135,31 +132,29 @@ pub async fn create(
         .store
         .create_user(&user, &keyward_store::Actor::admin(Some(client.client)))
         .await?;
-    Ok((StatusCode::CREATED, user_json(&created)))
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 #[utoipa::path(get, path = "/v1/users/{user_id}", operation_id = "getUser", summary = "Get a user", tag = "users", params(("user_id" = String, Path)),
-    responses((status = 200, body = crate::views::UserObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = keyward_store::UserRecord), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn show(
     State(state): State<AppState>,
     _: AdminOnly,
     Path(user_id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(user_json(
-        &state.store.get_user(&path_user(&user_id)?).await?,
-    ))
+) -> ApiResult<Json<UserRecord>> {
+    Ok(Json(state.store.get_user(&path_user(&user_id)?).await?))
 }
 
 #[utoipa::path(patch, path = "/v1/users/{user_id}", operation_id = "updateUser", summary = "Change a user's plan, email, company or metadata", tag = "users", params(("user_id" = String, Path)), request_body = UpdateUserRequest,
-    responses((status = 200, body = crate::views::UserObject), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = keyward_store::UserRecord), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     AdminOnly(client): AdminOnly,
     Path(user_id): Path<String>,
     ApiJson(request): ApiJson<UpdateUserRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserRecord>> {
     let id = path_user(&user_id)?;
     let patch = UserPatch {
         plan: request
@@ -187,24 +182,24 @@ pub async fn update(
             &keyward_store::Actor::admin(Some(client.client)),
         )
         .await?;
-    Ok(user_json(&updated))
+    Ok(Json(updated))
 }
 
 #[utoipa::path(delete, path = "/v1/users/{user_id}", operation_id = "deleteUser", summary = "Delete a user and revoke their keys", tag = "users", params(("user_id" = String, Path)),
-    responses((status = 200, description = "The deleted user (`deleted_at` set); its keys are revoked", body = crate::views::UserObject),
+    responses((status = 200, description = "The deleted user (`deleted_at` set); its keys are revoked", body = keyward_store::UserRecord),
         (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("admin" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     AdminOnly(client): AdminOnly,
     Path(user_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserRecord>> {
     let id = path_user(&user_id)?;
     let deleted = state
         .store
         .delete_user(&id, &keyward_store::Actor::admin(Some(client.client)))
         .await?;
-    Ok(user_json(&deleted))
+    Ok(Json(deleted))
 }
 
 #[utoipa::path(post, path = "/v1/users/{user_id}/revoke-keys", operation_id = "revokeUserKeys", summary = "Revoke every key of a user", tag = "users", params(("user_id" = String, Path)),
@@ -214,11 +209,11 @@ pub async fn revoke_keys(
     State(state): State<AppState>,
     AdminOnly(client): AdminOnly,
     Path(user_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RevokedCount>> {
     let id = path_user(&user_id)?;
     let revoked = state
         .store
         .revoke_user_keys(&id, &keyward_store::Actor::admin(Some(client.client)))
         .await?;
-    Ok(Json(json!({"revoked": revoked})))
+    Ok(Json(RevokedCount { revoked }))
 }

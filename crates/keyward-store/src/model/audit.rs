@@ -128,6 +128,7 @@ impl AuditAction {
 
 /// One audit record. Never holds key material.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRecord {
     pub id: String,
     #[serde(with = "rfc3339")]
@@ -137,6 +138,7 @@ pub struct AuditRecord {
     pub user_id: Option<String>,
     pub key_id: Option<String>,
     pub ip: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub details: Value,
 }
 

@@ -9,11 +9,15 @@ use super::{Metadata, PageRequest};
 
 /// A user of the operator's product.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UserObject))]
 pub struct UserRecord {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub user_id: UserId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub plan: PlanName,
     pub email: Option<String>,
     pub company: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: Metadata,
     #[serde(with = "rfc3339")]
     pub created_at: DateTime<Utc>,
@@ -21,6 +25,7 @@ pub struct UserRecord {
     pub updated_at: DateTime<Utc>,
     /// Keys whose status is `active`.
     pub key_count: u64,
+    /// When the user was deleted (its keys revoked); null while it exists.
     #[serde(with = "rfc3339::option")]
     pub deleted_at: Option<DateTime<Utc>>,
 }

@@ -4,17 +4,14 @@
 use chrono::Utc;
 use keyward_core::KeyId;
 use keyward_server::reports::{self, MAX_DAYS};
-use serde_json::Value;
 
 use super::{Context, named_not_found, period_arg, user_id_arg};
 use crate::error::{CliError, CliResult};
 use crate::output;
 
-fn number(value: &Value) -> String {
-    match value {
-        Value::Null => "-".to_owned(),
-        other => other.to_string(),
-    }
+/// A figure, or `-` when there is none.
+fn number(value: Option<u64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |n| n.to_string())
 }
 
 pub async fn key(context: &Context, id: &KeyId, days: u32) -> CliResult {
@@ -37,31 +34,32 @@ pub async fn key(context: &Context, id: &KeyId, days: u32) -> CliResult {
         output::fields(&[
             ("key", id.to_string()),
             ("days", days.to_string()),
-            ("requests", number(&report["total_requests"])),
-            ("rejected", number(&report["rejected_requests"])),
-            ("units", number(&report["units"])),
+            ("requests", report.total_requests.to_string()),
+            ("rejected", report.rejected_requests.to_string()),
+            ("units", report.units.to_string()),
         ])
     );
     let mut table = output::table(["DATE", "REQUESTS", "REJECTED", "UNITS", "P50 MS", "P95 MS"]);
-    for day in report["by_day"].as_array().into_iter().flatten() {
+    for day in &report.by_day {
         table.add_row([
-            day["date"].as_str().unwrap_or("").to_owned(),
-            number(&day["requests"]),
-            number(&day["rejected"]),
-            number(&day["units"]),
-            number(&day["p50_ms"]),
-            number(&day["p95_ms"]),
+            day.date.clone(),
+            day.requests.to_string(),
+            day.rejected.to_string(),
+            day.units.to_string(),
+            number(day.p50_ms.flatten()),
+            number(day.p95_ms.flatten()),
         ]);
     }
     println!();
     output::print_table(&table);
     let mut endpoints = output::table(["ENDPOINT", "REQUESTS"]);
-    for row in report["by_endpoint"].as_array().into_iter().flatten() {
-        let endpoint = row["endpoint"].as_str().unwrap_or("");
-        endpoints.add_row([
-            if endpoint.is_empty() { "-" } else { endpoint }.to_owned(),
-            number(&row["requests"]),
-        ]);
+    for row in &report.by_endpoint {
+        let endpoint = if row.endpoint.is_empty() {
+            "-"
+        } else {
+            &row.endpoint
+        };
+        endpoints.add_row([endpoint.to_owned(), row.requests.to_string()]);
     }
     println!();
     output::print_table(&endpoints);
@@ -77,27 +75,27 @@ pub async fn user(context: &Context, user_id: &str, period: Option<&str>) -> Cli
     if context.json {
         return output::json(&report);
     }
-    let quota = match &report["quota"] {
-        Value::Null => "-".to_owned(),
-        quota => format!("{} of {} used", quota["used"], quota["limit"]),
+    let quota = match &report.quota {
+        None => "-".to_owned(),
+        Some(quota) => format!("{} of {} used", quota.used, quota.limit),
     };
     println!(
         "{}",
         output::fields(&[
             ("user", user_id.to_owned()),
             ("period", period.to_string()),
-            ("requests", number(&report["requests"])),
-            ("rejected", number(&report["rejected"])),
-            ("units", number(&report["units"])),
+            ("requests", report.requests.to_string()),
+            ("rejected", report.rejected.to_string()),
+            ("units", report.units.to_string()),
             ("quota", quota),
         ])
     );
     let mut keys = output::table(["KEY", "REQUESTS", "UNITS"]);
-    for row in report["by_key"].as_array().into_iter().flatten() {
+    for row in &report.by_key {
         keys.add_row([
-            row["key_id"].as_str().unwrap_or("").to_owned(),
-            number(&row["requests"]),
-            number(&row["units"]),
+            row.key_id.clone(),
+            row.requests.to_string(),
+            row.units.to_string(),
         ]);
     }
     println!();

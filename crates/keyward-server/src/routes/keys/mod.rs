@@ -4,12 +4,13 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use chrono::{Duration, Utc};
 use keyward_core::{KeyId, KeyPrefix, PlanName, UserId};
 use keyward_store::{
     KeyFilter, KeyPatch, KeyRecord, KeySpec, PageRequest, Rotation, issue_key, rotate_key,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{AdminOrSelf, ApiQuery, field, now};
 use crate::auth::Caller;
@@ -17,6 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, JsonBody, RawBody, from_json_value, is_json, parse_json_syntax};
 use crate::self_service;
 use crate::state::AppState;
+use crate::views::{KeyList, KeyObject, NewKeyObject, RotatedKeys};
 
 mod fields;
 
@@ -35,14 +37,17 @@ fn path_key(id: &str) -> ApiResult<KeyId> {
     KeyId::parse(id).map_err(|_| ApiError::NotFound("key"))
 }
 
-pub fn view(key: &KeyRecord) -> Value {
-    serde_json::to_value(crate::views::KeyObject::of(key, now())).unwrap_or(Value::Null)
+/// The key object of `key`, as answered.
+fn view(key: &KeyRecord) -> Response {
+    Json(KeyObject::of(key, now())).into_response()
 }
 
-fn view_with_secret(key: &KeyRecord, secret: &str) -> Value {
-    let mut value = view(key);
-    value["key"] = Value::String(secret.to_owned());
-    value
+/// A new key's object, with its plaintext shown this once.
+fn view_with_secret<'a>(key: &'a KeyRecord, secret: &'a str) -> NewKeyObject<'a> {
+    NewKeyObject {
+        object: KeyObject::of(key, now()),
+        key: secret,
+    }
 }
 
 /// A key the caller may act on: any for the admin; its own user's for a key (else 404).
@@ -67,7 +72,7 @@ pub async fn create(
     State(state): State<AppState>,
     AdminOrSelf(caller, client): AdminOrSelf,
     ApiJson(request): ApiJson<CreateKeyRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
     let user_id = match (&caller, &request.user_id) {
         (Caller::Key(key), _) => key.user_id.clone(),
         (Caller::Admin, Some(user_id)) => field("user_id", user_id, UserId::parse)?,
@@ -150,7 +155,8 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         Json(view_with_secret(&key, plain.expose_secret())),
-    ))
+    )
+        .into_response())
 }
 
 #[utoipa::path(get, path = "/v1/keys", operation_id = "listKeys", summary = "List keys", tag = "keys", params(ListKeysQuery),
@@ -160,7 +166,7 @@ pub async fn list(
     State(state): State<AppState>,
     AdminOrSelf(caller, _): AdminOrSelf,
     ApiQuery(query): ApiQuery<ListKeysQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let requested = query
         .user_id
         .as_deref()
@@ -186,8 +192,16 @@ pub async fn list(
         },
     };
     let page = state.store.list_keys(&filter).await?;
-    let keys: Vec<Value> = page.items.iter().map(view).collect();
-    Ok(Json(json!({"keys": keys, "next_cursor": page.next_cursor})))
+    let now = now();
+    Ok(Json(KeyList {
+        keys: page
+            .items
+            .iter()
+            .map(|key| KeyObject::of(key, now))
+            .collect(),
+        next_cursor: page.next_cursor,
+    })
+    .into_response())
 }
 
 #[utoipa::path(get, path = "/v1/keys/{id}", operation_id = "getKey", summary = "Get a key", tag = "keys", params(("id" = String, Path)),
@@ -197,9 +211,9 @@ pub async fn show(
     State(state): State<AppState>,
     AdminOrSelf(caller, _): AdminOrSelf,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let key = visible_key(&state, &caller, &id).await?;
-    Ok(Json(view(&key)))
+    Ok(view(&key))
 }
 
 #[utoipa::path(patch, path = "/v1/keys/{id}", operation_id = "updateKey", summary = "Change a key's name, state, expiry, addresses, scopes, metadata, plan or limits", tag = "keys", params(("id" = String, Path)), request_body = UpdateKeyRequest,
@@ -210,7 +224,7 @@ pub async fn update(
     AdminOrSelf(caller, client): AdminOrSelf,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     // Syntax (400), then the key (404), then the values (422).
     let document = parse_json_syntax(&body)?;
     let key = visible_key(&state, &caller, &id).await?;
@@ -274,7 +288,7 @@ pub async fn update(
         .store
         .update_key(&key.id, &patch, &caller.actor(&client))
         .await?;
-    Ok(Json(view(&updated)))
+    Ok(view(&updated))
 }
 
 #[utoipa::path(delete, path = "/v1/keys/{id}", operation_id = "revokeKey", summary = "Revoke a key", tag = "keys", params(("id" = String, Path)),
@@ -284,7 +298,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     AdminOrSelf(caller, client): AdminOrSelf,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let key = visible_key(&state, &caller, &id).await?;
     if let Caller::Key(own) = &caller {
         self_service::check_environment(own, key.environment)?;
@@ -294,7 +308,7 @@ pub async fn revoke(
         .revoke_key(&key.id, &caller.actor(&client))
         .await?;
     tracing::info!(key_id = %revoked.id, key_prefix = %revoked.key_prefix, "key revoked");
-    Ok(Json(view(&revoked)))
+    Ok(view(&revoked))
 }
 
 #[utoipa::path(post, path = "/v1/keys/{id}/rotate", operation_id = "rotateKey", summary = "Rotate a key, with an optional grace period for the old one", tag = "keys", params(("id" = String, Path)), request_body(content = Option<RotateKeyRequest>),
@@ -306,7 +320,7 @@ pub async fn rotate(
     Path(id): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
     // Syntax (400/415), then the key (404), then the values (422).
     let document = optional_json_document(&headers, &body)?;
     let key = visible_key(&state, &caller, &id).await?;
@@ -336,10 +350,11 @@ pub async fn rotate(
     let (plain, new, old) =
         rotate_key(&*state.store, &key.id, &rotation, &caller.actor(&client)).await?;
     tracing::info!(key_id = %old.id, new_key_id = %new.id, grace_period_seconds = grace, "key rotated");
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"key": view_with_secret(&new, plain.expose_secret()), "old_key": view(&old)})),
-    ))
+    let rotated = RotatedKeys {
+        key: view_with_secret(&new, plain.expose_secret()),
+        old_key: KeyObject::of(&old, now()),
+    };
+    Ok((StatusCode::CREATED, Json(rotated)).into_response())
 }
 
 /// Whether `key` was disabled by a key of its own user (or that user's portal), so that the
