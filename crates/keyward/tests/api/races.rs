@@ -4,13 +4,11 @@
 //! a key rotates at most once, a revoked key never gets a live successor, `max_keys` is
 //! never exceeded, and a change to a key is never lost nor half-copied by its rotation.
 
-mod support;
-
 use std::sync::Arc;
 
+use crate::support::{Response, TestServer, postgres_database};
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Response, TestServer, postgres_database};
 use tokio::sync::Barrier;
 
 /// Tries of each race per topology.
@@ -26,7 +24,7 @@ impl Topology {
     async fn one_node_sqlite() -> Self {
         Self {
             name: "one node, SQLite",
-            nodes: vec![Arc::new(TestServer::start().await)],
+            nodes: vec![Arc::new(TestServer::spawn_app().await)],
         }
     }
 
@@ -99,7 +97,7 @@ async fn race(
             let mut request = node
                 .client
                 .request(method, node.url(&path))
-                .bearer_auth(support::ADMIN_TOKEN);
+                .bearer_auth(crate::support::ADMIN_TOKEN);
             if let Some(body) = body {
                 request = request.json(&body);
             }

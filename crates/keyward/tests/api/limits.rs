@@ -1,13 +1,11 @@
 //! Rate limits through the real server: windows, headers, Retry-After, overrides, tiers,
 //! rotation and plan changes. Short windows keep the waits short.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{TestServer, eventually};
 use reqwest::Method;
 use serde_json::json;
-use support::{TestServer, eventually};
 
 /// A plan allowing 5 requests per 2 seconds, and a key of a user on it.
 async fn tiny_plan_key(server: &TestServer, user: &str) -> (String, serde_json::Value) {
@@ -29,7 +27,7 @@ async fn tiny_plan_key(server: &TestServer, user: &str) -> (String, serde_json::
 
 #[tokio::test]
 async fn the_request_past_the_window_is_rate_limited_with_headers_and_retry_after() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let (key, _) = tiny_plan_key(&server, "u").await;
     let authorize = || {
         server
@@ -95,7 +93,7 @@ async fn the_request_past_the_window_is_rate_limited_with_headers_and_retry_afte
 
 #[tokio::test]
 async fn free_and_pro_differ_as_in_the_table_and_overrides_apply() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let (free, _) = server
         .create_key(json!({"user_id": "f", "name": "k"}))
         .await;
@@ -145,7 +143,7 @@ async fn free_and_pro_differ_as_in_the_table_and_overrides_apply() {
 
 #[tokio::test]
 async fn a_rotated_key_inherits_a_full_window_and_plan_changes_apply_live() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let (key, object) = tiny_plan_key(&server, "r").await;
     for _ in 0..5 {
         assert_eq!(server.verify_code(&key).await, "VALID");
@@ -189,7 +187,7 @@ async fn a_rotated_key_inherits_a_full_window_and_plan_changes_apply_live() {
 
 #[tokio::test]
 async fn the_monthly_quota_counts_live_keys_of_the_user_and_survives_a_restart() {
-    support::clear_of_hour_boundary().await;
+    crate::support::clear_of_hour_boundary().await;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("shared.db").display());
     let mut server = TestServer::start_with(&["--database-url", &url], &[]).await;
@@ -274,7 +272,7 @@ async fn the_monthly_quota_counts_live_keys_of_the_user_and_survives_a_restart()
 
 #[tokio::test]
 async fn max_keys_caps_a_users_open_keys_but_never_rotation() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let mut first = None;
     for i in 0..5 {
         let (_, key) = server
@@ -316,10 +314,10 @@ async fn max_keys_caps_a_users_open_keys_but_never_rotation() {
 /// Where limits are kept: in process (the default deployment) or in the test Redis.
 async fn servers() -> Vec<(&'static str, TestServer)> {
     vec![
-        ("in process", TestServer::start().await),
+        ("in process", TestServer::spawn_app().await),
         (
             "Redis",
-            TestServer::start_with(&["--redis-url", &support::redis_url()], &[]).await,
+            TestServer::start_with(&["--redis-url", &crate::support::redis_url()], &[]).await,
         ),
     ]
 }
@@ -370,7 +368,7 @@ async fn code_of(server: &TestServer, body: serde_json::Value) -> String {
 /// and none of these refusals consumes anything.
 #[tokio::test]
 async fn refusals_come_in_order_and_consume_nothing() {
-    support::clear_of_hour_boundary().await;
+    crate::support::clear_of_hour_boundary().await;
     for (backend, server) in servers().await {
         let plan = json!({"limits": [{"window_seconds": 60, "max": 3}], "monthly_quota": 3});
         let (key, id) = user_key(
@@ -437,7 +435,7 @@ async fn refusals_come_in_order_and_consume_nothing() {
 /// exactly its units (reserved before the windows are asked, so none is spent twice).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_get_exactly_the_window_and_the_quota() {
-    support::clear_of_hour_boundary().await;
+    crate::support::clear_of_hour_boundary().await;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
 

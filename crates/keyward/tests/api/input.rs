@@ -1,14 +1,12 @@
 //! Bad input always gets its documented 4xx problem, never a 5xx.
 
-mod support;
-
+use crate::support::{ADMIN_TOKEN, TestServer};
 use reqwest::Method;
 use serde_json::json;
-use support::{ADMIN_TOKEN, TestServer};
 
 #[tokio::test]
 async fn malformed_bodies_get_their_documented_problem() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let post = |path: &str| {
         server
             .client
@@ -191,7 +189,7 @@ async fn malformed_bodies_get_their_documented_problem() {
 
 #[tokio::test]
 async fn odd_headers_paths_and_methods_are_4xx() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let long = "x".repeat(10 * 1024);
     let long_key = server
         .send(
@@ -249,7 +247,7 @@ async fn odd_headers_paths_and_methods_are_4xx() {
 /// takes a body, and changes nothing.
 #[tokio::test]
 async fn an_array_never_stands_in_for_an_object() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let (secret, object) = server
         .create_key(json!({"user_id": "u", "name": "k"}))
         .await;

@@ -3,15 +3,13 @@
 //! PostgreSQL outage under load. PostgreSQL and Redis come from scripts/test.sh (the outage
 //! test runs a PostgreSQL of its own, since it stops it).
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::{PrivatePostgres, TestServer, eventually, postgres_database, redis_url};
 use reqwest::Method;
 use serde_json::json;
-use support::{PrivatePostgres, TestServer, eventually, postgres_database, redis_url};
 
 /// A user id no other test (or earlier run on the same Redis) uses.
 fn unique_user(label: &str) -> String {
@@ -193,7 +191,7 @@ async fn a_postgres_outage_under_load_loses_nothing_and_answers_503_honestly() {
             .send(
                 node.client
                     .get(node.url(path))
-                    .bearer_auth(support::ADMIN_TOKEN),
+                    .bearer_auth(crate::support::ADMIN_TOKEN),
             )
             .await;
         response.assert_problem(503, "UNAVAILABLE");

@@ -2,14 +2,12 @@
 //! rollups, `request_count`, the usage endpoints, the CLI and the invoice — agrees exactly
 //! with what the test itself sent and saw, across a graceful restart.
 
-mod support;
-
 use std::collections::BTreeMap;
 
+use crate::support::TestServer;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::Connection;
-use support::TestServer;
 
 /// What the test saw for one key.
 #[derive(Debug, Default, Clone)]
@@ -97,7 +95,7 @@ async fn admin_get(server: &TestServer, path: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_figure_agrees_with_the_requests_sent_across_a_graceful_restart() {
-    support::clear_of_hour_boundary().await;
+    crate::support::clear_of_hour_boundary().await;
     let mut first = TestServer::start().await;
     // `small` rejects (40 units a minute); `billed` has a price: 10 ¢ base a month, no
     // included units, 1 ¢ per unit over, so the overage line is the live units exactly.
@@ -159,7 +157,7 @@ async fn every_figure_agrees_with_the_requests_sent_across_a_graceful_restart() 
     );
 
     // The usage endpoints, once the writer has flushed (every 200 ms).
-    support::eventually(std::time::Duration::from_secs(5), || async {
+    crate::support::eventually(std::time::Duration::from_secs(5), || async {
         let report = admin_get(&second, &format!("/v1/keys/{}/usage?days=1", keys[0].id)).await;
         report["total_requests"] == seen[0].requests
     })
@@ -342,7 +340,7 @@ async fn every_figure_agrees_with_the_requests_sent_across_a_graceful_restart() 
 
 #[tokio::test]
 async fn usage_and_audit_inputs_are_checked() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let (_, key) = server
         .create_key(json!({"user_id": "u", "name": "k"}))
         .await;
@@ -502,7 +500,7 @@ async fn a_crash_loses_at_most_the_last_flush_interval_of_usage() {
 /// monthly quota survives a restart.
 #[tokio::test]
 async fn usage_off_keeps_counters_and_quotas_but_no_analytics() {
-    support::clear_of_hour_boundary().await;
+    crate::support::clear_of_hour_boundary().await;
     let mut first = TestServer::start_with(&["--usage", "off"], &[]).await;
     let plan = json!({"limits": [{"window_seconds": 60, "max": 100}], "monthly_quota": 3});
     let put = first.admin(Method::PUT, "/v1/plans/tiny", Some(plan)).await;

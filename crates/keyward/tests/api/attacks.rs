@@ -2,11 +2,9 @@
 //! against a running server to get more than the admin gave it — each attempt performed for
 //! real, each asserted to fail safely. Grouped by what the attacker was after.
 
-mod support;
-
+use crate::support::{Response, TestServer};
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Response, TestServer};
 
 /// Creates a key as the admin with `body` (user `victim` unless given) and returns its
 /// plaintext and object.
@@ -58,7 +56,7 @@ fn assert_forbidden_naming(response: &Response, field: &str) {
 
 #[tokio::test]
 async fn a_test_key_cannot_pass_for_live_nor_make_live_keys() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let (manager, _) = admin_key(&server, json!({})).await;
 
     // A self-made test key wearing a live prefix: refused.
@@ -148,7 +146,7 @@ async fn a_test_key_cannot_pass_for_live_nor_make_live_keys() {
 
 #[tokio::test]
 async fn times_beyond_year_9999_or_before_1970_are_refused_everywhere() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let (manager, key) = admin_key(&server, json!({})).await;
     let id = key["id"].as_str().unwrap();
     for at in [
@@ -217,7 +215,7 @@ async fn times_beyond_year_9999_or_before_1970_are_refused_everywhere() {
 
 #[tokio::test]
 async fn a_narrow_key_cannot_rotate_a_wider_sibling_into_its_hands() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let user = server
         .admin(
             Method::POST,
@@ -278,7 +276,7 @@ async fn a_narrow_key_cannot_rotate_a_wider_sibling_into_its_hands() {
 
 #[tokio::test]
 async fn self_service_only_narrows_what_the_admin_set() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let (manager, _) = admin_key(&server, json!({})).await;
     let (_, restricted) = admin_key(
         &server,
@@ -395,7 +393,7 @@ async fn manager_id(server: &TestServer, key: &str) -> String {
 
 #[tokio::test]
 async fn keys_made_by_self_service_inherit_the_callers_restrictions() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let (_, pro_user) = (
         (),
         server
@@ -460,7 +458,7 @@ async fn keys_made_by_self_service_inherit_the_callers_restrictions() {
 
 #[tokio::test]
 async fn racing_rotations_make_one_successor() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let (key, object) = admin_key(&server, json!({})).await;
     let id = object["id"].as_str().unwrap().to_owned();
     let attempts = (0..8).map(|_| self_rotate(&server, &key, &id, json!({})));
@@ -490,7 +488,7 @@ async fn racing_rotations_make_one_successor() {
 
 #[tokio::test]
 async fn a_failed_key_says_nothing_about_its_owner() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let (key, object) = admin_key(
         &server,
         json!({"metadata": {"email": "ceo@victim.example"}}),
@@ -551,7 +549,7 @@ async fn a_failed_key_says_nothing_about_its_owner() {
 
 #[tokio::test]
 async fn names_cannot_carry_terminal_escapes_or_bidi_tricks() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     for name in [
         "\u{1b}[2Jgotcha",
         "invoice\u{202e}fdp.exe",
@@ -602,7 +600,7 @@ async fn names_cannot_carry_terminal_escapes_or_bidi_tricks() {
 
 #[tokio::test]
 async fn metadata_cannot_grow_past_16_kib() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let (key, object) = admin_key(&server, json!({})).await;
     let id = object["id"].as_str().unwrap();
     let chunk = "x".repeat(6000);
@@ -767,11 +765,10 @@ async fn guessing_the_admin_token_locks_the_guesser_out_everywhere() {
 async fn admin_credentials_count_only_as_a_bearer_token() {
     let server = TestServer::start_with(&["--allow-query-key"], &[]).await;
     let query = server
-        .send(
-            server
-                .client
-                .get(server.url(&format!("/v1/users?api_key={}", support::ADMIN_TOKEN))),
-        )
+        .send(server.client.get(server.url(&format!(
+            "/v1/users?api_key={}",
+            crate::support::ADMIN_TOKEN
+        ))))
         .await;
     query.assert_problem(401, "UNAUTHORIZED");
     let header = server
@@ -779,7 +776,7 @@ async fn admin_credentials_count_only_as_a_bearer_token() {
             server
                 .client
                 .get(server.url("/v1/users"))
-                .header("X-API-Key", support::ADMIN_TOKEN),
+                .header("X-API-Key", crate::support::ADMIN_TOKEN),
         )
         .await;
     header.assert_problem(401, "UNAUTHORIZED");
@@ -817,7 +814,7 @@ async fn a_backend_sending_ip_without_being_trusted_is_warned_once() {
 
 #[tokio::test]
 async fn clients_cannot_grow_metric_labels_or_log_paths() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     for i in 0..50 {
         let method = Method::from_bytes(format!("X{i}METHOD").as_bytes()).unwrap();
         server
@@ -847,8 +844,8 @@ async fn clients_cannot_grow_metric_labels_or_log_paths() {
 
 #[tokio::test]
 async fn a_key_records_at_most_100_endpoints_an_hour() {
-    support::clear_of_hour_boundary().await;
-    let server = TestServer::start().await;
+    crate::support::clear_of_hour_boundary().await;
+    let server = TestServer::spawn_app().await;
     server
         .admin(
             Method::POST,
@@ -876,7 +873,7 @@ async fn a_key_records_at_most_100_endpoints_an_hour() {
         assert_eq!(response.status, 200, "{}", response.text);
     }
     let path = format!("/v1/keys/{}/usage?days=1", object["id"].as_str().unwrap());
-    support::eventually(std::time::Duration::from_secs(10), || async {
+    crate::support::eventually(std::time::Duration::from_secs(10), || async {
         server.admin(Method::GET, &path, None).await.body["total_requests"] == 120
     })
     .await;
@@ -921,7 +918,7 @@ async fn metrics_can_require_a_token() {
 
 #[tokio::test]
 async fn cursors_cannot_probe_or_cross_listings() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let (alice, _) = admin_key(&server, json!({"user_id": "alice"})).await;
     admin_key(&server, json!({"user_id": "alice", "name": "2"})).await;
     let (mallory, _) = admin_key(&server, json!({"user_id": "mallory"})).await;
@@ -997,7 +994,7 @@ async fn cursors_cannot_probe_or_cross_listings() {
 
 #[tokio::test]
 async fn hostile_paths_and_bodies_get_problems_naming_the_field() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let undecodable = server.admin_call(Method::GET, "/v1/keys/%FF", None).await;
     undecodable.assert_problem(404, "NOT_FOUND");
     let plan = server
@@ -1032,7 +1029,7 @@ fn a_repetitive_admin_token_stops_the_server() {
 
 #[tokio::test]
 async fn an_import_names_the_csv_line_of_a_bad_row_and_imports_nothing() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
     let other = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752";
     let csv = format!(

@@ -1,14 +1,12 @@
 //! Black-box tests of the management API: admin and self-service.
 
-mod support;
-
+use crate::support::TestServer;
 use reqwest::Method;
 use serde_json::json;
-use support::TestServer;
 
 #[tokio::test]
 async fn admin_authentication_is_required_and_checked() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let missing = server.send(server.client.get(server.url("/v1/keys"))).await;
     missing.assert_problem(401, "UNAUTHORIZED");
     let wrong = server
@@ -27,7 +25,7 @@ async fn admin_authentication_is_required_and_checked() {
 
 #[tokio::test]
 async fn keys_are_created_listed_shown_updated_revoked_and_rotated_by_the_admin() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let (plain, key) = server
         .create_key(json!({
             "user_id": "alice", "name": "ci", "environment": "test", "tier": "pro",
@@ -153,7 +151,7 @@ async fn keys_are_created_listed_shown_updated_revoked_and_rotated_by_the_admin(
 
 #[tokio::test]
 async fn a_users_key_manages_only_its_own_keys() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let (alice_key, alice) = server
         .create_key(json!({"user_id": "alice", "name": "root"}))
         .await;
@@ -337,7 +335,7 @@ async fn a_users_key_manages_only_its_own_keys() {
 
 #[tokio::test]
 async fn users_are_managed_by_the_admin() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let created = server
         .admin(Method::POST, "/v1/users", Some(json!({"user_id": "org:1", "tier": "pro", "email": "o@x.io", "company": "Org", "metadata": {"r": "eu"}})))
         .await;
@@ -406,7 +404,7 @@ async fn users_are_managed_by_the_admin() {
 
 #[tokio::test]
 async fn plans_are_listed_openly_and_replaced_by_the_admin() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let plans = server
         .send(server.client.get(server.url("/v1/plans")))
         .await;

@@ -1,11 +1,15 @@
-//! A real `keyward serve` process on a free loopback port with its own SQLite database,
-//! driven over HTTP like any client would.
+//! A keyward server on a free loopback port with its own SQLite database, driven over HTTP
+//! like any client would: in this test process (`TestServer::spawn_app`, the default for
+//! suites that need nothing of a process), or as a real `keyward serve` process
+//! (`TestServer::start…`) for flags, environment, logs, signals, crashes and restarts.
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -14,6 +18,7 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdefghijkl";
 
 pub struct TestServer {
     child: Option<Child>,
+    app: Option<InProcess>,
     pub base: String,
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
@@ -69,7 +74,127 @@ impl Response {
     }
 }
 
+/// A server running in this test process, on a runtime (and threads) of its own, so a test
+/// that blocks its own thread (the CLI, a sleep) cannot stall it.
+struct InProcess {
+    id: u64,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Panics on an in-process server's threads, by server: a handler's panic is answered 503
+/// (which a test could take for an outage), so the test fails instead.
+static APP_PANICS: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
+const APP_THREAD: &str = "keyward-app-";
+
+fn record_app_panics() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let thread = std::thread::current();
+            if let Some(id) = thread
+                .name()
+                .and_then(|name| name.strip_prefix(APP_THREAD))
+                .and_then(|id| id.parse().ok())
+            {
+                APP_PANICS
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((id, info.to_string()));
+            }
+            previous(info);
+        }));
+    });
+}
+
 impl TestServer {
+    /// keyward in this process, with the settings `keyward serve` has without flags (the
+    /// admin token, SQLite in a temporary directory, port 0).
+    pub async fn spawn_app() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        record_app_panics();
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = keyward_server::ServerConfig {
+            listen: "127.0.0.1:0".to_owned(),
+            database_url: format!("sqlite://{}", dir.path().join("keyward.db").display()),
+            admin_token: Some(zeroize::Zeroizing::new(ADMIN_TOKEN.to_owned())),
+            ..keyward_server::ServerConfig::default()
+        };
+        let (ready, address) = tokio::sync::oneshot::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name(format!("{APP_THREAD}{id}"))
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async move {
+                match keyward_server::Application::build(config).await {
+                    Ok(app) => {
+                        let _ = ready.send(Ok(app.address()));
+                        let _ = app
+                            .run_until(async {
+                                let _ = stopped.await;
+                            })
+                            .await;
+                    }
+                    Err(error) => {
+                        let _ = ready.send(Err(error.to_string()));
+                    }
+                }
+            });
+        });
+        let address = address
+            .await
+            .expect("the server thread answers")
+            .unwrap_or_else(|error| panic!("keyward did not start: {error}"));
+        Self {
+            child: None,
+            app: Some(InProcess {
+                id,
+                stop: Some(stop),
+                thread: Some(thread),
+            }),
+            base: format!("http://{address}"),
+            dir,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+            stdout_rest: None,
+        }
+    }
+
+    /// Stops an in-process server: in-flight requests finish and usage is flushed.
+    fn stop_in_process(&mut self) {
+        let Some(mut app) = self.app.take() else {
+            return;
+        };
+        if let Some(stop) = app.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = app.thread.take() {
+            let _ = thread.join();
+        }
+        if std::thread::panicking() {
+            return;
+        }
+        let panics: Vec<String> = APP_PANICS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(id, _)| *id == app.id)
+            .map(|(_, message)| message.clone())
+            .collect();
+        assert!(
+            panics.is_empty(),
+            "the server panicked during the test: {panics:?}"
+        );
+    }
+
     pub async fn start() -> Self {
         Self::start_with(&[], &[]).await
     }
@@ -122,6 +247,7 @@ impl TestServer {
         });
         Self {
             child: Some(child),
+            app: None,
             base,
             dir,
             client: reqwest::Client::builder()
@@ -246,11 +372,16 @@ impl TestServer {
     }
 
     pub fn log_path(&self) -> PathBuf {
+        assert!(
+            self.app.is_none(),
+            "log_path() needs a server process (start…)"
+        );
         self.dir.path().join("server.log")
     }
 
     /// Kills the process at once (SIGKILL): nothing is flushed.
     pub fn kill(&mut self) {
+        assert!(self.app.is_none(), "kill() needs a server process (start…)");
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -259,6 +390,7 @@ impl TestServer {
 
     /// Sends SIGTERM and waits for the process; returns its status and everything it printed.
     pub fn stop(&mut self) -> (ExitStatus, String) {
+        assert!(self.app.is_none(), "stop() needs a server process (start…)");
         let mut child = self.child.take().expect("running");
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -288,6 +420,10 @@ impl Drop for TestServer {
     /// Stops the server, and fails the test if the server panicked at any point: a
     /// handler's panic is answered 503, which a test could otherwise take for an outage.
     fn drop(&mut self) {
+        if self.app.is_some() {
+            self.stop_in_process();
+            return;
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -1,13 +1,11 @@
 //! Black-box tests of the verification path through `/v1/verify` and `/v1/authorize`:
 //! every decision code that exists without limits, in the order the checks run.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{TestServer, eventually};
 use reqwest::Method;
 use serde_json::json;
-use support::{TestServer, eventually};
 
 fn with_bad_checksum(key: &str) -> String {
     let mut chars: Vec<char> = key.chars().collect();
@@ -18,7 +16,7 @@ fn with_bad_checksum(key: &str) -> String {
 
 #[tokio::test]
 async fn missing_invalid_and_valid() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let (key, object) = server
         .create_key(json!({"user_id": "u", "name": "k", "metadata": {"tier": "gold"}}))
         .await;
@@ -54,7 +52,7 @@ async fn missing_invalid_and_valid() {
         assert_eq!(response.body["code"], code, "{body}");
     }
     // Unknown but well-formed: a fresh key from another database.
-    let other = TestServer::start().await;
+    let other = TestServer::spawn_app().await;
     let (foreign_key, _) = other.create_key(json!({"user_id": "x", "name": "k"})).await;
     assert_eq!(server.verify_code(&foreign_key).await, "INVALID");
     assert_eq!(
@@ -92,7 +90,7 @@ async fn missing_invalid_and_valid() {
 
 #[tokio::test]
 async fn the_key_comes_from_bearer_or_x_api_key_and_from_the_query_only_when_allowed() {
-    let strict = TestServer::start().await;
+    let strict = TestServer::spawn_app().await;
     let (key, _) = strict
         .create_key(json!({"user_id": "u", "name": "k"}))
         .await;
@@ -157,7 +155,7 @@ async fn the_key_comes_from_bearer_or_x_api_key_and_from_the_query_only_when_all
 
 #[tokio::test]
 async fn revoked_disabled_reenabled_and_expired_keys() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let (key, object) = server
         .create_key(json!({"user_id": "u", "name": "k"}))
         .await;
@@ -224,7 +222,7 @@ async fn revoked_disabled_reenabled_and_expired_keys() {
 
 #[tokio::test]
 async fn rotation_keeps_the_old_key_working_for_its_grace_period_only() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     // Enterprise: the polling below must not run into the free plan's 60 per minute.
     let (old_key, object) = server
         .create_key(json!({"user_id": "u", "name": "k", "plan": "enterprise"}))
@@ -322,7 +320,7 @@ async fn ip_allowlists_work_for_v4_and_v6_and_trust_forwarded_for_only_from_trus
     );
 
     // Without trusted proxies, X-Forwarded-For is ignored.
-    let untrusting = TestServer::start().await;
+    let untrusting = TestServer::spawn_app().await;
     let (key, _) = untrusting
         .create_key(json!({"user_id": "u", "name": "k", "allowed_ips": ["203.0.113.0/24"]}))
         .await;
@@ -339,7 +337,7 @@ async fn ip_allowlists_work_for_v4_and_v6_and_trust_forwarded_for_only_from_trus
 
 #[tokio::test]
 async fn scopes_come_from_the_key_and_its_plans_features() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let (scoped, _) = server
         .create_key(json!({"user_id": "u", "name": "k", "scopes": ["read"]}))
         .await;
@@ -534,7 +532,7 @@ async fn the_brute_force_guard_kicks_in_and_expires() {
 
 #[tokio::test]
 async fn a_revocation_by_the_cli_reaches_the_running_server_within_a_second() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let (key, object) = server
         .create_key(json!({"user_id": "u", "name": "k"}))
         .await;

@@ -1,18 +1,16 @@
 //! The server process: start-up, health, metrics, OpenAPI, graceful shutdown, and the
 //! guarantee that no plaintext key reaches its logs or its database.
 
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::{ADMIN_TOKEN, TestServer};
 use reqwest::Method;
 use serde_json::json;
-use support::{ADMIN_TOKEN, TestServer};
 
 #[tokio::test]
 async fn health_readiness_metrics_and_openapi_are_open() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let health = server.send(server.client.get(server.url("/healthz"))).await;
     assert_eq!(
         (health.status, health.body.clone()),
@@ -103,7 +101,7 @@ async fn sigterm_stops_gracefully_and_flushes_usage() {
 
 #[tokio::test]
 async fn usage_bookkeeping_is_written_in_the_background() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let (key, object) = server
         .create_key(json!({"user_id": "u", "name": "k"}))
         .await;
@@ -118,7 +116,7 @@ async fn usage_bookkeeping_is_written_in_the_background() {
             .await;
     }
     let id = object["id"].as_str().unwrap().to_owned();
-    support::eventually(Duration::from_secs(3), || async {
+    crate::support::eventually(Duration::from_secs(3), || async {
         server
             .admin(Method::GET, &format!("/v1/keys/{id}"), None)
             .await
@@ -357,7 +355,7 @@ async fn no_plaintext_key_reaches_the_logs_or_the_sqlite_database() {
 #[tokio::test]
 async fn no_plaintext_key_reaches_the_logs_or_the_postgres_database() {
     use sqlx::Connection;
-    let database_url = support::postgres_database().await;
+    let database_url = crate::support::postgres_database().await;
     let mut server = TestServer::start_with(
         &["--allow-query-key", "--database-url", &database_url],
         &[("RUST_LOG", "trace")],

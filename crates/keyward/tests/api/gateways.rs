@@ -2,16 +2,14 @@
 //! Caddy (Debian packages; scripts/test.sh installs them) in front of a tiny upstream that
 //! echoes what it receives, each checking every request with keyward's /v1/authorize.
 
-mod support;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{TestServer, free_port};
 use axum::http::HeaderMap;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{TestServer, free_port};
 
 /// An upstream API that answers every request with the X-Keyward-* headers it received.
 async fn echo_upstream() -> u16 {

@@ -3,12 +3,11 @@
 //! form-encoded meter events, and a sink that always fails ends in dead-letter, visible in
 //! `keyward billing outbox` and `/metrics`.
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::{TestServer, eventually};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
@@ -16,7 +15,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use sqlx::Connection;
-use support::{TestServer, eventually};
 
 const SECRET: &str = "whsec-test-0123456789";
 

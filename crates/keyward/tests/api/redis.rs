@@ -2,14 +2,12 @@
 //! when Redis goes away. Each test runs its own throwaway Redis (`redis-server` is
 //! installed by scripts/test.sh).
 
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{TestServer, eventually, free_port};
 use reqwest::Method;
 use serde_json::json;
-use support::{TestServer, eventually, free_port};
 
 struct Redis {
     child: Child,
@@ -338,7 +336,7 @@ async fn each_check_is_one_evalsha_and_nothing_else() {
 
 #[tokio::test]
 async fn two_nodes_share_the_monthly_quota_and_it_is_rebuilt_when_redis_loses_it() {
-    support::clear_of_hour_boundary().await;
+    crate::support::clear_of_hour_boundary().await;
     let redis = Redis::start();
     let plan = json!({"limits": [{"window_seconds": 60, "max": 1000}], "monthly_quota": 10});
     let (_dir, a, b, key) = two_nodes(&redis, "metered", plan).await;
@@ -389,7 +387,7 @@ fn flush_all(port: u16) {
 /// none twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_admit_exactly_the_quota_when_redis_loses_it_under_load() {
-    support::clear_of_hour_boundary().await;
+    crate::support::clear_of_hour_boundary().await;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -3,16 +3,14 @@
 //! panic, and the server answers every one with a success or a problem+json 4xx — never a
 //! 5xx, never a plain-text error.
 
-mod support;
-
 use std::net::IpAddr;
 
+use crate::support::TestServer;
 use keyward_core::{KeyName, KeyPrefix, PlainKey, PresentedKey};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
-use support::TestServer;
 
 /// Field names the API knows, so generated objects reach validation, not just the
 /// unknown-field check.
@@ -162,7 +160,7 @@ fn header_extraction_never_panics() {
 
 #[tokio::test]
 async fn the_csv_importer_answers_any_file_with_a_sentence_and_an_exit_code() {
-    let server = TestServer::start().await;
+    let server = TestServer::spawn_app().await;
     let file = server.dir.path().join("fuzz.csv");
     let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
     let csv = prop_oneof![
@@ -231,7 +229,7 @@ async fn every_request_body_gets_a_success_or_a_problem() {
                 let credential = if as_key {
                     key.as_str()
                 } else {
-                    support::ADMIN_TOKEN
+                    crate::support::ADMIN_TOKEN
                 };
                 let response = runtime.block_on(
                     server.send(
