@@ -2,7 +2,13 @@
 //! `store_conformance!(backend_name, async { make_store().await })`, where the expression
 //! yields `(Box<dyn Store>, guard)` for a fresh, unmigrated database kept alive by `guard`.
 
-pub mod suite;
+pub mod admin;
+pub mod billing;
+pub mod feed;
+pub mod helpers;
+pub mod keys;
+pub mod usage;
+pub mod users;
 
 #[macro_export]
 macro_rules! store_conformance {
@@ -11,45 +17,45 @@ macro_rules! store_conformance {
             use super::*;
 
             macro_rules! case {
-                ($name:ident) => {
+                ($role:ident :: $name:ident) => {
                     #[tokio::test]
                     async fn $name() {
                         let (store, _guard) = $make;
                         store.migrate().await.expect("migrations apply");
-                        $crate::conformance::suite::$name(&*store).await;
+                        $crate::conformance::$role::$name(&*store).await;
                     }
                 };
             }
 
-            case!(creating_a_key_creates_its_user_and_finds_it_by_hash);
-            case!(listing_is_newest_first_and_pages_without_gaps);
-            case!(inactive_keys_are_listed_only_on_request);
-            case!(revoking_is_idempotent);
-            case!(rotation_copies_settings_and_honours_the_grace_period);
-            case!(rotating_a_revoked_key_conflicts);
-            case!(expiry_is_judged_against_now);
-            case!(max_keys_caps_open_keys);
-            case!(updates_merge_metadata_and_audit_enable_and_disable);
-            case!(unknown_plans_and_deleted_users_are_refused);
-            case!(the_change_feed_reports_every_change);
-            case!(users_are_created_listed_updated_and_deleted);
-            case!(plans_start_with_the_defaults_and_can_be_replaced);
-            case!(imports_skip_duplicates_and_refuse_invalid_files_whole);
-            case!(the_audit_log_filters_and_pages);
-            case!(usage_bookkeeping_accumulates_without_being_a_change);
-            case!(settings_are_written_once);
-            case!(quota_usage_accumulates_per_user_and_month);
-            case!(usage_batches_add_up_in_rollups_and_are_pruned);
-            case!(plan_segments_and_prices_have_history);
-            case!(the_billing_outbox_claims_retries_and_finishes);
-            case!(metering_records_revisions_once);
-            case!(rotation_happens_at_most_once_and_only_to_active_keys);
-            case!(disabling_and_operator_metadata_are_attributed);
+            case!(keys::creating_a_key_creates_its_user_and_finds_it_by_hash);
+            case!(keys::listing_is_newest_first_and_pages_without_gaps);
+            case!(keys::inactive_keys_are_listed_only_on_request);
+            case!(keys::revoking_is_idempotent);
+            case!(keys::rotation_copies_settings_and_honours_the_grace_period);
+            case!(keys::rotating_a_revoked_key_conflicts);
+            case!(keys::expiry_is_judged_against_now);
+            case!(keys::max_keys_caps_open_keys);
+            case!(keys::updates_merge_metadata_and_audit_enable_and_disable);
+            case!(users::unknown_plans_and_deleted_users_are_refused);
+            case!(feed::the_change_feed_reports_every_change);
+            case!(users::users_are_created_listed_updated_and_deleted);
+            case!(users::plans_start_with_the_defaults_and_can_be_replaced);
+            case!(keys::imports_skip_duplicates_and_refuse_invalid_files_whole);
+            case!(feed::the_audit_log_filters_and_pages);
+            case!(usage::usage_bookkeeping_accumulates_without_being_a_change);
+            case!(admin::settings_are_written_once);
+            case!(usage::quota_usage_accumulates_per_user_and_month);
+            case!(usage::usage_batches_add_up_in_rollups_and_are_pruned);
+            case!(billing::plan_segments_and_prices_have_history);
+            case!(billing::the_billing_outbox_claims_retries_and_finishes);
+            case!(billing::metering_records_revisions_once);
+            case!(keys::rotation_happens_at_most_once_and_only_to_active_keys);
+            case!(keys::disabling_and_operator_metadata_are_attributed);
 
             #[tokio::test]
             async fn migrations_roll_back_exactly_and_keep_other_tables_rows() {
                 let (store, _guard) = $make;
-                $crate::conformance::suite::migrations_roll_back_exactly_and_keep_other_tables_rows(&*store).await;
+                $crate::conformance::admin::migrations_roll_back_exactly_and_keep_other_tables_rows(&*store).await;
             }
         }
     };

@@ -90,6 +90,12 @@ const APP_THREAD: &str = "keyward-app-";
 fn record_app_panics() {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
+        // In-process servers log through the test's own output (shown for a failing test
+        // only), warnings and errors only; the first subscriber installed is kept.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("warn")
+            .with_test_writer()
+            .try_init();
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let thread = std::thread::current();
