@@ -65,7 +65,6 @@ impl Limits {
     /// Asks the monthly quota and the windows and burst bucket. Admitted only if every
     /// limit admits (consuming the cost everywhere); a rejected request consumes nothing.
     pub async fn check(&self, ask: &Ask<'_>) -> Result<Verdict, LimiterError> {
-        let month = Month::of(ask.now);
         let check = Check {
             owner: ask.owner,
             group: ask.user.as_str(),
@@ -78,9 +77,13 @@ impl Limits {
         match ask.monthly_quota {
             None => Ok(Verdict::of(self.ask_backend(&check).await?)),
             Some(limit) if self.backend.shares_quota() => {
-                self.shared_quota(ask, check, month, limit).await
+                self.shared_quota(ask, check, Month::of(ask.now), limit)
+                    .await
             }
-            Some(limit) => self.local_quota(ask, check, month, limit).await,
+            Some(limit) => {
+                self.local_quota(ask, check, Month::of(ask.now), limit)
+                    .await
+            }
         }
     }
 

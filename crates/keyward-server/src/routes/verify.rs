@@ -20,7 +20,8 @@ use crate::verifier::{CachedKey, Check, Decision, KeyIdDisplay};
 
 const MAX_TEXT: usize = 2048;
 
-/// Borrows its strings from the body where JSON escapes allow (the usual case).
+/// A key to check, and what the request it came with is for.
+// Borrows its strings from the body where JSON escapes allow (the usual case).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest<'a> {
@@ -56,7 +57,8 @@ pub struct RateLimitSummary {
     pub reset_seconds: u64,
 }
 
-/// The decision. Borrows from the cached key, so answering allocates little.
+/// The decision: `valid`, the code, and what the key grants.
+// Borrows from the cached key, so answering allocates little.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VerifyResponse<'a> {
     pub valid: bool,
