@@ -20,6 +20,12 @@ pub struct ServerConfig {
     pub admin_token: Option<Zeroizing<String>>,
     pub allow_query_key: bool,
     pub trusted_proxies: Vec<IpNet>,
+    /// Serve HTTPS with this certificate and key (plain HTTP when `None`).
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// Refuse credentials sent over plain HTTP by clients outside `https_exempt_networks`.
+    pub require_https: bool,
+    /// Clients that may send credentials over plain HTTP (loopback by default).
+    pub https_exempt_networks: Vec<IpNet>,
     /// Failed checks per client address per window (0 = off).
     pub failure_limit: u32,
     /// The brute-force guard's window (a minute; shorter in tests).
@@ -61,6 +67,9 @@ impl std::fmt::Debug for ServerConfig {
             )
             .field("allow_query_key", &self.allow_query_key)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("tls", &self.tls)
+            .field("require_https", &self.require_https)
+            .field("https_exempt_networks", &self.https_exempt_networks)
             .field("failure_limit", &self.failure_limit)
             .field("failure_window", &self.failure_window)
             .field("failure_ipv6_prefix", &self.failure_ipv6_prefix)
@@ -93,6 +102,9 @@ impl Default for ServerConfig {
             admin_token: None,
             allow_query_key: false,
             trusted_proxies: Vec::new(),
+            tls: None,
+            require_https: true,
+            https_exempt_networks: crate::https::LOOPBACK.to_vec(),
             failure_limit: 100,
             failure_window: Duration::from_secs(60),
             failure_ipv6_prefix: 64,

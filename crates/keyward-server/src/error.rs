@@ -8,7 +8,8 @@ use serde::Serialize;
 
 /// The codes of problems about the request itself (a refused key's problem carries its
 /// decision code instead).
-pub const REQUEST_PROBLEM_CODES: [&str; 11] = [
+pub const REQUEST_PROBLEM_CODES: [&str; 12] = [
+    "HTTPS_REQUIRED",
     "BAD_REQUEST",
     "UNSUPPORTED_MEDIA_TYPE",
     "VALIDATION_FAILED",
@@ -96,6 +97,11 @@ pub enum ApiError {
     Conflict(String),
     #[error("a backend is unavailable")]
     Unavailable,
+    /// A credential arrived over plain HTTP from outside the exempt networks.
+    #[error(
+        "this credential was sent over plain HTTP and must be treated as exposed: rotate or revoke it. Send credentials over HTTPS: serve keyward with TLS (--tls-cert and --tls-key), or behind a TLS proxy named by --trusted-proxy that sets X-Forwarded-Proto; clients on networks allowed plain HTTP are listed with --https-exempt-network"
+    )]
+    HttpsRequired,
     #[error("the request body did not arrive within --body-read-timeout")]
     RequestTimeout,
     /// Management calls made with a user's keys exceeded `--self-service-limit`.
@@ -145,6 +151,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::HttpsRequired => StatusCode::FORBIDDEN,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::SelfServiceLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Decision { code, .. } => {
@@ -164,6 +171,7 @@ impl ApiError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict(_) => "CONFLICT",
             Self::Unavailable => "UNAVAILABLE",
+            Self::HttpsRequired => "HTTPS_REQUIRED",
             Self::RequestTimeout => "REQUEST_TIMEOUT",
             Self::SelfServiceLimited { .. } => "RATE_LIMITED",
             Self::Decision { code, .. } => code.as_str(),

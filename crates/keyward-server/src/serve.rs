@@ -6,7 +6,9 @@
 //! - a body must arrive within `body_read_timeout` of its request's start, else 408;
 //! - a keep-alive connection idle for `idle_timeout` is closed;
 //! - at most `max_connections` are served at once; further ones wait in the listen queue;
-//! - HTTP/2 allows 100 concurrent streams and 16 KiB of headers per connection.
+//! - HTTP/2 allows 100 concurrent streams and 16 KiB of headers per connection;
+//! - with TLS, the handshake must finish within `header_read_timeout` too; requests that
+//!   arrive over TLS carry the [`OverTls`] extension.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,7 +28,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+
+use crate::tls::Tls;
 
 /// The bounds of [`serve`].
 #[derive(Debug, Clone, Copy)]
@@ -42,12 +47,17 @@ const H2_MAX_STREAMS: u32 = 100;
 /// Header bytes per HTTP/2 request.
 const H2_MAX_HEADER_LIST: u32 = 16 * 1024;
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight
-/// finish.
+/// Marks a request that arrived over TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls;
+
+/// Serves `router` on `listener` (over TLS when `tls` is set) until `shutdown` completes,
+/// then lets requests in flight finish.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    tls: Option<Arc<Tls>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections as usize));
@@ -77,8 +87,9 @@ pub async fn serve(
         };
         let router = router.clone();
         let stopping = stopping.clone();
+        let acceptor = tls.as_ref().map(|tls| tls.acceptor());
         connections.spawn(async move {
-            serve_connection(stream, peer, router, limits, stopping).await;
+            serve_connection(stream, peer, router, limits, acceptor, stopping).await;
             drop(permit);
         });
         // Reap finished connections so the set does not grow.
@@ -174,13 +185,41 @@ async fn serve_connection(
     peer: SocketAddr,
     router: Router,
     limits: ConnectionLimits,
-    mut stopping: watch::Receiver<bool>,
+    acceptor: Option<Arc<TlsAcceptor>>,
+    stopping: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(Watched {
+    let watched = Watched {
         inner: stream,
         activity: activity.clone(),
-    });
+    };
+    let Some(acceptor) = acceptor else {
+        let io = TokioIo::new(watched);
+        return drive(io, peer, router, limits, activity, false, stopping).await;
+    };
+    // The handshake owes its bytes like a request's headers.
+    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(watched)).await {
+        Ok(Ok(stream)) => {
+            let io = TokioIo::new(stream);
+            drive(io, peer, router, limits, activity, true, stopping).await;
+        }
+        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake did not finish in time"),
+    }
+}
+
+/// Serves the requests of one connection (`tls`: it arrived over TLS).
+async fn drive<I>(
+    io: I,
+    peer: SocketAddr,
+    router: Router,
+    limits: ConnectionLimits,
+    activity: Arc<Activity>,
+    tls: bool,
+    mut stopping: watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let service_activity = activity.clone();
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let activity = service_activity.clone();
@@ -193,6 +232,9 @@ async fn serve_connection(
             })
         });
         request.extensions_mut().insert(ConnectInfo(peer));
+        if tls {
+            request.extensions_mut().insert(OverTls);
+        }
         let response = router.clone().oneshot(request);
         async move {
             let response = response.await;

@@ -30,6 +30,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("cannot use Redis: {0}")]
     Redis(#[from] keyward_limiter::LimiterError),
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -256,6 +258,7 @@ pub struct Application {
     address: SocketAddr,
     router: axum::Router,
     limits: crate::serve::ConnectionLimits,
+    tls: Option<Arc<crate::tls::Tls>>,
 }
 
 impl Application {
@@ -267,6 +270,11 @@ impl Application {
         if let Some(token) = &config.admin_token {
             crate::admin::check_strength(token)?;
         }
+        // An unusable certificate or key is refused before anything else is opened.
+        let tls = match &config.tls {
+            Some(files) => Some(Arc::new(crate::tls::Tls::load(files.clone())?)),
+            None => None,
+        };
         let engine = Engine::open(&EngineConfig::of(&config)).await?;
         let admin_token =
             AdminToken::resolve(config.admin_token.as_ref(), &**engine.store()).await?;
@@ -281,6 +289,12 @@ impl Application {
             address: config.listen.clone(),
             source,
         })?;
+        if config.require_https && tls.is_none() && !address.ip().is_loopback() {
+            tracing::warn!(
+                %address,
+                "credentials are refused over plain HTTP from clients outside --https-exempt-network, and this server listens beyond loopback without TLS: serve it with --tls-cert and --tls-key, or behind a TLS proxy named by --trusted-proxy that sets X-Forwarded-Proto"
+            );
+        }
         let state = AppState::new(Shared {
             store: engine.store().clone(),
             verifier: engine.verifier().clone(),
@@ -303,7 +317,18 @@ impl Application {
             address,
             router,
             limits,
+            tls,
         })
+    }
+
+    /// The certificate pair being served, to reload it (`None` for plain HTTP).
+    pub fn tls(&self) -> Option<Arc<crate::tls::Tls>> {
+        self.tls.clone()
+    }
+
+    /// `https` or `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// The bound address (the real port when the configuration asked for port 0).
@@ -317,7 +342,8 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let served = crate::serve::serve(self.listener, self.router, self.limits, shutdown).await;
+        let served =
+            crate::serve::serve(self.listener, self.router, self.limits, self.tls, shutdown).await;
         tracing::info!("shutting down: flushing pending writes");
         self.engine.shutdown().await;
         served

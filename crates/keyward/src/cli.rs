@@ -312,6 +312,27 @@ pub struct ServeArgs {
     )]
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Serve HTTPS with this PEM certificate (its chain may follow it); needs --tls-key.
+    /// SIGHUP reloads the pair for new connections.
+    #[arg(long, env = "KEYWARD_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's PEM private key (PKCS#8, PKCS#1 or SEC1); needs --tls-cert.
+    #[arg(long, env = "KEYWARD_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Refuse credentials sent over plain HTTP (403 HTTPS_REQUIRED) unless the client is in
+    /// --https-exempt-network. Default true; `--require-https=false` turns it off.
+    #[arg(long, env = "KEYWARD_REQUIRE_HTTPS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub require_https: Option<bool>,
+    /// Clients allowed to send credentials over plain HTTP (repeatable; env: comma list;
+    /// `none` for no one). Default 127.0.0.0/8 and ::1/128.
+    #[arg(
+        long = "https-exempt-network",
+        env = "KEYWARD_HTTPS_EXEMPT_NETWORKS",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    #[serde(default)]
+    pub https_exempt_networks: Vec<String>,
     /// Failed checks per client address per minute before it is refused (0 = off). Default 100.
     #[arg(long, env = "KEYWARD_FAILURE_LIMIT", value_name = "N")]
     pub failure_limit: Option<u32>,

@@ -75,6 +75,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Credentials in clear text are refused before any route sees them.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::https::enforce,
+        ))
         .layer(middleware::from_fn(record_http_metrics))
         .with_state(state);
     api.layer(

@@ -4,9 +4,10 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use chrono::Utc;
 use keyward_core::Scope;
 use keyward_store::Metadata;
@@ -15,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::field;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientAddr, JsonBody, is_trusted, parse_json};
+use crate::https;
+use crate::serve::OverTls;
 use crate::state::AppState;
 use crate::verifier::{CachedKey, Check, Decision, KeyIdDisplay};
 
@@ -172,9 +175,25 @@ fn text(name: &str, value: Option<&str>) -> ApiResult<()> {
 pub async fn verify(
     State(state): State<AppState>,
     client: ClientAddr,
+    over_tls: Option<Extension<OverTls>>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let request: VerifyRequest<'_> = parse_json(&body)?;
+    // A key in the body crossed the network like one in a header: judged by the caller's
+    // own address (the socket peer), before anything else.
+    let config = &state.config;
+    if !request.key.is_empty()
+        && !https::is_https(
+            over_tls.is_some(),
+            client.peer,
+            &headers,
+            &config.trusted_proxies,
+        )
+        && https::refuses(config, client.peer)
+    {
+        return Err(ApiError::HttpsRequired);
+    }
     text("endpoint", request.endpoint.as_deref())?;
     text("method", request.method.as_deref())?;
     if request.key.len() > 4096 {

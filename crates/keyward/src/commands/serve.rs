@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use keyward_limiter::FailureMode;
 use keyward_server::billing::{BillingSettings, StripeSettings, WebhookSettings};
+use keyward_server::tls::TlsFiles;
 use keyward_server::{Application, ServerConfig, StartupError};
 use zeroize::Zeroizing;
 
@@ -22,9 +23,14 @@ pub async fn run(args: ServeArgs, database_url: String, file: &FileConfig) -> Cl
             StartupError::Bind { .. } => CliError::failure(error.to_string()),
             other => CliError::failure(other.to_string()),
         })?;
-    println!("keyward listening on http://{}", application.address());
+    println!(
+        "keyward listening on {}://{}",
+        application.scheme(),
+        application.address()
+    );
     // A closed stdout only loses this line; the server runs on.
     let _ = std::io::stdout().flush();
+    tokio::spawn(keyward_server::tls::reload_on_hangup(application.tls()));
     application
         .run_until(shutdown_signal())
         .await
@@ -44,6 +50,28 @@ fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResul
         .map(|cidr| parse_arg("--trusted-proxy", cidr, super::keys::parse_cidr))
         .collect::<CliResult<_>>()?;
     let admin_token = admin_token(args.admin_token_file.as_deref())?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(CliError::usage(
+                "--tls-cert and --tls-key go together: give both, or neither for plain HTTP",
+            ));
+        }
+    };
+    let https_exempt_networks = match args.https_exempt_networks.as_slice() {
+        [] => defaults.https_exempt_networks.clone(),
+        [none] if none.trim().eq_ignore_ascii_case("none") => Vec::new(),
+        networks => networks
+            .iter()
+            .map(|cidr| cidr.trim())
+            .filter(|cidr| !cidr.is_empty())
+            .map(|cidr| parse_arg("--https-exempt-network", cidr, super::keys::parse_cidr))
+            .collect::<CliResult<_>>()?,
+    };
     Ok(ServerConfig {
         listen: args.listen.clone().unwrap_or(defaults.listen),
         database_url,
@@ -62,6 +90,9 @@ fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResul
         admin_token,
         allow_query_key: args.allow_query_key.unwrap_or(defaults.allow_query_key),
         trusted_proxies,
+        tls,
+        require_https: args.require_https.unwrap_or(defaults.require_https),
+        https_exempt_networks,
         failure_limit: args.failure_limit.unwrap_or(defaults.failure_limit),
         failure_window: Duration::from_secs(ranged(
             "--failure-window-seconds",

@@ -691,7 +691,9 @@ async fn rotating_addresses_inside_one_ipv6_64_does_not_escape_the_guard() {
                 .client
                 .get(server.url("/v1/authorize"))
                 .bearer_auth(guess)
-                .header("X-Forwarded-For", from),
+                .header("X-Forwarded-For", from)
+                // The trusted proxy terminated TLS.
+                .header("X-Forwarded-Proto", "https"),
         )
     };
     for host in 1..=5 {

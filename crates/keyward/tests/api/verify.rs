@@ -299,6 +299,8 @@ async fn ip_allowlists_work_for_v4_and_v6_and_trust_forwarded_for_only_from_trus
             .get(server.url("/v1/authorize"))
             .bearer_auth(&key)
             .header("X-Forwarded-For", xff.to_owned())
+            // The trusted proxy terminated TLS.
+            .header("X-Forwarded-Proto", "https")
     };
     assert_eq!(server.send(through("203.0.113.7")).await.status, 200);
     assert_eq!(server.send(through("2001:db8::7")).await.status, 200);
