@@ -84,13 +84,22 @@ trap cleanup EXIT
 
 SCHEMATHESIS_VERSION="4.32.5"
 SPEC_VALIDATOR_VERSION="0.9.0"
+HTTPX_VERSION="0.28.1"
 
-# schemathesis and openapi-spec-validator (PyPI) in a virtualenv of their own, installed
-# once per machine.
-ensure_schemathesis() {
+# The Python tools the tests use, from PyPI, in a virtualenv of their own, installed once
+# per machine: schemathesis and openapi-spec-validator (the OpenAPI document), httpx with
+# HTTP/2 (a real client of keyward's HTTPS). The tests find Python in KEYWARD_TEST_PYTHON.
+ensure_python_tools() {
   local venv="$cache/venv"
+  if ! command -v curl >/dev/null 2>&1; then
+    (apt-get update -qq && apt-get install -y -qq curl) >/dev/null 2>&1 ||
+      fail "curl is needed by the HTTPS tests and could not be installed"
+  fi
+  export KEYWARD_TEST_PYTHON="$venv/bin/python"
   if [ -x "$venv/bin/schemathesis" ] && "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION" &&
-    "$venv/bin/pip" show openapi-spec-validator 2>/dev/null | grep -qx "Version: $SPEC_VALIDATOR_VERSION"; then
+    "$venv/bin/pip" show openapi-spec-validator 2>/dev/null | grep -qx "Version: $SPEC_VALIDATOR_VERSION" &&
+    "$venv/bin/pip" show httpx 2>/dev/null | grep -qx "Version: $HTTPX_VERSION" &&
+    "$venv/bin/python" -c "import h2" 2>/dev/null; then
     return
   fi
   if ! python3 -m venv --help >/dev/null 2>&1; then
@@ -100,8 +109,8 @@ ensure_schemathesis() {
   rm -rf "$venv"
   python3 -m venv "$venv" || fail "cannot create a virtualenv for schemathesis"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" \
-    "openapi-spec-validator==$SPEC_VALIDATOR_VERSION" ||
-    fail "cannot install schemathesis $SCHEMATHESIS_VERSION and openapi-spec-validator from PyPI"
+    "openapi-spec-validator==$SPEC_VALIDATOR_VERSION" "httpx[http2]==$HTTPX_VERSION" ||
+    fail "cannot install schemathesis, openapi-spec-validator and httpx from PyPI"
 }
 
 # Starts the freshly built server on a free port with its own database; sets $base_url.
@@ -122,7 +131,6 @@ start_server() {
 }
 
 run_schemathesis() {
-  ensure_schemathesis
   local token="schemathesis-admin-token-0123456789abcdef"
   start_server "$token"
   # The published document is valid OpenAPI 3.1, by a standard validator.
@@ -166,10 +174,11 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "test services: Redis, PostgreSQL, nginx and Caddy"
+step "test services: Redis, PostgreSQL, nginx and Caddy; Python tools"
 start_redis
 start_postgres
 ensure_gateways
+ensure_python_tools
 
 step "cargo test"
 cargo test --workspace --locked

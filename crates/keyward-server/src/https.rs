@@ -76,12 +76,14 @@ pub fn carries_credential(headers: &HeaderMap, uri: &Uri) -> bool {
 
 /// Whether a credential from `client` over a plain-HTTP request must be refused.
 pub fn refuses(config: &ServerConfig, client: IpAddr) -> bool {
+    config.require_https && outside(client, &config.https_exempt_networks)
+}
+
+/// Whether `client` lies outside every network of `exempt` (IPv4-mapped IPv6 addresses are
+/// judged as IPv4).
+pub fn outside(client: IpAddr, exempt: &[IpNet]) -> bool {
     let client = client.to_canonical();
-    config.require_https
-        && !config
-            .https_exempt_networks
-            .iter()
-            .any(|net| net.contains(&client))
+    !exempt.iter().any(|net| net.contains(&client))
 }
 
 /// The connection facts a request carries: the socket peer (when served over a socket) and

@@ -38,6 +38,7 @@ use tower::{Layer, Service};
 use crate::error::{ApiError, problem_response};
 use crate::extract::{client_address, presented_key};
 use crate::headers::rate_limit_headers;
+use crate::serve::OverTls;
 use crate::usage::UsageRecord;
 use crate::verifier::{Check, Verifier};
 
@@ -75,6 +76,11 @@ pub struct LayerOptions {
     pub trusted_proxies: Vec<IpNet>,
     /// Scopes every request through this layer needs.
     pub required_scopes: Vec<Scope>,
+    /// HTTPS-only credentials: with `Some(networks)`, a request carrying a credential over
+    /// plain HTTP from a client outside `networks` is refused (403 `HTTPS_REQUIRED`); the
+    /// scheme is https over TLS or as a trusted proxy's `X-Forwarded-Proto` says. `None`
+    /// (the default) leaves transport security to the service that embeds the layer.
+    pub https_exempt_networks: Option<Vec<IpNet>>,
 }
 
 /// Checks every request's key before the inner service sees it.
@@ -147,6 +153,18 @@ where
                 .get::<ConnectInfo<SocketAddr>>()
                 .map_or(IpAddr::from([127, 0, 0, 1]), |info| info.0.ip());
             let client = client_address(peer, request.headers(), &options.trusted_proxies);
+            if let Some(exempt) = &options.https_exempt_networks
+                && !crate::https::is_https(
+                    request.extensions().get::<OverTls>().is_some(),
+                    peer.to_canonical(),
+                    request.headers(),
+                    &options.trusted_proxies,
+                )
+                && crate::https::carries_credential(request.headers(), request.uri())
+                && crate::https::outside(client, exempt)
+            {
+                return Ok(ApiError::HttpsRequired.into_response());
+            }
             let presented = presented_key(
                 request.headers(),
                 request.uri().query(),

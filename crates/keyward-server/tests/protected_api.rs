@@ -127,3 +127,80 @@ async fn the_example_service_admits_valid_keys_and_answers_problems_otherwise() 
     );
     assert!(usage["by_day"][0]["p50_ms"].is_u64(), "{usage}");
 }
+
+/// The layer leaves transport security to the service by default, and refuses credentials
+/// in clear text from beyond its exempt networks when configured to.
+#[tokio::test]
+async fn the_layer_applies_https_only_credentials_when_configured_to() {
+    use keyward_server::{EngineConfig, KeywardLayer, LayerOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("layer.db").display());
+    let keyward = keyward_server::Engine::open(&EngineConfig::embedded(&url))
+        .await
+        .unwrap();
+    let (key, _) = issue_key(
+        &**keyward.store(),
+        &KeySpec::new(UserId::parse("alice").unwrap(), "k"),
+        &Actor::cli(),
+    )
+    .await
+    .unwrap();
+    let loopback_proxy = vec!["127.0.0.1/32".parse().unwrap()];
+    let serve = |options: LayerOptions| {
+        let layer = KeywardLayer::new(keyward.verifier().clone(), options);
+        let app = axum::Router::new()
+            .route("/hello", axum::routing::get(|| async { "hello" }))
+            .layer(layer);
+        async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            tokio::spawn(async move {
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .await
+            });
+            base
+        }
+    };
+    let client = reqwest::Client::new();
+    let remote = |base: String, proto: Option<&'static str>| {
+        let mut request = client
+            .get(format!("{base}/hello"))
+            .header("X-API-Key", key.expose_secret())
+            .header("X-Forwarded-For", "198.51.100.7");
+        if let Some(proto) = proto {
+            request = request.header("X-Forwarded-Proto", proto);
+        }
+        async move { request.send().await.unwrap() }
+    };
+
+    let default = serve(LayerOptions {
+        trusted_proxies: loopback_proxy.clone(),
+        ..LayerOptions::default()
+    })
+    .await;
+    assert_eq!(remote(default, None).await.status(), 200);
+
+    let strict = serve(LayerOptions {
+        trusted_proxies: loopback_proxy,
+        https_exempt_networks: Some(vec!["127.0.0.0/8".parse().unwrap()]),
+        ..LayerOptions::default()
+    })
+    .await;
+    let refused = remote(strict.clone(), Some("http")).await;
+    assert_eq!(refused.status(), 403);
+    let problem: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(problem["code"], "HTTPS_REQUIRED");
+    assert_eq!(remote(strict.clone(), Some("https")).await.status(), 200);
+    let local = client
+        .get(format!("{strict}/hello"))
+        .header("X-API-Key", key.expose_secret())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(local.status(), 200, "loopback is exempt");
+    keyward.shutdown().await;
+}

@@ -9,6 +9,7 @@ mod billing_sinks;
 mod cluster;
 mod fuzz_inputs;
 mod gateways;
+mod https;
 mod input;
 mod limits;
 mod management;

@@ -385,6 +385,19 @@ impl TestServer {
         self.dir.path().join("server.log")
     }
 
+    /// Sends a signal (`HUP`, `TERM`, …) to the server process.
+    pub fn signal(&self, name: &str) {
+        let child = self
+            .child
+            .as_ref()
+            .expect("signal() needs a server process (start…)");
+        let sent = Command::new("kill")
+            .args([format!("-{name}"), child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{name} failed");
+    }
+
     /// Kills the process at once (SIGKILL): nothing is flushed.
     pub fn kill(&mut self) {
         assert!(self.app.is_none(), "kill() needs a server process (start…)");
