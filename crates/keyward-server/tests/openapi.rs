@@ -186,6 +186,7 @@ fn codes_in_the_document_are_every_code_the_server_answers_with() {
         ApiError::Conflict(String::new()),
         ApiError::Unavailable,
         ApiError::RequestTimeout,
+        ApiError::HttpsRequired,
     ] {
         answered.insert(error.code().to_owned());
     }
