@@ -270,6 +270,11 @@ impl PlainKey {
         })
     }
 
+    /// Whether this is an admin key (`kwadm_…`).
+    pub fn is_admin_key(&self) -> bool {
+        self.prefix() == ADMIN_KEY_PREFIX
+    }
+
     /// The secret itself. Call it only to hand the key to the user who created it.
     pub fn expose_secret(&self) -> &str {
         &self.text

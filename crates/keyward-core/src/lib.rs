@@ -10,6 +10,7 @@ pub mod ids;
 pub mod key;
 pub mod limits;
 pub mod name;
+pub mod permission;
 pub mod plan;
 pub mod scope;
 pub mod time;
@@ -21,5 +22,6 @@ pub use key::{
     KeyHash, KeyPrefix, PlainKey, PrefixNotAllowed, PresentedKey,
 };
 pub use name::{InvalidKeyName, KeyName};
+pub use permission::{InvalidPermission, Permission};
 pub use plan::{Burst, InvalidPlan, InvalidPlanName, Plan, PlanName, PlanSpec, Price, Window};
 pub use scope::{InvalidScope, Scope};

@@ -1,12 +1,13 @@
-//! Who is calling a management endpoint: the admin (admin token), or a user's own key
-//! (self-service), checked through the one verification path.
+//! Who is calling a management endpoint: the admin (the admin token, or an admin key with
+//! permissions), or a user's own key (self-service), checked through the one verification
+//! path.
 
 use std::sync::Arc;
 
 use axum::http::request::Parts;
 use chrono::Utc;
-use keyward_core::{Code, PlainKey, PresentedKey, Scope, UserId};
-use keyward_store::Actor;
+use keyward_core::{Code, Permission, PlainKey, PresentedKey, Scope, UserId};
+use keyward_store::{Actor, AdminKeyRecord};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientAddr, bearer_token, presented_key};
@@ -16,27 +17,38 @@ use crate::verifier::{CachedKey, Check};
 /// An authenticated management caller.
 #[derive(Debug, Clone)]
 pub enum Caller {
-    Admin,
+    /// The admin token (`None`: every permission), or an admin key and its permissions.
+    Admin(Option<Arc<AdminKeyRecord>>),
     /// A user's own key; acts only on that user.
     Key(Arc<CachedKey>),
 }
 
 impl Caller {
     pub fn is_admin(&self) -> bool {
-        matches!(self, Self::Admin)
+        matches!(self, Self::Admin(_))
     }
 
     /// The user a self-service caller acts for.
     pub fn own_user(&self) -> Option<&UserId> {
         match self {
-            Self::Admin => None,
+            Self::Admin(_) => None,
             Self::Key(key) => Some(&key.user_id),
+        }
+    }
+
+    /// The permissions an admin caller holds (`*` for the admin token); none for a key.
+    pub fn permissions(&self) -> &[Permission] {
+        match self {
+            Self::Admin(None) => &[Permission::All],
+            Self::Admin(Some(key)) => &key.permissions,
+            Self::Key(_) => &[],
         }
     }
 
     pub fn actor(&self, client: &ClientAddr) -> Actor {
         match self {
-            Self::Admin => Actor::admin(Some(client.client)),
+            Self::Admin(None) => Actor::admin(Some(client.client)),
+            Self::Admin(Some(key)) => Actor::admin_key(&key.id, Some(client.client)),
             Self::Key(key) => Actor::key(key.id(), Some(client.client)),
         }
     }
@@ -50,6 +62,7 @@ impl Caller {
 const NO_CREDENTIALS: &str = "an admin token or an API key is required";
 const ADMIN_ONLY: &str = "this endpoint needs the admin token";
 const WRONG_TOKEN: &str = "the admin token is wrong";
+const WRONG_ADMIN_KEY: &str = "the admin key is unknown, revoked or expired";
 
 /// Refuses an address the brute-force guard has blocked, before any credential is judged.
 pub fn refuse_if_blocked(state: &AppState, client: &ClientAddr) -> ApiResult<()> {
@@ -85,8 +98,13 @@ pub async fn authenticate(
     refuse_if_blocked(state, client)?;
     // Admin credentials come only from `Authorization: Bearer` (never `X-API-Key` or the
     // query string, where they would end up in logs).
-    if bearer_token(&parts.headers).is_some_and(|token| state.admin_token.matches(token)) {
-        return Ok(Caller::Admin);
+    if let Some(token) = bearer_token(&parts.headers) {
+        if state.admin_token.matches(token) {
+            return Ok(Caller::Admin(None));
+        }
+        if token.starts_with(ADMIN_KEY_START) {
+            return admin_key(state, client, token).await;
+        }
     }
     if admin_only {
         // A well-formed user key is not a guess at the admin token; anything else is.
@@ -141,6 +159,32 @@ pub async fn authenticate(
             code,
             retry_after: decision.blocked_for,
         }),
+    }
+}
+
+const ADMIN_KEY_START: &str = "kwadm_";
+
+/// An admin key presented as a bearer token: looked up by hash on every call, so a
+/// revocation holds on every node at once. A wrong one counts as a failed check.
+async fn admin_key(state: &AppState, client: &ClientAddr, token: &str) -> ApiResult<Caller> {
+    let Ok(key) = PlainKey::parse(token) else {
+        return Err(wrong_admin_credential(state, client, WRONG_ADMIN_KEY));
+    };
+    if !key.is_admin_key() {
+        return Err(wrong_admin_credential(state, client, WRONG_ADMIN_KEY));
+    }
+    if state.verifier.store_down() {
+        return Err(ApiError::Unavailable);
+    }
+    let now = Utc::now();
+    match state.store.admin_key_by_hash(&key.hash()).await? {
+        Some(record) if record.is_usable(now) => {
+            if let Err(error) = state.store.touch_admin_key(&record.id, now).await {
+                tracing::warn!(%error, admin_key = %record.id, "cannot note the admin key's use");
+            }
+            Ok(Caller::Admin(Some(Arc::new(record))))
+        }
+        _ => Err(wrong_admin_credential(state, client, WRONG_ADMIN_KEY)),
     }
 }
 

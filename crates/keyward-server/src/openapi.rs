@@ -119,6 +119,7 @@ pub fn to_json<S: Clone + Send + Sync + 'static>(
     let mut document = serde_json::to_value(document).unwrap_or_default();
     camel_case_links(&mut document);
     open_all_of_parts(&mut document);
+    permissions(&mut document);
     serde_json::to_string(&document).unwrap_or_else(|_| "{}".to_owned())
 }
 
@@ -145,6 +146,32 @@ fn one_operation_id_per_method(document: &mut utoipa::openapi::OpenApi) {
                 operation.operation_id = Some(format!("{shared}_{method}"));
             }
         }
+    }
+}
+
+/// Each admin operation names the permissions an admin key needs for it, from the one table
+/// the server enforces (`x-permissions`, and a sentence of its description).
+fn permissions(document: &mut serde_json::Value) {
+    for (method, route, needed) in crate::routes::permissions::TABLE {
+        let pointer = format!(
+            "/paths/{}/{}",
+            route.replace('~', "~0").replace('/', "~1"),
+            method.to_ascii_lowercase()
+        );
+        let Some(operation) = document
+            .pointer_mut(&pointer)
+            .and_then(serde_json::Value::as_object_mut)
+        else {
+            continue;
+        };
+        let names: Vec<&str> = needed.iter().map(|p| p.as_str()).collect();
+        let sentence = format!("Admin keys need: `{}`.", names.join("`, `"));
+        let description = match operation.get("description").and_then(|d| d.as_str()) {
+            Some(existing) if !existing.is_empty() => format!("{existing}\n\n{sentence}"),
+            _ => sentence,
+        };
+        operation.insert("description".to_owned(), description.into());
+        operation.insert("x-permissions".to_owned(), names.into());
     }
 }
 

@@ -280,3 +280,20 @@ pub struct AuditList {
     /// Pass as `cursor` for the next page; null on the last.
     pub next_cursor: Option<String>,
 }
+
+/// A new admin key: the admin key object plus its plaintext `key`, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewAdminKeyObject<'a> {
+    #[serde(flatten)]
+    pub object: &'a keyward_store::AdminKeyRecord,
+    /// The key itself. keyward keeps only its SHA-256: it cannot show it again.
+    pub key: &'a str,
+}
+
+/// A page of admin keys, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminKeyList {
+    pub admin_keys: Vec<keyward_store::AdminKeyRecord>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}

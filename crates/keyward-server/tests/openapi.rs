@@ -102,7 +102,7 @@ fn flattened_parts_accept_the_fields_of_the_whole() {
 fn the_document_is_openapi_3_1_with_every_route() {
     let document = document();
     assert_eq!(document["openapi"], "3.1.0");
-    assert_eq!(document["paths"].as_object().unwrap().len(), 19);
+    assert_eq!(document["paths"].as_object().unwrap().len(), 21);
 }
 
 #[test]
@@ -119,7 +119,7 @@ fn every_operation_has_a_summary_and_an_id_of_its_own() {
             assert!(ids.insert(id.clone()), "{id} is used twice");
         }
     }
-    assert_eq!(operations, 31);
+    assert_eq!(operations, 34);
     let authorize = document["paths"]["/v1/authorize"].as_object().unwrap();
     let methods: BTreeSet<&str> = authorize.keys().map(String::as_str).collect();
     assert_eq!(
@@ -198,3 +198,45 @@ fn codes_in_the_document_are_every_code_the_server_answers_with() {
         .collect();
     assert!(listed.is_subset(&answered));
 }
+
+#[test]
+fn every_admin_operation_names_the_permission_an_admin_key_needs() {
+    let document = document();
+    let mut admin_operations = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let takes_admin = operation["security"]
+                .as_array()
+                .is_some_and(|schemes| schemes.iter().any(|s| s.get("admin").is_some()));
+            if !takes_admin {
+                continue;
+            }
+            admin_operations += 1;
+            let needed = keyward_server::routes::permissions::needed(
+                &method.to_ascii_uppercase().parse().unwrap(),
+                path,
+            )
+            .unwrap_or_else(|| panic!("{method} {path} takes the admin but has no permission row"));
+            let listed: Vec<&str> = operation["x-permissions"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{method} {path} has no x-permissions"))
+                .iter()
+                .map(|p| p.as_str().unwrap())
+                .collect();
+            let expected: Vec<&str> = needed.iter().map(|p| p.as_str()).collect();
+            assert_eq!(listed, expected, "{method} {path}");
+            assert!(
+                operation["description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("Admin keys need")),
+                "{method} {path}"
+            );
+        }
+    }
+    // Every row of the table names an operation that exists.
+    assert_eq!(
+        admin_operations,
+        keyward_server::routes::permissions::TABLE.len()
+    );
+}
+

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use keyward_core::{KeyHash, KeyId, Plan, PlanName, UserId};
 
 pub use error::{StoreError, StoreResult};
-pub use lifecycle::{issue_key, rotate_key};
+pub use lifecycle::{issue_admin_key, issue_key, rotate_key};
 pub use model::*;
 pub use postgres::{ChangeListener, PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
@@ -252,13 +252,34 @@ pub trait AdminStore: Send + Sync {
         outbox_before: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<u64>;
     async fn get_setting(&self, name: &str) -> StoreResult<Option<String>>;
-    /// Stores `value` unless the setting exists; returns whether it was stored (so that of
     /// Sets a setting, replacing any value.
     async fn put_setting(&self, name: &str, value: &str) -> StoreResult<()>;
+    /// Stores `value` unless the setting exists; returns whether it was stored (so that of
     /// several nodes starting at once, exactly one wins).
     async fn insert_setting_if_absent(&self, name: &str, value: &str) -> StoreResult<bool>;
     /// Cheap round trip proving the database answers (readiness).
     async fn ping(&self) -> StoreResult<()>;
+    /// Stores a new admin key (its hash, never the key) under audit.
+    async fn create_admin_key(
+        &self,
+        new: &NewAdminKey,
+        actor: &Actor,
+    ) -> StoreResult<AdminKeyRecord>;
+    /// `NotFound` for an id that does not exist.
+    async fn get_admin_key(&self, id: &str) -> StoreResult<AdminKeyRecord>;
+    /// Newest first; revoked ones only with `include_revoked`.
+    async fn list_admin_keys(
+        &self,
+        include_revoked: bool,
+        page: &PageRequest,
+    ) -> StoreResult<Page<AdminKeyRecord>>;
+    /// Idempotent: revoking a revoked key returns it unchanged.
+    async fn revoke_admin_key(&self, id: &str, actor: &Actor) -> StoreResult<AdminKeyRecord>;
+    /// The admin key with this hash, usable or not.
+    async fn admin_key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<AdminKeyRecord>>;
+    /// Notes a use of the key (`last_used_at`, to the minute).
+    async fn touch_admin_key(&self, id: &str, at: chrono::DateTime<chrono::Utc>)
+    -> StoreResult<()>;
     /// Applies pending migrations; returns the versions applied.
     async fn migrate(&self) -> StoreResult<Vec<i64>>;
     /// Reverts the newest `steps` applied migrations; returns the versions reverted.

@@ -53,3 +53,36 @@ pub async fn rotate_key(
         .await?;
     Ok((key, new, old))
 }
+
+/// Creates an admin key and returns its plaintext (to be shown once) with its record.
+/// Permissions are stored sorted, each once; an empty list is refused.
+pub async fn issue_admin_key(
+    store: &dyn Store,
+    name: &str,
+    permissions: &[keyward_core::Permission],
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    actor: &Actor,
+) -> StoreResult<(PlainKey, crate::AdminKeyRecord)> {
+    let mut permissions = permissions.to_vec();
+    permissions.sort();
+    permissions.dedup();
+    if permissions.is_empty() {
+        return Err(StoreError::invalid(
+            "permissions",
+            "give at least one permission",
+        ));
+    }
+    let key = generate(
+        &keyward_core::KeyPrefix::parse(keyward_core::key::ADMIN_KEY_PREFIX)
+            .map_err(|e| StoreError::Internal(e.to_string()))?,
+    )?;
+    let new = crate::NewAdminKey {
+        name: name.to_owned(),
+        permissions,
+        expires_at,
+        hash: key.hash(),
+        key_prefix: key.display_prefix(),
+    };
+    let record = store.create_admin_key(&new, actor).await?;
+    Ok((key, record))
+}

@@ -1,9 +1,11 @@
 //! The HTTP API. `router` builds it without side effects, so tests and the
 //! library layer can use it directly.
 
+pub mod admin_keys;
 pub mod authorize;
 pub mod health;
 pub mod keys;
+pub mod permissions;
 pub mod plans;
 pub mod usage;
 pub mod users;
@@ -25,6 +27,8 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+use keyward_store::Actor;
 
 use crate::auth::{Caller, authenticate};
 use crate::error::{ApiError, ApiResult};
@@ -49,7 +53,9 @@ pub fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(users::show, users::update, users::delete))
         .routes(routes!(users::revoke_keys))
         .routes(routes!(plans::list))
-        .routes(routes!(plans::put));
+        .routes(routes!(plans::put))
+        .routes(routes!(admin_keys::create, admin_keys::list))
+        .routes(routes!(admin_keys::revoke));
     // Forward-auth answers whatever method the gateway forwards: the document lists the
     // usual ones, the router takes any.
     let (schemas, paths, _) = routes!(authorize::authorize);
@@ -196,9 +202,10 @@ async fn record_http_metrics(request: Request, next: Next) -> Response {
 #[derive(Debug, Clone)]
 pub struct AdminOrSelf(pub Caller, pub ClientAddr);
 
-/// The admin only.
+/// The admin only (the admin token, or an admin key holding the endpoint's permission):
+/// where the call comes from, and who to record it as.
 #[derive(Debug, Clone)]
-pub struct AdminOnly(pub ClientAddr);
+pub struct AdminOnly(pub ClientAddr, pub Actor);
 
 impl FromRequestParts<AppState> for AdminOrSelf {
     type Rejection = ApiError;
@@ -217,12 +224,29 @@ impl FromRequestParts<AppState> for AdminOnly {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let (_, client) = caller(parts, state, true).await?;
-        Ok(Self(client))
+        let (caller, client) = caller(parts, state, true).await?;
+        let actor = caller.actor(&client);
+        Ok(Self(client, actor))
+    }
+}
+
+/// The admin only, with who it is (the admin token, or an admin key and its permissions).
+#[derive(Debug, Clone)]
+pub struct AdminCaller(pub Caller, pub ClientAddr);
+
+impl FromRequestParts<AppState> for AdminCaller {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let (caller, client) = caller(parts, state, true).await?;
+        Ok(Self(caller, client))
     }
 }
 
 /// Who makes a management call, from where; with `admin_only`, a user's key is refused.
+/// An admin key must hold what the endpoint needs (see [`permissions`]).
 async fn caller(
     parts: &mut Parts,
     state: &AppState,
@@ -230,6 +254,22 @@ async fn caller(
 ) -> ApiResult<(Caller, ClientAddr)> {
     let Ok(client) = ClientAddr::from_request_parts(parts, state).await;
     let caller = authenticate(state, parts, &client, admin_only).await?;
+    if let Caller::Admin(Some(key)) = &caller {
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or("", MatchedPath::as_str);
+        let Some(needed) = permissions::needed(&parts.method, route) else {
+            return Err(ApiError::Forbidden(
+                "this endpoint takes the admin token, not an admin key".to_owned(),
+            ));
+        };
+        if let Some(permission) = permissions::missing(&key.permissions, needed) {
+            return Err(ApiError::Forbidden(format!(
+                "this admin key lacks the `{permission}` permission"
+            )));
+        }
+    }
     Ok((caller, client))
 }
 

@@ -33,7 +33,7 @@ pub struct PutPlanRequest {
     security(("admin" = [])))]
 pub async fn put(
     State(state): State<AppState>,
-    AdminOnly(client): AdminOnly,
+    AdminOnly(_, actor): AdminOnly,
     Path(name): Path<String>,
     ApiJson(request): ApiJson<PutPlanRequest>,
 ) -> ApiResult<Json<Plan>> {
@@ -55,12 +55,6 @@ pub async fn put(
         })?;
     spec.validate()
         .map_err(|error| ApiError::validation(error.field, error.reason))?;
-    let plan = state
-        .store
-        .put_plan(
-            &Plan { name, spec },
-            &keyward_store::Actor::admin(Some(client.client)),
-        )
-        .await?;
+    let plan = state.store.put_plan(&Plan { name, spec }, &actor).await?;
     Ok(Json(plan))
 }

@@ -113,7 +113,7 @@ pub async fn list(
     security(("admin" = [])))]
 pub async fn create(
     State(state): State<AppState>,
-    AdminOnly(client): AdminOnly,
+    AdminOnly(_, actor): AdminOnly,
     ApiJson(request): ApiJson<CreateUserRequest>,
 ) -> ApiResult<(StatusCode, Json<UserRecord>)> {
     let user = NewUser {
@@ -128,10 +128,7 @@ pub async fn create(
             metadata: request.metadata.unwrap_or_default(),
         },
     };
-    let created = state
-        .store
-        .create_user(&user, &keyward_store::Actor::admin(Some(client.client)))
-        .await?;
+    let created = state.store.create_user(&user, &actor).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -151,7 +148,7 @@ pub async fn show(
     security(("admin" = [])))]
 pub async fn update(
     State(state): State<AppState>,
-    AdminOnly(client): AdminOnly,
+    AdminOnly(_, actor): AdminOnly,
     Path(user_id): Path<String>,
     ApiJson(request): ApiJson<UpdateUserRequest>,
 ) -> ApiResult<Json<UserRecord>> {
@@ -174,14 +171,7 @@ pub async fn update(
             .transpose()?,
         metadata: request.metadata,
     };
-    let updated = state
-        .store
-        .update_user(
-            &id,
-            &patch,
-            &keyward_store::Actor::admin(Some(client.client)),
-        )
-        .await?;
+    let updated = state.store.update_user(&id, &patch, &actor).await?;
     Ok(Json(updated))
 }
 
@@ -191,14 +181,11 @@ pub async fn update(
     security(("admin" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
-    AdminOnly(client): AdminOnly,
+    AdminOnly(_, actor): AdminOnly,
     Path(user_id): Path<String>,
 ) -> ApiResult<Json<UserRecord>> {
     let id = path_user(&user_id)?;
-    let deleted = state
-        .store
-        .delete_user(&id, &keyward_store::Actor::admin(Some(client.client)))
-        .await?;
+    let deleted = state.store.delete_user(&id, &actor).await?;
     Ok(Json(deleted))
 }
 
@@ -207,13 +194,10 @@ pub async fn delete(
     security(("admin" = [])))]
 pub async fn revoke_keys(
     State(state): State<AppState>,
-    AdminOnly(client): AdminOnly,
+    AdminOnly(_, actor): AdminOnly,
     Path(user_id): Path<String>,
 ) -> ApiResult<Json<RevokedCount>> {
     let id = path_user(&user_id)?;
-    let revoked = state
-        .store
-        .revoke_user_keys(&id, &keyward_store::Actor::admin(Some(client.client)))
-        .await?;
+    let revoked = state.store.revoke_user_keys(&id, &actor).await?;
     Ok(Json(RevokedCount { revoked }))
 }

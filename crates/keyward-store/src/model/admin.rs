@@ -1,4 +1,4 @@
-//! Administration: migrations.
+//! Administration: migrations and admin keys.
 
 use chrono::{DateTime, Utc};
 use keyward_core::time::rfc3339;
@@ -12,4 +12,43 @@ pub struct MigrationInfo {
     pub applied: bool,
     #[serde(with = "rfc3339::option")]
     pub applied_at: Option<DateTime<Utc>>,
+}
+
+/// An admin key as stored: never its plaintext, never its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = AdminKeyObject))]
+pub struct AdminKeyRecord {
+    /// `adk_` + ULID.
+    pub id: String,
+    pub name: String,
+    /// The key's first characters, for recognising it (`kwadm_Lr4l…`).
+    pub key_prefix: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub permissions: Vec<keyward_core::Permission>,
+    #[serde(with = "rfc3339")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "rfc3339::option")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was last used, to the minute.
+    #[serde(with = "rfc3339::option")]
+    pub last_used_at: Option<DateTime<Utc>>,
+    #[serde(with = "rfc3339::option")]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl AdminKeyRecord {
+    /// Whether it authenticates at `now`: not revoked, not expired.
+    pub fn is_usable(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+/// A new admin key: its hash and display prefix (the plaintext stays with the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAdminKey {
+    pub name: String,
+    pub permissions: Vec<keyward_core::Permission>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub hash: keyward_core::KeyHash,
+    pub key_prefix: String,
 }

@@ -13,6 +13,8 @@ use super::PageRequest;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ActorKind {
     Admin,
+    /// An admin key (`adk_…`).
+    AdminKey(String),
     Cli,
     Key(KeyId),
 }
@@ -39,6 +41,13 @@ impl Actor {
         }
     }
 
+    pub fn admin_key(id: &str, ip: Option<IpAddr>) -> Self {
+        Self {
+            kind: ActorKind::AdminKey(id.to_owned()),
+            ip,
+        }
+    }
+
     pub fn key(id: KeyId, ip: Option<IpAddr>) -> Self {
         Self {
             kind: ActorKind::Key(id),
@@ -48,13 +57,17 @@ impl Actor {
 
     /// An operator (the admin or the CLI), as opposed to a user acting on its own keys.
     pub fn is_operator(&self) -> bool {
-        matches!(self.kind, ActorKind::Admin | ActorKind::Cli)
+        matches!(
+            self.kind,
+            ActorKind::Admin | ActorKind::AdminKey(_) | ActorKind::Cli
+        )
     }
 
-    /// `admin`, `cli` or `key:<key id>`.
+    /// `admin`, `admin:<admin key id>`, `cli` or `key:<key id>`.
     pub fn label(&self) -> String {
         match &self.kind {
             ActorKind::Admin => "admin".to_owned(),
+            ActorKind::AdminKey(id) => format!("admin:{id}"),
             ActorKind::Cli => "cli".to_owned(),
             ActorKind::Key(id) => format!("key:{id}"),
         }
@@ -86,10 +99,14 @@ pub enum AuditAction {
     UserDelete,
     #[serde(rename = "plan.update")]
     PlanUpdate,
+    #[serde(rename = "admin_key.create")]
+    AdminKeyCreate,
+    #[serde(rename = "admin_key.revoke")]
+    AdminKeyRevoke,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 11] = [
+    pub const ALL: [AuditAction; 13] = [
         Self::KeyCreate,
         Self::KeyUpdate,
         Self::KeyDisable,
@@ -101,6 +118,8 @@ impl AuditAction {
         Self::UserUpdate,
         Self::UserDelete,
         Self::PlanUpdate,
+        Self::AdminKeyCreate,
+        Self::AdminKeyRevoke,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -116,6 +135,8 @@ impl AuditAction {
             Self::UserUpdate => "user.update",
             Self::UserDelete => "user.delete",
             Self::PlanUpdate => "plan.update",
+            Self::AdminKeyCreate => "admin_key.create",
+            Self::AdminKeyRevoke => "admin_key.revoke",
         }
     }
 

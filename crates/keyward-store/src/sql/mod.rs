@@ -8,6 +8,7 @@
 //! fixed UTC format, JSON is text, booleans are written as `TRUE`/`FALSE`, placeholders
 //! are `$n`.
 
+mod admin_keys;
 mod audit;
 mod billing;
 mod cursor;

@@ -8,15 +8,16 @@ use keyward_core::{KeyHash, KeyId, Plan, PlanName, UserId};
 
 use super::super::{MIGRATOR, SCHEMA_SNAPSHOT};
 use super::{
-    Backend, add_key_usage, add_quota, audit, billing, import, keys, now, plans, retry_read, rows,
-    usage, users,
+    Backend, add_key_usage, add_quota, admin_keys, audit, billing, import, keys, now, plans,
+    retry_read, rows, usage, users,
 };
 use crate::{
-    Actor, AdminStore, AuditFilter, AuditRecord, BillingEvent, BillingStore, ChangeEvent, Delivery,
-    DeliveryOutcome, DeliveryStatus, FeedStore, ImportReport, ImportRow, KeyFilter, KeyMaterial,
-    KeyPatch, KeyRecord, KeySpec, KeyStore, KeyUsage, MeteredHour, MigrationInfo, NewUser, Page,
-    PlanSegment, PriceChange, QuotaUsage, Rollup, Rotation, StoreResult, UsageBatch, UsageFilter,
-    UsageGroup, UsageStore, UsageTotal, UserFilter, UserPatch, UserRecord, UserStore,
+    Actor, AdminKeyRecord, AdminStore, AuditFilter, AuditRecord, BillingEvent, BillingStore,
+    ChangeEvent, Delivery, DeliveryOutcome, DeliveryStatus, FeedStore, ImportReport, ImportRow,
+    KeyFilter, KeyMaterial, KeyPatch, KeyRecord, KeySpec, KeyStore, KeyUsage, MeteredHour,
+    MigrationInfo, NewAdminKey, NewUser, Page, PageRequest, PlanSegment, PriceChange, QuotaUsage,
+    Rollup, Rotation, StoreResult, UsageBatch, UsageFilter, UsageGroup, UsageStore, UsageTotal,
+    UserFilter, UserPatch, UserRecord, UserStore,
 };
 
 #[async_trait]
@@ -320,6 +321,42 @@ impl AdminStore for Backend {
             .await?;
         tx.commit().await?;
         Ok(changes.rows_affected() + outbox + quota.rows_affected())
+    }
+
+    async fn create_admin_key(
+        &self,
+        new: &NewAdminKey,
+        actor: &Actor,
+    ) -> StoreResult<AdminKeyRecord> {
+        admin_keys::create(self, new, actor).await
+    }
+
+    async fn get_admin_key(&self, id: &str) -> StoreResult<AdminKeyRecord> {
+        retry_read(|| admin_keys::get(self, id)).await
+    }
+
+    async fn list_admin_keys(
+        &self,
+        include_revoked: bool,
+        page: &PageRequest,
+    ) -> StoreResult<Page<AdminKeyRecord>> {
+        retry_read(|| admin_keys::list(self, include_revoked, page)).await
+    }
+
+    async fn revoke_admin_key(&self, id: &str, actor: &Actor) -> StoreResult<AdminKeyRecord> {
+        admin_keys::revoke(self, id, actor).await
+    }
+
+    async fn admin_key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<AdminKeyRecord>> {
+        retry_read(|| admin_keys::by_hash(self, hash)).await
+    }
+
+    async fn touch_admin_key(
+        &self,
+        id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        admin_keys::touch(self, id, at).await
     }
 
     async fn get_setting(&self, name: &str) -> StoreResult<Option<String>> {

@@ -117,7 +117,7 @@ pub struct ListKeysQuery {
     pub cursor: Option<String>,
 }
 
-pub(super) fn name_field(name: &str) -> ApiResult<String> {
+pub(crate) fn name_field(name: &str) -> ApiResult<String> {
     field("name", name, KeyName::parse).map(KeyName::into_inner)
 }
 
@@ -173,6 +173,28 @@ pub(super) fn days_from_now(name: &str, days: u32) -> ApiResult<DateTime<Utc>> {
         return Err(ApiError::validation(name, "must be between 1 and 36500"));
     }
     Ok(Utc::now() + Duration::days(i64::from(days)))
+}
+
+/// A new credential's expiry: `expires_in_days` or `expires_at` (in the future), not both.
+pub(crate) fn expiry_field(
+    expires_in_days: Option<u32>,
+    expires_at: Option<&str>,
+) -> ApiResult<Option<DateTime<Utc>>> {
+    match (expires_in_days, expires_at) {
+        (Some(_), Some(_)) => Err(ApiError::validation(
+            "expires_at",
+            "give expires_in_days or expires_at, not both",
+        )),
+        (Some(days), None) => days_from_now("expires_in_days", days).map(Some),
+        (None, Some(at)) => {
+            let at = time_field("expires_at", at)?;
+            if at <= Utc::now() {
+                return Err(ApiError::validation("expires_at", "must be in the future"));
+            }
+            Ok(Some(at))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 /// Metadata is returned on every verification: at most 16 KiB as compact JSON.

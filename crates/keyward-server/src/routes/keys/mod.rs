@@ -5,8 +5,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::{Duration, Utc};
-use keyward_core::{KeyId, KeyPrefix, PlanName, UserId};
+use chrono::Duration;
+use keyward_core::{KeyId, KeyPrefix, Permission, PlanName, UserId};
 use keyward_store::{
     KeyFilter, KeyPatch, KeyRecord, KeySpec, PageRequest, Rotation, issue_key, rotate_key,
 };
@@ -24,9 +24,10 @@ mod fields;
 
 pub use fields::{CreateKeyRequest, ListKeysQuery, RotateKeyRequest, UpdateKeyRequest};
 use fields::{
-    check_metadata_size, days_from_now, forbid_admin_fields, ips_field, limits_field, name_field,
-    rate_field, scopes_field, time_field,
+    check_metadata_size, days_from_now, forbid_admin_fields, ips_field, limits_field, rate_field,
+    scopes_field, time_field,
 };
+pub(crate) use fields::{expiry_field, name_field};
 
 const MAX_LIST_ITEMS: usize = 100;
 use keyward_core::MAX_GRACE_SECONDS;
@@ -75,9 +76,24 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let user_id = match (&caller, &request.user_id) {
         (Caller::Key(key), _) => key.user_id.clone(),
-        (Caller::Admin, Some(user_id)) => field("user_id", user_id, UserId::parse)?,
-        (Caller::Admin, None) => return Err(ApiError::validation("user_id", "is required")),
+        (Caller::Admin(_), Some(user_id)) => field("user_id", user_id, UserId::parse)?,
+        (Caller::Admin(_), None) => return Err(ApiError::validation("user_id", "is required")),
     };
+    // Creating a key for a user that does not exist creates the user: an admin key needs
+    // `users:write` for that too.
+    if let Caller::Admin(Some(admin_key)) = &caller
+        && !keyward_core::permission::grants(&admin_key.permissions, Permission::UsersWrite)
+    {
+        match state.store.get_user(&user_id).await {
+            Ok(_) => {}
+            Err(keyward_store::StoreError::NotFound(_)) => {
+                return Err(ApiError::Forbidden(format!(
+                    "user {user_id} does not exist, and creating it needs the `users:write` permission this admin key lacks"
+                )));
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
     let mut spec = KeySpec::new(user_id, name_field(&request.name)?);
     spec.environment = request.environment.unwrap_or_default();
     spec.prefix = request
@@ -90,23 +106,7 @@ pub async fn create(
         .as_deref()
         .map(|p| field("plan", p, PlanName::parse))
         .transpose()?;
-    spec.expires_at = match (request.expires_in_days, &request.expires_at) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::validation(
-                "expires_at",
-                "give expires_in_days or expires_at, not both",
-            ));
-        }
-        (Some(days), None) => Some(days_from_now("expires_in_days", days)?),
-        (None, Some(at)) => {
-            let at = time_field("expires_at", at)?;
-            if at <= Utc::now() {
-                return Err(ApiError::validation("expires_at", "must be in the future"));
-            }
-            Some(at)
-        }
-        (None, None) => None,
-    };
+    spec.expires_at = expiry_field(request.expires_in_days, request.expires_at.as_deref())?;
     spec.rate_limit_per_hour = request.rate_limit_per_hour.map(rate_field).transpose()?;
     spec.limits = request.limits.as_deref().map(limits_field).transpose()?;
     spec.allowed_ips = request.allowed_ips.as_deref().map(ips_field).transpose()?;
@@ -147,7 +147,7 @@ pub async fn create(
             )?;
             self_service::new_key_scopes(own, requested_scopes)?
         }
-        Caller::Admin => requested_scopes.unwrap_or_default(),
+        Caller::Admin(_) => requested_scopes.unwrap_or_default(),
     };
     spec.metadata = request.metadata.unwrap_or_default();
     let (plain, key) = issue_key(&*state.store, &spec, &caller.actor(&client)).await?;
