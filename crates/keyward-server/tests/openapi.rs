@@ -239,4 +239,3 @@ fn every_admin_operation_names_the_permission_an_admin_key_needs() {
         keyward_server::routes::permissions::TABLE.len()
     );
 }
-

@@ -62,6 +62,35 @@ pub enum Command {
     /// Invoices: one user's, or every user's as CSV or JSON.
     #[command(subcommand)]
     Billing(BillingCommand),
+    /// Create, list and revoke admin keys: management API credentials with permissions.
+    #[command(subcommand, name = "admin-keys")]
+    AdminKeys(AdminKeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminKeysCommand {
+    /// Create an admin key and print it, once.
+    Create {
+        /// What the key is for (shown in listings and the audit log).
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// A permission the key holds (repeatable): keys:read, keys:write, users:read,
+        /// users:write, plans:write, usage:read, billing:read, audit:read, webhooks:write,
+        /// admin:manage, or * for all.
+        #[arg(long = "permission", value_name = "P", required = true)]
+        permissions: Vec<String>,
+        /// Days until it stops working (1–36500). Default: never.
+        #[arg(long, value_name = "N")]
+        expires_in_days: Option<u32>,
+    },
+    /// List admin keys, newest first (never their keys).
+    List {
+        /// Revoked keys too.
+        #[arg(long)]
+        include_revoked: bool,
+    },
+    /// Revoke an admin key (idempotent); it stops working on every node at once.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]

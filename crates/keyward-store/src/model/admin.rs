@@ -52,3 +52,40 @@ pub struct NewAdminKey {
     pub hash: keyward_core::KeyHash,
     pub key_prefix: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+
+    #[test]
+    fn an_admin_key_works_until_it_is_revoked_or_expires() {
+        let now = Utc::now();
+        let key = AdminKeyRecord {
+            id: "adk_x".to_owned(),
+            name: "n".to_owned(),
+            key_prefix: "kwadm_abcd…".to_owned(),
+            permissions: vec![keyward_core::Permission::KeysRead],
+            created_at: now,
+            expires_at: None,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        assert!(key.is_usable(now));
+        let expiring = AdminKeyRecord {
+            expires_at: Some(now),
+            ..key.clone()
+        };
+        assert!(expiring.is_usable(now - Duration::seconds(1)));
+        assert!(
+            !expiring.is_usable(now),
+            "expired at its expires_at instant"
+        );
+        let revoked = AdminKeyRecord {
+            revoked_at: Some(now),
+            ..key
+        };
+        assert!(!revoked.is_usable(now));
+    }
+}

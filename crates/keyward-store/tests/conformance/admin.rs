@@ -101,3 +101,99 @@ pub async fn migrations_roll_back_exactly_and_keep_other_tables_rows(store: &dyn
         keyward_core::plan::default_plans()
     );
 }
+
+pub async fn admin_keys_are_found_by_hash_listed_revoked_and_touched(store: &dyn Store) {
+    use keyward_core::Permission;
+    let (key, created) = keyward_store::issue_admin_key(
+        store,
+        "ci",
+        &[
+            Permission::UsageRead,
+            Permission::KeysRead,
+            Permission::KeysRead,
+        ],
+        None,
+        &admin(),
+    )
+    .await
+    .unwrap();
+    assert!(created.id.starts_with("adk_"));
+    assert_eq!(
+        created.permissions,
+        [Permission::KeysRead, Permission::UsageRead]
+    );
+    assert!(key.expose_secret().starts_with("kwadm_"));
+    let found = store.admin_key_by_hash(&key.hash()).await.unwrap().unwrap();
+    assert_eq!(found, created);
+    let other = keyward_core::PlainKey::generate(&keyward_core::KeyPrefix::parse("kwadm").unwrap())
+        .unwrap();
+    assert!(
+        store
+            .admin_key_by_hash(&other.hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        keyward_store::issue_admin_key(store, "none", &[], None, &admin())
+            .await
+            .is_err()
+    );
+
+    let (_, second) =
+        keyward_store::issue_admin_key(store, "second", &[Permission::All], None, &admin())
+            .await
+            .unwrap();
+    let first_page = store.list_admin_keys(false, &page(1, None)).await.unwrap();
+    assert_eq!(first_page.items[0].id, second.id, "newest first");
+    let rest = store
+        .list_admin_keys(false, &page(1, first_page.next_cursor))
+        .await
+        .unwrap();
+    assert_eq!(rest.items[0].id, created.id);
+    assert!(rest.next_cursor.is_none());
+
+    let at = Utc::now();
+    store.touch_admin_key(&created.id, at).await.unwrap();
+    let touched = store.get_admin_key(&created.id).await.unwrap();
+    assert!(touched.last_used_at.is_some());
+    // Within the minute, a second use writes nothing.
+    store
+        .touch_admin_key(&created.id, at + Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_admin_key(&created.id).await.unwrap().last_used_at,
+        touched.last_used_at
+    );
+
+    let revoked = store.revoke_admin_key(&created.id, &admin()).await.unwrap();
+    assert!(revoked.revoked_at.is_some());
+    let again = store.revoke_admin_key(&created.id, &admin()).await.unwrap();
+    assert_eq!(again.revoked_at, revoked.revoked_at, "idempotent");
+    let active = store.list_admin_keys(false, &page(10, None)).await.unwrap();
+    assert_eq!(active.items.len(), 1);
+    let all = store.list_admin_keys(true, &page(10, None)).await.unwrap();
+    assert_eq!(all.items.len(), 2);
+    assert!(matches!(
+        store.get_admin_key("adk_missing").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let actions: Vec<String> = store
+        .list_audit(&AuditFilter {
+            action: Some(AuditAction::AdminKeyRevoke),
+            page: page(10, None),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(
+        actions,
+        ["admin_key.revoke"],
+        "one record, however often revoked"
+    );
+}

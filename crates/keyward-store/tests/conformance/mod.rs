@@ -51,6 +51,7 @@ macro_rules! store_conformance {
             case!(billing::metering_records_revisions_once);
             case!(keys::rotation_happens_at_most_once_and_only_to_active_keys);
             case!(keys::disabling_and_operator_metadata_are_attributed);
+            case!(admin::admin_keys_are_found_by_hash_listed_revoked_and_touched);
 
             #[tokio::test]
             async fn migrations_roll_back_exactly_and_keep_other_tables_rows() {

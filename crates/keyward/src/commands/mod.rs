@@ -1,5 +1,6 @@
 //! One module per subcommand; each opens the store, does one thing and prints the result.
 
+mod admin_keys;
 mod billing;
 mod db;
 mod import;
@@ -49,6 +50,7 @@ pub async fn run(cli: Cli) -> CliResult {
             usage::user(&context, &user_id, period.as_deref()).await
         }
         Command::Billing(command) => billing::run(&context, command).await,
+        Command::AdminKeys(command) => admin_keys::run(&context, command).await,
         Command::Serve(_) => Ok(()),
     }
 }

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod admin_keys;
 mod attacks;
 mod billing_sinks;
 mod cluster;
