@@ -6,7 +6,9 @@
 # in Redis (a throwaway redis-server on loopback), and GET /v1/authorize on a third server
 # on PostgreSQL + Redis (a throwaway cluster from scripts/postgres.sh) — the multi-node
 # deployment's node, and GET /v1/authorize on a fourth server with usage tracking off
-# (`--usage off`, same database). Prints requests/s and p50/p99 for each, and the ratios.
+# (`--usage off`, same database), and GET /v1/authorize over HTTPS (keep-alive; a fifth
+# server on the same database with a throwaway self-signed certificate). Prints
+# requests/s and p50/p99 for each, and the ratios.
 # The three endpoints are loaded in turn for ROUNDS rounds (default 3) and each figure is
 # the median over the rounds, so a slow moment of the machine does not skew one endpoint.
 #
@@ -86,6 +88,14 @@ limited=$(new_key "$sqlite" limited exhausted)
 start_server usage_off "$sqlite" --usage off
 base4="$base_usage_off"
 
+# The same database served over HTTPS (a throwaway self-signed certificate; wrk does not
+# verify it), for the cost of TLS.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+  -subj "/CN=localhost" -keyout "$work/tls-key.pem" -out "$work/tls-cert.pem" 2>/dev/null ||
+  { echo "cannot make a certificate with openssl" >&2; exit 1; }
+start_server tls "$sqlite" --tls-cert "$work/tls-cert.pem" --tls-key "$work/tls-key.pem"
+base5="$base_tls"
+
 # A second server on another database, its limits in a throwaway Redis.
 redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >"$work/redis.log" 2>&1 &
@@ -146,6 +156,7 @@ for round in $(seq 1 "$rounds"); do
   run redis "$round" "$base2/v1/authorize" "$work/authorize-redis.lua"
   run postgres "$round" "$base3/v1/authorize" "$work/authorize-pg.lua"
   run usage_off "$round" "$base4/v1/authorize" "$work/authorize.lua"
+  run https "$round" "$base5/v1/authorize" "$work/authorize.lua"
 done
 # Where the Redis case's time goes: Redis's own CPU per script run.
 redis-cli -p "$redis_port" info commandstats | grep -E '^cmdstat_evalsha:' | tr -d '\r' |
@@ -169,7 +180,7 @@ def figures(slug):
         errors += int(match.group(1)) if match else 0
     return statistics.median(rps), statistics.median(p50), statistics.median(p99), errors, rps
 
-rows = {slug: figures(slug) for slug in ("healthz", "verify", "authorize", "rejected", "redis", "postgres", "usage_off")}
+rows = {slug: figures(slug) for slug in ("healthz", "verify", "authorize", "rejected", "redis", "postgres", "usage_off", "https")}
 labels = {
     "healthz": "GET /healthz",
     "verify": "POST /v1/verify",
@@ -178,6 +189,7 @@ labels = {
     "redis": "authorize via Redis",
     "postgres": "authorize, PG + Redis",
     "usage_off": "authorize, usage off",
+    "https": "authorize over HTTPS",
 }
 for slug, (rps, p50, p99, errors, each) in rows.items():
     runs = " ".join(f"{r:.0f}" for r in each)
@@ -189,4 +201,5 @@ print(f"ratio 90%-rejected/admitted authorize  {rows['rejected'][0] / rows['auth
 print(f"ratio Redis/in-process authorize       {rows['redis'][0] / rows['authorize'][0]:.2f}")
 print(f"ratio PG+Redis node / SQLite+in-process node, authorize  {rows['postgres'][0] / rows['authorize'][0]:.2f}")
 print(f"ratio usage on / usage off, authorize    {rows['authorize'][0] / rows['usage_off'][0]:.2f}")
+print(f"ratio HTTPS / plain HTTP, authorize      {rows['https'][0] / rows['authorize'][0]:.2f}")
 PY

@@ -239,3 +239,17 @@ fn every_admin_operation_names_the_permission_an_admin_key_needs() {
         keyward_server::routes::permissions::TABLE.len()
     );
 }
+
+#[test]
+fn the_admin_keys_page_lists_every_row_of_the_permission_table() {
+    let page = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../documentation/security/admin-keys.md"),
+    )
+    .unwrap();
+    for (method, route, needed) in keyward_server::routes::permissions::TABLE {
+        let names: Vec<String> = needed.iter().map(|p| format!("`{p}`")).collect();
+        let row = format!("| `{method} {route}` | {} |", names.join(", "));
+        assert!(page.contains(&row), "the page lacks {row}");
+    }
+}
