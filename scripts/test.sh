@@ -11,6 +11,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Reuse one build directory outside the clone, so CI on this machine starts warm.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/keyward/target}"
+# A test run gains nothing from incremental compilation, whose caches grow by gigabytes a
+# build on a shared target directory.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # One test thread per core: each test starts servers of its own, and more threads than
 # cores turn timing margins into flakes.
