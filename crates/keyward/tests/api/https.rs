@@ -449,3 +449,34 @@ async fn verify_judges_its_caller_and_the_exempt_networks_can_be_emptied() {
         .await;
     assert_eq!(remote.status, 200, "{}", remote.text);
 }
+
+#[tokio::test]
+async fn serving_plain_http_beyond_loopback_warns_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |listen: &str, extra: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .env("KEYWARD_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env_remove("KEYWARD_CONFIG")
+            .env("RUST_LOG", "warn")
+            .args(["serve", "--listen", listen, "--database-url"])
+            .arg(format!("sqlite://{}", dir.path().join("k.db").display()))
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The listening line comes after the start-up warnings.
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert!(line.starts_with("keyward listening on http://"), "{line}");
+        let _ = child.kill();
+        let output = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    // Bound to every address (traffic in this test stays on loopback: none is sent).
+    let warned = start("0.0.0.0:0", &[]);
+    assert!(warned.contains("without TLS"), "{warned}");
+    assert!(!start("127.0.0.1:0", &[]).contains("without TLS"));
+    assert!(!start("0.0.0.0:0", &["--require-https=false"]).contains("without TLS"));
+}
