@@ -152,7 +152,9 @@ run_schemathesis() {
   # which takes a user's key while this run authenticates as the admin; and "Schema
   # validation mismatch" for operations whose inputs follow rules no JSON Schema states
   # (X-Keyward-Required-Scopes values that are not scopes, a plan or user that does not
-  # exist), refused with 422 VALIDATION_FAILED.
+  # exist), refused with 422 VALIDATION_FAILED; and "Missing test data" for
+  # DELETE /v1/admin-keys/{id}, whose generated ids name no key (the stateful phase follows
+  # the link from a created key only now and then).
   "$cache/venv/bin/schemathesis" run "$base_url/openapi.json" \
     --exclude-checks positive_data_acceptance,use_after_free \
     --header "Authorization: Bearer $token" \

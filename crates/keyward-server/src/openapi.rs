@@ -49,6 +49,12 @@ impl Modify for Links {
                 ][..],
             ),
             (
+                "/v1/admin-keys",
+                "id",
+                "$response.body#/id",
+                &[("/v1/admin-keys/{id}", &["delete"][..])][..],
+            ),
+            (
                 "/v1/users",
                 "user_id",
                 "$response.body#/user_id",
