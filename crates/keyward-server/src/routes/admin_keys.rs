@@ -13,7 +13,7 @@ use keyward_store::{AdminKeyRecord, PageRequest, issue_admin_key};
 use serde::Deserialize;
 
 use super::keys::{expiry_field, name_field};
-use super::{AdminCaller, ApiQuery, field};
+use super::{AdminOnly, ApiQuery, field};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
@@ -64,7 +64,7 @@ fn beyond(caller: &Caller, permissions: &[Permission], verb: &str) -> ApiResult<
     security(("admin" = [])))]
 pub async fn create(
     State(state): State<AppState>,
-    AdminCaller(caller, client): AdminCaller,
+    AdminOnly(caller, client): AdminOnly,
     ApiJson(request): ApiJson<CreateAdminKeyRequest>,
 ) -> ApiResult<Response> {
     let name = name_field(&request.name)?;
@@ -103,7 +103,7 @@ pub async fn create(
     security(("admin" = [])))]
 pub async fn list(
     State(state): State<AppState>,
-    AdminCaller(_, _): AdminCaller,
+    AdminOnly(_, _): AdminOnly,
     ApiQuery(query): ApiQuery<ListAdminKeysQuery>,
 ) -> ApiResult<Json<AdminKeyList>> {
     let limit = query.limit.unwrap_or(50);
@@ -132,7 +132,7 @@ pub async fn list(
     security(("admin" = [])))]
 pub async fn revoke(
     State(state): State<AppState>,
-    AdminCaller(caller, client): AdminCaller,
+    AdminOnly(caller, client): AdminOnly,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AdminKeyRecord>> {
     if !id.starts_with("adk_") || id.len() > 64 {

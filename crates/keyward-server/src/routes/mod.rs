@@ -28,8 +28,6 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use keyward_store::Actor;
-
 use crate::auth::{Caller, authenticate};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{BODY_LIMIT, ClientAddr};
@@ -202,10 +200,10 @@ async fn record_http_metrics(request: Request, next: Next) -> Response {
 #[derive(Debug, Clone)]
 pub struct AdminOrSelf(pub Caller, pub ClientAddr);
 
-/// The admin only (the admin token, or an admin key holding the endpoint's permission):
-/// where the call comes from, and who to record it as.
+/// The admin only: the admin token, or an admin key holding the endpoint's permission;
+/// who it is (to record as the actor) and where the call comes from.
 #[derive(Debug, Clone)]
-pub struct AdminOnly(pub ClientAddr, pub Actor);
+pub struct AdminOnly(pub Caller, pub ClientAddr);
 
 impl FromRequestParts<AppState> for AdminOrSelf {
     type Rejection = ApiError;
@@ -219,22 +217,6 @@ impl FromRequestParts<AppState> for AdminOrSelf {
 }
 
 impl FromRequestParts<AppState> for AdminOnly {
-    type Rejection = ApiError;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let (caller, client) = caller(parts, state, true).await?;
-        let actor = caller.actor(&client);
-        Ok(Self(client, actor))
-    }
-}
-
-/// The admin only, with who it is (the admin token, or an admin key and its permissions).
-#[derive(Debug, Clone)]
-pub struct AdminCaller(pub Caller, pub ClientAddr);
-
-impl FromRequestParts<AppState> for AdminCaller {
     type Rejection = ApiError;
     async fn from_request_parts(
         parts: &mut Parts,

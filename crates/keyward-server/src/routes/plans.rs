@@ -33,7 +33,7 @@ pub struct PutPlanRequest {
     security(("admin" = [])))]
 pub async fn put(
     State(state): State<AppState>,
-    AdminOnly(_, actor): AdminOnly,
+    AdminOnly(caller, client): AdminOnly,
     Path(name): Path<String>,
     ApiJson(request): ApiJson<PutPlanRequest>,
 ) -> ApiResult<Json<Plan>> {
@@ -55,6 +55,9 @@ pub async fn put(
         })?;
     spec.validate()
         .map_err(|error| ApiError::validation(error.field, error.reason))?;
-    let plan = state.store.put_plan(&Plan { name, spec }, &actor).await?;
+    let plan = state
+        .store
+        .put_plan(&Plan { name, spec }, &caller.actor(&client))
+        .await?;
     Ok(Json(plan))
 }

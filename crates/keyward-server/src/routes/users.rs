@@ -113,7 +113,7 @@ pub async fn list(
     security(("admin" = [])))]
 pub async fn create(
     State(state): State<AppState>,
-    AdminOnly(_, actor): AdminOnly,
+    AdminOnly(caller, client): AdminOnly,
     ApiJson(request): ApiJson<CreateUserRequest>,
 ) -> ApiResult<(StatusCode, Json<UserRecord>)> {
     let user = NewUser {
@@ -128,7 +128,10 @@ pub async fn create(
             metadata: request.metadata.unwrap_or_default(),
         },
     };
-    let created = state.store.create_user(&user, &actor).await?;
+    let created = state
+        .store
+        .create_user(&user, &caller.actor(&client))
+        .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -148,7 +151,7 @@ pub async fn show(
     security(("admin" = [])))]
 pub async fn update(
     State(state): State<AppState>,
-    AdminOnly(_, actor): AdminOnly,
+    AdminOnly(caller, client): AdminOnly,
     Path(user_id): Path<String>,
     ApiJson(request): ApiJson<UpdateUserRequest>,
 ) -> ApiResult<Json<UserRecord>> {
@@ -171,7 +174,10 @@ pub async fn update(
             .transpose()?,
         metadata: request.metadata,
     };
-    let updated = state.store.update_user(&id, &patch, &actor).await?;
+    let updated = state
+        .store
+        .update_user(&id, &patch, &caller.actor(&client))
+        .await?;
     Ok(Json(updated))
 }
 
@@ -181,11 +187,11 @@ pub async fn update(
     security(("admin" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
-    AdminOnly(_, actor): AdminOnly,
+    AdminOnly(caller, client): AdminOnly,
     Path(user_id): Path<String>,
 ) -> ApiResult<Json<UserRecord>> {
     let id = path_user(&user_id)?;
-    let deleted = state.store.delete_user(&id, &actor).await?;
+    let deleted = state.store.delete_user(&id, &caller.actor(&client)).await?;
     Ok(Json(deleted))
 }
 
@@ -194,10 +200,13 @@ pub async fn delete(
     security(("admin" = [])))]
 pub async fn revoke_keys(
     State(state): State<AppState>,
-    AdminOnly(_, actor): AdminOnly,
+    AdminOnly(caller, client): AdminOnly,
     Path(user_id): Path<String>,
 ) -> ApiResult<Json<RevokedCount>> {
     let id = path_user(&user_id)?;
-    let revoked = state.store.revoke_user_keys(&id, &actor).await?;
+    let revoked = state
+        .store
+        .revoke_user_keys(&id, &caller.actor(&client))
+        .await?;
     Ok(Json(RevokedCount { revoked }))
 }
