@@ -248,17 +248,25 @@ impl FromRequestParts<AppState> for ClientAddr {
     }
 }
 
+/// Headers from `(name, value)` pairs, repeated names appended (for unit tests).
+#[cfg(test)]
+pub(crate) fn headers_of(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(
+            *name,
+            axum::http::HeaderValue::from_str(value).expect("a header value"),
+        );
+    }
+    map
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_str(value).unwrap());
-        }
-        map
+        headers_of(pairs)
     }
 
     #[test]

@@ -133,14 +133,7 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_str(value).unwrap());
-        }
-        map
-    }
+    use crate::extract::headers_of as headers;
 
     #[test]
     fn the_scheme_is_https_over_tls_or_as_a_trusted_proxy_says_last() {
