@@ -421,3 +421,56 @@ async fn a_revoked_admin_key_is_refused_by_every_node_at_once() {
         .assert_problem(401, "UNAUTHORIZED");
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
 }
+
+#[tokio::test]
+async fn hostile_requests_to_the_admin_key_endpoints_are_refused_cleanly() {
+    let server = TestServer::spawn_app().await;
+    // A user's own key cannot reach admin keys at all.
+    let (user_key, _) = server
+        .create_key(json!({"user_id": "u", "name": "k"}))
+        .await;
+    let as_user = call(&server, &user_key, Method::GET, "/v1/admin-keys", None).await;
+    assert_eq!(as_user.status, 401, "{}", as_user.text);
+    let made_by_user = call(
+        &server,
+        &user_key,
+        Method::POST,
+        "/v1/admin-keys",
+        Some(json!({"name": "x", "permissions": ["*"]})),
+    )
+    .await;
+    assert_eq!(made_by_user.status, 401, "{}", made_by_user.text);
+
+    let create = |body: Value| server.admin_call(Method::POST, "/v1/admin-keys", Some(body));
+    for body in [
+        json!({"name": "x".repeat(10_000), "permissions": ["keys:read"]}),
+        json!({"name": "", "permissions": ["keys:read"]}),
+        json!({"name": "x", "permissions": vec!["keys:read"; 1000]}),
+        json!({"name": "x", "permissions": ["keys:read"], "expires_in_days": 0}),
+        json!({"name": "x", "permissions": ["keys:read"], "expires_at": "2000-01-01T00:00:00Z"}),
+        json!({"name": "x", "permissions": ["keys:read"], "expires_at": "10000-01-01T00:00:00Z"}),
+    ] {
+        create(body).await.assert_problem(422, "VALIDATION_FAILED");
+    }
+    create(json!({"name": "x", "permissions": ["keys:read"], "owner": "me"}))
+        .await
+        .assert_problem(422, "VALIDATION_FAILED");
+    for id in [
+        "x".repeat(10_000),
+        "adk_../../v1/keys".to_owned(),
+        "key_01ARZ3NDEKTSV4RRFFQ69G5FAV".to_owned(),
+    ] {
+        let revoke = server
+            .admin_call(Method::DELETE, &format!("/v1/admin-keys/{id}"), None)
+            .await;
+        assert!(matches!(revoke.status, 404 | 405), "{id}: {}", revoke.text);
+    }
+    let listed = server
+        .admin_call(Method::GET, "/v1/admin-keys?limit=0", None)
+        .await;
+    listed.assert_problem(422, "VALIDATION_FAILED");
+    let forged = server
+        .admin_call(Method::GET, "/v1/admin-keys?cursor=not-a-cursor", None)
+        .await;
+    forged.assert_problem(422, "VALIDATION_FAILED");
+}
