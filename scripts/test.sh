@@ -27,11 +27,13 @@ mkdir -p "$cache"
 workdir=$(mktemp -d)
 server_pid=""
 redis_pid=""
+cluster_pids=()
 pg_dir=""
 cleanup() {
   if [ -n "$pg_dir" ]; then scripts/postgres.sh stop "$pg_dir" || true; rm -rf "$pg_dir" "$pg_dir.initdb.log"; fi
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
   if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
+  for pid in "${cluster_pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   rm -rf "$workdir"
 }
 
@@ -61,6 +63,49 @@ start_redis() {
   done
   cat "$workdir/redis.log" >&2
   fail "Redis did not start"
+}
+
+# A throwaway Redis Cluster of three masters (no replicas) on free loopback ports, for the
+# limiter's conformance suite over a cluster: KEYWARD_TEST_REDIS_CLUSTER_URL.
+start_redis_cluster() {
+  local ports=() port dir
+  for _ in 1 2 3; do
+    # A cluster node also listens on its port + 10000, so both must be free and <= 65535.
+    port=$(python3 -c 'import random, socket
+while True:
+    port = random.randint(20000, 55000)
+    try:
+        for p in (port, port + 10000):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); s.close()
+    except OSError:
+        continue
+    print(port); break')
+    dir="$workdir/redis-cluster-$port"
+    mkdir -p "$dir"
+    (cd "$dir" && redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+      --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+      >"$dir/redis.log" 2>&1) &
+    cluster_pids+=("$!")
+    ports+=("$port")
+  done
+  for port in "${ports[@]}"; do
+    for _ in $(seq 1 100); do
+      redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && break
+      sleep 0.1
+    done
+  done
+  redis-cli --cluster create "${ports[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes \
+    >"$workdir/redis-cluster-create.log" 2>&1 ||
+    { cat "$workdir/redis-cluster-create.log" >&2; fail "cannot create the Redis Cluster"; }
+  for _ in $(seq 1 100); do
+    if redis-cli -p "${ports[0]}" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; then
+      export KEYWARD_TEST_REDIS_CLUSTER_URL="redis+cluster://127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
+      echo "Redis Cluster on $KEYWARD_TEST_REDIS_CLUSTER_URL"
+      return
+    fi
+    sleep 0.1
+  done
+  fail "the Redis Cluster did not become ready"
 }
 
 # A throwaway PostgreSQL cluster (initdb in a temp dir, trust auth, a free loopback port);
@@ -179,8 +224,9 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "test services: Redis, PostgreSQL, nginx and Caddy; Python tools"
+step "test services: Redis, a Redis Cluster, PostgreSQL, nginx and Caddy; Python tools"
 start_redis
+start_redis_cluster
 start_postgres
 ensure_gateways
 ensure_python_tools

@@ -2,6 +2,10 @@
 //! Redis lost it), Redis's own clock, one hash per owner that expires by itself, a
 //! multiplexed auto-reconnecting connection, and a timeout on every call.
 //!
+//! A Redis Cluster (`redis+cluster://host1:port1,host2:port2`) works the same way: every key
+//! of a user (its keys' state and its quota) carries the hash tag `{kw:<user>}`, so they
+//! share a slot and one script sees them all; the cluster client follows the slot map.
+//!
 //! The connection is made lazily: a node whose Redis is down when it starts still starts
 //! (its failure policy applies) and connects by itself once Redis answers, trying at most
 //! once per [`RECONNECT_INTERVAL`] so an outage costs requests nothing but a failed check.
@@ -25,10 +29,68 @@ const TIMEOUT: Duration = Duration::from_millis(500);
 /// How long after a failed first connection the next attempt waits.
 pub const RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Where Redis is: one server, or a cluster's seed nodes.
+enum Client {
+    Single(redis::Client),
+    Cluster(redis::cluster::ClusterClient),
+}
+
+/// A connection to one server (reconnecting by itself) or to a cluster (following its
+/// slot map).
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Connection {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Single(connection) => connection.req_packed_command(cmd),
+            Self::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Single(connection) => connection.req_packed_commands(cmd, offset, count),
+            Self::Cluster(connection) => connection.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(connection) => connection.get_db(),
+            Self::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
+/// The cluster's seed nodes in `redis+cluster://h1:p1,h2:p2` (`None`: not a cluster URL).
+fn cluster_nodes(url: &str) -> Option<Vec<String>> {
+    let rest = url.strip_prefix("redis+cluster://")?;
+    Some(
+        rest.trim_end_matches('/')
+            .split(',')
+            .map(str::trim)
+            .filter(|node| !node.is_empty())
+            .map(|node| format!("redis://{node}"))
+            .collect(),
+    )
+}
+
 pub struct RedisLimiter {
-    client: redis::Client,
+    client: Client,
     /// Set once the first connection succeeds; it reconnects by itself from then on.
-    connection: OnceLock<ConnectionManager>,
+    connection: OnceLock<Connection>,
     /// Serialises connection attempts; checks arriving meanwhile fail at once.
     connecting: tokio::sync::Mutex<()>,
     /// Milliseconds after `epoch` before which no new attempt is made.
@@ -45,11 +107,26 @@ impl std::fmt::Debug for RedisLimiter {
 }
 
 impl RedisLimiter {
-    /// A limiter for `url` (`redis://host:port/db`). Only the URL is checked here; the
-    /// connection is made by [`RedisLimiter::connect`] or the first check.
+    /// A limiter for `url` (`redis://host:port/db`, or `redis+cluster://h1:p1,h2:p2` for a
+    /// Redis Cluster). Only the URL is checked here; the connection is made by
+    /// [`RedisLimiter::connect`] or the first check.
     pub fn new(url: &str) -> Result<Self, LimiterError> {
-        let client =
-            redis::Client::open(url).map_err(|e| LimiterError(format!("bad Redis URL: {e}")))?;
+        let bad = |e: redis::RedisError| LimiterError(format!("bad Redis URL: {e}"));
+        let client = match cluster_nodes(url) {
+            Some(nodes) if nodes.is_empty() => {
+                return Err(LimiterError(
+                    "bad Redis URL: redis+cluster:// names no node".to_owned(),
+                ));
+            }
+            Some(nodes) => Client::Cluster(
+                redis::cluster::ClusterClientBuilder::new(nodes)
+                    .connection_timeout(TIMEOUT)
+                    .response_timeout(TIMEOUT)
+                    .build()
+                    .map_err(bad)?,
+            ),
+            None => Client::Single(redis::Client::open(url).map_err(bad)?),
+        };
         Ok(Self {
             client,
             connection: OnceLock::new(),
@@ -70,7 +147,7 @@ impl RedisLimiter {
 
     /// The shared connection, made now if it does not exist yet and no attempt failed in
     /// the last [`RECONNECT_INTERVAL`].
-    async fn connection(&self) -> Result<ConnectionManager, LimiterError> {
+    async fn connection(&self) -> Result<Connection, LimiterError> {
         if let Some(connection) = self.connection.get() {
             return Ok(connection.clone());
         }
@@ -86,17 +163,29 @@ impl RedisLimiter {
         if let Some(connection) = self.connection.get() {
             return Ok(connection.clone());
         }
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT))
-            .set_number_of_retries(1);
-        let made = tokio::time::timeout(
-            TIMEOUT * 2,
-            self.client.get_connection_manager_with_config(config),
-        )
-        .await
-        .map_err(|_| LimiterError("timed out connecting to Redis".to_owned()))
-        .and_then(|made| made.map_err(|e| LimiterError(format!("cannot connect to Redis: {e}"))));
+        let connect = async {
+            match &self.client {
+                Client::Single(client) => {
+                    let config = redis::aio::ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(TIMEOUT))
+                        .set_response_timeout(Some(TIMEOUT))
+                        .set_number_of_retries(1);
+                    client
+                        .get_connection_manager_with_config(config)
+                        .await
+                        .map(Connection::Single)
+                }
+                Client::Cluster(client) => {
+                    client.get_async_connection().await.map(Connection::Cluster)
+                }
+            }
+        };
+        let made = tokio::time::timeout(TIMEOUT * 2, connect)
+            .await
+            .map_err(|_| LimiterError("timed out connecting to Redis".to_owned()))
+            .and_then(|made| {
+                made.map_err(|e| LimiterError(format!("cannot connect to Redis: {e}")))
+            });
         match made {
             Ok(connection) => Ok(self.connection.get_or_init(|| connection).clone()),
             Err(error) => {

@@ -253,6 +253,20 @@ macro_rules! limiter_conformance {
 
 limiter_conformance!(memory, Arc::new(MemoryLimiter::new()));
 limiter_conformance!(redis, redis_limiter().await);
+limiter_conformance!(redis_cluster, redis_cluster_limiter().await);
+
+/// The same suite over a Redis Cluster of three masters (`KEYWARD_TEST_REDIS_CLUSTER_URL`,
+/// started by scripts/test.sh): a user's keys share a slot through their hash tag.
+async fn redis_cluster_limiter() -> Arc<dyn Limiter> {
+    let url = std::env::var("KEYWARD_TEST_REDIS_CLUSTER_URL").expect(
+        "KEYWARD_TEST_REDIS_CLUSTER_URL is not set: run the tests with scripts/test.sh, which starts a Redis Cluster",
+    );
+    Arc::new(
+        RedisLimiter::connect(&url)
+            .await
+            .expect("connect to the test Redis Cluster"),
+    )
+}
 
 async fn redis_limiter() -> Arc<dyn Limiter> {
     match std::env::var("KEYWARD_TEST_REDIS_URL") {

@@ -309,7 +309,8 @@ pub struct ServeArgs {
     /// Address to listen on (`host:port`; port 0 picks a free port). Default 127.0.0.1:8080.
     #[arg(long, env = "KEYWARD_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Redis for rate limits shared by every node (`redis://host:port`). Default: in process.
+    /// Redis for rate limits shared by every node (`redis://host:port`, or
+    /// `redis+cluster://host1:port1,host2:port2` for a Redis Cluster). Default: in process.
     #[arg(
         long,
         env = "KEYWARD_REDIS_URL",

@@ -461,3 +461,49 @@ async fn three_nodes_admit_exactly_the_quota_when_redis_loses_it_under_load() {
         "exactly the quota, across three nodes and two losses of Redis"
     );
 }
+
+/// Two nodes sharing limits through a Redis Cluster of three masters admit exactly the
+/// window's maximum, for users whose keys live on different masters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_exact_limits_through_a_redis_cluster() {
+    let cluster = crate::support::redis_cluster_url();
+    let database = crate::support::postgres_database().await;
+    let args = [
+        "--database-url",
+        database.as_str(),
+        "--redis-url",
+        cluster.as_str(),
+    ];
+    let nodes = [
+        TestServer::start_with(&args, &[]).await,
+        TestServer::start_with(&args, &[]).await,
+    ];
+    nodes[0]
+        .admin(
+            Method::PUT,
+            "/v1/plans/five",
+            Some(json!({"limits": [{"window_seconds": 60, "max": 5}]})),
+        )
+        .await;
+    let ready = nodes[1]
+        .send(nodes[1].client.get(nodes[1].url("/readyz")))
+        .await;
+    assert_eq!(ready.status, 200, "{}", ready.text);
+    // Users whose hash tags land in different slots, so on different masters.
+    for user in ["alice", "bob", "carol", "dave"] {
+        let (key, _) = nodes[0]
+            .create_key(json!({"user_id": user, "name": "k", "plan": "five"}))
+            .await;
+        let mut admitted = 0;
+        for attempt in 0..8 {
+            let node = &nodes[attempt % 2];
+            if node.authorize(&key).await.status == 200 {
+                admitted += 1;
+            }
+        }
+        assert_eq!(
+            admitted, 5,
+            "{user}: 8 checks over two nodes against a window of 5"
+        );
+    }
+}

@@ -527,6 +527,12 @@ pub fn redis_url() -> String {
         .expect("KEYWARD_TEST_REDIS_URL must name a Redis server (scripts/test.sh starts one)")
 }
 
+pub fn redis_cluster_url() -> String {
+    std::env::var("KEYWARD_TEST_REDIS_CLUSTER_URL").expect(
+        "KEYWARD_TEST_REDIS_CLUSTER_URL must name a Redis Cluster (scripts/test.sh starts one)",
+    )
+}
+
 /// A free loopback TCP port.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
