@@ -39,6 +39,11 @@ impl Code {
         Code::Valid,
     ];
 
+    /// The code's place in [`Code::ALL`] (what per-code tables are indexed by).
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Missing => "MISSING",
@@ -172,6 +177,13 @@ impl KeyStatus {
 mod tests {
     use super::*;
     use crate::KeyStatus;
+
+    #[test]
+    fn each_code_indexes_its_place_in_all() {
+        for (place, code) in Code::ALL.iter().enumerate() {
+            assert_eq!(code.index(), place, "{code:?}");
+        }
+    }
 
     #[test]
     fn the_state_then_the_address_then_the_scopes_decide() {

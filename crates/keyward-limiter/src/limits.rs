@@ -155,7 +155,7 @@ impl Limits {
         match outcome.quota {
             Some(QuotaState::Used { used, exceeded }) => {
                 if outcome.admitted {
-                    self.book.record(user, month, ask.cost);
+                    self.book.add_units(user, month, ask.cost);
                 }
                 outcome
                     .limits
@@ -222,7 +222,7 @@ impl Limits {
             }
         };
         let used = if outcome.admitted {
-            self.book.record(user, month, ask.cost);
+            self.book.add_units(user, month, ask.cost);
             used
         } else {
             self.local_quota.release(user, month, ask.cost);
@@ -249,7 +249,7 @@ impl Limits {
             .await;
         let (code, used, exceeded) = match reservation {
             Ok(Reservation::Reserved(used)) => {
-                self.book.record(ask.user, month, ask.cost);
+                self.book.add_units(ask.user, month, ask.cost);
                 (Code::Valid, used, false)
             }
             Ok(Reservation::Exceeded(used)) => {

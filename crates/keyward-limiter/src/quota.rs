@@ -33,7 +33,7 @@ pub trait QuotaBook: Send + Sync + std::fmt::Debug {
     fn admitted_here(&self, user: &UserId, month: Month) -> u64;
 
     /// Records units just admitted (stored later, off the request path).
-    fn record(&self, user: &UserId, month: Month, units: u64);
+    fn add_units(&self, user: &UserId, month: Month, units: u64);
 
     /// How long until every node has stored what it admitted a moment ago.
     fn settle_time(&self) -> Duration;

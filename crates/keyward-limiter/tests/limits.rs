@@ -29,7 +29,7 @@ impl QuotaBook for Book {
         recorded.get(&(user.clone(), month)).copied().unwrap_or(0)
     }
 
-    fn record(&self, user: &UserId, month: Month, units: u64) {
+    fn add_units(&self, user: &UserId, month: Month, units: u64) {
         *self
             .recorded
             .lock()

@@ -17,15 +17,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use keyward_core::{Code, Environment, KeyId, PlanName, UserId};
+use keyward_core::{Code, Environment, PlanName, UserId};
 use keyward_limiter::{Month, QuotaBook};
-use keyward_store::{LATENCY_BUCKETS, Store, UsageEvent, latency_bucket};
+use keyward_store::Store;
 use ulid::Ulid;
 
 mod tallies;
 mod writer;
 
-use tallies::{RollupCounts, RollupKey, Tallies, shard_of};
+use tallies::Tallies;
+#[cfg(test)]
+use tallies::{endpoint_of, method_label};
 pub use writer::UsageWriter;
 
 const SHARDS: usize = 16;
@@ -88,95 +90,6 @@ pub struct UsageRecorder {
     analytics: bool,
 }
 
-/// The method a usage event records: a known HTTP method, else `other` (the value comes
-/// from the client, through `X-Original-Method` or `/v1/verify`).
-fn method_label(raw: &str) -> &'static str {
-    const KNOWN: [&str; 9] = [
-        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
-    ];
-    match KNOWN.iter().find(|known| known.eq_ignore_ascii_case(raw)) {
-        Some(known) => known,
-        None if raw.is_empty() => "",
-        None => "other",
-    }
-}
-
-fn endpoint_of(raw: &str) -> &str {
-    let path = raw.split(['?', '#']).next().unwrap_or("");
-    if path.len() <= MAX_ENDPOINT {
-        return path;
-    }
-    let mut end = MAX_ENDPOINT;
-    while !path.is_char_boundary(end) {
-        end -= 1;
-    }
-    &path[..end]
-}
-
-impl UsageRecorder {
-    pub fn record(&self, record: &UsageRecord<'_>) {
-        let tallies = &self.tallies;
-        let key = record.key;
-        let admitted = record.code == Code::Valid;
-        let units = if admitted { record.cost } else { 0 };
-        if admitted {
-            tallies.add(key.id, 1, record.at);
-        }
-        if !self.analytics {
-            return;
-        }
-        let hour = record.at.timestamp().div_euclid(3600);
-        let endpoint = endpoint_of(record.endpoint);
-        let latency_ms = record
-            .latency
-            .map(|latency| u64::try_from(latency.as_millis()).unwrap_or(u64::MAX));
-        let mut latency = [0; LATENCY_BUCKETS];
-        if let Some(ms) = latency_ms {
-            latency[latency_bucket(ms)] = 1;
-        }
-        let endpoint_admitted = tallies.add_rollup(
-            RollupKey {
-                key: key.id,
-                hour,
-                endpoint: endpoint.into(),
-                status: record.status,
-                code: record.code,
-                plan: key.user_plan.clone(),
-            },
-            RollupCounts {
-                user_id: key.user_id.clone(),
-                environment: key.environment,
-                requests: 1,
-                rejected: u64::from(!admitted),
-                units,
-                latency,
-            },
-        );
-        let endpoint = if endpoint_admitted {
-            endpoint
-        } else {
-            OTHER_ENDPOINT
-        };
-        let shed = tallies.add_events(
-            shard_of(key.id),
-            [UsageEvent {
-                key_id: KeyId::from_ulid(key.id),
-                user_id: key.user_id.clone(),
-                endpoint: endpoint.to_owned(),
-                method: method_label(record.method).to_owned(),
-                at: record.at,
-                response_time_ms: latency_ms,
-                status_code: record.status,
-                code: record.code.as_str().to_owned(),
-                cost: units,
-            }],
-        );
-        if shed > 0 {
-            metrics::counter!("keyward_usage_events_shed_total").increment(shed);
-        }
-    }
-}
-
 /// The monthly quota's view of usage: what this node admitted (written or not) and what
 /// is stored.
 #[async_trait]
@@ -190,7 +103,7 @@ impl QuotaBook for UsageRecorder {
     }
 
     /// Counts admitted units toward a user's monthly quota (stored by the writer).
-    fn record(&self, user: &UserId, month: Month, units: u64) {
+    fn add_units(&self, user: &UserId, month: Month, units: u64) {
         self.tallies.add_quota(user, month, units);
     }
 

@@ -1,16 +1,153 @@
-//! The in-memory tallies the usage recorder adds to and the writer takes from: sharded
-//! maps behind short locks, bounded by the keys and tuples in use, not by traffic.
+//! The request path's half of usage: what one check adds ([`UsageRecorder::record`]) to
+//! the in-memory tallies the writer takes from — sharded maps behind short locks, bounded
+//! by the keys and tuples in use, not by traffic. Nothing here formats a string for the
+//! store; the writer does that off the request path.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
-use keyward_core::{Code, Environment, PlanName, UserId};
+use keyward_core::{Code, Environment, KeyId, PlanName, UserId};
 use keyward_limiter::Month;
-use keyward_store::{LATENCY_BUCKETS, UsageEvent};
+use keyward_store::{LATENCY_BOUNDS_MS, LATENCY_BUCKETS, UsageEvent};
 use ulid::Ulid;
 
-use super::{MAX_ENDPOINTS_PER_KEY_HOUR, MAX_PENDING_EVENTS, OTHER_ENDPOINT, SHARDS};
+use super::{
+    MAX_ENDPOINT, MAX_ENDPOINTS_PER_KEY_HOUR, MAX_PENDING_EVENTS, OTHER_ENDPOINT, SHARDS,
+    UsageRecord, UsageRecorder,
+};
+
+impl UsageRecorder {
+    /// Adds one checked request to the tallies: a few map updates under short locks.
+    pub fn record(&self, record: &UsageRecord<'_>) {
+        let tallies = &self.tallies;
+        let key = record.key;
+        let admitted = record.code == Code::Valid;
+        let units = if admitted { record.cost } else { 0 };
+        if admitted {
+            tallies.add(key.id, 1, record.at);
+        }
+        if !self.analytics {
+            return;
+        }
+        let hour = record.at.timestamp().div_euclid(3600);
+        let endpoint = endpoint_of(record.endpoint);
+        let method = method_label(record.method);
+        let latency_ms = record
+            .latency
+            .map(|latency| u64::try_from(latency.as_millis()).unwrap_or(u64::MAX));
+        let mut latency = [0; LATENCY_BUCKETS];
+        if let Some(ms) = latency_ms {
+            latency[latency_bucket(ms)] = 1;
+        }
+        let endpoint_admitted = tallies.add_rollup(
+            RollupKey {
+                key: key.id,
+                hour,
+                endpoint: endpoint.into(),
+                status: record.status,
+                code: record.code,
+                plan: key.user_plan.clone(),
+            },
+            RollupCounts {
+                user_id: key.user_id.clone(),
+                environment: key.environment,
+                requests: 1,
+                rejected: u64::from(!admitted),
+                units,
+                latency,
+            },
+        );
+        let endpoint = if endpoint_admitted {
+            endpoint
+        } else {
+            OTHER_ENDPOINT
+        };
+        let shed = tallies.add_events(
+            shard_of(key.id),
+            [PendingEvent {
+                key: key.id,
+                user_id: key.user_id.clone(),
+                endpoint: endpoint.into(),
+                method,
+                at: record.at,
+                response_time_ms: latency_ms,
+                status_code: record.status,
+                code: record.code,
+                cost: units,
+            }],
+        );
+        if shed > 0 {
+            metrics::counter!("keyward_usage_events_shed_total").increment(shed);
+        }
+    }
+}
+
+/// The method a usage event records: a known HTTP method, else `other` (the value comes
+/// from the client, through `X-Original-Method` or `/v1/verify`).
+pub(super) fn method_label(raw: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    match KNOWN.iter().find(|known| known.eq_ignore_ascii_case(raw)) {
+        Some(known) => known,
+        None if raw.is_empty() => "",
+        None => "other",
+    }
+}
+
+/// The endpoint a usage event records: the path without its query or fragment, cut to
+/// [`MAX_ENDPOINT`] bytes at a character boundary.
+pub(super) fn endpoint_of(raw: &str) -> &str {
+    let path = raw.split(['?', '#']).next().unwrap_or("");
+    if path.len() <= MAX_ENDPOINT {
+        return path;
+    }
+    let mut end = MAX_ENDPOINT;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    &path[..end]
+}
+
+/// The latency histogram bucket a response time falls in.
+fn latency_bucket(ms: u64) -> usize {
+    LATENCY_BOUNDS_MS
+        .iter()
+        .position(|&bound| ms <= bound)
+        .unwrap_or(LATENCY_BOUNDS_MS.len())
+}
+
+/// A raw event as the request path queues it; [`PendingEvent::stored`] gives the form the
+/// store writes.
+#[derive(Debug, Clone)]
+pub(super) struct PendingEvent {
+    key: Ulid,
+    user_id: UserId,
+    endpoint: Box<str>,
+    method: &'static str,
+    at: DateTime<Utc>,
+    response_time_ms: Option<u64>,
+    status_code: u16,
+    code: Code,
+    cost: u64,
+}
+
+impl PendingEvent {
+    pub(super) fn stored(&self) -> UsageEvent {
+        UsageEvent {
+            key_id: KeyId::from_ulid(self.key),
+            user_id: self.user_id.clone(),
+            endpoint: self.endpoint.to_string(),
+            method: self.method.to_owned(),
+            at: self.at,
+            response_time_ms: self.response_time_ms,
+            status_code: self.status_code,
+            code: self.code.as_str().to_owned(),
+            cost: self.cost,
+        }
+    }
+}
 
 /// The endpoints one key was seen on in one hour: (unix hour, endpoints).
 pub(super) type EndpointsSeen = (i64, std::collections::HashSet<Box<str>>);
@@ -95,7 +232,7 @@ pub(super) struct Tallies {
     /// are kept).
     pub(super) quota_totals: [Mutex<HashMap<UserId, QuotaTotals>>; SHARDS],
     pub(super) rollups: [Mutex<RollupShard>; SHARDS],
-    pub(super) events: [Mutex<Vec<UsageEvent>>; SHARDS],
+    pub(super) events: [Mutex<Vec<PendingEvent>>; SHARDS],
     /// The hour whose predecessors' endpoints were last forgotten.
     pub(super) endpoints_hour: std::sync::atomic::AtomicI64,
 }
@@ -176,7 +313,7 @@ impl Tallies {
     pub(super) fn add_events(
         &self,
         shard: usize,
-        events: impl IntoIterator<Item = UsageEvent>,
+        events: impl IntoIterator<Item = PendingEvent>,
     ) -> u64 {
         let mut queue = lock(&self.events[shard]);
         let mut shed = 0;
@@ -251,7 +388,7 @@ impl Tallies {
         all
     }
 
-    pub(super) fn take_events(&self) -> Vec<(usize, Vec<UsageEvent>)> {
+    pub(super) fn take_events(&self) -> Vec<(usize, Vec<PendingEvent>)> {
         self.events
             .iter()
             .enumerate()

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use ulid::Ulid;
 
 use super::UsageRecorder;
-use super::tallies::Tallies;
+use super::tallies::{PendingEvent, Tallies};
 
 /// Rollups are kept this long (≥ 400 days: a year of invoices and more).
 const ROLLUP_RETENTION_DAYS: i64 = 400;
@@ -126,7 +126,7 @@ async fn flush(store: &dyn Store, tallies: &Tallies, node: &str) {
             .collect(),
         events: events
             .iter()
-            .flat_map(|(_, events)| events.iter().cloned())
+            .flat_map(|(_, events)| events.iter().map(PendingEvent::stored))
             .collect(),
     };
     let written = store.record_usage(&batch).await;

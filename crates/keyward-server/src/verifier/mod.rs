@@ -112,14 +112,6 @@ impl Meters {
             cache_miss: cache("miss"),
         }
     }
-
-    fn decision(&self, code: Code) {
-        if let Some(index) = Code::ALL.iter().position(|c| *c == code)
-            && let Some(counter) = self.decisions.get(index)
-        {
-            counter.increment(1);
-        }
-    }
 }
 
 impl std::fmt::Debug for Meters {
@@ -242,7 +234,9 @@ impl Verifier {
         let decision = self.decide(check, now).await;
         let elapsed = started.elapsed();
         if let Ok(decision) = &decision {
-            self.meters.decision(decision.code);
+            if let Some(counter) = self.meters.decisions.get(decision.code.index()) {
+                counter.increment(1);
+            }
             self.meters.decision_seconds.record(elapsed.as_secs_f64());
             if check.counted
                 && !check.defer_usage

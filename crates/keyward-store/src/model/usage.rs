@@ -32,14 +32,6 @@ pub const LATENCY_BOUNDS_MS: [u64; 13] =
 /// Buckets of the latency histogram ([`LATENCY_BOUNDS_MS`] and one for slower responses).
 pub const LATENCY_BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
 
-/// The histogram bucket a response time falls in.
-pub fn latency_bucket(ms: u64) -> usize {
-    LATENCY_BOUNDS_MS
-        .iter()
-        .position(|&bound| ms <= bound)
-        .unwrap_or(LATENCY_BOUNDS_MS.len())
-}
-
 /// Counts of one hour × key × endpoint × status × decision code × plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rollup {
