@@ -12,10 +12,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use percent_encoding::percent_decode_str;
 
@@ -23,7 +22,6 @@ use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::extract::{client_address, is_trusted};
 use crate::serve::OverTls;
-use crate::state::AppState;
 
 /// The networks exempt by default: loopback (`127.0.0.0/8`, `::1/128`).
 pub const LOOPBACK: [IpNet; 2] = [
@@ -96,15 +94,16 @@ pub fn connection_of(request: &Request) -> (Option<IpAddr>, bool) {
     (peer, request.extensions().get::<OverTls>().is_some())
 }
 
-/// The router's layer: refuses credentials sent in clear text (headers and query), and
-/// adds HSTS to https responses.
-pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let (peer, over_tls) = connection_of(&request);
+/// The HTTPS-only rule for one request: `Ok(true)` when it came over HTTPS (its response
+/// then carries HSTS, see [`stamp`]), `Ok(false)` over plain HTTP, `Err` with the
+/// `HTTPS_REQUIRED` problem when it carries a credential in clear text from a client
+/// outside the exempt networks.
+pub fn admit(config: &ServerConfig, request: &Request) -> Result<bool, ApiError> {
+    let (peer, over_tls) = connection_of(request);
     // Served without a socket (the router called directly): nothing crossed a network.
     let Some(peer) = peer else {
-        return next.run(request).await;
+        return Ok(false);
     };
-    let config = &state.config;
     let https = is_https(over_tls, peer, request.headers(), &config.trusted_proxies);
     if !https && config.require_https {
         let path = request.uri().path();
@@ -117,17 +116,18 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
             && carries_credential(request.headers(), request.uri())
             && refuses(config, client)
         {
-            return ApiError::HttpsRequired.into_response();
+            return Err(ApiError::HttpsRequired);
         }
     }
-    let mut response = next.run(request).await;
-    if https {
-        response.headers_mut().insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static(HSTS),
-        );
-    }
-    response
+    Ok(https)
+}
+
+/// Adds HSTS to the response of a request [`admit`] found to come over HTTPS.
+pub fn stamp(response: &mut Response) {
+    response.headers_mut().insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static(HSTS),
+    );
 }
 
 #[cfg(test)]

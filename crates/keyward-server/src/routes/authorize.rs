@@ -77,10 +77,18 @@ pub async fn authorize(
         if let Some(key) = &decision.key {
             key.record_in_span_for_response();
             let out = response.headers_mut();
-            insert(out, "x-keyward-key-id", key.id().as_str());
-            insert(out, "x-keyward-user-id", key.user_id.as_str());
-            insert(out, "x-keyward-plan", key.effective_plan().as_str());
-            insert(out, "x-keyward-environment", key.environment.as_str());
+            // `key_` and the ULID, written on the stack: no string is built for it.
+            let mut ulid = [0; ulid::ULID_LEN];
+            key.ulid().array_to_str(&mut ulid);
+            let mut id = *b"key_00000000000000000000000000";
+            id[4..].copy_from_slice(&ulid);
+            insert(out, KEY_ID, &id);
+            insert(out, USER_ID, key.user_id.as_str().as_bytes());
+            insert(out, PLAN, key.effective_plan().as_str().as_bytes());
+            out.insert(
+                ENVIRONMENT,
+                HeaderValue::from_static(key.environment.as_str()),
+            );
         }
         response
     } else {
@@ -110,8 +118,13 @@ fn original_method(headers: &HeaderMap) -> Option<&str> {
         .and_then(|value| value.to_str().ok())
 }
 
-fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
-    if let Ok(value) = HeaderValue::from_str(value) {
-        headers.insert(HeaderName::from_static(name), value);
+const KEY_ID: HeaderName = HeaderName::from_static("x-keyward-key-id");
+const USER_ID: HeaderName = HeaderName::from_static("x-keyward-user-id");
+const PLAN: HeaderName = HeaderName::from_static("x-keyward-plan");
+const ENVIRONMENT: HeaderName = HeaderName::from_static("x-keyward-environment");
+
+fn insert(headers: &mut HeaderMap, name: HeaderName, value: &[u8]) {
+    if let Ok(value) = HeaderValue::from_bytes(value) {
+        headers.insert(name, value);
     }
 }

@@ -11,6 +11,8 @@ pub mod usage;
 pub mod users;
 pub mod verify;
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -79,22 +81,26 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        // Credentials in clear text are refused before any route sees them.
         .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::https::enforce,
+            (state.clone(), Arc::new(HttpMeters::default())),
+            envelope,
         ))
-        .layer(middleware::from_fn(record_http_metrics))
         .with_state(state);
     api.layer(
         TraceLayer::new_for_http()
             .make_span_with(|request: &Request| {
+                // At debug level only: a span costs allocations and formatting on every
+                // request, and at the default `info` nothing logged inside a request
+                // needs it (its warnings and errors name what they are about).
+                if !tracing::enabled!(tracing::Level::DEBUG) {
+                    return tracing::Span::none();
+                }
                 // The route template only: a raw path or query string may carry a key.
                 let route = request
                     .extensions()
                     .get::<MatchedPath>()
                     .map_or(UNMATCHED, MatchedPath::as_str);
-                tracing::info_span!(
+                tracing::debug_span!(
                     "request",
                     method = %method_label(request.method()),
                     route = %route,
@@ -167,33 +173,105 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-async fn record_http_metrics(request: Request, next: Next) -> Response {
+/// What every request passes through around its route, in one layer: a path whose
+/// percent-escapes do not decode to UTF-8 names nothing keyward has (404 as a problem,
+/// before any extractor can answer in plain text); credentials sent in clear text are
+/// refused before any route sees them (HSTS added over HTTPS); and the request is counted.
+async fn envelope(
+    State((state, meters)): State<(AppState, Arc<HttpMeters>)>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| UNMATCHED.to_owned(), |p| p.as_str().to_owned());
+    // An `Arc<str>` inside: cloning it copies no string.
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let method = method_label(request.method());
-    // A path whose percent-escapes do not decode to UTF-8 names nothing keyward has: 404 as
-    // a problem, before any extractor can answer in plain text.
     let path = request.uri().path();
     let response = if path.contains('%') && percent_decode_str(path).decode_utf8().is_err() {
         ApiError::NotFound("resource").into_response()
     } else {
-        next.run(request).await
+        match crate::https::admit(&state.config, &request) {
+            Err(refusal) => refusal.into_response(),
+            Ok(https) => {
+                let mut response = next.run(request).await;
+                if https {
+                    crate::https::stamp(&mut response);
+                }
+                response
+            }
+        }
     };
-    let elapsed: Duration = started.elapsed();
-    let status = response.status().as_str().to_owned();
-    metrics::counter!(
-        "keyward_http_requests_total",
-        "route" => route.clone(),
-        "method" => method,
-        "status" => status
-    )
-    .increment(1);
-    metrics::histogram!("keyward_http_request_seconds", "route" => route)
-        .record(elapsed.as_secs_f64());
+    meters.record(
+        route.as_ref().map_or(UNMATCHED, MatchedPath::as_str),
+        method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
+}
+
+/// `keyward_http_requests_total{route, method, status}` and
+/// `keyward_http_request_seconds{route}`, their handles registered once per label set and
+/// reused: building the labels and looking a metric up by them on every request costs
+/// several allocations. Every label takes a bounded set of values (route templates, known
+/// methods, status codes).
+#[derive(Default)]
+struct HttpMeters {
+    routes: RwLock<HashMap<Box<str>, RouteMeters>>,
+}
+
+struct RouteMeters {
+    seconds: metrics::Histogram,
+    requests: RwLock<Vec<(&'static str, u16, metrics::Counter)>>,
+}
+
+impl HttpMeters {
+    fn record(&self, route: &str, method: &'static str, status: u16, elapsed: Duration) {
+        if let Some(meters) = read(&self.routes).get(route) {
+            meters.record(route, method, status, elapsed);
+            return;
+        }
+        let mut routes = write(&self.routes);
+        let meters = routes.entry(route.into()).or_insert_with(|| RouteMeters {
+            seconds: metrics::histogram!("keyward_http_request_seconds", "route" => route.to_owned()),
+            requests: RwLock::default(),
+        });
+        meters.record(route, method, status, elapsed);
+    }
+}
+
+impl RouteMeters {
+    fn record(&self, route: &str, method: &'static str, status: u16, elapsed: Duration) {
+        self.seconds.record(elapsed.as_secs_f64());
+        let same = |(m, s, _): &&(&str, u16, metrics::Counter)| *m == method && *s == status;
+        if let Some((_, _, counter)) = read(&self.requests).iter().find(same) {
+            counter.increment(1);
+            return;
+        }
+        let mut requests = write(&self.requests);
+        if !requests.iter().any(|entry| same(&entry)) {
+            let counter = metrics::counter!(
+                "keyward_http_requests_total",
+                "route" => route.to_owned(),
+                "method" => method,
+                "status" => status.to_string()
+            );
+            requests.push((method, status, counter));
+        }
+        if let Some((_, _, counter)) = requests.iter().find(same) {
+            counter.increment(1);
+        }
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A management caller: the admin or a user's own key.

@@ -171,14 +171,10 @@ impl CachedKey {
         KeyIdDisplay(self.id)
     }
 
-    /// Names the key in the request's span when something logged later in the request can
-    /// show it: after a decision, only the debug-level response event of the trace layer
-    /// (and keyward's own debug events) can, so at the default `info` the formatting is
-    /// skipped on the hot path.
+    /// Names the key in the request's span, which exists at debug level only (its
+    /// formatting is skipped on the hot path otherwise).
     pub fn record_in_span_for_response(&self) {
-        if tracing::enabled!(tracing::Level::DEBUG)
-            || tracing::enabled!(target: "tower_http::trace::on_response", tracing::Level::DEBUG)
-        {
+        if tracing::enabled!(tracing::Level::DEBUG) {
             self.record_in_span();
         }
     }
