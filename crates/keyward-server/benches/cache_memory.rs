@@ -1,6 +1,9 @@
 //! Resident memory of the key cache holding N distinct keys (default 1,000,000), measured
 //! as the growth of the process's RSS (Linux `/proc/self/statm`). Not a timing benchmark:
-//! it prints one figure. `KEYWARD_BENCH_KEYS` changes N.
+//! it prints one figure. `KEYWARD_BENCH_KEYS` changes N; `KEYWARD_BENCH_METADATA_BYTES`
+//! gives each key a metadata entry of about that many bytes of JSON (default 0). The cache is
+//! given room for every key; it also prints what the cache's weigher counted, which should
+//! stay close to the measured growth (the cache's memory bound relies on it).
 
 use chrono::Utc;
 use keyward_core::{Environment, KeyHash, KeyId, PlanName, UserId};
@@ -17,7 +20,7 @@ fn resident_bytes() -> u64 {
     pages * 4096
 }
 
-fn record(i: usize) -> KeyRecord {
+fn record(i: usize, metadata_bytes: usize) -> KeyRecord {
     let now = Utc::now();
     KeyRecord {
         id: KeyId::generate(),
@@ -41,7 +44,16 @@ fn record(i: usize) -> KeyRecord {
         limits: None,
         allowed_ips: None,
         scopes: Vec::new(),
-        metadata: Default::default(),
+        metadata: if metadata_bytes == 0 {
+            Default::default()
+        } else {
+            // {"note":"…"}: 11 bytes of JSON around the text.
+            let text = "x".repeat(metadata_bytes.saturating_sub(11));
+            serde_json::json!({ "note": text })
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+        },
         lineage_id: format!("key_{i:026}"),
         imported: false,
         disabled_by: None,
@@ -55,20 +67,25 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let cache = KeyCache::new(keys as u64 * 2);
+    let metadata_bytes: usize = std::env::var("KEYWARD_BENCH_METADATA_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let cache = KeyCache::new(u64::MAX / 2);
     let before = resident_bytes();
+    let mut weighed = 0u64;
     for i in 0..keys {
-        cache.insert_known(
-            KeyHash::of(&format!("bench-key-{i}")),
-            CachedKey::from_record(&record(i)),
-        );
+        let key = CachedKey::from_record(&record(i, metadata_bytes));
+        weighed += u64::from(key.weight());
+        cache.insert_known(KeyHash::of(&format!("bench-key-{i}")), key);
     }
     let entries = cache.len();
     let after = resident_bytes();
     let grown = after.saturating_sub(before);
     println!(
-        "key cache: {entries} entries, resident memory grew by {:.1} MiB ({} bytes per key)",
+        "key cache: {entries} entries, {metadata_bytes} bytes of metadata each, resident memory grew by {:.1} MiB ({} bytes per key); weighed {} bytes per key",
         grown as f64 / (1024.0 * 1024.0),
-        grown / (entries.max(1) as u64)
+        grown / (entries.max(1) as u64),
+        weighed / (keys.max(1) as u64)
     );
 }

@@ -47,8 +47,9 @@ pub struct ServerConfig {
     /// How often usage is written: also the most of its recent admissions a node loses
     /// when killed without a chance to flush (SIGKILL, power loss).
     pub usage_flush_interval: Duration,
-    /// Most keys the in-process cache holds.
-    pub key_cache_capacity: u64,
+    /// Most memory the in-process key cache takes, in MiB (keys are weighed by their size,
+    /// so keys with large metadata count for more).
+    pub key_cache_mb: u64,
     /// Billing sinks (none by default).
     pub billing: crate::billing::BillingSettings,
 }
@@ -85,7 +86,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("usage", &self.usage)
             .field("usage_retention_days", &self.usage_retention_days)
             .field("usage_flush_interval", &self.usage_flush_interval)
-            .field("key_cache_capacity", &self.key_cache_capacity)
+            .field("key_cache_mb", &self.key_cache_mb)
             .field("billing", &self.billing)
             .finish()
     }
@@ -117,7 +118,7 @@ impl Default for ServerConfig {
             usage: true,
             usage_retention_days: 30,
             usage_flush_interval: crate::usage::DEFAULT_FLUSH_INTERVAL,
-            key_cache_capacity: 2_000_000,
+            key_cache_mb: 512,
             billing: crate::billing::BillingSettings {
                 max_attempts: 8,
                 retry_base: Duration::from_secs(1),

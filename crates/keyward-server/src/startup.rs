@@ -85,7 +85,7 @@ impl EngineConfig {
                 failure_limit: config.failure_limit,
                 failure_window: config.failure_window,
                 failure_ipv6_prefix: config.failure_ipv6_prefix,
-                cache_capacity: config.key_cache_capacity,
+                cache_bytes: config.key_cache_mb.saturating_mul(1024 * 1024),
             },
             usage: config.usage,
             usage_retention_days: config.usage_retention_days,

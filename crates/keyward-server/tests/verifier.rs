@@ -216,3 +216,53 @@ async fn concurrent_checks_spend_the_quota_exactly() {
     }
     assert_eq!(valid, 8, "20 concurrent checks over 4 keys, a quota of 8");
 }
+
+/// The key cache holds as many keys as fit in its bytes: keys with large metadata weigh
+/// more, so they mean fewer cached keys, never more memory; the weight follows what the
+/// key holds.
+#[tokio::test]
+async fn the_key_cache_is_bounded_by_bytes_not_by_keys() {
+    use keyward_core::KeyHash;
+    use keyward_server::verifier::{CachedKey, KeyCache};
+
+    let fixture = Fixture::new().await;
+    let (_, id) = fixture.key("weights", |_| {}).await;
+    let plain = fixture.store().get_key(&id).await.unwrap();
+    let mut heavy = plain.clone();
+    heavy
+        .metadata
+        .insert("note".to_owned(), serde_json::json!("x".repeat(4000)));
+    let light = CachedKey::from_record(&plain).weight();
+    let weight = CachedKey::from_record(&heavy).weight();
+    assert!(
+        weight >= light + 4000,
+        "metadata counts: {light} → {weight}"
+    );
+
+    let budget = 200 * 1024;
+    let cache = KeyCache::new(budget);
+    for i in 0..200 {
+        cache.insert_known(
+            KeyHash::of(&format!("heavy-{i}")),
+            CachedKey::from_record(&heavy),
+        );
+    }
+    let held = cache.len() as u64;
+    assert!(held > 0, "some heavy keys are cached");
+    assert!(
+        held * u64::from(weight) <= budget,
+        "{held} keys of {weight} bytes exceed {budget} bytes"
+    );
+    let cache = KeyCache::new(budget);
+    for i in 0..1000 {
+        cache.insert_known(
+            KeyHash::of(&format!("light-{i}")),
+            CachedKey::from_record(&plain),
+        );
+    }
+    assert!(
+        cache.len() as u64 > held * 5,
+        "light keys fit many more: {} vs {held}",
+        cache.len()
+    );
+}

@@ -413,9 +413,11 @@ pub struct ServeArgs {
     /// most about this much of its latest admissions. Default 200ms.
     #[arg(long, env = "KEYWARD_USAGE_FLUSH_INTERVAL", value_name = "DURATION")]
     pub usage_flush_interval: Option<String>,
-    /// Most keys the in-process cache holds (1000–1000000000). Default 2000000.
-    #[arg(long, env = "KEYWARD_KEY_CACHE_CAPACITY", value_name = "N")]
-    pub key_cache_capacity: Option<u64>,
+    /// Most memory the in-process key cache takes, in MiB (1–1048576). Each key counts
+    /// for its size, metadata included, so large keys mean fewer cached keys, never more
+    /// memory. Default 512 (about a million keys with little metadata).
+    #[arg(long, env = "KEYWARD_KEY_CACHE_MB", value_name = "MIB")]
+    pub key_cache_mb: Option<u64>,
     /// Deliver billing events (JSON, signed) to this URL.
     #[arg(long, env = "KEYWARD_BILLING_WEBHOOK_URL", value_name = "URL")]
     pub billing_webhook_url: Option<String>,

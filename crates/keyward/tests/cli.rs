@@ -704,7 +704,7 @@ fn out_of_range_settings_stop_serve_from_every_source() {
             "",
             "--failure-window-seconds",
         ),
-        (&[], &[], "key_cache_capacity = 5\n", "--key-cache-capacity"),
+        (&[], &[], "key_cache_mb = 0\n", "--key-cache-mb"),
         (
             &[],
             &[],

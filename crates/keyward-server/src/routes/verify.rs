@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::Utc;
 use keyward_core::Scope;
-use keyward_store::Metadata;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::field;
 use crate::error::{ApiError, ApiResult};
@@ -87,14 +87,16 @@ pub struct VerifyResponse<'a> {
     pub scopes: Option<&'a [Scope]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub metadata: Option<&'a Metadata>,
+    pub metadata: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratelimit: Option<RateLimitSummary>,
 }
 
-static NO_METADATA: std::sync::LazyLock<Metadata> = std::sync::LazyLock::new(Metadata::new);
+/// `{}`: what a key without metadata answers.
+static NO_METADATA: std::sync::LazyLock<Option<Box<RawValue>>> =
+    std::sync::LazyLock::new(|| RawValue::from_string("{}".to_owned()).ok());
 
 impl<'a> VerifyResponse<'a> {
     pub fn from_decision(decision: &'a Decision) -> Self {
@@ -122,7 +124,7 @@ impl<'a> VerifyResponse<'a> {
             plan: key.map(|k| k.effective_plan().as_str()),
             environment: key.map(|k| k.environment),
             scopes: key.map(|k| &*k.scopes),
-            metadata: key.map(|k| k.metadata_ref().unwrap_or(&NO_METADATA)),
+            metadata: key.and_then(|k| k.metadata_ref().or(NO_METADATA.as_deref())),
             expires_at: key
                 .and_then(|k| k.expires_at)
                 .map(|at| keyward_core::time::format(&at)),

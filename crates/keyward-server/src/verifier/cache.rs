@@ -14,7 +14,9 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use keyward_core::{Environment, KeyHash, KeyId, PlanName, Scope, UserId, Window};
 use keyward_store::{KeyRecord, Metadata};
+use quick_cache::Weighter;
 use quick_cache::sync::Cache;
+use serde_json::value::RawValue;
 use ulid::Ulid;
 
 use crate::usage::UsageKey;
@@ -25,9 +27,25 @@ const KNOWN_TTL: u32 = 600;
 const UNKNOWN_TTL: u32 = 60;
 const UNKNOWN_CAPACITY: usize = 100_000;
 
+/// Bytes a cached entry costs beyond its key's fields and heap: the 32-byte hash, the
+/// `Arc`'s counts, the cache's slot and table and the allocator's rounding (calibrated
+/// with `cargo bench -p keyward-server --bench cache_memory`, which prints both figures).
+const ENTRY_OVERHEAD: usize = 190;
+
+/// Keys weigh what they hold, so the cache is bounded in bytes, not in keys: keys with
+/// large metadata mean fewer cached keys, never more memory.
+#[derive(Debug, Clone, Copy)]
+struct BySize;
+
+impl Weighter<KeyHash, Arc<CachedKey>> for BySize {
+    fn weight(&self, _hash: &KeyHash, key: &Arc<CachedKey>) -> u64 {
+        u64::from(key.weight)
+    }
+}
+
 #[derive(Debug)]
 pub struct KeyCache {
-    known: Cache<KeyHash, Arc<CachedKey>>,
+    known: Cache<KeyHash, Arc<CachedKey>, BySize>,
     /// Hash → when it was found unknown.
     unknown: Cache<KeyHash, u32>,
     epoch: Instant,
@@ -42,9 +60,15 @@ pub enum Cached {
 }
 
 impl KeyCache {
-    pub fn new(capacity: u64) -> Self {
+    /// A cache whose known keys take at most `max_bytes` (as [`CachedKey::weight`] counts
+    /// them).
+    pub fn new(max_bytes: u64) -> Self {
+        // A typical key with little metadata weighs ~450 bytes: a hint for the table's size.
+        let typical = usize::try_from(max_bytes / 450)
+            .unwrap_or(usize::MAX)
+            .max(16);
         Self {
-            known: Cache::new(usize::try_from(capacity).unwrap_or(usize::MAX).max(1)),
+            known: Cache::with_weighter(typical, max_bytes.max(1), BySize),
             unknown: Cache::new(UNKNOWN_CAPACITY),
             epoch: Instant::now(),
         }
@@ -111,7 +135,7 @@ impl KeyCache {
 }
 
 /// What the verifier keeps of a key: only what decisions, responses and limits need.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct CachedKey {
     id: Ulid,
     /// The rate-limit lineage (the first key of a rotation chain).
@@ -127,11 +151,15 @@ pub struct CachedKey {
     pub expires_at: Option<DateTime<Utc>>,
     pub allowed_ips: Option<Box<[IpNet]>>,
     pub scopes: Box<[Scope]>,
-    metadata: Option<Box<Metadata>>,
+    /// The metadata as compact JSON (`None` when empty): a map of a few entries takes
+    /// several times its text's size in memory, and answers only ever serialize it.
+    metadata: Option<Box<RawValue>>,
     pub rate_limit_per_hour: Option<u64>,
     pub limits: Option<Box<[Window]>>,
     /// When the cache loaded it (seconds on the cache's clock), for its time-to-live.
     pub(crate) loaded_at: u32,
+    /// What it weighs in the cache, in bytes (see [`CachedKey::weight`]).
+    weight: u32,
 }
 
 impl CachedKey {
@@ -151,11 +179,50 @@ impl CachedKey {
             expires_at: record.expires_at,
             allowed_ips: record.allowed_ips.clone().map(Vec::into_boxed_slice),
             scopes: record.scopes.clone().into_boxed_slice(),
-            metadata: (!record.metadata.is_empty()).then(|| Box::new(record.metadata.clone())),
+            metadata: (!record.metadata.is_empty())
+                .then(|| serde_json::value::to_raw_value(&record.metadata).ok())
+                .flatten(),
             rate_limit_per_hour: record.rate_limit_per_hour,
             limits: record.limits.clone().map(Vec::into_boxed_slice),
             loaded_at: 0,
+            weight: 0,
         }
+        .weighed()
+    }
+
+    /// Sets the key's weight: its fields, what they hold on the heap, and the cache entry.
+    fn weighed(mut self) -> Self {
+        let heap = self.key_prefix.len()
+            + self.user_id.as_str().len()
+            + self.plan.as_ref().map_or(0, |plan| plan.as_str().len())
+            + self.user_plan.as_str().len()
+            + self
+                .allowed_ips
+                .as_ref()
+                .map_or(0, |nets| std::mem::size_of_val(&**nets))
+            + self
+                .scopes
+                .iter()
+                .map(|scope| std::mem::size_of::<Scope>() + scope.as_str().len())
+                .sum::<usize>()
+            + self.limits.as_ref().map_or(0, |windows| {
+                windows
+                    .iter()
+                    .map(|w| std::mem::size_of::<Window>() + w.name.as_ref().map_or(0, String::len))
+                    .sum()
+            })
+            + self
+                .metadata
+                .as_ref()
+                .map_or(0, |metadata| metadata.get().len());
+        let total = std::mem::size_of::<Self>() + ENTRY_OVERHEAD + heap;
+        self.weight = u32::try_from(total).unwrap_or(u32::MAX);
+        self
+    }
+
+    /// What the key weighs in the cache, in bytes.
+    pub fn weight(&self) -> u32 {
+        self.weight
     }
 
     pub fn id(&self) -> KeyId {
@@ -208,11 +275,14 @@ impl CachedKey {
     }
 
     pub fn metadata(&self) -> Metadata {
-        self.metadata.as_deref().cloned().unwrap_or_default()
+        self.metadata
+            .as_deref()
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            .unwrap_or_default()
     }
 
     /// The metadata without copying it (`None` when empty).
-    pub fn metadata_ref(&self) -> Option<&Metadata> {
+    pub fn metadata_ref(&self) -> Option<&RawValue> {
         self.metadata.as_deref()
     }
 }

@@ -143,7 +143,8 @@ pub struct VerifierSettings {
     pub failure_window: Duration,
     /// IPv6 clients are counted per network of this many bits.
     pub failure_ipv6_prefix: u8,
-    pub cache_capacity: u64,
+    /// Most memory the key cache takes, in bytes.
+    pub cache_bytes: u64,
 }
 
 impl Verifier {
@@ -155,7 +156,7 @@ impl Verifier {
     ) -> Result<Self, StoreError> {
         let verifier = Self {
             meters: Meters::register(),
-            cache: KeyCache::new(settings.cache_capacity),
+            cache: KeyCache::new(settings.cache_bytes),
             plans: ArcSwap::from_pointee(HashMap::new()),
             limits: Limits::new(limiter, Arc::new(usage.clone())),
             guard: FailureGuard::new(

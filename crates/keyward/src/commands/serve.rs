@@ -152,11 +152,11 @@ fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResul
             (Duration::from_millis(50), Duration::from_secs(60)),
             "between 50ms and 60s",
         )?,
-        key_cache_capacity: ranged(
-            "--key-cache-capacity",
-            args.key_cache_capacity,
-            defaults.key_cache_capacity,
-            1000..=1_000_000_000,
+        key_cache_mb: ranged(
+            "--key-cache-mb",
+            args.key_cache_mb,
+            defaults.key_cache_mb,
+            1..=1_048_576,
         )?,
         billing,
     })
