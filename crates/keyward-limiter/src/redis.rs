@@ -119,9 +119,15 @@ impl RedisLimiter {
                 ));
             }
             Some(nodes) => Client::Cluster(
+                // One quick retry (a redirection, a reconnect) and then the failure
+                // mode decides: while a master fails over, a check must not spend its
+                // whole timeout in the client's retries.
                 redis::cluster::ClusterClientBuilder::new(nodes)
                     .connection_timeout(TIMEOUT)
                     .response_timeout(TIMEOUT)
+                    .retries(1)
+                    .min_retry_wait(5)
+                    .max_retry_wait(50)
                     .build()
                     .map_err(bad)?,
             ),

@@ -507,3 +507,183 @@ async fn two_nodes_share_exact_limits_through_a_redis_cluster() {
         );
     }
 }
+
+/// A Redis Cluster of this test's own: three masters with a replica each, on ports below
+/// 55536 (a cluster node also listens on its port + 10000). Stopped on drop.
+struct PrivateCluster {
+    nodes: Vec<(u16, Child)>,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateCluster {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut nodes = Vec::new();
+        let mut candidate = 20_000 + (std::process::id() % 20_000) as u16;
+        while nodes.len() < 6 {
+            candidate += 1;
+            let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+            if !free(candidate) || !free(candidate + 10_000) {
+                continue;
+            }
+            let child = Command::new("redis-server")
+                .args(["--port", &candidate.to_string(), "--bind", "127.0.0.1"])
+                .args([
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--cluster-enabled",
+                    "yes",
+                ])
+                .args([
+                    "--cluster-node-timeout",
+                    "1000",
+                    "--repl-diskless-sync-delay",
+                    "0",
+                ])
+                .arg("--cluster-config-file")
+                .arg(dir.path().join(format!("nodes-{candidate}.conf")))
+                .arg("--dir")
+                .arg(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed (scripts/test.sh installs it)");
+            nodes.push((candidate, child));
+        }
+        let cluster = Self { nodes, _dir: dir };
+        for (port, _) in &cluster.nodes {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                assert!(Instant::now() < deadline, "redis-server did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(
+                cluster
+                    .nodes
+                    .iter()
+                    .map(|(port, _)| format!("127.0.0.1:{port}")),
+            )
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(created.status.success(), "{created:?}");
+        cluster
+    }
+
+    fn cli(port: u16, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn masters(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .map(|(port, _)| *port)
+            .filter(|port| Self::cli(*port, &["role"]).starts_with("master"))
+            .collect()
+    }
+
+    /// Every running node sees the cluster as ok, there are three masters, and every
+    /// replica has synced with its master (a replica that never did cannot take over).
+    fn healthy(&self) -> bool {
+        self.nodes.iter().all(|(port, _)| {
+            !Self::cli(*port, &["ping"]).contains("PONG")
+                || (Self::cli(*port, &["cluster", "info"]).contains("cluster_state:ok")
+                    && (Self::cli(*port, &["role"]).starts_with("master")
+                        || Self::cli(*port, &["info", "replication"])
+                            .contains("master_link_status:up")))
+        }) && self.masters().len() == 3
+    }
+
+    fn kill(&mut self, port: u16) {
+        if let Some((_, child)) = self.nodes.iter_mut().find(|(p, _)| *p == port) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.nodes {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The master holding a key's limit state is killed: its replica takes over. Meanwhile no
+/// check fails with a 5xx (in `local` mode the node limits in process), and afterwards the
+/// node counts in the cluster again, on the promoted replica.
+#[tokio::test]
+async fn a_cluster_master_failover_serves_every_check_and_then_uses_the_new_master() {
+    let mut cluster = PrivateCluster::start();
+    eventually(Duration::from_secs(20), || async { cluster.healthy() }).await;
+    let masters = cluster.masters();
+    let url = format!(
+        "redis+cluster://{}",
+        masters
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("failover.db").display());
+    let node =
+        TestServer::start_with(&["--database-url", &database, "--redis-url", &url], &[]).await;
+    node.admin(
+        Method::PUT,
+        "/v1/plans/roomy",
+        Some(json!({"limits": [{"window_seconds": 60, "max": 100000}]})),
+    )
+    .await;
+    let (key, _) = node
+        .create_key(json!({"user_id": "failover", "name": "k", "plan": "roomy"}))
+        .await;
+    assert_eq!(node.authorize(&key).await.status, 200);
+    let owner = masters
+        .iter()
+        .copied()
+        .find(|port| PrivateCluster::cli(*port, &["dbsize"]).trim() != "0")
+        .expect("one master holds the key's state");
+
+    cluster.kill(owner);
+    let started = Instant::now();
+    let mut checks = 0;
+    while started.elapsed() < Duration::from_secs(6) {
+        let answer = node.authorize(&key).await;
+        assert_eq!(
+            answer.status, 200,
+            "check {checks} after the kill: {}",
+            answer.text
+        );
+        checks += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(checks > 50, "the node kept answering: {checks} checks");
+
+    // The replica was promoted: the node's checks reach the cluster again.
+    eventually(Duration::from_secs(20), || async {
+        let promoted = cluster.masters();
+        let counted = promoted.iter().any(|port| {
+            *port != owner && !masters.contains(port) && {
+                let before = PrivateCluster::cli(*port, &["info", "commandstats"]);
+                before.contains("cmdstat_evalsha")
+            }
+        });
+        let answer = node.authorize(&key).await;
+        let ready = node.send(node.client.get(node.url("/readyz"))).await;
+        answer.status == 200 && counted && ready.body["status"] == "ok"
+    })
+    .await;
+}
