@@ -248,18 +248,20 @@ impl RouteMeters {
             counter.increment(1);
             return;
         }
+        // First request of this method and status on this route (or a race to register it).
         let mut requests = write(&self.requests);
-        if !requests.iter().any(|entry| same(&entry)) {
-            let counter = metrics::counter!(
-                "keyward_http_requests_total",
-                "route" => route.to_owned(),
-                "method" => method,
-                "status" => status.to_string()
-            );
-            requests.push((method, status, counter));
-        }
-        if let Some((_, _, counter)) = requests.iter().find(same) {
-            counter.increment(1);
+        match requests.iter().find(same) {
+            Some((_, _, counter)) => counter.increment(1),
+            None => {
+                let counter = metrics::counter!(
+                    "keyward_http_requests_total",
+                    "route" => route.to_owned(),
+                    "method" => method,
+                    "status" => status.to_string()
+                );
+                counter.increment(1);
+                requests.push((method, status, counter));
+            }
         }
     }
 }
