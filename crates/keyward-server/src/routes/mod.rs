@@ -86,40 +86,48 @@ pub fn router(state: AppState) -> Router {
             envelope,
         ))
         .with_state(state);
-    api.layer(
-        TraceLayer::new_for_http()
-            .make_span_with(|request: &Request| {
-                // At debug level only: a span costs allocations and formatting on every
-                // request, and at the default `info` nothing logged inside a request
-                // needs it (its warnings and errors name what they are about).
-                if !tracing::enabled!(tracing::Level::DEBUG) {
-                    return tracing::Span::none();
-                }
-                // The route template only: a raw path or query string may carry a key.
-                let route = request
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map_or(UNMATCHED, MatchedPath::as_str);
-                tracing::debug_span!(
-                    "request",
-                    method = %method_label(request.method()),
-                    route = %route,
-                    // `key_<id> <display prefix>`, once the key is known (never the key).
-                    key = tracing::field::Empty,
+    // The request's span and its response line exist at debug level only: at the default
+    // `info` the trace layer would cost allocations and formatting on every request for
+    // nothing logged (the level is fixed when the process starts). Server errors are logged
+    // by the envelope at any level.
+    let api = if tracing::enabled!(tracing::Level::DEBUG)
+        || tracing::enabled!(target: "tower_http::trace::on_response", tracing::Level::DEBUG)
+    {
+        api.layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    // The route template only: a raw path or query string may carry a key.
+                    let route = request
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or(UNMATCHED, MatchedPath::as_str);
+                    tracing::debug_span!(
+                        "request",
+                        method = %method_label(request.method()),
+                        route = %route,
+                        // `key_<id> <display prefix>`, once the key is known (never the key).
+                        key = tracing::field::Empty,
+                    )
+                })
+                .on_request(())
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG),
                 )
-            })
-            .on_request(())
-            .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG)),
-    )
-    // Marked sensitive before tracing sees them, so no layer ever logs them.
-    .layer(SetSensitiveRequestHeadersLayer::new([
-        header::AUTHORIZATION,
-        HeaderName::from_static("x-api-key"),
-    ]))
-    .layer(CatchPanicLayer::custom(|_| {
-        tracing::error!("a handler panicked");
-        ApiError::Unavailable.into_response()
-    }))
+                .on_failure(()),
+        )
+    } else {
+        api
+    };
+    api
+        // Marked sensitive before tracing sees them, so no layer ever logs them.
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-api-key"),
+        ]))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked");
+            ApiError::Unavailable.into_response()
+        }))
 }
 
 async fn not_found() -> ApiError {
@@ -201,12 +209,13 @@ async fn envelope(
             }
         }
     };
-    meters.record(
-        route.as_ref().map_or(UNMATCHED, MatchedPath::as_str),
-        method,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    if response.status().is_server_error() {
+        tracing::error!(route, method, status, ?elapsed, "request failed");
+    }
+    meters.record(route, method, status, elapsed);
     response
 }
 

@@ -133,7 +133,7 @@ impl QuotaBook for UsageRecorder {
 
 #[cfg(test)]
 mod tests {
-    use super::tallies::{RollupShard, lock};
+    use super::tallies::{RollupHead, RollupShard, Sample, lock};
     use super::*;
 
     #[test]
@@ -172,6 +172,44 @@ mod tests {
                 .iter()
                 .all(|shard| lock(shard).endpoints.is_empty())
         );
+    }
+
+    #[test]
+    fn checks_of_one_rollup_add_up_and_a_failed_write_is_restored() {
+        let tallies = Tallies::default();
+        let user = UserId::parse("alice").unwrap();
+        let (free, pro) = (
+            PlanName::parse("free").unwrap(),
+            PlanName::parse("pro").unwrap(),
+        );
+        let id = Ulid::new();
+        let key = |plan| UsageKey {
+            id,
+            user_id: &user,
+            user_plan: plan,
+            environment: Environment::Live,
+        };
+        let head = RollupHead::new(id, 7, 200, Code::Valid);
+        let sample = |rejected, units, latency_bucket| Sample::new(rejected, units, latency_bucket);
+        assert!(tallies.add_check(head, "/a", &key(&free), sample(false, 2, Some(0))));
+        assert!(tallies.add_check(head, "/a", &key(&free), sample(true, 0, Some(3))));
+        assert!(tallies.add_check(head, "/a", &key(&pro), sample(false, 1, None)));
+        let mut taken = tallies.take_rollups();
+        taken.sort_by(|a, b| a.0.plan.cmp(&b.0.plan));
+        assert_eq!(taken.len(), 2, "one rollup per plan");
+        let (first, counts) = &taken[0];
+        assert_eq!((&*first.endpoint, first.hour, first.status), ("/a", 7, 200));
+        assert_eq!((counts.requests, counts.rejected, counts.units), (2, 1, 2));
+        assert_eq!((counts.latency[0], counts.latency[3]), (1, 1));
+        assert!(tallies.take_rollups().is_empty(), "taken means gone");
+        for (key, counts) in taken {
+            tallies.restore_rollup(key, counts);
+        }
+        assert!(tallies.add_check(head, "/a", &key(&free), sample(false, 5, None)));
+        let restored = tallies.take_rollups();
+        assert_eq!(restored.len(), 2);
+        let free_counts = &restored.iter().find(|(k, _)| k.plan == free).unwrap().1;
+        assert_eq!((free_counts.requests, free_counts.units), (3, 7));
     }
 
     #[test]

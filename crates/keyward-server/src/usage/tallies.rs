@@ -36,27 +36,11 @@ impl UsageRecorder {
         let latency_ms = record
             .latency
             .map(|latency| u64::try_from(latency.as_millis()).unwrap_or(u64::MAX));
-        let mut latency = [0; LATENCY_BUCKETS];
-        if let Some(ms) = latency_ms {
-            latency[latency_bucket(ms)] = 1;
-        }
-        let endpoint_admitted = tallies.add_rollup(
-            RollupKey {
-                key: key.id,
-                hour,
-                endpoint: endpoint.into(),
-                status: record.status,
-                code: record.code,
-                plan: key.user_plan.clone(),
-            },
-            RollupCounts {
-                user_id: key.user_id.clone(),
-                environment: key.environment,
-                requests: 1,
-                rejected: u64::from(!admitted),
-                units,
-                latency,
-            },
+        let endpoint_admitted = tallies.add_check(
+            RollupHead::new(key.id, hour, record.status, record.code),
+            endpoint,
+            &key,
+            Sample::new(!admitted, units, latency_ms.map(latency_bucket)),
         );
         let endpoint = if endpoint_admitted {
             endpoint
@@ -159,6 +143,37 @@ pub(super) type QuotaTotals = Vec<(Month, u64)>;
 /// Admitted checks and the latest check time, per key.
 pub(super) type Tally = HashMap<Ulid, (u64, DateTime<Utc>)>;
 
+/// What a rollup is counted by, besides its endpoint and plan: kept apart so a check finds
+/// its rollup without building a key (no string is copied when the rollup exists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct RollupHead {
+    key: Ulid,
+    /// Unix hour.
+    hour: i64,
+    status: u16,
+    code: Code,
+}
+
+impl RollupHead {
+    pub(super) fn new(key: Ulid, hour: i64, status: u16, code: Code) -> Self {
+        Self {
+            key,
+            hour,
+            status,
+            code,
+        }
+    }
+}
+
+/// One check, as its rollup counts it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sample {
+    rejected: bool,
+    units: u64,
+    latency_bucket: Option<usize>,
+}
+
+/// A rollup as the writer takes it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct RollupKey {
     pub(super) key: Ulid,
@@ -180,7 +195,28 @@ pub(super) struct RollupCounts {
     pub(super) latency: [u64; LATENCY_BUCKETS],
 }
 
+impl Sample {
+    pub(super) fn new(rejected: bool, units: u64, latency_bucket: Option<usize>) -> Self {
+        Self {
+            rejected,
+            units,
+            latency_bucket,
+        }
+    }
+}
+
 impl RollupCounts {
+    fn add_sample(&mut self, sample: Sample) {
+        self.requests += 1;
+        self.rejected += u64::from(sample.rejected);
+        self.units += sample.units;
+        if let Some(bucket) = sample.latency_bucket
+            && let Some(count) = self.latency.get_mut(bucket)
+        {
+            *count += 1;
+        }
+    }
+
     pub(super) fn add(&mut self, other: &RollupCounts) {
         self.requests += other.requests;
         self.rejected += other.rejected;
@@ -195,11 +231,37 @@ impl RollupCounts {
 /// (one lock for both: a check whose rollup already exists pays for no endpoint check).
 #[derive(Debug, Default)]
 pub(super) struct RollupShard {
-    pub(super) counts: HashMap<RollupKey, RollupCounts>,
+    /// Per head, the (endpoint, plan) pairs counted: a few per head, searched in order.
+    pub(super) counts: HashMap<RollupHead, Vec<(Box<str>, PlanName, RollupCounts)>>,
     pub(super) endpoints: HashMap<Ulid, EndpointsSeen>,
 }
 
 impl RollupShard {
+    fn find(
+        &mut self,
+        head: &RollupHead,
+        endpoint: &str,
+        plan: &PlanName,
+    ) -> Option<&mut RollupCounts> {
+        self.counts
+            .get_mut(head)?
+            .iter_mut()
+            .find(|(e, p, _)| &**e == endpoint && p == plan)
+            .map(|(_, _, counts)| counts)
+    }
+
+    /// Adds `counts` to the rollup of (`head`, `endpoint`, `plan`), created if new.
+    fn add(&mut self, head: RollupHead, endpoint: &str, plan: &PlanName, counts: &RollupCounts) {
+        match self.find(&head, endpoint, plan) {
+            Some(existing) => existing.add(counts),
+            None => self.counts.entry(head).or_default().push((
+                endpoint.into(),
+                plan.clone(),
+                counts.clone(),
+            )),
+        }
+    }
+
     /// Whether `key` may record `endpoint` this `hour`: while it has fewer than
     /// [`MAX_ENDPOINTS_PER_KEY_HOUR`] endpoints this hour, or already has this one.
     pub(super) fn admit_endpoint(&mut self, key: Ulid, hour: i64, endpoint: &str) -> bool {
@@ -287,26 +349,45 @@ impl Tallies {
             .map_or(0, |(_, total)| *total)
     }
 
-    /// Adds a rollup count; returns `false` when the key has used up its endpoints for
-    /// the hour and the count went to [`OTHER_ENDPOINT`] instead.
-    pub(super) fn add_rollup(&self, mut key: RollupKey, counts: RollupCounts) -> bool {
-        let mut shard = lock(&self.rollups[shard_of(key.key)]);
-        if let Some(existing) = shard.counts.get_mut(&key) {
+    /// Counts one check in its rollup; returns `false` when the key has used up its
+    /// endpoints for the hour and the check went to [`OTHER_ENDPOINT`] instead.
+    pub(super) fn add_check(
+        &self,
+        head: RollupHead,
+        endpoint: &str,
+        key: &super::UsageKey<'_>,
+        sample: Sample,
+    ) -> bool {
+        let mut shard = lock(&self.rollups[shard_of(head.key)]);
+        if let Some(existing) = shard.find(&head, endpoint, key.user_plan) {
             // Counted this flush already, so admitted this hour.
-            existing.add(&counts);
+            existing.add_sample(sample);
             return true;
         }
-        let admitted = shard.admit_endpoint(key.key, key.hour, &key.endpoint);
-        if !admitted {
-            key.endpoint = OTHER_ENDPOINT.into();
-        }
-        match shard.counts.get_mut(&key) {
-            Some(existing) => existing.add(&counts),
-            None => {
-                shard.counts.insert(key, counts);
-            }
-        }
+        let admitted = shard.admit_endpoint(head.key, head.hour, endpoint);
+        let endpoint = if admitted { endpoint } else { OTHER_ENDPOINT };
+        let mut counts = RollupCounts {
+            user_id: key.user_id.clone(),
+            environment: key.environment,
+            requests: 0,
+            rejected: 0,
+            units: 0,
+            latency: [0; LATENCY_BUCKETS],
+        };
+        counts.add_sample(sample);
+        shard.add(head, endpoint, key.user_plan, &counts);
         admitted
+    }
+
+    /// Puts back a rollup a failed write took.
+    pub(super) fn restore_rollup(&self, key: RollupKey, counts: RollupCounts) {
+        let head = RollupHead {
+            key: key.key,
+            hour: key.hour,
+            status: key.status,
+            code: key.code,
+        };
+        lock(&self.rollups[shard_of(head.key)]).add(head, &key.endpoint, &key.plan, &counts);
     }
 
     /// Queues raw events; returns how many did not fit.
@@ -383,7 +464,20 @@ impl Tallies {
     pub(super) fn take_rollups(&self) -> Vec<(RollupKey, RollupCounts)> {
         let mut all = Vec::new();
         for shard in &self.rollups {
-            all.extend(std::mem::take(&mut lock(shard).counts));
+            let taken = std::mem::take(&mut lock(shard).counts);
+            for (head, rollups) in taken {
+                all.extend(rollups.into_iter().map(|(endpoint, plan, counts)| {
+                    let key = RollupKey {
+                        key: head.key,
+                        hour: head.hour,
+                        endpoint,
+                        status: head.status,
+                        code: head.code,
+                        plan,
+                    };
+                    (key, counts)
+                }));
+            }
         }
         all
     }

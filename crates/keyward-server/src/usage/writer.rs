@@ -148,7 +148,7 @@ async fn flush(store: &dyn Store, tallies: &Tallies, node: &str) {
             tallies.add(id, admitted, at);
         }
         for (key, counts) in rollups {
-            tallies.add_rollup(key, counts);
+            tallies.restore_rollup(key, counts);
         }
         let mut shed = 0;
         for (shard, events) in events {
