@@ -116,10 +116,17 @@ impl SlidingWindow {
         // When does the oldest non-empty bucket leave (bucket i leaves once the newest bucket
         // is i + K + 1)?
         let leave_ms = |index: u64| ((index + SUB_BUCKETS + 1) * width).saturating_sub(now_ms);
-        let reset_ms = self
-            .buckets(bucket)
-            .find(|(_, count)| *count > 0)
-            .map_or(0, |(index, _)| leave_ms(index));
+        // When the newest bucket holds everything counted (a long window, a quiet owner), it
+        // is the oldest non-empty one: no scan.
+        let reset_ms = if used_after == 0 {
+            0
+        } else if self.counts[(self.newest % RING as u64) as usize] == used_after {
+            leave_ms(self.newest)
+        } else {
+            self.buckets(bucket)
+                .find(|(_, count)| *count > 0)
+                .map_or(0, |(index, _)| leave_ms(index))
+        };
         let retry_ms = (!admitted).then(|| {
             if cost > max {
                 return u64::MAX;

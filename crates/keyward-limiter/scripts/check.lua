@@ -154,12 +154,17 @@ for i = 1, n do
     v[r + 1] = b
     v[r + 2] = sum
   end
-  -- reset: until the oldest counted bucket leaves the window
+  -- reset: until the oldest counted bucket leaves the window. When the newest bucket holds
+  -- the whole sum (a long window, or a quiet owner) it is that one, with no scan.
   local reset = 0
-  for index = max_of(b - K, newest - K), newest do
-    if v[r + 3 + index % RING] > 0 then
-      reset = (index + K + 1) * w - now
-      break
+  if sum > 0 and v[r + 3 + newest % RING] == sum then
+    reset = (newest + K + 1) * w - now
+  else
+    for index = max_of(b - K, newest - K), newest do
+      if v[r + 3 + index % RING] > 0 then
+        reset = (index + K + 1) * w - now
+        break
+      end
     end
   end
   reply[#reply + 1] = max_of(0, max - sum)

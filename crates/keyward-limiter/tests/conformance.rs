@@ -222,6 +222,27 @@ pub async fn concurrent_checks_admit_exactly_max(limiter: Arc<dyn Limiter>) {
     assert_eq!(admitted, 50, "160 concurrent checks against a window of 50");
 }
 
+/// `reset` counts until the oldest counted bucket leaves the window (a window of W seconds
+/// keeps 24 buckets of W/24 and one more): with everything in one bucket, W to W + W/24
+/// from that bucket's start; once an older bucket holds units, from that one.
+pub async fn reset_counts_from_the_oldest_counted_bucket(limiter: Arc<dyn Limiter>) {
+    let owner = owner();
+    let windows = [Window::new(86_400, 100), Window::new(60, 100)];
+    let first = check(&*limiter, owner, &windows, None, 1).await;
+    let (day, minute) = (&first.limits[0], &first.limits[1]);
+    assert!((86_400..=90_000).contains(&day.reset_seconds), "{day:?}");
+    assert!((60..=63).contains(&minute.reset_seconds), "{minute:?}");
+    // A minute bucket is 2.5 s: wait into a later one, so two buckets hold units.
+    tokio::time::sleep(Duration::from_millis(2_600)).await;
+    let second = check(&*limiter, owner, &windows, None, 1).await;
+    let minute = &second.limits[1];
+    assert_eq!(minute.remaining, 98);
+    assert!(
+        (57..=61).contains(&minute.reset_seconds),
+        "the first bucket is the oldest counted: {minute:?}"
+    );
+}
+
 macro_rules! limiter_conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -241,6 +262,7 @@ macro_rules! limiter_conformance {
             case!(a_steady_stream_never_exceeds_the_window);
             case!(the_window_slides_bucket_by_bucket);
             case!(windows_added_or_removed_keep_the_others);
+            case!(reset_counts_from_the_oldest_counted_bucket);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_checks_admit_exactly_max() {
