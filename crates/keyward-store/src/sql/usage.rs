@@ -76,14 +76,15 @@ async fn insert_events(conn: &mut Conn, events: &[UsageEvent]) -> StoreResult<()
          response_time_ms, status_code, code, cost) ",
     );
     query.push_values(events, |mut row, event| {
-        row.push_bind(event.key_id.as_str().to_owned())
-            .push_bind(event.user_id.as_str().to_owned())
-            .push_bind(event.endpoint.clone())
-            .push_bind(event.method.clone())
+        // Borrowed: the events outlive the statement, so no string is copied to bind it.
+        row.push_bind(event.key_id.as_str())
+            .push_bind(event.user_id.as_str())
+            .push_bind(event.endpoint.as_str())
+            .push_bind(event.method.as_str())
             .push_bind(ts(event.at))
             .push_bind(event.response_time_ms.map(int))
             .push_bind(i64::from(event.status_code))
-            .push_bind(event.code.clone())
+            .push_bind(event.code.as_str())
             .push_bind(int(event.cost));
     });
     query.build().execute(conn).await?;
