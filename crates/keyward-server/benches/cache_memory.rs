@@ -83,9 +83,10 @@ fn main() {
     let after = resident_bytes();
     let grown = after.saturating_sub(before);
     println!(
-        "key cache: {entries} entries, {metadata_bytes} bytes of metadata each, resident memory grew by {:.1} MiB ({} bytes per key); weighed {} bytes per key",
+        "key cache: {entries} entries, {metadata_bytes} bytes of metadata each, resident memory grew by {:.1} MiB ({} bytes per key); weighed {} bytes per key; a CachedKey is {} bytes before what it holds on the heap",
         grown as f64 / (1024.0 * 1024.0),
         grown / (entries.max(1) as u64),
-        weighed / (keys.max(1) as u64)
+        weighed / (keys.max(1) as u64),
+        std::mem::size_of::<CachedKey>()
     );
 }
