@@ -6,12 +6,62 @@ use serde::Serialize;
 
 use crate::error::{CliError, CliResult};
 
+/// `println!` for results: when the reader has gone (`keyward keys list | head -1`), the
+/// command ends quietly with success rather than panicking on the closed pipe.
+macro_rules! outln {
+    () => {
+        $crate::output::write_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
+
+/// Writes one line of results on stdout; see [`outln!`].
+pub fn write_line(args: std::fmt::Arguments<'_>) {
+    if let Err(error) = try_write_line(args) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write the output: {error}");
+        std::process::exit(1);
+    }
+}
+
+fn try_write_line(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+/// Writes a line that holds a plaintext key, shown this once: if it cannot be written (a
+/// closed pipe included) the command fails, so nobody mistakes a lost key for a delivered
+/// one.
+pub fn secret_line(args: std::fmt::Arguments<'_>) -> CliResult {
+    try_write_line(args).map_err(|error| {
+        CliError::failure(format!(
+            "the key was created but could not be written out ({error}): revoke it and create another"
+        ))
+    })
+}
+
 /// Prints `value` as one pretty JSON document on stdout.
 pub fn json(value: &impl Serialize) -> CliResult {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|error| CliError::failure(format!("cannot encode the result as JSON: {error}")))?;
-    println!("{text}");
+    outln!("{}", encode(value)?);
     Ok(())
+}
+
+/// Prints a JSON document that holds a plaintext key (see [`secret_line`]).
+pub fn json_secret(value: &impl Serialize) -> CliResult {
+    secret_line(format_args!("{}", encode(value)?))
+}
+
+fn encode(value: &impl Serialize) -> CliResult<String> {
+    serde_json::to_string_pretty(value)
+        .map_err(|error| CliError::failure(format!("cannot encode the result as JSON: {error}")))
 }
 
 /// A borderless table with a header row, like `kubectl get`.
@@ -35,7 +85,7 @@ pub fn fields(rows: &[(&str, String)]) -> Table {
 /// Prints a table, with every non-printable character written as an escape (`\u{1b}`),
 /// so a name or e-mail address cannot move the cursor, recolour or reorder a terminal.
 pub fn print_table(table: &Table) {
-    println!("{}", escape_nonprintable(&table.to_string()));
+    outln!("{}", escape_nonprintable(&table.to_string()));
 }
 
 /// Escapes control (C0, C1) and bidirectional-formatting characters, keeping line breaks

@@ -841,3 +841,61 @@ fn flags_beat_the_environment_which_beats_the_config_file() {
         "{stderr}"
     );
 }
+
+/// Runs `args` with stdout going to a pipe nobody reads (closed before the command writes),
+/// as `keyward … | head -0` would.
+fn run_into_closed_pipe(session: &Session, args: &[&str]) -> Output {
+    let mut child = session
+        .command()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run keyward");
+    drop(child.stdout.take());
+    child.wait_with_output().expect("keyward ends")
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_a_listing_quietly_but_never_loses_a_new_key_silently() {
+    let session = Session::new();
+    for i in 0..3 {
+        session.json(&[
+            "keys",
+            "create",
+            "--user-id",
+            "pipe",
+            "--name",
+            &format!("k{i}"),
+        ]);
+    }
+    for args in [
+        &["keys", "list"][..],
+        &["--json", "keys", "list"],
+        &["users", "list"],
+    ] {
+        let output = run_into_closed_pipe(&session, args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    // A key shown nowhere must not look delivered.
+    for args in [
+        &["keys", "create", "--user-id", "pipe2", "--name", "lost"][..],
+        &[
+            "--json",
+            "keys",
+            "create",
+            "--user-id",
+            "pipe2",
+            "--name",
+            "lost2",
+        ],
+    ] {
+        let output = run_into_closed_pipe(&session, args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("could not be written out"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

@@ -72,11 +72,14 @@ async fn create(
         let mut object =
             serde_json::to_value(&record).map_err(|e| CliError::failure(e.to_string()))?;
         object["key"] = json!(key.expose_secret());
-        return output::json(&object);
+        return output::json_secret(&object);
     }
-    output::print_table(&fields(&record));
-    println!("\n{}", key.expose_secret());
-    Ok(())
+    // Written at once, the key last: if any of it cannot be written, the command fails.
+    output::secret_line(format_args!(
+        "{}\n\n{}",
+        output::escape_nonprintable(&fields(&record).to_string()),
+        key.expose_secret()
+    ))
 }
 
 async fn list(context: &Context, include_revoked: bool) -> CliResult {

@@ -11,6 +11,7 @@ use super::{Context, named_not_found, period_arg, user_id_arg};
 use crate::cli::{BillingCommand, ExportFormat, OutboxStatus};
 use crate::error::{CliError, CliResult};
 use crate::output;
+use crate::output::outln;
 
 pub async fn run(context: &Context, command: BillingCommand) -> CliResult {
     match command {
@@ -46,9 +47,11 @@ fn kind(kind: LineKind) -> &'static str {
 }
 
 fn print_invoice(invoice: &Invoice) {
-    println!(
+    outln!(
         "invoice for {} — {} ({})",
-        invoice.user_id, invoice.period, invoice.currency
+        invoice.user_id,
+        invoice.period,
+        invoice.currency
     );
     let mut table = output::table(["KIND", "PLAN", "FROM", "TO", "QUANTITY", "AMOUNT"]);
     for line in &invoice.lines {
@@ -62,7 +65,7 @@ fn print_invoice(invoice: &Invoice) {
         ]);
     }
     output::print_table(&table);
-    println!("total: {}", dollars(invoice.total_cents));
+    outln!("total: {}", dollars(invoice.total_cents));
 }
 
 /// The invoices of every user for `period`: every user not deleted, and every user

@@ -6,6 +6,7 @@ use super::Context;
 use crate::cli::DbCommand;
 use crate::error::CliResult;
 use crate::output;
+use crate::output::outln;
 
 pub async fn run(context: &Context, command: DbCommand) -> CliResult {
     match command {
@@ -15,10 +16,10 @@ pub async fn run(context: &Context, command: DbCommand) -> CliResult {
                 return output::json(&json!({"applied": applied}));
             }
             if applied.is_empty() {
-                println!("database is up to date");
+                outln!("database is up to date");
             }
             for version in applied {
-                println!("applied {version}");
+                outln!("applied {version}");
             }
             Ok(())
         }
@@ -28,10 +29,10 @@ pub async fn run(context: &Context, command: DbCommand) -> CliResult {
                 return output::json(&json!({"rolled_back": reverted}));
             }
             if reverted.is_empty() {
-                println!("no migration to roll back");
+                outln!("no migration to roll back");
             }
             for version in reverted {
-                println!("rolled back {version}");
+                outln!("rolled back {version}");
             }
             Ok(())
         }

@@ -16,6 +16,7 @@ use super::Context;
 use crate::cli::ImportArgs;
 use crate::error::{CliError, CliResult};
 use crate::output;
+use crate::output::outln;
 
 const COLUMNS: [&str; 11] = [
     "key_hash",
@@ -53,13 +54,13 @@ pub async fn run(context: &Context, args: ImportArgs) -> CliResult {
     if context.json {
         return output::json(&report);
     }
-    println!(
+    outln!(
         "imported {} keys; skipped {} duplicates",
         report.imported,
         report.skipped.len()
     );
     for skipped in &report.skipped {
-        println!("  line {}: {}", skipped.line, skipped.reason);
+        outln!("  line {}: {}", skipped.line, skipped.reason);
     }
     Ok(())
 }

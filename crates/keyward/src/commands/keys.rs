@@ -11,6 +11,7 @@ use super::{Context, named_not_found, parse_arg, parse_meta};
 use crate::cli::{CreateKeyArgs, EnvironmentArg, KeysCommand};
 use crate::error::{CliError, CliResult};
 use crate::output;
+use crate::output::outln;
 use keyward_server::views::KeyObject;
 
 pub async fn run(context: &Context, command: KeysCommand) -> CliResult {
@@ -139,21 +140,26 @@ fn print_new_key(
             .map_err(|e| CliError::failure(e.to_string()))?;
         new["key"] = Value::String(plain.expose_secret().to_owned());
         return match old {
-            Some(old) => output::json(&json!({"key": new, "old_key": KeyObject::of(old, now)})),
-            None => output::json(&new),
+            Some(old) => {
+                output::json_secret(&json!({"key": new, "old_key": KeyObject::of(old, now)}))
+            }
+            None => output::json_secret(&new),
         };
     }
-    output::print_table(&key_fields(key));
-    if let Some(old) = old {
-        println!(
-            "\nreplaces {} ({}), which stops working at {}",
+    // Written at once, the key last: if any of it cannot be written, the command fails.
+    let replaces = old.map_or_else(String::new, |old| {
+        format!(
+            "\nreplaces {} ({}), which stops working at {}\n",
             old.id,
             old.key_prefix,
             output::time(old.expires_at)
-        );
-    }
-    println!("\n{}", plain.expose_secret());
-    Ok(())
+        )
+    });
+    output::secret_line(format_args!(
+        "{}\n{replaces}\n{}",
+        output::escape_nonprintable(&key_fields(key).to_string()),
+        plain.expose_secret()
+    ))
 }
 
 async fn list(context: &Context, user_id: Option<String>, include_inactive: bool) -> CliResult {
@@ -211,7 +217,7 @@ async fn list(context: &Context, user_id: Option<String>, include_inactive: bool
     }
     output::print_table(&table);
     if keys.is_empty() {
-        println!("no keys");
+        outln!("no keys");
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use keyward_server::reports::{self, MAX_DAYS};
 use super::{Context, named_not_found, period_arg, user_id_arg};
 use crate::error::{CliError, CliResult};
 use crate::output;
+use crate::output::outln;
 
 /// A figure, or `-` when there is none.
 fn number(value: Option<u64>) -> String {
@@ -29,7 +30,7 @@ pub async fn key(context: &Context, id: &KeyId, days: u32) -> CliResult {
     if context.json {
         return output::json(&report);
     }
-    println!(
+    outln!(
         "{}",
         output::fields(&[
             ("key", id.to_string()),
@@ -50,7 +51,7 @@ pub async fn key(context: &Context, id: &KeyId, days: u32) -> CliResult {
             number(day.p95_ms.flatten()),
         ]);
     }
-    println!();
+    outln!();
     output::print_table(&table);
     let mut endpoints = output::table(["ENDPOINT", "REQUESTS"]);
     for row in &report.by_endpoint {
@@ -61,7 +62,7 @@ pub async fn key(context: &Context, id: &KeyId, days: u32) -> CliResult {
         };
         endpoints.add_row([endpoint.to_owned(), row.requests.to_string()]);
     }
-    println!();
+    outln!();
     output::print_table(&endpoints);
     Ok(())
 }
@@ -79,7 +80,7 @@ pub async fn user(context: &Context, user_id: &str, period: Option<&str>) -> Cli
         None => "-".to_owned(),
         Some(quota) => format!("{} of {} used", quota.used, quota.limit),
     };
-    println!(
+    outln!(
         "{}",
         output::fields(&[
             ("user", user_id.to_owned()),
@@ -98,7 +99,7 @@ pub async fn user(context: &Context, user_id: &str, period: Option<&str>) -> Cli
             row.units.to_string(),
         ]);
     }
-    println!();
+    outln!();
     output::print_table(&keys);
     Ok(())
 }

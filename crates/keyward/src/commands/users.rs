@@ -8,6 +8,7 @@ use super::{Context, parse_arg, parse_meta, user_id_arg};
 use crate::cli::UsersCommand;
 use crate::error::CliResult;
 use crate::output;
+use crate::output::outln;
 
 pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
     match command {
@@ -67,7 +68,7 @@ pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
             }
             output::print_table(&table);
             if users.is_empty() {
-                println!("no users");
+                outln!("no users");
             }
             Ok(())
         }
