@@ -158,7 +158,8 @@ pub enum KeysCommand {
     /// Replace a key by a new one with the same settings and rate-limit state.
     Rotate {
         key_id: String,
-        /// How long the old key keeps working, e.g. 0, 90s, 24h, 7d (at most 30d).
+        /// How long the old key keeps working: 0, or a duration with its unit such as 90s,
+        /// 24h or 7d (at most 30d). A bare number other than 0 is refused.
         #[arg(long, value_name = "DURATION", default_value = "0")]
         grace_period: String,
         /// The new key expires after N days (1–36500).

@@ -899,3 +899,52 @@ fn a_reader_that_goes_away_ends_a_listing_quietly_but_never_loses_a_new_key_sile
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_grace_period_needs_its_unit_and_expiry_days_start_at_one() {
+    let session = Session::new();
+    let key = session.json(&["keys", "create", "--user-id", "grace", "--name", "k"]);
+    let id = key["id"].as_str().unwrap();
+    let bare = session.run(&["keys", "rotate", id, "--grace-period", "24"]);
+    let stderr = String::from_utf8_lossy(&bare.stderr);
+    assert_eq!(bare.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("24h") && stderr.contains("24s"), "{stderr}");
+    assert_eq!(
+        session.json(&["keys", "show", id])["status"],
+        "active",
+        "nothing rotated"
+    );
+    for args in [
+        &[
+            "keys",
+            "create",
+            "--user-id",
+            "grace",
+            "--name",
+            "z",
+            "--expires-in-days",
+            "0",
+        ][..],
+        &["keys", "rotate", id, "--expires-in-days", "0"],
+        &[
+            "admin-keys",
+            "create",
+            "--name",
+            "z",
+            "--permission",
+            "keys:read",
+            "--expires-in-days",
+            "0",
+        ],
+    ] {
+        let output = session.run(args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let keys = session.json(&["keys", "list", "--user-id", "grace"]);
+    assert_eq!(ids(&keys).len(), 1, "no key was created");
+}

@@ -287,11 +287,18 @@ async fn rotate(
     print_new_key(context, &plain, &new, Some(&old))
 }
 
-/// `0`, a number of seconds, or a humantime duration (`90s`, `24h`, `7d`), at most 30 days.
+/// `0` or a duration with its unit (`90s`, `24h`, `7d`), at most 30 days. A bare number
+/// other than 0 is refused: `24` could mean hours as easily as seconds.
 fn parse_grace(value: &str) -> CliResult<Duration> {
-    let seconds = match value.trim().parse::<u64>() {
-        Ok(seconds) => seconds,
-        Err(_) => humantime::parse_duration(value.trim())
+    let value = value.trim();
+    let seconds = match value.parse::<u64>() {
+        Ok(0) => 0,
+        Ok(number) => {
+            return Err(CliError::usage(format!(
+                "--grace-period: `{number}` has no unit; write {number}h for hours or {number}s for seconds (or 7d, 90m)"
+            )));
+        }
+        Err(_) => humantime::parse_duration(value)
             .map_err(|error| {
                 CliError::usage(format!(
                     "--grace-period: `{value}` is not a duration ({error}); try 0, 90s, 24h or 7d"
@@ -319,6 +326,8 @@ mod tests {
         assert_eq!(parse_grace("7d").unwrap(), Duration::days(7));
         assert!(parse_grace("31d").is_err());
         assert!(parse_grace("soon").is_err());
+        let bare = parse_grace("24").unwrap_err().to_string();
+        assert!(bare.contains("24h") && bare.contains("24s"), "{bare}");
     }
 
     #[test]
