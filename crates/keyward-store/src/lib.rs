@@ -108,7 +108,14 @@ pub trait KeyStore: Send + Sync {
     /// Whether any imported key exists (only then is a foreign-format key worth a lookup).
     async fn has_imported_keys(&self) -> StoreResult<bool>;
     /// Imports keys known by hash: all rows or none. Rows whose hash exists are skipped.
-    async fn import_keys(&self, rows: &[ImportRow], actor: &Actor) -> StoreResult<ImportReport>;
+    /// With [`ImportMode::DryRun`] everything is checked and reported the same way, and
+    /// nothing is kept.
+    async fn import_keys(
+        &self,
+        rows: &[ImportRow],
+        mode: ImportMode,
+        actor: &Actor,
+    ) -> StoreResult<ImportReport>;
 }
 
 /// Users and plans.

@@ -291,6 +291,10 @@ pub struct ImportArgs {
     /// created_at, expires_at, is_active, metadata, key_prefix.
     #[arg(long, value_name = "FILE")]
     pub from_csv: PathBuf,
+    /// Check every row against the database and report what the import would do (new
+    /// keys, duplicates, refusals) without keeping anything.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]

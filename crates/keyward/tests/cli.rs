@@ -948,3 +948,61 @@ fn a_grace_period_needs_its_unit_and_expiry_days_start_at_one() {
     let keys = session.json(&["keys", "list", "--user-id", "grace"]);
     assert_eq!(ids(&keys).len(), 1, "no key was created");
 }
+
+#[test]
+fn import_summarises_duplicates_and_a_dry_run_keeps_nothing() {
+    let session = Session::new();
+    let path = session.dir.path().join("few.csv");
+    let write = |count: usize| {
+        let mut file = std::fs::File::create(&path).unwrap();
+        writeln!(file, "key_hash,user_id").unwrap();
+        for i in 0..count {
+            writeln!(file, "{},few{i}", hash_of(&format!("few-secret-{i}"))).unwrap();
+        }
+    };
+    let path_arg = path.to_str().unwrap();
+
+    write(1);
+    let dry = session.run(&["import", "--from-csv", path_arg, "--dry-run"]);
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert_eq!(
+        text.trim(),
+        "dry run, nothing kept: would import 1 key; would skip 0 duplicates"
+    );
+    assert!(
+        ids(&session.json(&["keys", "list"])).is_empty(),
+        "nothing kept"
+    );
+    assert!(session.run(&["users", "show", "few0"]).status.code() == Some(1));
+
+    let once = session.run(&["import", "--from-csv", path_arg]);
+    assert_eq!(
+        String::from_utf8_lossy(&once.stdout).trim(),
+        "imported 1 key; skipped 0 duplicates"
+    );
+
+    write(13);
+    let again = session.run(&["import", "--from-csv", path_arg]);
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).lines().next(),
+        Some("imported 12 keys; skipped 1 duplicate")
+    );
+    let twice = session.run(&["import", "--from-csv", path_arg]);
+    let lines: Vec<String> = String::from_utf8_lossy(&twice.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines[0], "imported 0 keys; skipped 13 duplicates");
+    assert_eq!(
+        lines.len(),
+        12,
+        "the first ten rows, then the rest counted: {lines:?}"
+    );
+    assert!(lines[1].starts_with("  line 2: "), "{lines:?}");
+    assert_eq!(lines[11], "  … and 3 more (--json lists every one)");
+}

@@ -190,8 +190,19 @@ pub struct SkippedRow {
     pub reason: String,
 }
 
+/// Whether an import keeps what it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMode {
+    Commit,
+    /// Every row checked in a transaction that is rolled back: the report tells what a
+    /// real import would do (the same duplicates, the same refusals).
+    DryRun,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImportReport {
+    /// Whether this was a dry run (nothing kept).
+    pub dry_run: bool,
     pub imported: u64,
     pub skipped: Vec<SkippedRow>,
 }

@@ -12,12 +12,14 @@ use super::plans::ensure_plan;
 use super::rows::{json, opt_ts, ts};
 use super::{Backend, Conn, Lookup, exists, now, write_audit};
 use crate::{
-    Actor, AuditAction, ImportReport, ImportRow, SkippedRow, StoreError, StoreResult, UserProfile,
+    Actor, AuditAction, ImportMode, ImportReport, ImportRow, SkippedRow, StoreError, StoreResult,
+    UserProfile,
 };
 
 pub(super) async fn import(
     store: &Backend,
     rows: &[ImportRow],
+    mode: ImportMode,
     actor: &Actor,
 ) -> StoreResult<ImportReport> {
     let at = now();
@@ -116,8 +118,17 @@ pub(super) async fn import(
         json!({"imported": imported, "skipped": skipped.len(), "users_created": users_created}),
     )
     .await?;
-    tx.commit().await?;
-    Ok(ImportReport { imported, skipped })
+    let dry_run = mode == ImportMode::DryRun;
+    if dry_run {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
+    Ok(ImportReport {
+        dry_run,
+        imported,
+        skipped,
+    })
 }
 
 async fn id_taken(conn: &mut Conn, id: &KeyId) -> StoreResult<bool> {

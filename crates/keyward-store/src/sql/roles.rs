@@ -13,11 +13,11 @@ use super::{
 };
 use crate::{
     Actor, AdminKeyRecord, AdminStore, AuditFilter, AuditRecord, BillingEvent, BillingStore,
-    ChangeEvent, Delivery, DeliveryOutcome, DeliveryStatus, FeedStore, ImportReport, ImportRow,
-    KeyFilter, KeyMaterial, KeyPatch, KeyRecord, KeySpec, KeyStore, KeyUsage, MeteredHour,
-    MigrationInfo, NewAdminKey, NewUser, Page, PageRequest, PlanSegment, PriceChange, QuotaUsage,
-    Rollup, Rotation, StoreResult, UsageBatch, UsageFilter, UsageGroup, UsageStore, UsageTotal,
-    UserFilter, UserPatch, UserRecord, UserStore,
+    ChangeEvent, Delivery, DeliveryOutcome, DeliveryStatus, FeedStore, ImportMode, ImportReport,
+    ImportRow, KeyFilter, KeyMaterial, KeyPatch, KeyRecord, KeySpec, KeyStore, KeyUsage,
+    MeteredHour, MigrationInfo, NewAdminKey, NewUser, Page, PageRequest, PlanSegment, PriceChange,
+    QuotaUsage, Rollup, Rotation, StoreResult, UsageBatch, UsageFilter, UsageGroup, UsageStore,
+    UsageTotal, UserFilter, UserPatch, UserRecord, UserStore,
 };
 
 #[async_trait]
@@ -78,8 +78,13 @@ impl KeyStore for Backend {
         )
     }
 
-    async fn import_keys(&self, rows: &[ImportRow], actor: &Actor) -> StoreResult<ImportReport> {
-        import::import(self, rows, actor).await
+    async fn import_keys(
+        &self,
+        rows: &[ImportRow],
+        mode: ImportMode,
+        actor: &Actor,
+    ) -> StoreResult<ImportReport> {
+        import::import(self, rows, mode, actor).await
     }
 }
 

@@ -5,9 +5,9 @@ pub use keyward_core::{
     Environment, KeyHash, KeyId, KeyPrefix, Plan, PlanName, PlanSpec, Scope, UserId, Window,
 };
 pub use keyward_store::{
-    Actor, AuditAction, AuditFilter, Entity, ImportRow, KeyFilter, KeyPatch, KeySpec, KeyStatus,
-    KeyUsage, Metadata, NewUser, PageRequest, Rotation, Store, StoreError, UserFilter, UserPatch,
-    UserProfile, issue_key, rotate_key,
+    Actor, AuditAction, AuditFilter, Entity, ImportMode, ImportRow, KeyFilter, KeyPatch, KeySpec,
+    KeyStatus, KeyUsage, Metadata, NewUser, PageRequest, Rotation, Store, StoreError, UserFilter,
+    UserPatch, UserProfile, issue_key, rotate_key,
 };
 pub use serde_json::json;
 

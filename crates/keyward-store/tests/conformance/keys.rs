@@ -658,7 +658,31 @@ pub async fn imports_skip_duplicates_and_refuse_invalid_files_whole(store: &dyn 
     rows[1].is_active = false;
     rows[2].expires_at = Some(Utc::now() + Duration::days(2));
     rows.push(import_row(22, "legacy-3", "m0"));
-    let report = store.import_keys(&rows, &Actor::cli()).await.unwrap();
+    // A dry run reports exactly what the import will do, and keeps nothing.
+    let dry = store
+        .import_keys(&rows, ImportMode::DryRun, &Actor::cli())
+        .await
+        .unwrap();
+    assert!(dry.dry_run);
+    assert_eq!((dry.imported, dry.skipped.len()), (20, 1));
+    assert!(!store.has_imported_keys().await.unwrap(), "nothing kept");
+    assert!(
+        store
+            .lookup(&KeyHash::of("legacy-0"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store.get_user(&user("m0")).await.is_err(),
+        "no user created"
+    );
+
+    let report = store
+        .import_keys(&rows, ImportMode::Commit, &Actor::cli())
+        .await
+        .unwrap();
+    assert!(!report.dry_run);
     assert_eq!(report.imported, 20);
     assert_eq!(report.skipped.len(), 1);
     assert_eq!(report.skipped[0].line, 22);
@@ -687,7 +711,10 @@ pub async fn imports_skip_duplicates_and_refuse_invalid_files_whole(store: &dyn 
     // Again: everything is a duplicate; an id already taken moves to metadata.legacy_id.
     let mut again = vec![import_row(2, "legacy-new", "m0")];
     again[0].id = Some(KeyId::parse("key_01ARZ3NDEKTSV4RRFFQ69G5FAV").unwrap());
-    let report = store.import_keys(&again, &Actor::cli()).await.unwrap();
+    let report = store
+        .import_keys(&again, ImportMode::Commit, &Actor::cli())
+        .await
+        .unwrap();
     assert_eq!(report.imported, 1);
     let moved = store
         .lookup(&KeyHash::of("legacy-new"))
@@ -704,7 +731,10 @@ pub async fn imports_skip_duplicates_and_refuse_invalid_files_whole(store: &dyn 
         .map(|i| import_row(i + 2, &format!("fresh-{i}"), "n1"))
         .collect();
     invalid[3].plan = Some(plan("no-such-plan"));
-    match store.import_keys(&invalid, &Actor::cli()).await {
+    match store
+        .import_keys(&invalid, ImportMode::Commit, &Actor::cli())
+        .await
+    {
         Err(StoreError::Invalid { message, .. }) => {
             assert!(message.contains("line 5"), "{message}")
         }

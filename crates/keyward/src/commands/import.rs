@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use keyward_core::time::TimeError;
 use keyward_core::{KeyHash, KeyId, KeyName, PlanName, UserId};
-use keyward_store::{Actor, ImportRow, Metadata};
+use keyward_store::{Actor, ImportMode, ImportReport, ImportRow, Metadata};
 use serde_json::Value;
 
 use super::Context;
@@ -45,24 +45,62 @@ pub async fn run(context: &Context, args: ImportArgs) -> CliResult {
     let rows = read_rows(csv::Reader::from_reader(progress.wrap_read(file)))?;
     progress.finish_and_clear();
 
-    let spinner = ProgressBar::new_spinner().with_message(format!("importing {} keys", rows.len()));
+    let (mode, verb) = if args.dry_run {
+        (ImportMode::DryRun, "checking")
+    } else {
+        (ImportMode::Commit, "importing")
+    };
+    let spinner =
+        ProgressBar::new_spinner().with_message(format!("{verb} {}", keys(rows.len() as u64)));
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    let report = context.store.import_keys(&rows, &Actor::cli()).await;
+    let report = context.store.import_keys(&rows, mode, &Actor::cli()).await;
     spinner.finish_and_clear();
     let report = report?;
 
     if context.json {
         return output::json(&report);
     }
-    outln!(
-        "imported {} keys; skipped {} duplicates",
-        report.imported,
-        report.skipped.len()
-    );
-    for skipped in &report.skipped {
-        outln!("  line {}: {}", skipped.line, skipped.reason);
+    for line in summary(&report) {
+        outln!("{line}");
     }
     Ok(())
+}
+
+/// Rows skipped as duplicates listed one by one, at most.
+const SKIPPED_SHOWN: usize = 10;
+
+/// What an import did (or, in a dry run, would do): one line of counts, then the first
+/// skipped rows.
+fn summary(report: &ImportReport) -> Vec<String> {
+    let skipped = report.skipped.len();
+    let (imported, skip) = if report.dry_run {
+        ("dry run, nothing kept: would import", "would skip")
+    } else {
+        ("imported", "skipped")
+    };
+    let mut lines = vec![format!(
+        "{imported} {}; {skip} {skipped} duplicate{}",
+        keys(report.imported),
+        if skipped == 1 { "" } else { "s" }
+    )];
+    lines.extend(
+        report
+            .skipped
+            .iter()
+            .take(SKIPPED_SHOWN)
+            .map(|row| format!("  line {}: {}", row.line, row.reason)),
+    );
+    if skipped > SKIPPED_SHOWN {
+        lines.push(format!(
+            "  … and {} more (--json lists every one)",
+            skipped - SKIPPED_SHOWN
+        ));
+    }
+    lines
+}
+
+fn keys(count: u64) -> String {
+    format!("{count} key{}", if count == 1 { "" } else { "s" })
 }
 
 fn read_rows<R: std::io::Read>(mut reader: csv::Reader<R>) -> CliResult<Vec<ImportRow>> {
