@@ -1,6 +1,6 @@
 //! The one error type of the HTTP API, mapped to problem+json (RFC 9457) in one place.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyward_core::Code;
 use keyward_store::StoreError;
@@ -118,6 +118,19 @@ pub enum ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The answer to a refused check: its decision's problem, with `Retry-After` when waiting
+/// helps. A request whose `Authorization` header has no `Bearer` scheme is told so instead
+/// of only "no API key was presented".
+pub fn refusal_response(code: Code, retry_after: Option<u64>, headers: &HeaderMap) -> Response {
+    let mut problem = ApiError::Decision { code, retry_after }.problem();
+    if code == Code::Missing
+        && let Some(hint) = crate::extract::missing_scheme_hint(headers)
+    {
+        hint.clone_into(&mut problem.detail);
+    }
+    problem_response(&problem, retry_after)
+}
 
 fn decision_detail(code: Code) -> &'static str {
     match code {

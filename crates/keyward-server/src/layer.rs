@@ -35,7 +35,7 @@ use keyward_core::{Code, Environment, KeyId, PlanName, Scope, UserId};
 use keyward_store::Metadata;
 use tower::{Layer, Service};
 
-use crate::error::{ApiError, problem_response};
+use crate::error::{ApiError, refusal_response};
 use crate::extract::{client_address, presented_key};
 use crate::headers::rate_limit_headers;
 use crate::serve::OverTls;
@@ -209,13 +209,7 @@ where
                     });
                     inner.call(request).await?
                 }
-                _ => {
-                    let error = ApiError::Decision {
-                        code: decision.code,
-                        retry_after: decision.retry_after(),
-                    };
-                    problem_response(&error.problem(), decision.retry_after())
-                }
+                _ => refusal_response(decision.code, decision.retry_after(), request.headers()),
             };
             if let Some(limits) = limits {
                 rate_limit_headers(response.headers_mut(), &limits.limits);

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use keyward_core::Scope;
 
-use crate::error::{ApiError, problem_response};
+use crate::error::{ApiError, refusal_response};
 use crate::extract::{ClientAddr, presented_key};
 use crate::headers::rate_limit_headers;
 use crate::state::AppState;
@@ -92,11 +92,7 @@ pub async fn authorize(
         }
         response
     } else {
-        let error = ApiError::Decision {
-            code: decision.code,
-            retry_after: decision.retry_after(),
-        };
-        problem_response(&error.problem(), decision.retry_after())
+        refusal_response(decision.code, decision.retry_after(), headers)
     };
     if let Some(limits) = &decision.limits {
         rate_limit_headers(response.headers_mut(), &limits.limits);

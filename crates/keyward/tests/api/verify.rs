@@ -564,3 +564,41 @@ async fn a_revocation_by_the_cli_reaches_the_running_server_within_a_second() {
     })
     .await;
 }
+
+/// A key sent as `Authorization: <key>` (no `Bearer`) is MISSING, and the answer says why —
+/// without repeating the header, which holds a key.
+#[tokio::test]
+async fn an_authorization_header_without_bearer_is_told_what_to_send() {
+    let server = TestServer::spawn_app().await;
+    let (key, _) = server
+        .create_key(json!({"user_id": "u", "name": "k"}))
+        .await;
+    for value in [key.clone(), format!("Basic {key}"), format!("Token {key}")] {
+        let answer = server
+            .send(
+                server
+                    .client
+                    .get(server.url("/v1/authorize"))
+                    .header("Authorization", &value),
+            )
+            .await;
+        answer.assert_problem(401, "MISSING");
+        let detail = answer.body["detail"].as_str().unwrap();
+        assert!(detail.contains("Bearer"), "{detail}");
+        assert!(!answer.text.contains(&key[8..]), "the key is not echoed");
+    }
+    let bare = server
+        .send(server.client.get(server.url("/v1/authorize")))
+        .await;
+    bare.assert_problem(401, "MISSING");
+    assert_eq!(bare.body["detail"], "no API key was presented");
+    let bearer = server
+        .send(
+            server
+                .client
+                .get(server.url("/v1/authorize"))
+                .header("Authorization", format!("Bearer {key}")),
+        )
+        .await;
+    assert_eq!(bearer.status, 200);
+}
