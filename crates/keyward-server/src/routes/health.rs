@@ -63,10 +63,10 @@ pub async fn metrics(
     client: ClientAddr,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    if let Some(expected) = &state.config.metrics_token {
-        if let Err(error) = check_metrics_token(&state, &client, &headers, expected) {
-            return error.into_response();
-        }
+    if let Some(expected) = &state.config.metrics_token
+        && let Err(error) = check_metrics_token(&state, &client, &headers, expected)
+    {
+        return error.into_response();
     }
     let body = state
         .metrics
