@@ -51,6 +51,22 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5));
         // An in-memory database lives and dies with its one connection.
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        // SQLite creates the file, not its directory, and then says only "unable to open
+        // database file": name what is missing.
+        let file = options.get_filename();
+        if !in_memory
+            && let Some(directory) = file.parent().filter(|d| !d.as_os_str().is_empty())
+            && !directory.is_dir()
+        {
+            return Err(StoreError::invalid(
+                "database_url",
+                format!(
+                    "the directory {} of the database file {} does not exist; create it first",
+                    directory.display(),
+                    file.display()
+                ),
+            ));
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { 8 })
             .min_connections(if in_memory { 1 } else { 0 })

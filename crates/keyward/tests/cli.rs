@@ -1006,3 +1006,18 @@ fn import_summarises_duplicates_and_a_dry_run_keeps_nothing() {
     assert!(lines[1].starts_with("  line 2: "), "{lines:?}");
     assert_eq!(lines[11], "  … and 3 more (--json lists every one)");
 }
+
+#[test]
+fn a_database_in_a_missing_directory_is_named_in_the_error() {
+    let session = Session::new();
+    let missing = session.dir.path().join("no-such-dir").join("keyward.db");
+    let url = format!("sqlite://{}", missing.display());
+    let output = session.run(&["--database-url", &url, "keys", "list"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&*session.dir.path().join("no-such-dir").to_string_lossy()),
+        "{stderr}"
+    );
+    assert!(!missing.parent().unwrap().exists(), "nothing was created");
+}
