@@ -266,6 +266,7 @@ impl Application {
         telemetry::init_tracing();
         // Installed before anything registers its metric handles.
         let metrics = telemetry::prometheus();
+        telemetry::register_quiet_metrics();
         // A short admin token is refused before anything else happens.
         if let Some(token) = &config.admin_token {
             crate::admin::check_strength(token)?;
@@ -289,6 +290,21 @@ impl Application {
             address: config.listen.clone(),
             source,
         })?;
+        tracing::info!(
+            database = %crate::config::redact_url(&config.database_url),
+            limiter = %config.redis_url.as_deref().map_or_else(
+                || "in process".to_owned(),
+                |url| format!("Redis at {}", crate::config::redact_url(url)),
+            ),
+            admin_token = if config.admin_token.is_some() {
+                "given (KEYWARD_ADMIN_TOKEN or the admin token file)"
+            } else {
+                "its hash stored in the database"
+            },
+            tls = tls.is_some(),
+            %address,
+            "keyward is starting"
+        );
         if config.require_https && tls.is_none() && !address.ip().is_loopback() {
             tracing::warn!(
                 %address,

@@ -151,8 +151,15 @@ pub enum KeysCommand {
         #[arg(long)]
         include_inactive: bool,
     },
-    /// Show one key.
-    Show { key_id: String },
+    /// Show one key: by its id, or — with --from-stdin — by the key itself.
+    Show {
+        #[arg(required_unless_present = "from_stdin", conflicts_with = "from_stdin")]
+        key_id: Option<String>,
+        /// Read a plaintext key from stdin (one line; never echoed or stored) and show the
+        /// key it is — for support requests and leak reports. Only its SHA-256 is looked up.
+        #[arg(long)]
+        from_stdin: bool,
+    },
     /// Revoke a key (idempotent).
     Revoke { key_id: String },
     /// Replace a key by a new one with the same settings and rate-limit state.

@@ -1021,3 +1021,64 @@ fn a_database_in_a_missing_directory_is_named_in_the_error() {
     );
     assert!(!missing.parent().unwrap().exists(), "nothing was created");
 }
+
+#[test]
+fn keys_show_from_stdin_finds_a_key_by_its_plaintext_and_never_echoes_it() {
+    let session = Session::new();
+    let created = session.json(&["keys", "create", "--user-id", "leak", "--name", "k"]);
+    let key = created["key"].as_str().unwrap();
+    let show = |input: &str, args: &[&str]| {
+        let mut child = session
+            .command()
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run keyward");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().expect("keyward ends")
+    };
+    let found = show(
+        &format!("{key}\n"),
+        &["--json", "keys", "show", "--from-stdin"],
+    );
+    assert!(
+        found.status.success(),
+        "{}",
+        String::from_utf8_lossy(&found.stderr)
+    );
+    let object: Value = serde_json::from_slice(&found.stdout).unwrap();
+    assert_eq!(object["id"], created["id"]);
+    let human = show(key, &["keys", "show", "--from-stdin"]);
+    assert!(human.status.success());
+    for output in [&found, &human] {
+        assert!(!contains(&output.stdout, key) && !contains(&output.stderr, key));
+    }
+    let unknown = show(
+        "sk_live_notakeyAAAAAAAAAAAAAAAA\n",
+        &["keys", "show", "--from-stdin"],
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        !contains(&unknown.stderr, "sk_live_notakey"),
+        "never echoed"
+    );
+    let both = show(
+        key,
+        &[
+            "keys",
+            "show",
+            created["id"].as_str().unwrap(),
+            "--from-stdin",
+        ],
+    );
+    assert_eq!(both.status.code(), Some(2));
+    let empty = show("\n", &["keys", "show", "--from-stdin"]);
+    assert_eq!(empty.status.code(), Some(2));
+}

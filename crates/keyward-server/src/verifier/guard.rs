@@ -139,6 +139,14 @@ impl FailureGuard {
             failures.blocked_until = now.saturating_add(self.window_millis());
             failures.count = 0;
             failures.previous = 0;
+            // Once per lockout, naming the address (never a key): what an operator looks
+            // for when a customer says they are locked out.
+            tracing::warn!(
+                address = %self.bucket(address),
+                failures = self.limit,
+                block_seconds = self.window_millis().div_ceil(1000),
+                "too many failed key checks from this address: refused until the block ends"
+            );
         }
     }
 }

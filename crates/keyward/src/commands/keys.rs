@@ -21,13 +21,23 @@ pub async fn run(context: &Context, command: KeysCommand) -> CliResult {
             user_id,
             include_inactive,
         } => list(context, user_id, include_inactive).await,
-        KeysCommand::Show { key_id } => {
+        KeysCommand::Show {
+            key_id: Some(key_id),
+            ..
+        } => {
             let id = key_id_arg(&key_id)?;
             let key = context
                 .store
                 .get_key(&id)
                 .await
                 .map_err(|e| named_not_found(e, "key", &key_id))?;
+            print_key(context, &key)
+        }
+        KeysCommand::Show { key_id: None, .. } => {
+            let hash = hash_from_stdin()?;
+            let key = context.store.lookup(&hash).await?.ok_or_else(|| {
+                CliError::failure("no key of this database matches the key read from stdin")
+            })?;
             print_key(context, &key)
         }
         KeysCommand::Revoke { key_id } => {
@@ -285,6 +295,20 @@ async fn rotate(
         .await
         .map_err(|e| named_not_found(e, "key", key_id))?;
     print_new_key(context, &plain, &new, Some(&old))
+}
+
+/// The SHA-256 of a key read from stdin (its first line, surrounding blanks removed). The
+/// plaintext is dropped at once and never printed, not even in an error.
+fn hash_from_stdin() -> CliResult<keyward_core::KeyHash> {
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|error| CliError::failure(format!("cannot read a key from stdin: {error}")))?;
+    let key = line.trim();
+    if key.is_empty() {
+        return Err(CliError::usage("--from-stdin: stdin holds no key"));
+    }
+    Ok(keyward_core::KeyHash::of(key))
 }
 
 /// `0` or a duration with its unit (`90s`, `24h`, `7d`), at most 30 days. A bare number

@@ -471,3 +471,51 @@ async fn the_admin_token_can_come_from_a_file_and_never_from_a_flag() {
         assert!(output.stdout.is_empty(), "it never listened");
     }
 }
+
+/// At `info`, the start says what the node runs on (no secret), and a lockout by the
+/// brute-force guard is a warning naming the address, never the key.
+#[tokio::test]
+async fn startup_and_lockouts_are_logged_at_info_and_warn() {
+    let mut server =
+        TestServer::start_with(&["--failure-limit", "3"], &[("RUST_LOG", "info")]).await;
+    for attempt in 0..4 {
+        let guess = format!("sk_live_guess{attempt}AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+        server.authorize(&guess).await;
+    }
+    let locked = server
+        .authorize("sk_live_guessAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .await;
+    assert_eq!(locked.status, 429, "{}", locked.text);
+    // What moves only when something goes wrong is there from the start, at 0.
+    let metrics = server.send(server.client.get(server.url("/metrics"))).await;
+    for quiet in [
+        "keyward_limiter_fallbacks_total 0",
+        "keyward_usage_events_shed_total 0",
+        "keyward_usage_write_failures_total 0",
+    ] {
+        assert!(metrics.text.contains(quiet), "{quiet}: {}", metrics.text);
+    }
+    let (status, log) = server.stop();
+    assert!(status.success());
+    let start = log
+        .lines()
+        .find(|line| line.contains("keyward is starting"))
+        .unwrap_or_else(|| panic!("a start line: {log}"));
+    for field in [
+        "database=sqlite://",
+        "limiter=in process",
+        "admin_token=\"given",
+        "address=127.0.0.1:",
+    ] {
+        assert!(start.contains(field), "{field} in {start}");
+    }
+    let lockout = log
+        .lines()
+        .find(|line| line.contains("too many failed key checks"))
+        .unwrap_or_else(|| panic!("a lockout warning: {log}"));
+    assert!(
+        lockout.contains("WARN") && lockout.contains("127.0.0.1"),
+        "{lockout}"
+    );
+    assert!(!log.contains("sk_live_guess"), "no guessed key in the log");
+}
