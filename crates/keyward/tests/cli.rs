@@ -1082,3 +1082,22 @@ fn keys_show_from_stdin_finds_a_key_by_its_plaintext_and_never_echoes_it() {
     let empty = show("\n", &["keys", "show", "--from-stdin"]);
     assert_eq!(empty.status.code(), Some(2));
 }
+
+#[test]
+fn serve_help_names_the_settings_that_are_not_flags() {
+    let session = Session::new();
+    let help = session.run(&["serve", "--help"]);
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for needed in [
+        "KEYWARD_ADMIN_TOKEN ",
+        "RUST_LOG",
+        "KEYWARD_LOG_FORMAT",
+        "KEYWARD_LISTEN]",
+    ] {
+        assert!(
+            text.contains(needed),
+            "{needed} missing from serve --help:\n{text}"
+        );
+    }
+}
