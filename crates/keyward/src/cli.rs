@@ -178,6 +178,10 @@ pub enum KeysCommand {
     },
     /// Revoke a key (idempotent).
     Revoke { key_id: String },
+    /// Disable a key for now: it answers DISABLED until enabled again.
+    Disable { key_id: String },
+    /// Enable a disabled key again.
+    Enable { key_id: String },
     /// Replace a key by a new one with the same settings and rate-limit state.
     Rotate {
         key_id: String,
@@ -259,6 +263,8 @@ pub enum UsersCommand {
     Show { user_id: String },
     /// Move a user to another plan, from now.
     SetPlan { user_id: String, plan: String },
+    /// Revoke every key of a user (the user stays); prints how many were revoked.
+    RevokeKeys { user_id: String },
     /// Delete a user: revokes all its keys, keeps its usage and invoices.
     Delete { user_id: String },
 }

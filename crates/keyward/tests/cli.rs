@@ -1101,3 +1101,32 @@ fn serve_help_names_the_settings_that_are_not_flags() {
         );
     }
 }
+
+#[test]
+fn keys_disable_and_enable_and_users_revoke_keys() {
+    let session = Session::new();
+    let key = session.json(&["keys", "create", "--user-id", "dis", "--name", "a"]);
+    session.json(&["keys", "create", "--user-id", "dis", "--name", "b"]);
+    let id = key["id"].as_str().unwrap();
+    assert_eq!(session.json(&["keys", "disable", id])["status"], "disabled");
+    assert_eq!(session.json(&["keys", "show", id])["status"], "disabled");
+    assert_eq!(session.json(&["keys", "enable", id])["status"], "active");
+    let unknown = session.run(&["keys", "disable", "key_01ARZ3NDEKTSV4RRFFQ69G5FAV"]);
+    assert_eq!(unknown.status.code(), Some(1));
+
+    let nobody = session.run(&["users", "revoke-keys", "nobody"]);
+    assert_eq!(nobody.status.code(), Some(1), "an unknown user is an error");
+    let revoked = session.run(&["users", "revoke-keys", "dis"]);
+    assert!(revoked.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&revoked.stdout).trim(),
+        "revoked 2 keys of dis"
+    );
+    assert!(ids(&session.json(&["keys", "list", "--user-id", "dis"])).is_empty());
+    assert_eq!(session.json(&["keys", "show", id])["status"], "revoked");
+    assert_eq!(
+        session.json(&["users", "revoke-keys", "dis"])["revoked"],
+        0,
+        "idempotent"
+    );
+}

@@ -3,7 +3,8 @@
 use chrono::{Duration, Utc};
 use keyward_core::{Environment, KeyId, KeyName, KeyPrefix, PlainKey, PlanName, Scope, UserId};
 use keyward_store::{
-    Actor, KeyFilter, KeyRecord, KeySpec, PageRequest, Rotation, UserProfile, issue_key, rotate_key,
+    Actor, KeyFilter, KeyPatch, KeyRecord, KeySpec, PageRequest, Rotation, UserProfile, issue_key,
+    rotate_key,
 };
 use serde_json::{Value, json};
 
@@ -40,6 +41,8 @@ pub async fn run(context: &Context, command: KeysCommand) -> CliResult {
             })?;
             print_key(context, &key)
         }
+        KeysCommand::Disable { key_id } => set_enabled(context, &key_id, false).await,
+        KeysCommand::Enable { key_id } => set_enabled(context, &key_id, true).await,
         KeysCommand::Revoke { key_id } => {
             let id = key_id_arg(&key_id)?;
             let key = context
@@ -295,6 +298,20 @@ async fn rotate(
         .await
         .map_err(|e| named_not_found(e, "key", key_id))?;
     print_new_key(context, &plain, &new, Some(&old))
+}
+
+async fn set_enabled(context: &Context, key_id: &str, enabled: bool) -> CliResult {
+    let id = key_id_arg(key_id)?;
+    let patch = KeyPatch {
+        enabled: Some(enabled),
+        ..KeyPatch::default()
+    };
+    let key = context
+        .store
+        .update_key(&id, &patch, &Actor::cli())
+        .await
+        .map_err(|e| named_not_found(e, "key", key_id))?;
+    print_key(context, &key)
 }
 
 /// The SHA-256 of a key read from stdin (its first line, surrounding blanks removed). The

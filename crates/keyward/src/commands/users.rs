@@ -4,7 +4,7 @@ use keyward_core::{PlanName, UserId};
 use keyward_store::{Actor, NewUser, PageRequest, UserFilter, UserPatch, UserProfile, UserRecord};
 use serde_json::{Value, json};
 
-use super::{Context, parse_arg, parse_meta, user_id_arg};
+use super::{Context, named_not_found, parse_arg, parse_meta, user_id_arg};
 use crate::cli::UsersCommand;
 use crate::error::CliResult;
 use crate::output;
@@ -86,6 +86,24 @@ pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
                 .update_user(&user_id_arg(&user_id)?, &patch, &Actor::cli())
                 .await?;
             print_user(context, &user)
+        }
+        UsersCommand::RevokeKeys { user_id } => {
+            let id = user_id_arg(&user_id)?;
+            // An unknown user is an error, not "0 keys revoked".
+            context
+                .store
+                .get_user(&id)
+                .await
+                .map_err(|e| named_not_found(e, "user", &user_id))?;
+            let revoked = context.store.revoke_user_keys(&id, &Actor::cli()).await?;
+            if context.json {
+                return output::json(&serde_json::json!({"user_id": id, "revoked": revoked}));
+            }
+            outln!(
+                "revoked {revoked} key{} of {id}",
+                if revoked == 1 { "" } else { "s" }
+            );
+            Ok(())
         }
         UsersCommand::Delete { user_id } => {
             let user = context
