@@ -81,6 +81,12 @@ pub enum Command {
     /// Create, list and revoke admin keys: management API credentials with permissions.
     #[command(subcommand, name = "admin-keys")]
     AdminKeys(AdminKeysCommand),
+    /// Print a shell completion script, e.g. `keyward completions bash >
+    /// /etc/bash_completion.d/keyward` (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]

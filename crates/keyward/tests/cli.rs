@@ -1130,3 +1130,16 @@ fn keys_disable_and_enable_and_users_revoke_keys() {
         "idempotent"
     );
 }
+
+#[test]
+fn completions_are_printed_for_each_shell_without_touching_a_database() {
+    let session = Session::new();
+    let bash = session.run(&["completions", "bash"]);
+    assert!(bash.status.success());
+    let script = String::from_utf8_lossy(&bash.stdout);
+    assert!(script.contains("_keyward") && script.contains("revoke-keys"), "{script}");
+    let zsh = session.run(&["completions", "zsh"]);
+    assert!(String::from_utf8_lossy(&zsh.stdout).starts_with("#compdef keyward"));
+    assert_eq!(session.run(&["completions", "tcsh"]).status.code(), Some(2));
+    assert!(!session.db_path().exists(), "no database was opened");
+}

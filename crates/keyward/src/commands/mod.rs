@@ -31,6 +31,18 @@ pub async fn run(cli: Cli) -> CliResult {
     if let Command::Serve(args) = cli.command {
         return serve::run(*args, url, &file).await;
     }
+    // Needs no database: a shell's completion script.
+    if let Command::Completions { shell } = cli.command {
+        let mut script = Vec::new();
+        clap_complete::generate(
+            shell,
+            &mut <crate::cli::Cli as clap::CommandFactory>::command(),
+            "keyward",
+            &mut script,
+        );
+        crate::output::outln!("{}", String::from_utf8_lossy(&script).trim_end());
+        return Ok(());
+    }
     let store = open_store(&url).await?;
     // Every command applies pending migrations first; `db` commands manage them themselves.
     if !matches!(cli.command, Command::Db(_)) {
@@ -51,7 +63,7 @@ pub async fn run(cli: Cli) -> CliResult {
         }
         Command::Billing(command) => billing::run(&context, command).await,
         Command::AdminKeys(command) => admin_keys::run(&context, command).await,
-        Command::Serve(_) => Ok(()),
+        Command::Serve(_) | Command::Completions { .. } => Ok(()),
     }
 }
 
