@@ -182,8 +182,13 @@ pub enum KeysCommand {
         #[arg(long)]
         from_stdin: bool,
     },
-    /// Revoke a key (idempotent).
-    Revoke { key_id: String },
+    /// Revoke a key (idempotent; it cannot be undone).
+    Revoke {
+        key_id: String,
+        /// Do not ask for confirmation (asked only when stdin is a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
     /// Disable a key for now: it answers DISABLED until enabled again.
     Disable { key_id: String },
     /// Enable a disabled key again.
@@ -270,9 +275,19 @@ pub enum UsersCommand {
     /// Move a user to another plan, from now.
     SetPlan { user_id: String, plan: String },
     /// Revoke every key of a user (the user stays); prints how many were revoked.
-    RevokeKeys { user_id: String },
+    RevokeKeys {
+        user_id: String,
+        /// Do not ask for confirmation (asked only when stdin is a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
     /// Delete a user: revokes all its keys, keeps its usage and invoices.
-    Delete { user_id: String },
+    Delete {
+        user_id: String,
+        /// Do not ask for confirmation (asked only when stdin is a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -315,6 +330,9 @@ pub enum DbCommand {
     Rollback {
         #[arg(long, default_value_t = 1, value_name = "N")]
         steps: u32,
+        /// Do not ask for confirmation (asked only when stdin is a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Show which migrations are applied.
     Status,

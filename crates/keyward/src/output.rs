@@ -48,6 +48,27 @@ pub fn secret_line(args: std::fmt::Arguments<'_>) -> CliResult {
     })
 }
 
+/// Asks before something that cannot be undone — only when a person is at the keyboard
+/// (stdin is a terminal) and `--yes` was not given; scripts and pipes are never asked.
+pub fn confirm(question: &str, yes: bool) -> CliResult {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes || !std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|error| CliError::failure(format!("cannot read the answer: {error}")))?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(CliError::failure("cancelled; nothing was changed"))
+    }
+}
+
 /// Prints `value` as one pretty JSON document on stdout.
 pub fn json(value: &impl Serialize) -> CliResult {
     outln!("{}", encode(value)?);

@@ -1137,9 +1137,70 @@ fn completions_are_printed_for_each_shell_without_touching_a_database() {
     let bash = session.run(&["completions", "bash"]);
     assert!(bash.status.success());
     let script = String::from_utf8_lossy(&bash.stdout);
-    assert!(script.contains("_keyward") && script.contains("revoke-keys"), "{script}");
+    assert!(
+        script.contains("_keyward") && script.contains("revoke-keys"),
+        "{script}"
+    );
     let zsh = session.run(&["completions", "zsh"]);
     assert!(String::from_utf8_lossy(&zsh.stdout).starts_with("#compdef keyward"));
     assert_eq!(session.run(&["completions", "tcsh"]).status.code(), Some(2));
     assert!(!session.db_path().exists(), "no database was opened");
+}
+
+/// Runs `keyward args…` on a pseudo-terminal (util-linux `script`), answering `answer`.
+fn run_on_a_terminal(session: &Session, args: &[&str], answer: &str) -> Output {
+    let command = std::iter::once(env!("CARGO_BIN_EXE_keyward").to_owned())
+        .chain(args.iter().map(|arg| (*arg).to_owned()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(session.dir.path())
+        .env(
+            "KEYWARD_DATABASE_URL",
+            format!("sqlite://{}", session.db_path().display()),
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux script runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    child.wait_with_output().expect("script ends")
+}
+
+#[test]
+fn destructive_commands_ask_on_a_terminal_unless_yes() {
+    let session = Session::new();
+    let key = session.json(&["keys", "create", "--user-id", "ask", "--name", "k"]);
+    let id = key["id"].as_str().unwrap();
+    let declined = run_on_a_terminal(&session, &["keys", "revoke", id], "n\n");
+    let shown = String::from_utf8_lossy(&declined.stdout);
+    assert!(!declined.status.success(), "{shown}");
+    assert!(shown.contains("[y/N]") && shown.contains("cancelled"), "{shown}");
+    assert_eq!(session.json(&["keys", "show", id])["status"], "active");
+
+    let accepted = run_on_a_terminal(&session, &["keys", "revoke", id], "y\n");
+    assert!(accepted.status.success(), "{}", String::from_utf8_lossy(&accepted.stdout));
+    assert_eq!(session.json(&["keys", "show", id])["status"], "revoked");
+
+    let other = session.json(&["keys", "create", "--user-id", "ask", "--name", "k2"]);
+    let other_id = other["id"].as_str().unwrap();
+    let forced = run_on_a_terminal(&session, &["keys", "revoke", other_id, "--yes"], "");
+    assert!(forced.status.success());
+    assert!(!String::from_utf8_lossy(&forced.stdout).contains("[y/N]"));
+    for args in [
+        &["users", "delete", "ask"][..],
+        &["users", "revoke-keys", "ask"],
+        &["db", "rollback"],
+    ] {
+        let declined = run_on_a_terminal(&session, args, "\n");
+        assert!(!declined.status.success(), "{args:?} asks and an empty answer is no");
+    }
+    assert_eq!(session.json(&["users", "show", "ask"])["user_id"], "ask", "not deleted");
 }

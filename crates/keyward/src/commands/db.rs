@@ -23,7 +23,11 @@ pub async fn run(context: &Context, command: DbCommand) -> CliResult {
             }
             Ok(())
         }
-        DbCommand::Rollback { steps } => {
+        DbCommand::Rollback { steps, yes } => {
+            output::confirm(
+                &format!("Roll back the newest {steps} migration(s)? Their tables and data go."),
+                yes,
+            )?;
             let reverted = context.store.rollback(steps).await?;
             if context.json {
                 return output::json(&json!({"rolled_back": reverted}));

@@ -43,8 +43,12 @@ pub async fn run(context: &Context, command: KeysCommand) -> CliResult {
         }
         KeysCommand::Disable { key_id } => set_enabled(context, &key_id, false).await,
         KeysCommand::Enable { key_id } => set_enabled(context, &key_id, true).await,
-        KeysCommand::Revoke { key_id } => {
+        KeysCommand::Revoke { key_id, yes } => {
             let id = key_id_arg(&key_id)?;
+            output::confirm(
+                &format!("Revoke key {id}? It stops working on every node and cannot be restored."),
+                yes,
+            )?;
             let key = context
                 .store
                 .revoke_key(&id, &Actor::cli())

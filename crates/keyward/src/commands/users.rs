@@ -87,7 +87,7 @@ pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
                 .await?;
             print_user(context, &user)
         }
-        UsersCommand::RevokeKeys { user_id } => {
+        UsersCommand::RevokeKeys { user_id, yes } => {
             let id = user_id_arg(&user_id)?;
             // An unknown user is an error, not "0 keys revoked".
             context
@@ -95,6 +95,10 @@ pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
                 .get_user(&id)
                 .await
                 .map_err(|e| named_not_found(e, "user", &user_id))?;
+            output::confirm(
+                &format!("Revoke every key of {id}? They cannot be restored."),
+                yes,
+            )?;
             let revoked = context.store.revoke_user_keys(&id, &Actor::cli()).await?;
             if context.json {
                 return output::json(&serde_json::json!({"user_id": id, "revoked": revoked}));
@@ -105,7 +109,11 @@ pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
             );
             Ok(())
         }
-        UsersCommand::Delete { user_id } => {
+        UsersCommand::Delete { user_id, yes } => {
+            output::confirm(
+                &format!("Delete user {user_id} and revoke all its keys? This cannot be undone."),
+                yes,
+            )?;
             let user = context
                 .store
                 .delete_user(&user_id_arg(&user_id)?, &Actor::cli())
