@@ -1182,11 +1182,18 @@ fn destructive_commands_ask_on_a_terminal_unless_yes() {
     let declined = run_on_a_terminal(&session, &["keys", "revoke", id], "n\n");
     let shown = String::from_utf8_lossy(&declined.stdout);
     assert!(!declined.status.success(), "{shown}");
-    assert!(shown.contains("[y/N]") && shown.contains("cancelled"), "{shown}");
+    assert!(
+        shown.contains("[y/N]") && shown.contains("cancelled"),
+        "{shown}"
+    );
     assert_eq!(session.json(&["keys", "show", id])["status"], "active");
 
     let accepted = run_on_a_terminal(&session, &["keys", "revoke", id], "y\n");
-    assert!(accepted.status.success(), "{}", String::from_utf8_lossy(&accepted.stdout));
+    assert!(
+        accepted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&accepted.stdout)
+    );
     assert_eq!(session.json(&["keys", "show", id])["status"], "revoked");
 
     let other = session.json(&["keys", "create", "--user-id", "ask", "--name", "k2"]);
@@ -1200,7 +1207,14 @@ fn destructive_commands_ask_on_a_terminal_unless_yes() {
         &["db", "rollback"],
     ] {
         let declined = run_on_a_terminal(&session, args, "\n");
-        assert!(!declined.status.success(), "{args:?} asks and an empty answer is no");
+        assert!(
+            !declined.status.success(),
+            "{args:?} asks and an empty answer is no"
+        );
     }
-    assert_eq!(session.json(&["users", "show", "ask"])["user_id"], "ask", "not deleted");
+    assert_eq!(
+        session.json(&["users", "show", "ask"])["user_id"],
+        "ask",
+        "not deleted"
+    );
 }
