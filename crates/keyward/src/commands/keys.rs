@@ -321,10 +321,20 @@ async fn set_enabled(context: &Context, key_id: &str, enabled: bool) -> CliResul
 /// The SHA-256 of a key read from stdin (its first line, surrounding blanks removed). The
 /// plaintext is dropped at once and never printed, not even in an error.
 fn hash_from_stdin() -> CliResult<keyward_core::KeyHash> {
+    use std::io::{BufRead, Read};
+    // A key is well under 1 KiB: read no more than this, whatever is piped in.
+    const MOST: u64 = 4096;
     let mut line = zeroize::Zeroizing::new(String::new());
     std::io::stdin()
+        .lock()
+        .take(MOST + 1)
         .read_line(&mut line)
         .map_err(|error| CliError::failure(format!("cannot read a key from stdin: {error}")))?;
+    if line.len() as u64 > MOST {
+        return Err(CliError::usage(
+            "--from-stdin: the first line is longer than any key (4096 bytes)",
+        ));
+    }
     let key = line.trim();
     if key.is_empty() {
         return Err(CliError::usage("--from-stdin: stdin holds no key"));
