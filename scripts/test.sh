@@ -133,10 +133,14 @@ trap cleanup EXIT
 SCHEMATHESIS_VERSION="4.32.5"
 SPEC_VALIDATOR_VERSION="0.9.0"
 HTTPX_VERSION="0.28.1"
+# The examples' own pins (documentation/examples/python/requirements.txt).
+FASTAPI_VERSION="0.165.0"
+UVICORN_VERSION="0.54.0"
 
 # The Python tools the tests use, from PyPI, in a virtualenv of their own, installed once
 # per machine: schemathesis and openapi-spec-validator (the OpenAPI document), httpx with
-# HTTP/2 (a real client of keyward's HTTPS). The tests find Python in KEYWARD_TEST_PYTHON.
+# HTTP/2 (a real client of keyward's HTTPS), FastAPI and uvicorn (the documentation's
+# examples). The tests find Python in KEYWARD_TEST_PYTHON.
 ensure_python_tools() {
   local venv="$cache/venv"
   if ! command -v curl >/dev/null 2>&1; then
@@ -147,6 +151,8 @@ ensure_python_tools() {
   if [ -x "$venv/bin/schemathesis" ] && "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION" &&
     "$venv/bin/pip" show openapi-spec-validator 2>/dev/null | grep -qx "Version: $SPEC_VALIDATOR_VERSION" &&
     "$venv/bin/pip" show httpx 2>/dev/null | grep -qx "Version: $HTTPX_VERSION" &&
+    "$venv/bin/pip" show fastapi 2>/dev/null | grep -qx "Version: $FASTAPI_VERSION" &&
+    "$venv/bin/pip" show uvicorn 2>/dev/null | grep -qx "Version: $UVICORN_VERSION" &&
     "$venv/bin/python" -c "import h2" 2>/dev/null; then
     return
   fi
@@ -157,8 +163,45 @@ ensure_python_tools() {
   rm -rf "$venv"
   python3 -m venv "$venv" || fail "cannot create a virtualenv for schemathesis"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" \
-    "openapi-spec-validator==$SPEC_VALIDATOR_VERSION" "httpx[http2]==$HTTPX_VERSION" ||
-    fail "cannot install schemathesis, openapi-spec-validator and httpx from PyPI"
+    "openapi-spec-validator==$SPEC_VALIDATOR_VERSION" "httpx[http2]==$HTTPX_VERSION" \
+    "fastapi==$FASTAPI_VERSION" "uvicorn==$UVICORN_VERSION" ||
+    fail "cannot install schemathesis, openapi-spec-validator, httpx, fastapi and uvicorn from PyPI"
+}
+
+# What the documentation's shell blocks and examples use besides keyward: jq and openssl
+# (Debian), Node.js 18+ with npm (Debian's when the machine has none), and the Node
+# examples' packages (npm ci, from their lock file).
+ensure_doc_tools() {
+  local missing=()
+  command -v jq >/dev/null 2>&1 || missing+=(jq)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >/dev/null 2>&1 ||
+      fail "${missing[*]} are needed by the documentation's examples and could not be installed"
+  fi
+  node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' ||
+    fail "the Node examples need Node.js 18 or newer (found $(node --version))"
+  (cd documentation/examples/node && npm ci --silent --no-audit --no-fund) ||
+    fail "cannot install the Node examples' packages from the npm registry"
+}
+
+# Every `sh`/`console` block of README.md and documentation/, and every example, against a
+# live keyward (scripts/doc-tests.py says how); then the shipped gateway configurations as
+# the gateways themselves check them (the gateway tests also run them for real).
+run_doc_tests() {
+  PATH="$cache/venv/bin:$PATH" python3 scripts/doc-tests.py "$CARGO_TARGET_DIR/debug/keyward"
+  local d="$workdir/nginx-check"
+  mkdir -p "$d"
+  printf 'pid %s/nginx.pid;\nerror_log %s/error.log;\nevents {}\nhttp {\n  include %s;\n}\n' \
+    "$d" "$d" "$PWD/deploy/nginx/keyward.conf" >"$d/nginx.conf"
+  nginx -t -q -p "$d" -e "$d/error.log" -c "$d/nginx.conf" || fail "nginx -t refuses deploy/nginx/keyward.conf"
+  echo "nginx -t: deploy/nginx/keyward.conf is valid"
+  HOME="$workdir" XDG_DATA_HOME="$workdir/caddy-data" XDG_CONFIG_HOME="$workdir/caddy-config" \
+    caddy validate --adapter caddyfile --config deploy/caddy/Caddyfile >"$workdir/caddy-validate.log" 2>&1 ||
+    { cat "$workdir/caddy-validate.log" >&2; fail "caddy validate refuses deploy/caddy/Caddyfile"; }
+  echo "caddy validate: deploy/caddy/Caddyfile is valid"
 }
 
 # Starts the freshly built server on a free port with its own database; sets $base_url.
@@ -224,17 +267,21 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "test services: Redis, a Redis Cluster, PostgreSQL, nginx and Caddy; Python tools"
+step "test services: Redis, a Redis Cluster, PostgreSQL, nginx and Caddy; Python and Node tools"
 start_redis
 start_redis_cluster
 start_postgres
 ensure_gateways
 ensure_python_tools
+ensure_doc_tools
 
 step "cargo test"
 cargo test --workspace --locked
 
 step "openapi-spec-validator and schemathesis: the live server's /openapi.json"
 run_schemathesis
+
+step "the documentation: every shell block and example, against a live server"
+run_doc_tests
 
 step "all checks passed"

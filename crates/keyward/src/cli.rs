@@ -40,6 +40,55 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Commands that print no data: `--json` is neither shown nor accepted there.
+const WITHOUT_JSON: [&str; 2] = ["serve", "completions"];
+
+impl Cli {
+    /// The command line as clap knows it, without `--json` on the commands that print no
+    /// data (it is global, so clap would add it to every subcommand: a hidden local `--json`
+    /// there keeps it out of their help).
+    pub fn command() -> clap::Command {
+        let mut command = <Self as clap::CommandFactory>::command();
+        for name in WITHOUT_JSON {
+            command = command.mut_subcommand(name, |sub| {
+                sub.arg(
+                    clap::Arg::new("json")
+                        .long("json")
+                        .action(clap::ArgAction::SetTrue)
+                        .hide(true),
+                )
+            });
+        }
+        command
+    }
+
+    /// Parses the process's arguments; exits with clap's message on an error, and refuses
+    /// `--json` on a command that prints no data.
+    pub fn parse_args() -> Self {
+        let mut command = Self::command();
+        let matches = command.get_matches_mut();
+        let cli = <Self as clap::FromArgMatches>::from_arg_matches(&matches)
+            .unwrap_or_else(|e| e.format(&mut command).exit());
+        if let Some((name, sub)) = matches.subcommand() {
+            let local = sub
+                .try_get_one::<bool>("json")
+                .ok()
+                .flatten()
+                .copied()
+                .unwrap_or(false);
+            if WITHOUT_JSON.contains(&name) && (cli.json || local) {
+                command
+                    .error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        format!("--json has no meaning for `keyward {name}`, which prints no data"),
+                    )
+                    .exit();
+            }
+        }
+        cli
+    }
+}
+
 /// What `serve --help` adds below the options: the settings that are not flags.
 const SERVE_ENVIRONMENT: &str = "Environment:
   KEYWARD_ADMIN_TOKEN   the admin token (32 characters or more); never a flag, so it stays
@@ -68,13 +117,21 @@ pub enum Command {
     Db(DbCommand),
     /// Import keys another system stored as SHA-256 hashes, so their holders keep working.
     Import(ImportArgs),
-    /// A user's usage in a month: requests, rejections, units, by day and by key, quota.
+    /// A user's usage in a month (by day and by key, and the quota), or — with `summary` —
+    /// every key's traffic over the last days.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Usage {
-        user_id: String,
+        #[command(subcommand)]
+        command: Option<UsageCommand>,
+        /// The user (a user named `summary` is `keyward usage -- summary`).
+        #[arg(required = true)]
+        user_id: Option<String>,
         /// The month, YYYY-MM (UTC). Default: the current one.
         #[arg(long, value_name = "YYYY-MM")]
         period: Option<String>,
     },
+    /// The audit log, newest first: who changed which key, user, plan or admin key.
+    Audit(AuditArgs),
     /// Invoices: one user's, or every user's as CSV or JSON.
     #[command(subcommand)]
     Billing(BillingCommand),
@@ -87,6 +144,48 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsageCommand {
+    /// Every key's traffic over the last N days: totals, rejections by decision code, the
+    /// top keys and endpoints, latency percentiles.
+    Summary {
+        /// Days back, today included (1–400).
+        #[arg(long, value_name = "N", default_value = "7")]
+        days: u32,
+    },
+}
+
+/// `--limit` and `--cursor` of a listing.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PageArgs {
+    /// Print one page of at most N entries (1–1000) and the cursor of the next; without
+    /// --limit or --cursor every entry is printed.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: Option<u32>,
+    /// Continue a listing after the page that printed this cursor.
+    #[arg(long, value_name = "CURSOR")]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only records about this user.
+    #[arg(long, value_name = "ID")]
+    pub user_id: Option<String>,
+    /// Only records about this key.
+    #[arg(long, value_name = "ID")]
+    pub key_id: Option<String>,
+    /// Only this action, e.g. key.revoked (`keyward audit --action help` lists them).
+    #[arg(long, value_name = "ACTION")]
+    pub action: Option<String>,
+    /// At most N records (1–1000; default 50), with the cursor of the next page.
+    #[arg(long, value_name = "N", default_value = "50", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+    /// Continue after the page that printed this cursor.
+    #[arg(long, value_name = "CURSOR")]
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +209,8 @@ pub enum AdminKeysCommand {
         /// Revoked keys too.
         #[arg(long)]
         include_revoked: bool,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// Revoke an admin key (idempotent); it stops working on every node at once.
     Revoke { id: String },
@@ -172,6 +273,8 @@ pub enum KeysCommand {
         /// Include revoked and expired keys.
         #[arg(long)]
         include_inactive: bool,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// Show one key: by its id, or — with --from-stdin — by the key itself.
     Show {
@@ -189,6 +292,8 @@ pub enum KeysCommand {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// Change a key's name, scopes, allowed networks, metadata, expiry, plan or hourly limit.
+    Update(UpdateKeyArgs),
     /// Disable a key for now: it answers DISABLED until enabled again.
     Disable { key_id: String },
     /// Enable a disabled key again.
@@ -250,6 +355,47 @@ pub struct CreateKeyArgs {
     pub rate_limit_per_hour: Option<u64>,
 }
 
+#[derive(Debug, Args)]
+pub struct UpdateKeyArgs {
+    pub key_id: String,
+    /// A new name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The key's scopes become these (repeatable).
+    #[arg(long = "scope", value_name = "S", conflicts_with = "clear_scopes")]
+    pub scopes: Vec<String>,
+    /// Remove every scope: the key is unrestricted by scope.
+    #[arg(long)]
+    pub clear_scopes: bool,
+    /// The key's allowed networks become these (repeatable).
+    #[arg(long = "allow-ip", value_name = "CIDR", conflicts_with = "any_ip")]
+    pub allow_ips: Vec<String>,
+    /// Remove the network allowlist: any client address may use the key.
+    #[arg(long)]
+    pub any_ip: bool,
+    /// Set a metadata entry (repeatable); other entries are kept.
+    #[arg(long = "meta", value_name = "K=V")]
+    pub meta: Vec<String>,
+    /// Remove a metadata entry (repeatable).
+    #[arg(long = "remove-meta", value_name = "K")]
+    pub remove_meta: Vec<String>,
+    /// The key expires N days from now (1–36500).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36_500), conflicts_with = "no_expiry")]
+    pub expires_in_days: Option<u32>,
+    /// The key never expires.
+    #[arg(long)]
+    pub no_expiry: bool,
+    /// The key's own plan (overrides its user's plan for rate limits and scopes).
+    #[arg(long, value_name = "PLAN", conflicts_with = "user_plan")]
+    pub plan: Option<String>,
+    /// Remove the key's own plan: it follows its user's plan again.
+    #[arg(long)]
+    pub user_plan: bool,
+    /// Replaces (or adds) the plan's one-hour window for this key (at least 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate_limit_per_hour: Option<u64>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
     /// Create a user.
@@ -267,8 +413,11 @@ pub enum UsersCommand {
     },
     /// List users (not deleted), newest first.
     List {
+        /// Only users on this plan.
         #[arg(long, alias = "tier")]
         plan: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// Show one user (deleted users too).
     Show { user_id: String },

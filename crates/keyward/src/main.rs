@@ -8,8 +8,6 @@ mod output;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// glibc's allocator serialises on its arena locks under load; mimalloc does not
 /// (measured with scripts/bench-http.sh, documentation/benchmarks.md).
 #[global_allocator]
@@ -17,7 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_args();
     match commands::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -1217,3 +1217,242 @@ fn destructive_commands_ask_on_a_terminal_unless_yes() {
         "not deleted"
     );
 }
+
+#[test]
+fn keys_update_changes_only_what_is_given_and_refuses_nothing_or_nonsense() {
+    let session = Session::new();
+    let key = session.json(&[
+        "keys",
+        "create",
+        "--user-id",
+        "alice",
+        "--name",
+        "ci",
+        "--scope",
+        "read",
+        "--meta",
+        "team=core",
+        "--meta",
+        "tier=gold",
+    ]);
+    let id = key["id"].as_str().unwrap();
+    let updated = session.json(&[
+        "keys",
+        "update",
+        id,
+        "--name",
+        "deploys",
+        "--scope",
+        "deploy",
+        "--scope",
+        "read",
+        "--allow-ip",
+        "10.0.0.0/8",
+        "--meta",
+        "team=infra",
+        "--remove-meta",
+        "tier",
+        "--expires-in-days",
+        "30",
+        "--rate-limit-per-hour",
+        "500",
+        "--plan",
+        "pro",
+    ]);
+    assert_eq!(updated["name"], "deploys");
+    assert_eq!(updated["scopes"], serde_json::json!(["deploy", "read"]));
+    assert_eq!(updated["allowed_ips"], serde_json::json!(["10.0.0.0/8"]));
+    assert_eq!(updated["metadata"], serde_json::json!({"team": "infra"}));
+    assert_eq!(updated["rate_limit_per_hour"], 500);
+    assert_eq!(updated["plan"], "pro");
+    assert!(updated["expires_at"].is_string());
+    // The undoing options clear exactly what they name.
+    let cleared = session.json(&[
+        "keys",
+        "update",
+        id,
+        "--clear-scopes",
+        "--any-ip",
+        "--no-expiry",
+        "--user-plan",
+    ]);
+    assert_eq!(cleared["scopes"], serde_json::json!([]));
+    assert!(cleared["allowed_ips"].is_null());
+    assert!(cleared["expires_at"].is_null());
+    assert!(cleared["plan"].is_null());
+    assert_eq!(
+        cleared["name"], "deploys",
+        "an option not given changes nothing"
+    );
+    // Every change is audited, by the CLI.
+    let audit = session.json(&["audit", "--key-id", id, "--action", "key.update"]);
+    let records = audit["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "{audit}");
+    assert!(records.iter().all(|r| r["actor"] == "cli"), "{audit}");
+
+    for (args, expected) in [
+        (vec!["keys", "update", id], "nothing to change"),
+        (vec!["keys", "update", id, "--name", ""], "--name"),
+        (
+            vec!["keys", "update", id, "--allow-ip", "10.0.0.0/33"],
+            "--allow-ip",
+        ),
+        (
+            vec!["keys", "update", id, "--scope", "a", "--clear-scopes"],
+            "cannot be used",
+        ),
+        (
+            vec!["keys", "update", id, "--meta", "a=1", "--remove-meta", "a"],
+            "both name",
+        ),
+        (
+            vec!["keys", "update", id, "--rate-limit-per-hour", "0"],
+            "0",
+        ),
+        (vec!["keys", "update", id, "--plan", "no-such-plan"], "plan"),
+    ] {
+        let output = session.run(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} was accepted");
+        assert!(
+            output.status.code() != Some(101),
+            "{args:?} panicked: {stderr}"
+        );
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let unknown = session.run(&[
+        "keys",
+        "update",
+        "key_01JD2Y4J8ZV0Q7S8K3M1H6T4RE",
+        "--name",
+        "x",
+    ]);
+    assert_eq!(unknown.status.code(), Some(1));
+    let after = session.json(&["keys", "show", id]);
+    assert_eq!(after["name"], "deploys", "a refused update changed the key");
+}
+
+#[test]
+fn lists_page_with_limit_and_cursor_and_a_forged_cursor_is_refused() {
+    let session = Session::new();
+    for n in 0..5 {
+        session.json(&[
+            "keys",
+            "create",
+            "--user-id",
+            "alice",
+            "--name",
+            &format!("k{n}"),
+        ]);
+        session.json(&["users", "create", "--user-id", &format!("u{n}")]);
+    }
+    for (list, field) in [("keys", "keys"), ("users", "users")] {
+        let all = session.json(&[list, "list"]);
+        let every: Vec<Value> = all[field].as_array().unwrap().clone();
+        assert!(all["next_cursor"].is_null());
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut args = vec![list, "list", "--limit", "2"];
+            if let Some(cursor) = &cursor {
+                args.extend(["--cursor", cursor]);
+            }
+            let page = session.json(&args);
+            let items = page[field].as_array().unwrap();
+            assert!(items.len() <= 2, "{page}");
+            seen.extend(items.iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(
+            seen, every,
+            "{list}: the pages together are the whole listing"
+        );
+        // A human page says where the next one starts, on stderr.
+        let human = session.run(&[list, "list", "--limit", "1"]);
+        assert!(String::from_utf8_lossy(&human.stderr).contains("more: --cursor "));
+    }
+    for args in [
+        vec!["keys", "list", "--cursor", "not-a-cursor"],
+        vec!["users", "list", "--limit", "0"],
+        vec!["keys", "list", "--limit", "1001"],
+        vec!["audit", "--cursor", "forged.00"],
+    ] {
+        let output = session.run(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+    }
+}
+
+#[test]
+fn usage_tables_show_what_help_promises_and_json_where_it_means_something() {
+    let session = Session::new();
+    let key = session.json(&["keys", "create", "--user-id", "alice", "--name", "ci"]);
+    let id = key["id"].as_str().unwrap();
+    let text = |args: &[&str]| {
+        let output = session.run(args);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let by_key = text(&["keys", "usage", id, "--days", "7"]);
+    for column in ["DATE", "ENDPOINT", "STATUS"] {
+        assert!(
+            by_key.contains(column),
+            "keys usage lacks {column}: {by_key}"
+        );
+    }
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert!(
+        by_key.contains(&today),
+        "a row per day, today's included: {by_key}"
+    );
+    // 400 days: a row per month, not 400 rows.
+    let long = text(&["keys", "usage", id, "--days", "400"]);
+    assert!(long.contains("MONTH") && !long.contains("DATE"), "{long}");
+    assert!(
+        long.lines().count() < 40,
+        "{} lines: {long}",
+        long.lines().count()
+    );
+    let by_user = text(&["usage", "alice"]);
+    assert!(
+        by_user.contains("DATE") && by_user.contains("KEY"),
+        "{by_user}"
+    );
+    let summary = text(&["usage", "summary", "--days", "7"]);
+    for column in ["CODE", "KEY", "ENDPOINT", "latency ms"] {
+        assert!(
+            summary.contains(column),
+            "usage summary lacks {column}: {summary}"
+        );
+    }
+    let document = session.json(&["usage", "summary", "--days", "7"]);
+    assert_eq!(document["days"], 7);
+    assert_eq!(
+        session
+            .run(&["usage", "summary", "--days", "401"])
+            .status
+            .code(),
+        Some(2)
+    );
+    // A user literally named `summary` is still reachable.
+    session.json(&["users", "create", "--user-id", "summary"]);
+    assert_eq!(
+        session.json(&["usage", "--", "summary"])["user_id"],
+        "summary"
+    );
+
+    // --json is neither offered nor accepted where nothing is printed.
+    for args in [
+        vec!["serve", "--json"],
+        vec!["--json", "serve"],
+        vec!["completions", "bash", "--json"],
+    ] {
+        let output = session.run(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("--json has no meaning"));
+    }
+    assert!(!text(&["serve", "--help"]).contains("--json"));
+    assert!(text(&["keys", "list", "--help"]).contains("--json"));
+}

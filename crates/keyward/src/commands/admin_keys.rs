@@ -7,7 +7,7 @@ use keyward_store::{Actor, AdminKeyRecord, PageRequest, issue_admin_key};
 use serde_json::json;
 
 use super::{Context, parse_arg};
-use crate::cli::AdminKeysCommand;
+use crate::cli::{AdminKeysCommand, PageArgs};
 use crate::error::{CliError, CliResult};
 use crate::output;
 
@@ -18,7 +18,10 @@ pub async fn run(context: &Context, command: AdminKeysCommand) -> CliResult {
             permissions,
             expires_in_days,
         } => create(context, &name, &permissions, expires_in_days).await,
-        AdminKeysCommand::List { include_revoked } => list(context, include_revoked).await,
+        AdminKeysCommand::List {
+            include_revoked,
+            page,
+        } => list(context, include_revoked, &page).await,
         AdminKeysCommand::Revoke { id } => {
             if !id.starts_with("adk_") {
                 return Err(CliError::usage(format!(
@@ -82,28 +85,14 @@ async fn create(
     ))
 }
 
-async fn list(context: &Context, include_revoked: bool) -> CliResult {
-    let mut keys = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = context
-            .store
-            .list_admin_keys(
-                include_revoked,
-                &PageRequest {
-                    limit: 1000,
-                    cursor,
-                },
-            )
-            .await?;
-        keys.extend(page.items);
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
+async fn list(context: &Context, include_revoked: bool, paging: &PageArgs) -> CliResult {
+    let page = super::pages(paging, |page: PageRequest| async move {
+        context.store.list_admin_keys(include_revoked, &page).await
+    })
+    .await?;
+    let keys = page.items;
     if context.json {
-        return output::json(&json!({"admin_keys": keys, "next_cursor": null}));
+        return output::json(&json!({"admin_keys": keys, "next_cursor": page.next_cursor}));
     }
     let mut table = output::table([
         "ID",
@@ -126,6 +115,7 @@ async fn list(context: &Context, include_revoked: bool) -> CliResult {
         ]);
     }
     output::print_table(&table);
+    super::print_next_page(page.next_cursor.as_deref());
     Ok(())
 }
 

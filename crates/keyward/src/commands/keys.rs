@@ -8,8 +8,8 @@ use keyward_store::{
 };
 use serde_json::{Value, json};
 
-use super::{Context, named_not_found, parse_arg, parse_meta};
-use crate::cli::{CreateKeyArgs, EnvironmentArg, KeysCommand};
+use super::{Context, named_not_found, pages, parse_arg, parse_meta, print_next_page};
+use crate::cli::{CreateKeyArgs, EnvironmentArg, KeysCommand, PageArgs, UpdateKeyArgs};
 use crate::error::{CliError, CliResult};
 use crate::output;
 use crate::output::outln;
@@ -21,7 +21,9 @@ pub async fn run(context: &Context, command: KeysCommand) -> CliResult {
         KeysCommand::List {
             user_id,
             include_inactive,
-        } => list(context, user_id, include_inactive).await,
+            page,
+        } => list(context, user_id, include_inactive, &page).await,
+        KeysCommand::Update(args) => update(context, args).await,
         KeysCommand::Show {
             key_id: Some(key_id),
             ..
@@ -179,32 +181,30 @@ fn print_new_key(
     ))
 }
 
-async fn list(context: &Context, user_id: Option<String>, include_inactive: bool) -> CliResult {
+async fn list(
+    context: &Context,
+    user_id: Option<String>,
+    include_inactive: bool,
+    paging: &PageArgs,
+) -> CliResult {
     let user_id = user_id
         .as_deref()
         .map(|u| parse_arg("--user-id", u, UserId::parse))
         .transpose()?;
-    let mut filter = KeyFilter {
-        user_id,
-        include_inactive,
-        page: PageRequest {
-            limit: 1000,
-            cursor: None,
-        },
-    };
-    let mut keys = Vec::new();
-    loop {
-        let page = context.store.list_keys(&filter).await?;
-        keys.extend(page.items);
-        match page.next_cursor {
-            Some(cursor) => filter.page.cursor = Some(cursor),
-            None => break,
-        }
-    }
+    let page = pages(paging, |page: PageRequest| {
+        let filter = KeyFilter {
+            user_id: user_id.clone(),
+            include_inactive,
+            page,
+        };
+        async move { context.store.list_keys(&filter).await }
+    })
+    .await?;
+    let keys = page.items;
     let now = Utc::now();
     if context.json {
         let views: Vec<_> = keys.iter().map(|k| KeyObject::of(k, now)).collect();
-        return output::json(&json!({"keys": views, "next_cursor": null}));
+        return output::json(&json!({"keys": views, "next_cursor": page.next_cursor}));
     }
     let mut table = output::table([
         "ID",
@@ -236,7 +236,74 @@ async fn list(context: &Context, user_id: Option<String>, include_inactive: bool
     if keys.is_empty() {
         outln!("no keys");
     }
+    print_next_page(page.next_cursor.as_deref());
     Ok(())
+}
+
+/// `keys update`: the changes given, as `PATCH /v1/keys/{id}` by an admin.
+async fn update(context: &Context, args: UpdateKeyArgs) -> CliResult {
+    let id = key_id_arg(&args.key_id)?;
+    let mut patch = KeyPatch {
+        name: args
+            .name
+            .as_deref()
+            .map(|n| parse_arg("--name", n, KeyName::parse).map(KeyName::into_inner))
+            .transpose()?,
+        ..KeyPatch::default()
+    };
+    if args.clear_scopes {
+        patch.scopes = Some(Vec::new());
+    } else if !args.scopes.is_empty() {
+        patch.scopes = Some(
+            args.scopes
+                .iter()
+                .map(|s| parse_arg("--scope", s, Scope::parse))
+                .collect::<CliResult<_>>()?,
+        );
+    }
+    if args.any_ip {
+        patch.allowed_ips = Some(None);
+    } else if !args.allow_ips.is_empty() {
+        patch.allowed_ips = Some(Some(
+            args.allow_ips
+                .iter()
+                .map(|ip| parse_arg("--allow-ip", ip, parse_cidr))
+                .collect::<CliResult<_>>()?,
+        ));
+    }
+    let mut metadata = parse_meta(&args.meta)?;
+    for name in &args.remove_meta {
+        if metadata.insert(name.clone(), Value::Null).is_some() {
+            return Err(CliError::usage(format!(
+                "--meta and --remove-meta both name `{name}`"
+            )));
+        }
+    }
+    if !metadata.is_empty() {
+        patch.metadata = Some(metadata);
+    }
+    if args.no_expiry {
+        patch.expires_at = Some(None);
+    } else if let Some(days) = args.expires_in_days {
+        patch.expires_at = Some(Some(Utc::now() + Duration::days(i64::from(days))));
+    }
+    if args.user_plan {
+        patch.plan = Some(None);
+    } else if let Some(plan) = &args.plan {
+        patch.plan = Some(Some(parse_arg("--plan", plan, PlanName::parse)?));
+    }
+    patch.rate_limit_per_hour = args.rate_limit_per_hour.map(Some);
+    if patch == KeyPatch::default() {
+        return Err(CliError::usage(
+            "nothing to change: give at least one option (see `keyward keys update --help`)",
+        ));
+    }
+    let key = context
+        .store
+        .update_key(&id, &patch, &Actor::cli())
+        .await
+        .map_err(|e| named_not_found(e, "key", &args.key_id))?;
+    print_key(context, &key)
 }
 
 fn print_key(context: &Context, key: &KeyRecord) -> CliResult {

@@ -1,6 +1,7 @@
 //! One module per subcommand; each opens the store, does one thing and prints the result.
 
 mod admin_keys;
+mod audit;
 mod billing;
 mod db;
 mod import;
@@ -12,10 +13,10 @@ mod users;
 
 use std::sync::Arc;
 
-use keyward_store::{Store, StoreError};
+use keyward_store::{Page, PageRequest, Store, StoreError};
 use serde_json::{Map, Value};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, PageArgs, UsageCommand};
 use crate::config::{self, FileConfig};
 use crate::error::{CliError, CliResult};
 
@@ -36,7 +37,7 @@ pub async fn run(cli: Cli) -> CliResult {
         let mut script = Vec::new();
         clap_complete::generate(
             shell,
-            &mut <crate::cli::Cli as clap::CommandFactory>::command(),
+            &mut crate::cli::Cli::command(),
             "keyward",
             &mut script,
         );
@@ -58,9 +59,23 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Plans(command) => plans::run(&context, command).await,
         Command::Db(command) => db::run(&context, command).await,
         Command::Import(args) => import::run(&context, args).await,
-        Command::Usage { user_id, period } => {
-            usage::user(&context, &user_id, period.as_deref()).await
+        Command::Usage {
+            command: Some(UsageCommand::Summary { days }),
+            ..
+        } => usage::summary(&context, days).await,
+        Command::Usage {
+            command: None,
+            user_id,
+            period,
+        } => {
+            usage::user(
+                &context,
+                user_id.as_deref().unwrap_or_default(),
+                period.as_deref(),
+            )
+            .await
         }
+        Command::Audit(args) => audit::run(&context, args).await,
         Command::Billing(command) => billing::run(&context, command).await,
         Command::AdminKeys(command) => admin_keys::run(&context, command).await,
         Command::Serve(_) | Command::Completions { .. } => Ok(()),
@@ -76,6 +91,58 @@ async fn open_store(url: &str) -> CliResult<Arc<dyn Store>> {
         Err(error) => Err(CliError::failure(format!(
             "cannot open the database: {error}"
         ))),
+    }
+}
+
+/// A listing: the one page `--limit`/`--cursor` ask for, or — with neither — every page.
+pub async fn pages<T, F, Fut>(args: &PageArgs, mut fetch: F) -> CliResult<Page<T>>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>, StoreError>>,
+{
+    if args.limit.is_some() || args.cursor.is_some() {
+        let request = PageRequest {
+            limit: args.limit.unwrap_or(100),
+            cursor: args.cursor.clone(),
+        };
+        return fetch(request).await.map_err(cursor_error);
+    }
+    let mut items = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = fetch(PageRequest {
+            limit: 1000,
+            cursor,
+        })
+        .await?;
+        items.extend(page.items);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => {
+                return Ok(Page {
+                    items,
+                    next_cursor: None,
+                });
+            }
+        }
+    }
+}
+
+/// A cursor keyward did not issue is a usage error naming the option.
+fn cursor_error(error: StoreError) -> CliError {
+    match error {
+        StoreError::Invalid {
+            field: "cursor",
+            message,
+        } => CliError::usage(format!("--cursor: {message}")),
+        other => other.into(),
+    }
+}
+
+/// After a page: the option that prints the next one, on stderr (stdout stays the table).
+pub fn print_next_page(next_cursor: Option<&str>) {
+    if let Some(cursor) = next_cursor {
+        eprintln!("more: --cursor {cursor}");
     }
 }
 

@@ -31,29 +31,22 @@ pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
             let created = context.store.create_user(&user, &Actor::cli()).await?;
             print_user(context, &created)
         }
-        UsersCommand::List { plan } => {
+        UsersCommand::List { plan, page } => {
             let plan = plan
                 .as_deref()
                 .map(|p| parse_arg("--plan", p, PlanName::parse))
                 .transpose()?;
-            let mut filter = UserFilter {
-                plan,
-                page: PageRequest {
-                    limit: 1000,
-                    cursor: None,
-                },
-            };
-            let mut users = Vec::new();
-            loop {
-                let page = context.store.list_users(&filter).await?;
-                users.extend(page.items);
-                match page.next_cursor {
-                    Some(cursor) => filter.page.cursor = Some(cursor),
-                    None => break,
-                }
-            }
+            let page = super::pages(&page, |page: PageRequest| {
+                let filter = UserFilter {
+                    plan: plan.clone(),
+                    page,
+                };
+                async move { context.store.list_users(&filter).await }
+            })
+            .await?;
+            let users = page.items;
             if context.json {
-                return output::json(&json!({"users": users, "next_cursor": null}));
+                return output::json(&json!({"users": users, "next_cursor": page.next_cursor}));
             }
             let mut table = output::table(["USER", "PLAN", "EMAIL", "COMPANY", "KEYS", "CREATED"]);
             for user in &users {
@@ -70,6 +63,7 @@ pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
             if users.is_empty() {
                 outln!("no users");
             }
+            super::print_next_page(page.next_cursor.as_deref());
             Ok(())
         }
         UsersCommand::Show { user_id } => {
