@@ -2,9 +2,10 @@
 # keyward's one test command (the README's and CI's): formatting, lints, every test.
 #
 # Works from a fresh clone on a fresh machine: it needs the Rust toolchain (cargo, rustfmt,
-# clippy) and Python 3. Services the tests need (Redis, PostgreSQL, nginx, Caddy) are
-# installed when missing and started here, and stopped on exit even on failure; one that
-# cannot be had fails the run, never a skip.
+# clippy) and Python 3. What else the tests need (Redis, PostgreSQL, nginx, Caddy, Chromium,
+# jq and Node.js from Debian; packages from PyPI and npm) is installed when missing, servers
+# are started here and stopped on exit even on failure; one that cannot be had fails the
+# run, never a skip.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -126,6 +127,13 @@ ensure_gateways() {
   if ! command -v nginx >/dev/null 2>&1 || ! command -v caddy >/dev/null 2>&1; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx caddy) >/dev/null 2>&1 ||
       fail "nginx and caddy are needed by the gateway tests and could not be installed"
+  fi
+}
+# Debian's Chromium: the API reference at /docs is rendered by a real browser in the tests.
+ensure_browser() {
+  if ! command -v chromium >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 ||
+      fail "chromium is needed by the browser tests and could not be installed"
   fi
 }
 trap cleanup EXIT
@@ -267,11 +275,12 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "test services: Redis, a Redis Cluster, PostgreSQL, nginx and Caddy; Python and Node tools"
+step "test services: Redis, a Redis Cluster, PostgreSQL, nginx, Caddy, Chromium; Python and Node tools"
 start_redis
 start_redis_cluster
 start_postgres
 ensure_gateways
+ensure_browser
 ensure_python_tools
 ensure_doc_tools
 

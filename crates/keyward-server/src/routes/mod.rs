@@ -3,6 +3,7 @@
 
 pub mod admin_keys;
 pub mod authorize;
+pub mod docs;
 pub mod health;
 pub mod keys;
 pub mod permissions;
@@ -21,7 +22,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderName, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, get};
 use percent_encoding::percent_decode_str;
 use serde::de::DeserializeOwned;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -65,7 +66,9 @@ pub fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
-        .routes(routes!(health::serve_document));
+        .routes(routes!(health::serve_document))
+        .routes(routes!(docs::page))
+        .route("/docs/redoc.standalone.js", get(docs::script));
     (management, others)
 }
 

@@ -751,6 +751,7 @@ async fn guessing_the_admin_token_locks_the_guesser_out_everywhere() {
         "/readyz",
         "/v1/plans",
         "/openapi.json",
+        "/docs",
         "/metrics",
     ] {
         let response = server.send(server.client.get(server.url(open))).await;

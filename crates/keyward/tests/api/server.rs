@@ -63,10 +63,90 @@ async fn health_readiness_metrics_and_openapi_are_open() {
         "/readyz",
         "/metrics",
         "/openapi.json",
+        "/docs",
     ] {
         assert!(
             paths.contains_key(path),
             "{path} missing from /openapi.json"
+        );
+    }
+}
+
+/// Undoes HTML's escaping of text, enough to compare a page's text with plain strings.
+fn html_text(html: &str) -> String {
+    html.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&amp;", "&")
+}
+
+#[tokio::test]
+async fn the_api_reference_renders_in_a_real_browser_from_this_server_alone() {
+    let server = TestServer::spawn_app().await;
+    let page = server.send(server.client.get(server.url("/docs"))).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let policy = page.header("content-security-policy").unwrap_or_default();
+    assert!(
+        policy.starts_with("default-src 'none'; script-src 'self';"),
+        "{policy}"
+    );
+    assert!(
+        !page.text.contains("://"),
+        "the page names another origin: {}",
+        page.text
+    );
+    let script = server
+        .send(server.client.get(server.url("/docs/redoc.standalone.js")))
+        .await;
+    assert_eq!(script.status, 200);
+    assert_eq!(
+        script.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert!(script.text.len() > 500_000, "{} bytes", script.text.len());
+
+    // Chromium renders the page under its policy (which forbids every other origin): every
+    // operation's summary of /openapi.json must be on the page it draws.
+    let document = server
+        .send(server.client.get(server.url("/openapi.json")))
+        .await
+        .body;
+    let summaries: Vec<String> = document["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|operation| operation["summary"].as_str().map(str::to_owned))
+        .collect();
+    assert!(summaries.len() > 20, "{summaries:?}");
+    let profile = tempfile::tempdir().unwrap();
+    // The server runs on threads of its own: blocking this one waits for the browser only.
+    let output = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--virtual-time-budget=20000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(server.url("/docs"))
+        .output()
+        .expect("chromium is installed (scripts/test.sh installs it)");
+    let dom = html_text(&String::from_utf8_lossy(&output.stdout));
+    for summary in &summaries {
+        assert!(
+            dom.contains(summary.as_str()),
+            "the rendered reference lacks `{summary}` ({} bytes of DOM; stderr: {})",
+            dom.len(),
+            String::from_utf8_lossy(&output.stderr)
         );
     }
 }
