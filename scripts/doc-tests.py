@@ -19,7 +19,7 @@ How a file is run:
   sources, and a second, optimised build would double the time of the test run.
 - The documented address `localhost:8080` (or `127.0.0.1:8080`) becomes the free port.
 - A command that starts the server (`keyward serve …`) runs in the background, and the next
-  command waits until the server answers. A file that starts no server gets one, started
+  command waits until the server answers (on the port of its `--listen`, if it has one). A file that starts no server gets one, started
   before its first block with `--trusted-proxy 127.0.0.1/32` (the examples' services run
   on this machine).
 - Output shown in a `console` block is checked against what the command printed: every
@@ -180,7 +180,8 @@ def script_for(blocks, port: int, out_dir: Path, start_server: bool) -> str:
             else:
                 lines.append(text)
             if serve:
-                lines.append(wait_for_server(port))
+                listen = re.search(r"--listen[ =]\S*:(\d+)", text)
+                lines.append(wait_for_server(int(listen.group(1)) if listen else port))
     return "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     propagate_version = true
 )]
 pub struct Cli {
-    /// Database URL: `sqlite://path` (created if missing) or `postgres://…`.
+    /// Database URL: `sqlite://path` (created if missing) or `postgres://…`. Default
+    /// sqlite://keyward.db (in the current directory).
     #[arg(
         long,
         env = "KEYWARD_DATABASE_URL",
@@ -548,10 +549,10 @@ pub struct ServeArgs {
         value_name = "MODE"
     )]
     pub redis_failure_mode: Option<RedisFailureMode>,
-    /// Accept the key in the `api_key` query parameter.
+    /// Accept the key in the `api_key` query parameter (URLs end up in logs). Default false.
     #[arg(hide_env_values = true, long, env = "KEYWARD_ALLOW_QUERY_KEY", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub allow_query_key: Option<bool>,
-    /// A proxy whose X-Forwarded-For is trusted (repeatable; env: comma list).
+    /// A proxy whose X-Forwarded-For is trusted (repeatable; env: comma list). Default: none.
     #[arg(
         long = "trusted-proxy",
         env = "KEYWARD_TRUSTED_PROXIES",
@@ -610,7 +611,7 @@ pub struct ServeArgs {
     )]
     pub failure_window_seconds: Option<u64>,
     /// IPv6 clients are counted by the brute-force guard per network of this prefix length
-    /// (one host usually holds a whole /64). 0–128; default 64.
+    /// (one host usually holds a whole /64). 0–128. Default 64.
     #[arg(
         hide_env_values = true,
         long,

@@ -5,6 +5,8 @@ mod commands;
 mod config;
 mod error;
 mod output;
+#[cfg(test)]
+mod reference;
 
 use std::process::ExitCode;
 

@@ -20,6 +20,9 @@ use crate::cli::{Cli, Command, PageArgs, UsageCommand};
 use crate::config::{self, FileConfig};
 use crate::error::{CliError, CliResult};
 
+#[cfg(test)]
+pub use serve::check_file as check_serve_settings;
+
 /// What every command needs: the store and how to print.
 pub struct Context {
     pub store: Arc<dyn Store>,

@@ -350,3 +350,20 @@ fn billing(args: &ServeArgs, defaults: BillingSettings) -> CliResult<BillingSett
         )?),
     })
 }
+
+/// Runs `serve`'s checks of every setting on a config file alone, as a start with no flags
+/// would (the admin token file is not read: it holds a secret of the host).
+#[cfg(test)]
+pub fn check_file(file: &FileConfig) -> CliResult {
+    let mut serve: ServeArgs = serde_json::from_value(
+        serde_json::to_value(&file.serve).map_err(|e| CliError::failure(e.to_string()))?,
+    )
+    .map_err(|e| CliError::failure(e.to_string()))?;
+    serve.admin_token_file = None;
+    let file = FileConfig {
+        database_url: file.database_url.clone(),
+        serve,
+    };
+    let url = crate::config::database_url(None, &file);
+    resolve(ServeArgs::default(), url, &file).map(drop)
+}
