@@ -45,9 +45,9 @@ pub fn prometheus() -> Option<PrometheusHandle> {
 
 /// Registers the counters and gauges that only move when something goes wrong, so that
 /// `/metrics` shows them at 0 from the start (an alert on "absent" is never needed). The
-/// per-code decision and key-cache counters are registered by the verifier; the HTTP and
-/// billing families appear with their first request or delivery, since their labels are
-/// known only then.
+/// per-code decision and key-cache counters are registered by the verifier, the HTTP
+/// families (each documented operation's success) by the router, and the billing
+/// deliveries (each configured sink's outcomes) by the billing task.
 pub fn register_quiet_metrics() {
     metrics::counter!("keyward_limiter_fallbacks_total").increment(0);
     metrics::counter!("keyward_usage_events_shed_total").increment(0);

@@ -81,6 +81,9 @@ pub(super) async fn deliver_due(
     Ok(())
 }
 
+/// The `result` label values of `keyward_billing_deliveries_total`.
+pub(super) const RESULTS: [&str; 4] = ["delivered", "skipped", "failed", "dead"];
+
 /// `base · 2^(attempt−1)`, at most 5 minutes, times a random factor in [0.5, 1].
 pub(super) fn retry_delay(base: Duration, attempt: u32) -> chrono::Duration {
     let exponential = base

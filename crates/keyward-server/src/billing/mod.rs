@@ -136,6 +136,13 @@ pub fn spawn(
             .into_iter()
             .map(|sink| (sink, None))
             .collect();
+        // Every outcome of every configured sink is on /metrics from the start, at 0.
+        for (sink, _) in &since {
+            for result in deliver::RESULTS {
+                metrics::counter!("keyward_billing_deliveries_total", "sink" => sink.name(), "result" => result)
+                    .increment(0);
+            }
+        }
         let mut last_recheck: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {

@@ -85,7 +85,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(
-            (state.clone(), Arc::new(HttpMeters::default())),
+            (state.clone(), Arc::new(HttpMeters::documented())),
             envelope,
         ))
         .with_state(state);
@@ -238,6 +238,55 @@ struct RouteMeters {
 }
 
 impl HttpMeters {
+    /// Meters with every documented operation registered at 0 (its route, method and first
+    /// success status), so `/metrics` shows the families before the first request.
+    fn documented() -> Self {
+        let meters = Self::default();
+        let document: serde_json::Value =
+            serde_json::from_str(health::document_json()).unwrap_or_default();
+        let paths = document["paths"].as_object().cloned().unwrap_or_default();
+        for (route, item) in &paths {
+            let Some(operations) = item.as_object() else {
+                continue;
+            };
+            for (method, operation) in operations {
+                let Ok(method) = method.to_ascii_uppercase().parse::<Method>() else {
+                    continue;
+                };
+                let success = operation["responses"]
+                    .as_object()
+                    .and_then(|r| r.keys().find_map(|s| s.parse::<u16>().ok()))
+                    .filter(|s| (200..300).contains(s));
+                if let Some(status) = success {
+                    meters.register(route, method_label(&method), status);
+                }
+            }
+        }
+        meters
+    }
+
+    fn register(&self, route: &str, method: &'static str, status: u16) {
+        let mut routes = write(&self.routes);
+        let meters = routes.entry(route.into()).or_insert_with(|| RouteMeters {
+            seconds: metrics::histogram!("keyward_http_request_seconds", "route" => route.to_owned()),
+            requests: RwLock::default(),
+        });
+        let mut requests = write(&meters.requests);
+        if !requests
+            .iter()
+            .any(|(m, s, _)| *m == method && *s == status)
+        {
+            let counter = metrics::counter!(
+                "keyward_http_requests_total",
+                "route" => route.to_owned(),
+                "method" => method,
+                "status" => status.to_string()
+            );
+            counter.increment(0);
+            requests.push((method, status, counter));
+        }
+    }
+
     fn record(&self, route: &str, method: &'static str, status: u16, elapsed: Duration) {
         if let Some(meters) = read(&self.routes).get(route) {
             meters.record(route, method, status, elapsed);

@@ -72,6 +72,53 @@ async fn health_readiness_metrics_and_openapi_are_open() {
     }
 }
 
+#[tokio::test]
+async fn every_documented_metric_is_on_the_first_scrape() {
+    // Its own process: the in-process servers of other tests share one recorder.
+    let server = TestServer::start_with(
+        &[
+            "--billing-webhook-url",
+            "http://127.0.0.1:9/billing",
+            "--billing-webhook-secret",
+            "a-billing-secret",
+        ],
+        &[],
+    )
+    .await;
+    let operations = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../documentation/operations.md"
+    ))
+    .unwrap();
+    let start = operations.find("- `GET /metrics`").unwrap();
+    let end = start + operations[start..].find("- `GET /openapi.json`").unwrap();
+    let documented: Vec<&str> = operations[start..end]
+        .split('`')
+        .filter_map(|part| part.split('{').next())
+        .filter(|name| name.starts_with("keyward_"))
+        .collect();
+    assert!(documented.len() >= 9, "{documented:?}");
+    let metrics = server.send(server.client.get(server.url("/metrics"))).await;
+    for name in documented {
+        assert!(
+            metrics
+                .text
+                .lines()
+                .any(|line| line.starts_with(name) && line.ends_with(" 0")),
+            "{name} is not on the first scrape at 0:\n{}",
+            metrics.text
+        );
+    }
+    assert!(
+        metrics
+            .text
+            .contains("keyward_billing_deliveries_total{sink=\"webhook\",result=\"dead\"} 0")
+    );
+    assert!(metrics.text.contains(
+        "keyward_http_requests_total{route=\"/v1/verify\",method=\"POST\",status=\"200\"} 0"
+    ));
+}
+
 /// Undoes HTML's escaping of text, enough to compare a page's text with plain strings.
 fn html_text(html: &str) -> String {
     html.replace("&lt;", "<")
