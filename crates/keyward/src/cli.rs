@@ -142,6 +142,7 @@ pub enum Command {
     /// Print a shell completion script, e.g. `keyward completions bash >
     /// /etc/bash_completion.d/keyward` (bash, zsh, fish, elvish, powershell).
     Completions {
+        /// The shell to complete for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
@@ -214,13 +215,17 @@ pub enum AdminKeysCommand {
         page: PageArgs,
     },
     /// Revoke an admin key (idempotent); it stops working on every node at once.
-    Revoke { id: String },
+    Revoke {
+        /// The admin key's id (adk_…).
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum BillingCommand {
     /// A user's invoice for a month (prorated per plan segment).
     Invoice {
+        /// The user billed.
         user_id: String,
         /// The month, YYYY-MM (UTC). Default: the current one.
         #[arg(long, value_name = "YYYY-MM")]
@@ -231,13 +236,16 @@ pub enum BillingCommand {
         /// Only deliveries in this state.
         #[arg(long, value_enum)]
         status: Option<OutboxStatus>,
+        /// At most this many deliveries (1–10000).
         #[arg(long, default_value = "100", value_parser = clap::value_parser!(u32).range(1..=10000))]
         limit: u32,
     },
     /// Every user's invoice for a month, one line per row (csv) or one document (json).
     Export {
+        /// The month, YYYY-MM (UTC). Default: the current one.
         #[arg(long, value_name = "YYYY-MM")]
         period: Option<String>,
+        /// CSV (one row per invoice line) or JSON (one document); `--json` means json.
         #[arg(long, value_enum, default_value = "csv")]
         format: ExportFormat,
     },
@@ -269,6 +277,7 @@ pub enum KeysCommand {
     Create(CreateKeyArgs),
     /// List keys, newest first (revoked and expired ones with --include-inactive).
     List {
+        /// Only this user's keys.
         #[arg(long, value_name = "ID")]
         user_id: Option<String>,
         /// Include revoked and expired keys.
@@ -279,6 +288,7 @@ pub enum KeysCommand {
     },
     /// Show one key: by its id, or — with --from-stdin — by the key itself.
     Show {
+        /// The key's id (key_…).
         #[arg(required_unless_present = "from_stdin", conflicts_with = "from_stdin")]
         key_id: Option<String>,
         /// Read a plaintext key from stdin (one line; never echoed or stored) and show the
@@ -288,6 +298,7 @@ pub enum KeysCommand {
     },
     /// Revoke a key (idempotent; it cannot be undone).
     Revoke {
+        /// The key's id (key_…).
         key_id: String,
         /// Do not ask for confirmation (asked only when stdin is a terminal).
         #[arg(long, short = 'y')]
@@ -296,11 +307,18 @@ pub enum KeysCommand {
     /// Change a key's name, scopes, allowed networks, metadata, expiry, plan or hourly limit.
     Update(UpdateKeyArgs),
     /// Disable a key for now: it answers DISABLED until enabled again.
-    Disable { key_id: String },
+    Disable {
+        /// The key's id (key_…).
+        key_id: String,
+    },
     /// Enable a disabled key again.
-    Enable { key_id: String },
+    Enable {
+        /// The key's id (key_…).
+        key_id: String,
+    },
     /// Replace a key by a new one with the same settings and rate-limit state.
     Rotate {
+        /// The key's id (key_…).
         key_id: String,
         /// How long the old key keeps working: 0, or a duration with its unit such as 90s,
         /// 24h or 7d (at most 30d). A bare number other than 0 is refused.
@@ -312,6 +330,7 @@ pub enum KeysCommand {
     },
     /// A key's usage over the last N days: by day, endpoint and status.
     Usage {
+        /// The key's id (key_…).
         key_id: String,
         /// Days back, today included (1–400).
         #[arg(long, value_name = "N", default_value = "30")]
@@ -321,13 +340,16 @@ pub enum KeysCommand {
 
 #[derive(Debug, Args)]
 pub struct CreateKeyArgs {
+    /// The key's user; created on plan `free` if it does not exist.
     #[arg(long, value_name = "ID")]
     pub user_id: String,
+    /// What the key is for (shown in listings; 1–200 printable characters).
     #[arg(long)]
     pub name: String,
     /// The key's own plan (overrides its user's plan for rate limits and features).
     #[arg(long, alias = "tier", value_name = "PLAN")]
     pub plan: Option<String>,
+    /// `live` keys are billed and count toward quotas; `test` keys are not.
     #[arg(long, value_enum, default_value = "live")]
     pub environment: EnvironmentArg,
     /// Custom key prefix (default `sk_live` / `sk_test`).
@@ -358,6 +380,7 @@ pub struct CreateKeyArgs {
 
 #[derive(Debug, Args)]
 pub struct UpdateKeyArgs {
+    /// The key's id (key_…).
     pub key_id: String,
     /// A new name.
     #[arg(long)]
@@ -401,14 +424,19 @@ pub struct UpdateKeyArgs {
 pub enum UsersCommand {
     /// Create a user.
     Create {
+        /// The user's id, as your system knows the customer (e.g. org:42).
         #[arg(long, value_name = "ID")]
         user_id: String,
+        /// The user's plan: its quotas, key cap and prices.
         #[arg(long, alias = "tier", default_value = "free")]
         plan: String,
+        /// A contact address, kept on the user.
         #[arg(long, value_name = "E")]
         email: Option<String>,
+        /// The company's name, kept on the user.
         #[arg(long, value_name = "C")]
         company: Option<String>,
+        /// Metadata entry (repeatable).
         #[arg(long = "meta", value_name = "K=V")]
         meta: Vec<String>,
     },
@@ -421,11 +449,20 @@ pub enum UsersCommand {
         page: PageArgs,
     },
     /// Show one user (deleted users too).
-    Show { user_id: String },
+    Show {
+        /// The user's id.
+        user_id: String,
+    },
     /// Move a user to another plan, from now.
-    SetPlan { user_id: String, plan: String },
+    SetPlan {
+        /// The user's id.
+        user_id: String,
+        /// The new plan.
+        plan: String,
+    },
     /// Revoke every key of a user (the user stays); prints how many were revoked.
     RevokeKeys {
+        /// The user's id.
         user_id: String,
         /// Do not ask for confirmation (asked only when stdin is a terminal).
         #[arg(long, short = 'y')]
@@ -433,6 +470,7 @@ pub enum UsersCommand {
     },
     /// Delete a user: revokes all its keys, keeps its usage and invoices.
     Delete {
+        /// The user's id.
         user_id: String,
         /// Do not ask for confirmation (asked only when stdin is a terminal).
         #[arg(long, short = 'y')]
@@ -450,24 +488,34 @@ pub enum PlansCommand {
 
 #[derive(Debug, Args)]
 pub struct SetPlanArgs {
+    /// The plan's name (lowercase letters, digits, `-` and `_`).
     pub name: String,
+    /// Requests (units) a key may make in any 60 seconds.
     #[arg(long, value_name = "N")]
     pub per_minute: Option<u64>,
+    /// Requests (units) a key may make in any hour.
     #[arg(long, value_name = "N")]
     pub per_hour: Option<u64>,
+    /// Requests (units) a key may make in any 24 hours.
     #[arg(long, value_name = "N")]
     pub per_day: Option<u64>,
     /// Token bucket: refill rate per second and capacity, e.g. 10/50.
     #[arg(long, value_name = "RATE/CAPACITY")]
     pub burst: Option<String>,
+    /// Units a user's live keys may use in a calendar month (UTC), all keys together.
     #[arg(long, value_name = "N")]
     pub monthly_quota: Option<u64>,
+    /// Keys a user may hold at once (revoked and expired ones do not count).
     #[arg(long, value_name = "N")]
     pub max_keys: Option<u64>,
+    /// Price: the monthly base fee, in cents (with --included-requests and
+    /// --overage-cents-per-1000).
     #[arg(long, value_name = "N", requires_all = ["included_requests", "overage_cents_per_1000"])]
     pub base_cents: Option<u64>,
+    /// Price: units the base fee includes each month.
     #[arg(long, value_name = "N", requires_all = ["base_cents", "overage_cents_per_1000"])]
     pub included_requests: Option<u64>,
+    /// Price: cents per 1,000 units beyond the included ones.
     #[arg(long, value_name = "N", requires_all = ["base_cents", "included_requests"])]
     pub overage_cents_per_1000: Option<u64>,
 }
@@ -478,6 +526,7 @@ pub enum DbCommand {
     Migrate,
     /// Revert the newest applied migrations.
     Rollback {
+        /// How many of the newest migrations to revert.
         #[arg(long, default_value_t = 1, value_name = "N")]
         steps: u32,
         /// Do not ask for confirmation (asked only when stdin is a terminal).
@@ -828,5 +877,33 @@ impl ServeArgs {
             }
         }
         serde_json::from_value(merged).map_err(internal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every option and argument of every command says what it is in `--help`.
+    #[test]
+    fn every_option_has_help_text() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") || arg.is_hide_set() {
+                    continue;
+                }
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                if help.trim().is_empty() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut command = super::Cli::command();
+        command.build();
+        let mut missing = Vec::new();
+        walk(&command, "keyward", &mut missing);
+        assert!(missing.is_empty(), "options without help: {missing:#?}");
     }
 }
