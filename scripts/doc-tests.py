@@ -17,15 +17,20 @@ How a file is run:
   `cargo run --release --`, `./target/release/keyward` and `target/release/keyward`, and
   `cargo build --release` is taken as done: the binary under test was built from the same
   sources, and a second, optimised build would double the time of the test run.
-- The documented address `localhost:8080` (or `127.0.0.1:8080`) becomes the free port.
-- A command that starts the server (`keyward serve …`) runs in the background, and the next
-  command waits until the server answers (on the port of its `--listen`, if it has one). A file that starts no server gets one, started
+- The documented address `localhost:8080` (or `127.0.0.1:8080`) becomes a free port, and
+  `:8081` (a second server in the same file) another.
+- `curl` in a block fails on an HTTP error status, as if given `--fail-with-body`, so a
+  refused call fails its block (the examples' own scripts call curl unchanged).
+- A command that starts the server (`keyward serve …`) runs in the background; the next
+  command waits until the server answers (on the port of its `--listen`, if it has one),
+  and the block fails if that server has exited instead. A file that starts no server gets one, started
   before its first block with `--trusted-proxy 127.0.0.1/32` (the examples' services run
   on this machine).
 - Output shown in a `console` block is checked against what the command printed: every
   JSON member name shown must be in the output, and every member shown with a literal value
   (true, false, null, or a string without digits or `…`) must have that value; a table
-  header's column names must all be there; any other line without `…` must appear as is.
+  header's column names must all be there, as words; any other line must be there, with
+  `…`, ids (`key_…`), key prefixes and times standing for whatever was printed there.
 
 Exit status 0 when every file passed; otherwise the failing file's script and log are shown.
 """
@@ -121,6 +126,7 @@ def console_commands(body):
 
 def substitute(text: str, port: int) -> str:
     text = re.sub(r"\b(localhost|127\.0\.0\.1):8080\b", f"127.0.0.1:{port}", text)
+    text = re.sub(r"\b(localhost|127\.0\.0\.1):8081\b", f"127.0.0.1:{SECOND_PORT[port]}", text)
     text = text.replace("cargo run --release --", "keyward")
     text = re.sub(r"(?<![\w/])\.?/?target/release/keyward\b", "keyward", text)
     text = re.sub(r"^(\s*)cargo build --release\b", r"\1: cargo build --release", text, flags=re.M)
@@ -147,14 +153,19 @@ def starts_server(text: str) -> bool:
 
 def wait_for_server(port: int) -> str:
     return (
-        f"for __i in $(seq 1 200); do curl -s -o /dev/null http://127.0.0.1:{port}/healthz && break; "
-        f"sleep 0.05; done; curl -s -o /dev/null http://127.0.0.1:{port}/healthz "
+        f"__pid=$!; for __i in $(seq 1 200); do command curl -s -o /dev/null http://127.0.0.1:{port}/healthz && break; "
+        f"kill -0 $__pid 2>/dev/null || break; sleep 0.05; done; "
+        f"kill -0 $__pid 2>/dev/null && command curl -s -o /dev/null http://127.0.0.1:{port}/healthz "
         f"|| {{ echo 'doc-tests: the server did not start' >&2; exit 1; }}"
     )
 
 
 def script_for(blocks, port: int, out_dir: Path, start_server: bool) -> str:
-    lines = ["set -euo pipefail"]
+    lines = [
+        "set -euo pipefail",
+        # A refused call fails its block; `command curl` inside the function is curl itself.
+        'curl() { command curl --fail-with-body "$@"; }',
+    ]
     if start_server:
         lines += [
             "keyward serve --trusted-proxy 127.0.0.1/32 >.server.out 2>.server.log &",
@@ -190,6 +201,22 @@ def literal_pairs(line: str):
     return re.findall(r'"([A-Za-z_][\w]*)":\s*' + value, line)
 
 
+# What stands for "whatever was printed here" in a shown line: an elision, an id, a key's
+# display prefix, a time.
+WILDCARDS = re.compile(
+    r"…"
+    r"|\b(?:key|adk|usr|whk)_[0-9A-Za-z]{2,}…?"
+    r"|\b[a-z][a-z0-9]*_(?:live|test)_\w*…?"
+    r"|\b\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}:\d{2}Z)?"
+)
+
+
+def line_pattern(shown: str) -> str:
+    """A shown line as a pattern over whitespace-flattened output."""
+    parts = WILDCARDS.split(" ".join(shown.split()))
+    return r"\S*".join(re.escape(part) for part in parts)
+
+
 def check_output(command: Command, port: int) -> list:
     """The ways the output differs from what the documentation shows; empty when none."""
     actual = command.output.read_text() if command.output.exists() else ""
@@ -203,11 +230,11 @@ def check_output(command: Command, port: int) -> list:
             for name, value in literal_pairs(shown):
                 if not re.search(rf'"{name}"\s*:\s*{re.escape(value)}', actual):
                     problems.append(f"`{name}` is not {value} in the output")
-        elif len(re.findall(r"\b[A-Z][A-Z_]+\b", shown)) >= 2:
+        elif len(re.findall(r"\b[A-Z][A-Z_]+\b", shown)) >= 2 and shown.upper() == shown:
             for column in re.findall(r"\b[A-Z][A-Z_]+(?: [A-Z][A-Z_]+)*\b", shown):
-                if column not in actual:
+                if not re.search(rf"(?<![\w]){re.escape(column)}(?![\w])", actual):
                     problems.append(f"no column {column} in the output")
-        elif "…" not in shown and " ".join(shown.split()) not in flat:
+        elif not re.search(line_pattern(shown), flat):
             problems.append(f"the output lacks the line {shown.strip()!r}")
     return problems
 
@@ -216,6 +243,9 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+SECOND_PORT = {}
 
 
 def run_file(path: Path, blocks, keyward: Path) -> bool:
@@ -229,6 +259,7 @@ def run_file(path: Path, blocks, keyward: Path) -> bool:
         out_dir = work / ".out"
         out_dir.mkdir()
         port = free_port()
+        SECOND_PORT[port] = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")}
         env.update(
             PATH=f"{bin_dir}:{env['PATH']}",

@@ -18,7 +18,8 @@ KEYWARD_URL="${KEYWARD_URL:-http://localhost:8080}"
 : "${KEYWARD_ADMIN_TOKEN:?set KEYWARD_ADMIN_TOKEN}"
 export KEYWARD_URL
 pids=""
-trap 'for pid in $pids; do kill "$pid" 2>/dev/null || true; done' EXIT
+tmp=$(mktemp -d)
+trap 'for pid in $pids; do kill "$pid" 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
 
 fail() { echo "examples: $*" >&2; exit 1; }
 
@@ -65,9 +66,19 @@ curl -sSf -o /dev/null -X DELETE "$KEYWARD_URL/v1/keys/$revoked_id" \
 
 echo "--- clients → keyward's /v1/authorize"
 run_clients "$KEYWARD_URL/v1/authorize"
-API_KEY=$revoked sh curl/client.sh >/dev/null 2>&1 && fail "the curl client accepted a revoked key"
-API_KEY=$revoked python3 python/client.py >/dev/null 2>&1 && fail "the Python client accepted a revoked key"
-API_KEY=$revoked node node/client.mjs >/dev/null 2>&1 && fail "the Node client accepted a revoked key"
+# A revoked key: each client exits 1 and says why (the problem's code).
+refused() { # description, command…
+  what=$1
+  shift
+  status=0
+  API_KEY=$revoked API_URL="$KEYWARD_URL/v1/authorize" "$@" >"$tmp/out" 2>&1 || status=$?
+  [ "$status" = 1 ] || fail "$what exited $status on a revoked key: $(cat "$tmp/out")"
+  grep -q REVOKED "$tmp/out" || fail "$what did not say REVOKED: $(cat "$tmp/out")"
+  echo "ok: $what refuses a revoked key"
+}
+refused "the curl client" sh curl/client.sh
+refused "the Python client" python3 python/client.py
+refused "the Node client" node node/client.mjs
 
 check_service() { # name, base url
   echo "--- clients → the $1 service"
@@ -94,5 +105,19 @@ PORT=$port node node/express_service.mjs &
 pids="$pids $!"
 wait_for "http://127.0.0.1:$port/orders"
 check_service Express "http://127.0.0.1:$port"
+
+# Without keyward (nothing listens at KEYWARD_URL), each service fails closed: 503.
+closed=$(free_port)
+port=$(free_port)
+KEYWARD_URL="http://127.0.0.1:$closed" python3 -m uvicorn --app-dir python fastapi_service:app \
+  --host 127.0.0.1 --port "$port" --log-level critical &
+pids="$pids $!"
+wait_for "http://127.0.0.1:$port/orders"
+expect_status 503 "FastAPI without keyward" -H "Authorization: Bearer $API_KEY" "http://127.0.0.1:$port/orders"
+port=$(free_port)
+KEYWARD_URL="http://127.0.0.1:$closed" PORT=$port node node/express_service.mjs >/dev/null &
+pids="$pids $!"
+wait_for "http://127.0.0.1:$port/orders"
+expect_status 503 "Express without keyward" -H "Authorization: Bearer $API_KEY" "http://127.0.0.1:$port/orders"
 
 echo "all examples passed"

@@ -25,48 +25,50 @@ const ENVIRONMENT_ONLY: [(&str, &str, &str); 3] = [
     ),
 ];
 
-/// The help text as one line, without its "Default …" sentence (shown in its own column).
-fn description(arg: &Arg) -> String {
+/// An option's help text as one line.
+fn help_of(arg: &Arg) -> String {
     let help = arg
         .get_long_help()
         .or_else(|| arg.get_help())
         .map(ToString::to_string)
         .unwrap_or_default();
-    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
-    match help.find(" Default") {
-        Some(at) if !help[at..].starts_with(" Default:") || at > 0 => {
-            let (text, rest) = help.split_at(at);
-            // Keep what follows the default's sentence, if anything.
-            let after = rest.trim_start().split_once(". ").map(|(_, tail)| tail);
-            match after {
-                Some(tail) => format!("{} {tail}", text.trim_end()),
-                None => text.trim_end().to_owned(),
-            }
-        }
-        _ => help,
-    }
+    help.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The default a help text states ("Default 60", "Default: in process", "Default true;
-/// …"), or `none`.
-fn default_of(arg: &Arg) -> String {
-    let help = arg
-        .get_long_help()
-        .or_else(|| arg.get_help())
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
-    let Some(at) = help.find("Default") else {
-        return "none".to_owned();
-    };
+/// Splits a help text around the default it states ("Default 60.", "Default: in process.",
+/// "Default true; …"): the text before, the default, the text after.
+fn split_default(help: &str) -> Option<(&str, &str, &str)> {
+    let at = help.find("Default")?;
     let rest = help[at + "Default".len()..]
         .trim_start_matches(':')
         .trim_start();
-    let end = rest
-        .find(". ")
-        .or_else(|| rest.find("; "))
+    let end = [". ", "; "]
+        .iter()
+        .filter_map(|separator| rest.find(separator))
+        .min()
         .unwrap_or(rest.len());
-    rest[..end].trim_end_matches('.').trim().to_owned()
+    let after = rest[end..].trim_start_matches(['.', ';']).trim_start();
+    Some((
+        help[..at].trim_end(),
+        rest[..end].trim_end_matches('.').trim(),
+        after,
+    ))
+}
+
+/// The help text without its default (shown in its own column).
+fn description(arg: &Arg) -> String {
+    let help = help_of(arg);
+    match split_default(&help) {
+        Some((before, _, "")) => before.to_owned(),
+        Some((before, _, after)) => format!("{before} {after}"),
+        None => help,
+    }
+}
+
+/// The default a help text states, or `none`.
+fn default_of(arg: &Arg) -> String {
+    split_default(&help_of(arg))
+        .map_or_else(|| "none".to_owned(), |(_, default, _)| default.to_owned())
 }
 
 fn cell(text: &str) -> String {
@@ -121,7 +123,8 @@ pub fn render() -> String {
             format!("`{id}`")
         };
         out.push_str(&format!(
-            "| `--{long}{value}` | {environment} | {key} | {} | {} |\n",
+            "| `--{long}{}` | {environment} | {key} | {} | {} |\n",
+            cell(&value),
             cell(&default_of(arg)),
             cell(&description(arg)),
         ));
@@ -197,6 +200,12 @@ mod tests {
         assert_eq!(default("failure-limit"), "100");
         assert_eq!(default("redis-url"), "in process");
         assert_eq!(default("tls-cert"), "none");
+        assert_eq!(default("require-https"), "true");
+        let require = serve
+            .get_arguments()
+            .find(|a| a.get_long() == Some("require-https"))
+            .unwrap();
+        assert!(super::description(require).ends_with("`--require-https=false` turns it off"));
     }
 
     /// The example file parses and is accepted by `serve`'s checks.

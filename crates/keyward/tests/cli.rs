@@ -1320,6 +1320,29 @@ fn keys_update_changes_only_what_is_given_and_refuses_nothing_or_nonsense() {
         );
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+    // The API's own rules: at most 100 scopes or networks, an hourly limit within 2^63 − 1.
+    let scopes: Vec<String> = (0..101).map(|n| format!("s{n}")).collect();
+    let networks: Vec<String> = (0..101).map(|n| format!("10.0.{n}.0/24")).collect();
+    for (option, values) in [("--scope", &scopes), ("--allow-ip", &networks)] {
+        let mut args = vec!["keys", "update", id];
+        for value in values {
+            args.extend([option, value.as_str()]);
+        }
+        let output = session.run(&args);
+        assert_eq!(output.status.code(), Some(2), "{option}: {output:?}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("at most 100"));
+    }
+    for command in ["update", "create"] {
+        let mut args = vec!["keys", command];
+        if command == "update" {
+            args.push(id);
+        } else {
+            args.extend(["--user-id", "alice", "--name", "n"]);
+        }
+        args.extend(["--rate-limit-per-hour", "9223372036854775808"]);
+        let output = session.run(&args);
+        assert_eq!(output.status.code(), Some(2), "{command}: {output:?}");
+    }
     let unknown = session.run(&[
         "keys",
         "update",

@@ -17,7 +17,8 @@ import express from "express";
 
 const keywardUrl = process.env.KEYWARD_URL ?? "http://localhost:8080";
 
-// The HTTP status each refusal stands for (what /v1/authorize would answer).
+// The HTTP status each refusal stands for (what /v1/authorize would answer). A code this
+// table does not know (a newer keyward) is refused with 503: never admitted.
 const STATUS = {
   MISSING: 401,
   INVALID: 401,
@@ -73,10 +74,13 @@ export function requireKey(...scopes) {
       req.keyward = decision;
       return next();
     }
-    const status = STATUS[decision.code];
+    const status = STATUS[decision.code] ?? 503;
     if (status === 401) res.set("WWW-Authenticate", "Bearer");
     if (decision.code === "RATE_LIMITED" && decision.ratelimit) {
-      res.set("Retry-After", String(decision.ratelimit.reset_seconds));
+      // When the tightest window next frees units (at least 1 s). /v1/verify does not say
+      // how long a burst bucket, a quota or a lockout lasts; /v1/authorize answers those
+      // with an exact Retry-After.
+      res.set("Retry-After", String(Math.max(1, decision.ratelimit.reset_seconds)));
     }
     res.status(status).type("application/problem+json").json({ status, code: decision.code });
   };

@@ -22,7 +22,8 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 
 KEYWARD_URL = os.environ.get("KEYWARD_URL", "http://localhost:8080")
 
-# The HTTP status each refusal stands for (what /v1/authorize would answer).
+# The HTTP status each refusal stands for (what /v1/authorize would answer). A code this
+# table does not know (a newer keyward) is refused with 503: never admitted.
 STATUS = {
     "MISSING": 401,
     "INVALID": 401,
@@ -81,19 +82,23 @@ def require_key(*scopes: str):
             answer.raise_for_status()
         except httpx.HTTPError:
             # Fail closed: without an answer, no request gets through.
-            raise HTTPException(503, detail="the key service is unavailable")
+            raise HTTPException(503, detail="UNAVAILABLE")
         decision = answer.json()
         ratelimit = decision.get("ratelimit")
         if decision["valid"]:
             if ratelimit:
                 request.state.ratelimit = ratelimit_headers(ratelimit)
             return decision
-        headers = {"WWW-Authenticate": "Bearer"} if STATUS[decision["code"]] == 401 else {}
+        status = STATUS.get(decision["code"], 503)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
         if ratelimit:
             headers.update(ratelimit_headers(ratelimit))
             if decision["code"] == "RATE_LIMITED":
-                headers["Retry-After"] = str(ratelimit["reset_seconds"])
-        raise HTTPException(STATUS[decision["code"]], detail=decision["code"], headers=headers)
+                # When the tightest window next frees units (at least 1 s). /v1/verify does
+                # not say how long a burst bucket, a quota or a lockout lasts; /v1/authorize
+                # answers those with an exact Retry-After.
+                headers["Retry-After"] = str(max(1, ratelimit["reset_seconds"]))
+        raise HTTPException(status, detail=decision["code"], headers=headers)
 
     return check
 

@@ -1,7 +1,7 @@
 //! `keyward keys create|list|show|revoke|rotate`.
 
 use chrono::{Duration, Utc};
-use keyward_core::{Environment, KeyId, KeyName, KeyPrefix, PlainKey, PlanName, Scope, UserId};
+use keyward_core::{Environment, KeyId, KeyName, KeyPrefix, PlainKey, PlanName, UserId};
 use keyward_store::{
     Actor, KeyFilter, KeyPatch, KeyRecord, KeySpec, PageRequest, Rotation, UserProfile, issue_key,
     rotate_key,
@@ -13,6 +13,7 @@ use crate::cli::{CreateKeyArgs, EnvironmentArg, KeysCommand, PageArgs, UpdateKey
 use crate::error::{CliError, CliResult};
 use crate::output;
 use crate::output::outln;
+use keyward_server::routes::keys::{ips_field, rate_field, scopes_field};
 use keyward_server::views::KeyObject;
 
 pub async fn run(context: &Context, command: KeysCommand) -> CliResult {
@@ -102,22 +103,13 @@ async fn create(context: &Context, args: CreateKeyArgs) -> CliResult {
     spec.expires_at = args
         .expires_in_days
         .map(|days| Utc::now() + Duration::days(i64::from(days)));
-    spec.rate_limit_per_hour = args.rate_limit_per_hour;
-    if spec.rate_limit_per_hour == Some(0) {
-        return Err(CliError::usage("--rate-limit-per-hour must be at least 1"));
-    }
-    spec.scopes = args
-        .scopes
-        .iter()
-        .map(|s| parse_arg("--scope", s, Scope::parse))
-        .collect::<CliResult<_>>()?;
+    spec.rate_limit_per_hour = args
+        .rate_limit_per_hour
+        .map(|rate| api_rule("--rate-limit-per-hour", rate_field(rate)))
+        .transpose()?;
+    spec.scopes = api_rule("--scope", scopes_field(&args.scopes))?;
     if !args.allow_ips.is_empty() {
-        spec.allowed_ips = Some(
-            args.allow_ips
-                .iter()
-                .map(|ip| parse_arg("--allow-ip", ip, parse_cidr))
-                .collect::<CliResult<_>>()?,
-        );
+        spec.allowed_ips = Some(api_rule("--allow-ip", ips_field(&args.allow_ips))?);
     }
     spec.metadata = parse_meta(&args.meta)?;
     for (field, value) in [("email", &args.email), ("company", &args.company)] {
@@ -134,6 +126,18 @@ async fn create(context: &Context, args: CreateKeyArgs) -> CliResult {
 
     let (plain, key) = issue_key(&*context.store, &spec, &Actor::cli()).await?;
     print_new_key(context, &plain, &key, None)
+}
+
+/// A value checked by the same rule the API applies, refused as a usage error naming the
+/// option (the rule's message without the API's field name).
+fn api_rule<T>(option: &str, checked: keyward_server::error::ApiResult<T>) -> CliResult<T> {
+    checked.map_err(|error| {
+        let message = error.to_string();
+        let reason = message
+            .split_once(": ")
+            .map_or(message.as_str(), |(_, r)| r);
+        CliError::usage(format!("{option}: {reason}"))
+    })
 }
 
 /// Names the key in a not-found error.
@@ -254,22 +258,12 @@ async fn update(context: &Context, args: UpdateKeyArgs) -> CliResult {
     if args.clear_scopes {
         patch.scopes = Some(Vec::new());
     } else if !args.scopes.is_empty() {
-        patch.scopes = Some(
-            args.scopes
-                .iter()
-                .map(|s| parse_arg("--scope", s, Scope::parse))
-                .collect::<CliResult<_>>()?,
-        );
+        patch.scopes = Some(api_rule("--scope", scopes_field(&args.scopes))?);
     }
     if args.any_ip {
         patch.allowed_ips = Some(None);
     } else if !args.allow_ips.is_empty() {
-        patch.allowed_ips = Some(Some(
-            args.allow_ips
-                .iter()
-                .map(|ip| parse_arg("--allow-ip", ip, parse_cidr))
-                .collect::<CliResult<_>>()?,
-        ));
+        patch.allowed_ips = Some(Some(api_rule("--allow-ip", ips_field(&args.allow_ips))?));
     }
     let mut metadata = parse_meta(&args.meta)?;
     for name in &args.remove_meta {
@@ -292,7 +286,10 @@ async fn update(context: &Context, args: UpdateKeyArgs) -> CliResult {
     } else if let Some(plan) = &args.plan {
         patch.plan = Some(Some(parse_arg("--plan", plan, PlanName::parse)?));
     }
-    patch.rate_limit_per_hour = args.rate_limit_per_hour.map(Some);
+    patch.rate_limit_per_hour = args
+        .rate_limit_per_hour
+        .map(|rate| api_rule("--rate-limit-per-hour", rate_field(rate)).map(Some))
+        .transpose()?;
     if patch == KeyPatch::default() {
         return Err(CliError::usage(
             "nothing to change: give at least one option (see `keyward keys update --help`)",

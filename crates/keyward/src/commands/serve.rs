@@ -352,7 +352,9 @@ fn billing(args: &ServeArgs, defaults: BillingSettings) -> CliResult<BillingSett
 }
 
 /// Runs `serve`'s checks of every setting on a config file alone, as a start with no flags
-/// would (the admin token file is not read: it holds a secret of the host).
+/// would (the admin token file is not read: it holds a secret of the host; a billing
+/// webhook's secret is taken as given by the environment, where the example file says it
+/// comes from).
 #[cfg(test)]
 pub fn check_file(file: &FileConfig) -> CliResult {
     let mut serve: ServeArgs = serde_json::from_value(
@@ -360,6 +362,9 @@ pub fn check_file(file: &FileConfig) -> CliResult {
     )
     .map_err(|e| CliError::failure(e.to_string()))?;
     serve.admin_token_file = None;
+    if serve.billing_webhook_url.is_some() && serve.billing_webhook_secret.is_none() {
+        serve.billing_webhook_secret = Some("as-if-from-KEYWARD_BILLING_WEBHOOK_SECRET".into());
+    }
     let file = FileConfig {
         database_url: file.database_url.clone(),
         serve,

@@ -121,7 +121,8 @@ pub(crate) fn name_field(name: &str) -> ApiResult<String> {
     field("name", name, KeyName::parse).map(KeyName::into_inner)
 }
 
-pub(super) fn ips_field(values: &[String]) -> ApiResult<Vec<IpNet>> {
+/// A key's allowed networks, as the API takes them: at most 100, each a CIDR or an address.
+pub fn ips_field(values: &[String]) -> ApiResult<Vec<IpNet>> {
     if values.len() > MAX_LIST_ITEMS {
         return Err(ApiError::validation("allowed_ips", "at most 100 entries"));
     }
@@ -141,7 +142,8 @@ pub(super) fn ips_field(values: &[String]) -> ApiResult<Vec<IpNet>> {
         .collect()
 }
 
-pub(super) fn scopes_field(values: &[String]) -> ApiResult<Vec<Scope>> {
+/// A key's scopes, as the API takes them: at most 100, each a valid scope, duplicates dropped.
+pub fn scopes_field(values: &[String]) -> ApiResult<Vec<Scope>> {
     if values.len() > MAX_LIST_ITEMS {
         return Err(ApiError::validation("scopes", "at most 100 entries"));
     }
@@ -158,7 +160,8 @@ pub(super) fn limits_field(windows: &[Window]) -> ApiResult<Vec<Window>> {
     Ok(windows.to_vec())
 }
 
-pub(super) fn rate_field(value: u64) -> ApiResult<u64> {
+/// A key's hourly limit, as the API takes it: 1 to 2^63 − 1.
+pub fn rate_field(value: u64) -> ApiResult<u64> {
     if value == 0 || value > i64::MAX as u64 {
         return Err(ApiError::validation(
             "rate_limit_per_hour",

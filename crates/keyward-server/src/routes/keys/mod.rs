@@ -22,11 +22,11 @@ use crate::views::{KeyList, KeyObject, NewKeyObject, RotatedKeys};
 
 mod fields;
 
-pub use fields::{CreateKeyRequest, ListKeysQuery, RotateKeyRequest, UpdateKeyRequest};
-use fields::{
-    check_metadata_size, days_from_now, forbid_admin_fields, ips_field, limits_field, rate_field,
-    scopes_field, time_field,
+pub use fields::{
+    CreateKeyRequest, ListKeysQuery, RotateKeyRequest, UpdateKeyRequest, ips_field, rate_field,
+    scopes_field,
 };
+use fields::{check_metadata_size, days_from_now, forbid_admin_fields, limits_field, time_field};
 pub(crate) use fields::{expiry_field, name_field};
 
 const MAX_LIST_ITEMS: usize = 100;
