@@ -89,6 +89,9 @@ pub struct Price {
     pub overage_cents_per_1000: u64,
 }
 
+/// The most `max_key_lifetime_days` may be (100 years, as the most a key's expiry may be).
+pub const MAX_KEY_LIFETIME_DAYS: u32 = 36_500;
+
 /// A plan's settings, everything but its name. Absent optional fields mean "no such limit".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = PlanSettings))]
@@ -107,6 +110,11 @@ pub struct PlanSpec {
     pub features: Option<Vec<Scope>>,
     #[serde(default)]
     pub price: Option<Price>,
+    /// The longest a key of this plan's users may live, in days (1–36500): new and rotated
+    /// keys expire no later than that many days after they are made. Existing keys keep
+    /// their expiry when it changes.
+    #[serde(default)]
+    pub max_key_lifetime_days: Option<u32>,
 }
 
 /// A named plan.
@@ -213,6 +221,14 @@ impl PlanSpec {
             if burst.capacity == 0 {
                 return Err(invalid("burst", "capacity must be at least 1"));
             }
+        }
+        if let Some(days) = self.max_key_lifetime_days
+            && !(1..=MAX_KEY_LIFETIME_DAYS).contains(&days)
+        {
+            return Err(invalid(
+                "max_key_lifetime_days",
+                "must be between 1 and 36500 (omit it for no limit)",
+            ));
         }
         if self.monthly_quota == Some(0) {
             return Err(invalid(

@@ -508,6 +508,13 @@ pub struct SetPlanArgs {
     /// Keys a user may hold at once (revoked and expired ones do not count).
     #[arg(long, value_name = "N")]
     pub max_keys: Option<u64>,
+    /// The longest a new or rotated key of this plan's users may live, in days (1–36500):
+    /// a later or absent expiry becomes that. Existing keys keep theirs.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36_500), conflicts_with = "no_max_key_lifetime")]
+    pub max_key_lifetime_days: Option<u32>,
+    /// Remove the plan's cap on key lifetimes.
+    #[arg(long)]
+    pub no_max_key_lifetime: bool,
     /// Price: the monthly base fee, in cents (with --included-requests and
     /// --overage-cents-per-1000).
     #[arg(long, value_name = "N", requires_all = ["included_requests", "overage_cents_per_1000"])]

@@ -1479,3 +1479,61 @@ fn usage_tables_show_what_help_promises_and_json_where_it_means_something() {
     assert!(!text(&["serve", "--help"]).contains("--json"));
     assert!(text(&["keys", "list", "--help"]).contains("--json"));
 }
+
+#[test]
+fn a_plans_key_lifetime_cap_clamps_new_keys_but_not_imports() {
+    let session = Session::new();
+    let plan = session.json(&[
+        "plans",
+        "set",
+        "short",
+        "--per-minute",
+        "10",
+        "--max-key-lifetime-days",
+        "3",
+    ]);
+    assert_eq!(plan["max_key_lifetime_days"], 3);
+    session.json(&["users", "create", "--user-id", "acme", "--plan", "short"]);
+    let key = session.json(&[
+        "keys",
+        "create",
+        "--user-id",
+        "acme",
+        "--name",
+        "k",
+        "--expires-in-days",
+        "30",
+    ]);
+    let expires: chrono::DateTime<chrono::Utc> =
+        key["expires_at"].as_str().unwrap().parse().unwrap();
+    let days = (expires - chrono::Utc::now()).num_hours();
+    assert!((71..=72).contains(&days), "expires in {days} h: {key}");
+    // An import keeps what the other system said, cap or not.
+    let csv = session.dir.path().join("keys.csv");
+    std::fs::write(
+        &csv,
+        format!("key_hash,user_id\n{},acme\n", hash_of("legacy-key")),
+    )
+    .unwrap();
+    let imported = session.run(&["import", "--from-csv", csv.to_str().unwrap()]);
+    assert!(imported.status.success(), "{imported:?}");
+    let keys = session.json(&["keys", "list", "--user-id", "acme"]);
+    let legacy = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "imported")
+        .unwrap();
+    assert!(legacy["expires_at"].is_null(), "{legacy}");
+    let listed = session.run(&["plans", "list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("3 d"));
+    let cleared = session.json(&["plans", "set", "short", "--no-max-key-lifetime"]);
+    assert!(cleared["max_key_lifetime_days"].is_null());
+    assert_eq!(
+        session
+            .run(&["plans", "set", "short", "--max-key-lifetime-days", "0"])
+            .status
+            .code(),
+        Some(2)
+    );
+}

@@ -8,7 +8,8 @@ use super::{Backend, Conn, Lookup, PLAN_ORDER, exists, now, write_audit};
 use crate::{Actor, AuditAction, StoreError, StoreResult};
 
 const PLAN_COLUMNS: &str = "name, limits, burst, monthly_quota, max_keys, features, \
-    price_base_cents, price_included_requests, price_overage_cents_per_1000";
+    price_base_cents, price_included_requests, price_overage_cents_per_1000, \
+    max_key_lifetime_days";
 
 pub(super) async fn list(store: &Backend) -> StoreResult<Vec<Plan>> {
     let sql = format!("SELECT {PLAN_COLUMNS} FROM plans ORDER BY {PLAN_ORDER}");
@@ -36,14 +37,15 @@ pub(super) async fn put(store: &Backend, plan: &Plan, actor: &Actor) -> StoreRes
     sqlx::query(
         "INSERT INTO plans (name, limits, burst, monthly_quota, max_keys, features,
              price_base_cents, price_included_requests, price_overage_cents_per_1000,
-             created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+             created_at, updated_at, max_key_lifetime_days)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)
          ON CONFLICT (name) DO UPDATE SET limits = excluded.limits, burst = excluded.burst,
              monthly_quota = excluded.monthly_quota, max_keys = excluded.max_keys,
              features = excluded.features, price_base_cents = excluded.price_base_cents,
              price_included_requests = excluded.price_included_requests,
              price_overage_cents_per_1000 = excluded.price_overage_cents_per_1000,
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at,
+             max_key_lifetime_days = excluded.max_key_lifetime_days",
     )
     .bind(plan.name.as_str())
     .bind(json(&spec.limits))
@@ -55,6 +57,7 @@ pub(super) async fn put(store: &Backend, plan: &Plan, actor: &Actor) -> StoreRes
     .bind(spec.price.as_ref().map(|p| int(p.included_requests)))
     .bind(spec.price.as_ref().map(|p| int(p.overage_cents_per_1000)))
     .bind(ts(at))
+    .bind(spec.max_key_lifetime_days.map(i64::from))
     .execute(&mut *tx)
     .await?;
     super::usage::note_price(&mut tx, &plan.name, spec.price.as_ref(), at).await?;

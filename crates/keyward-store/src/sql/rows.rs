@@ -214,6 +214,9 @@ pub(crate) fn plan_from_row(row: &DbRow) -> StoreResult<Plan> {
             max_keys: get_opt_u64(row, "max_keys")?,
             features: get_opt_json::<Vec<Scope>>(row, "features")?,
             price,
+            max_key_lifetime_days: get_opt_u64(row, "max_key_lifetime_days")?
+                .map(|days| u32::try_from(days).map_err(|e| StoreError::corrupt("plan", e)))
+                .transpose()?,
         },
     })
 }

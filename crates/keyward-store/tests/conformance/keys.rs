@@ -753,3 +753,83 @@ pub async fn imports_skip_duplicates_and_refuse_invalid_files_whole(store: &dyn 
         Err(StoreError::NotFound(_))
     ));
 }
+
+/// A plan's `max_key_lifetime_days` caps its users' new and rotated keys, and refuses a
+/// change to a later expiry; keys made before the cap keep theirs.
+pub async fn the_users_plan_caps_new_key_lifetimes(store: &dyn Store) {
+    let uncapped = issue_key(store, &spec("acme", "before"), &admin())
+        .await
+        .unwrap()
+        .1;
+    let capped = Plan {
+        name: plan("capped"),
+        spec: PlanSpec {
+            max_key_lifetime_days: Some(10),
+            ..PlanSpec::default()
+        },
+    };
+    store.put_plan(&capped, &admin()).await.unwrap();
+    store
+        .update_user(
+            &user("acme"),
+            &UserPatch {
+                plan: Some(plan("capped")),
+                ..UserPatch::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
+    let near = |at: Option<chrono::DateTime<Utc>>, days: i64| {
+        let expected = Utc::now() + Duration::days(days);
+        at.is_some_and(|at| (expected - at).num_seconds().abs() < 60)
+    };
+    let mut asked = spec("acme", "later");
+    asked.expires_at = Some(Utc::now() + Duration::days(100));
+    let clamped = issue_key(store, &asked, &admin()).await.unwrap().1;
+    assert!(near(clamped.expires_at, 10), "{:?}", clamped.expires_at);
+    let open = issue_key(store, &spec("acme", "open"), &admin())
+        .await
+        .unwrap()
+        .1;
+    assert!(near(open.expires_at, 10));
+    let rotation = Rotation {
+        grace: Duration::zero(),
+        expires_at: Some(Utc::now() + Duration::days(50)),
+        if_unchanged_since: None,
+    };
+    let (_, successor, _) = rotate_key(store, &open.id, &rotation, &admin())
+        .await
+        .unwrap();
+    assert!(near(successor.expires_at, 10));
+    for expires_at in [None, Some(Utc::now() + Duration::days(11))] {
+        let refused = store
+            .update_key(
+                &clamped.id,
+                &KeyPatch {
+                    expires_at: Some(expires_at),
+                    ..KeyPatch::default()
+                },
+                &admin(),
+            )
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(StoreError::Invalid {
+                    field: "expires_at",
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+    }
+    assert!(
+        store
+            .get_key(&uncapped.id)
+            .await
+            .unwrap()
+            .expires_at
+            .is_none()
+    );
+}

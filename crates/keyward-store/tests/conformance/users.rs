@@ -194,6 +194,7 @@ pub async fn plans_start_with_the_defaults_and_can_be_replaced(store: &dyn Store
             included_requests: 10_000,
             overage_cents_per_1000: 25,
         }),
+        max_key_lifetime_days: Some(90),
     };
     let gold = Plan {
         name: plan("gold"),

@@ -37,10 +37,11 @@ fn plan_table() -> comfy_table::Table {
         "MAX KEYS",
         "FEATURES",
         "PRICE",
+        "KEY LIFETIME",
     ])
 }
 
-fn plan_row(plan: &Plan) -> [String; 7] {
+fn plan_row(plan: &Plan) -> [String; 8] {
     let spec = &plan.spec;
     let limits = spec
         .limits
@@ -71,6 +72,7 @@ fn plan_row(plan: &Plan) -> [String; 7] {
                 p.base_cents, p.included_requests, p.overage_cents_per_1000
             )
         })),
+        output::or_dash(spec.max_key_lifetime_days.map(|days| format!("{days} d"))),
     ]
 }
 
@@ -103,6 +105,11 @@ async fn set(context: &Context, args: SetPlanArgs) -> CliResult {
     }
     if args.max_keys.is_some() {
         spec.max_keys = args.max_keys;
+    }
+    if args.no_max_key_lifetime {
+        spec.max_key_lifetime_days = None;
+    } else if args.max_key_lifetime_days.is_some() {
+        spec.max_key_lifetime_days = args.max_key_lifetime_days;
     }
     if let (Some(base_cents), Some(included_requests), Some(overage_cents_per_1000)) = (
         args.base_cents,

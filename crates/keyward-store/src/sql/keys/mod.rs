@@ -161,6 +161,13 @@ pub(super) async fn create(
         .fetch_optional(&mut *tx)
         .await?
         .flatten();
+    // The user's plan may cap the key's life: a later (or no) expiry becomes the cap.
+    let mut spec = std::borrow::Cow::Borrowed(spec);
+    if let Some(latest) = latest_expiry(&mut tx, &spec.user_id, at).await? {
+        let clamped = spec.expires_at.map_or(latest, |asked| asked.min(latest));
+        spec.to_mut().expires_at = Some(clamped);
+    }
+    let spec = spec.as_ref();
     if let Some(max_keys) = max_keys {
         let open = open_key_count(&mut tx, &spec.user_id, at).await?;
         if open >= u64::try_from(max_keys).unwrap_or(0) {
@@ -243,6 +250,24 @@ async fn cursor_key(store: &Backend, cursor: &str) -> StoreResult<KeyId> {
     }
 }
 
+/// The latest a key of `user_id` made at `at` may expire, when the user's plan caps key
+/// lifetimes (`max_key_lifetime_days`); `None` without a cap.
+pub(super) async fn latest_expiry(
+    conn: &mut Conn,
+    user_id: &UserId,
+    at: DateTime<chrono::Utc>,
+) -> StoreResult<Option<DateTime<chrono::Utc>>> {
+    let days: Option<i64> = sqlx::query_scalar(
+        "SELECT p.max_key_lifetime_days FROM users u JOIN plans p ON p.name = u.plan
+         WHERE u.user_id = $1",
+    )
+    .bind(user_id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?
+    .flatten();
+    Ok(days.map(|days| at + chrono::Duration::days(days)))
+}
+
 pub(super) async fn update(
     store: &Backend,
     id: &KeyId,
@@ -253,6 +278,18 @@ pub(super) async fn update(
     let mut tx = store.write().await?;
     let mut key = fetch(&mut tx, id).await?;
     unchanged_since(&key, patch.if_unchanged_since)?;
+    if let Some(expires_at) = patch.expires_at
+        && let Some(latest) = latest_expiry(&mut tx, &key.user_id, at).await?
+        && expires_at.is_none_or(|asked| asked > latest)
+    {
+        return Err(StoreError::invalid(
+            "expires_at",
+            format!(
+                "may be at most {} (the user's plan caps how long its keys live)",
+                super::rows::ts(latest)
+            ),
+        ));
+    }
     if let Some(Some(plan)) = &patch.plan {
         ensure_plan(&mut tx, plan).await?;
     }

@@ -64,7 +64,15 @@ pub(in super::super) async fn rotate(
         environment: old.environment,
         prefix: Some(material.prefix.clone()),
         plan: old.plan.clone(),
-        expires_at: rotation.expires_at.or(old.expires_at),
+        // The new key keeps the old key's expiry unless told otherwise, within the cap the
+        // user's plan puts on a new key's life.
+        expires_at: match (
+            rotation.expires_at.or(old.expires_at),
+            super::latest_expiry(&mut tx, &old.user_id, at).await?,
+        ) {
+            (asked, None) => asked,
+            (asked, Some(latest)) => Some(asked.map_or(latest, |asked| asked.min(latest))),
+        },
         rate_limit_per_hour: old.rate_limit_per_hour,
         limits: old.limits.clone(),
         allowed_ips: old.allowed_ips.clone(),
