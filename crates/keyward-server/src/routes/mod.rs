@@ -45,6 +45,7 @@ pub fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(keys::create, keys::list))
         .routes(routes!(keys::show, keys::update, keys::revoke))
         .routes(routes!(keys::rotate))
+        .routes(routes!(keys::self_revoke::self_revoke))
         .routes(routes!(usage::key_usage))
         .routes(routes!(usage::user_usage))
         .routes(routes!(usage::invoice))

@@ -168,7 +168,11 @@ pub(super) async fn revoke(
             AuditAction::AdminKeyRevoke,
             None,
             None,
-            serde_json::json!({"admin_key_id": id, "name": record.name}),
+            if matches!(&actor.kind, crate::ActorKind::AdminKey(by) if by == id) {
+                serde_json::json!({"admin_key_id": id, "name": record.name, "self_revoke": true})
+            } else {
+                serde_json::json!({"admin_key_id": id, "name": record.name})
+            },
         )
         .await?;
     }

@@ -12,6 +12,7 @@ mod fuzz_inputs;
 mod gateways;
 mod https;
 mod input;
+mod leaks;
 mod lifetime;
 mod limits;
 mod management;

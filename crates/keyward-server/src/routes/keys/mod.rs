@@ -21,6 +21,7 @@ use crate::state::AppState;
 use crate::views::{KeyList, KeyObject, NewKeyObject, RotatedKeys};
 
 mod fields;
+pub mod self_revoke;
 
 pub use fields::{
     CreateKeyRequest, ListKeysQuery, RotateKeyRequest, UpdateKeyRequest, ips_field, rate_field,

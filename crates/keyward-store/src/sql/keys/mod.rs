@@ -421,6 +421,12 @@ pub(super) async fn revoke(store: &Backend, id: &KeyId, actor: &Actor) -> StoreR
         return Ok(key);
     }
     revoke_in(&mut tx, id, at).await?;
+    // A key revoked by its own holder (with the key itself) says so.
+    let details = if matches!(&actor.kind, crate::ActorKind::Key(by) if by == id) {
+        json!({"self_revoke": true})
+    } else {
+        json!({})
+    };
     write_audit(
         &mut tx,
         at,
@@ -428,7 +434,7 @@ pub(super) async fn revoke(store: &Backend, id: &KeyId, actor: &Actor) -> StoreR
         AuditAction::KeyRevoke,
         Some(&key.user_id),
         Some(id),
-        json!({}),
+        details,
     )
     .await?;
     let record = fetch(&mut tx, id).await?;
