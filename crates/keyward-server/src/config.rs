@@ -52,6 +52,11 @@ pub struct ServerConfig {
     pub key_cache_mb: u64,
     /// Billing sinks (none by default).
     pub billing: crate::billing::BillingSettings,
+    /// GitHub's secret-scanning public keys (the document it publishes, saved as a file);
+    /// `POST /v1/secret-scanning/github` answers 404 without it.
+    pub github_public_keys: Option<std::path::PathBuf>,
+    /// What a leak report does to an active or disabled user key it names.
+    pub leak_action: keyward_store::LeakAction,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -88,6 +93,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("usage_flush_interval", &self.usage_flush_interval)
             .field("key_cache_mb", &self.key_cache_mb)
             .field("billing", &self.billing)
+            .field("github_public_keys", &self.github_public_keys)
+            .field("leak_action", &self.leak_action)
             .finish()
     }
 }
@@ -127,6 +134,8 @@ impl Default for ServerConfig {
                 lease: Duration::from_secs(60),
                 ..crate::billing::BillingSettings::default()
             },
+            github_public_keys: None,
+            leak_action: keyward_store::LeakAction::Revoke,
         }
     }
 }

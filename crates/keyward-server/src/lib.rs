@@ -11,6 +11,7 @@ pub mod feed;
 mod headers;
 pub mod https;
 pub mod layer;
+pub mod leaks;
 pub mod openapi;
 pub mod reports;
 pub mod routes;

@@ -32,6 +32,8 @@ pub enum StartupError {
     Redis(#[from] keyward_limiter::LimiterError),
     #[error("cannot serve HTTPS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("--github-public-keys: {0}")]
+    GitHubKeys(#[from] crate::leaks::LeakKeysError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -259,6 +261,7 @@ pub struct Application {
     router: axum::Router,
     limits: crate::serve::ConnectionLimits,
     tls: Option<Arc<crate::tls::Tls>>,
+    github_keys: Option<Arc<crate::leaks::GitHubKeys>>,
 }
 
 impl Application {
@@ -274,6 +277,10 @@ impl Application {
         // An unusable certificate or key is refused before anything else is opened.
         let tls = match &config.tls {
             Some(files) => Some(Arc::new(crate::tls::Tls::load(files.clone())?)),
+            None => None,
+        };
+        let github_keys = match &config.github_public_keys {
+            Some(path) => Some(Arc::new(crate::leaks::GitHubKeys::load(path)?)),
             None => None,
         };
         let engine = Engine::open(&EngineConfig::of(&config)).await?;
@@ -319,6 +326,7 @@ impl Application {
             admin_token: Arc::new(admin_token),
             config: Arc::new(config),
             metrics,
+            github_keys: github_keys.clone(),
         });
         let router = routes::router(state.clone());
         let limits = crate::serve::ConnectionLimits {
@@ -334,7 +342,13 @@ impl Application {
             router,
             limits,
             tls,
+            github_keys,
         })
+    }
+
+    /// GitHub's secret-scanning public keys, to reload them (`None` when not configured).
+    pub fn github_keys(&self) -> Option<Arc<crate::leaks::GitHubKeys>> {
+        self.github_keys.clone()
     }
 
     /// The certificate pair being served, to reload it (`None` for plain HTTP).

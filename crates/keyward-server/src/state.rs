@@ -37,4 +37,6 @@ pub struct Shared {
     pub admin_token: Arc<AdminToken>,
     pub config: Arc<ServerConfig>,
     pub metrics: Option<PrometheusHandle>,
+    /// GitHub's secret-scanning public keys, when `--github-public-keys` is set.
+    pub github_keys: Option<Arc<crate::leaks::GitHubKeys>>,
 }

@@ -558,6 +558,14 @@ pub struct ImportArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+pub enum LeakActionArg {
+    Revoke,
+    Disable,
+    Notify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum UsageMode {
     On,
     Off,
@@ -854,6 +862,26 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub billing_lease_seconds: Option<u64>,
+    /// GitHub's secret-scanning public keys: the JSON document GitHub publishes
+    /// (`{"public_keys": [...]}`), saved as a file and re-read on SIGHUP. Enables `POST
+    /// /v1/secret-scanning/github`. Default: none (the endpoint answers 404).
+    #[arg(
+        hide_env_values = true,
+        long,
+        env = "KEYWARD_GITHUB_PUBLIC_KEYS",
+        value_name = "FILE"
+    )]
+    pub github_public_keys: Option<std::path::PathBuf>,
+    /// What a leak report does to an active or disabled key it names: `revoke`, `disable`,
+    /// or `notify` (audit only). Admin keys are always revoked. Default revoke.
+    #[arg(
+        hide_env_values = true,
+        long,
+        env = "KEYWARD_LEAK_ACTION",
+        value_enum,
+        value_name = "ACTION"
+    )]
+    pub leak_action: Option<LeakActionArg>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]

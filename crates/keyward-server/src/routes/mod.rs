@@ -60,9 +60,16 @@ pub fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(admin_keys::revoke));
     // Forward-auth answers whatever method the gateway forwards: the document lists the
     // usual ones, the router takes any.
+    // GitHub's reports may be up to 1 MiB, more than any other body.
+    let (github_schemas, github_paths, github) = routes!(crate::leaks::github);
     let (schemas, paths, _) = routes!(authorize::authorize);
     let others = OpenApiRouter::new()
         .routes(routes!(verify::verify))
+        .routes((
+            github_schemas,
+            github_paths,
+            github.layer(DefaultBodyLimit::max(crate::leaks::MAX_REPORT_BYTES)),
+        ))
         .routes((schemas, paths, any(authorize::authorize)))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

@@ -17,6 +17,8 @@ pub enum ActorKind {
     AdminKey(String),
     Cli,
     Key(KeyId),
+    /// A secret-scanning partner's report (GitHub).
+    GitHub,
 }
 
 /// The actor and the client address of a management action.
@@ -63,13 +65,14 @@ impl Actor {
         )
     }
 
-    /// `admin`, `admin:<admin key id>`, `cli` or `key:<key id>`.
+    /// `admin`, `admin:<admin key id>`, `cli`, `key:<key id>` or `github`.
     pub fn label(&self) -> String {
         match &self.kind {
             ActorKind::Admin => "admin".to_owned(),
             ActorKind::AdminKey(id) => format!("admin:{id}"),
             ActorKind::Cli => "cli".to_owned(),
             ActorKind::Key(id) => format!("key:{id}"),
+            ActorKind::GitHub => "github".to_owned(),
         }
     }
 }
@@ -103,10 +106,12 @@ pub enum AuditAction {
     AdminKeyCreate,
     #[serde(rename = "admin_key.revoke")]
     AdminKeyRevoke,
+    #[serde(rename = "key.leak_reported")]
+    KeyLeakReported,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 13] = [
+    pub const ALL: [AuditAction; 14] = [
         Self::KeyCreate,
         Self::KeyUpdate,
         Self::KeyDisable,
@@ -120,6 +125,7 @@ impl AuditAction {
         Self::PlanUpdate,
         Self::AdminKeyCreate,
         Self::AdminKeyRevoke,
+        Self::KeyLeakReported,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -137,6 +143,7 @@ impl AuditAction {
             Self::PlanUpdate => "plan.update",
             Self::AdminKeyCreate => "admin_key.create",
             Self::AdminKeyRevoke => "admin_key.revoke",
+            Self::KeyLeakReported => "key.leak_reported",
         }
     }
 

@@ -150,6 +150,35 @@ impl KeyPatch {
     }
 }
 
+/// What a leak report does to an active or disabled key it names (admin keys are always
+/// revoked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeakAction {
+    Revoke,
+    Disable,
+    /// Audit only.
+    Notify,
+}
+
+/// Where a leaked key was found, as the report says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeakReport {
+    pub url: Option<String>,
+    pub source: Option<String>,
+}
+
+/// The key a leak report named, and what was done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeakFound {
+    /// `key_…`, or `adk_…` for an admin key.
+    pub id: String,
+    pub user_id: Option<UserId>,
+    /// `revoked`, `disabled`, `notified`, or `none` (already revoked or expired).
+    pub action: &'static str,
+    /// True for the first report of this key (later ones are audited too).
+    pub first_report: bool,
+}
+
 /// How to rotate a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rotation {

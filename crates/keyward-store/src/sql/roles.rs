@@ -15,9 +15,9 @@ use crate::{
     Actor, AdminKeyRecord, AdminStore, AuditFilter, AuditRecord, BillingEvent, BillingStore,
     ChangeEvent, Delivery, DeliveryOutcome, DeliveryStatus, FeedStore, ImportMode, ImportReport,
     ImportRow, KeyFilter, KeyMaterial, KeyPatch, KeyRecord, KeySpec, KeyStore, KeyUsage,
-    MeteredHour, MigrationInfo, NewAdminKey, NewUser, Page, PageRequest, PlanSegment, PriceChange,
-    QuotaUsage, Rollup, Rotation, StoreResult, UsageBatch, UsageFilter, UsageGroup, UsageStore,
-    UsageTotal, UserFilter, UserPatch, UserRecord, UserStore,
+    LeakAction, LeakFound, LeakReport, MeteredHour, MigrationInfo, NewAdminKey, NewUser, Page,
+    PageRequest, PlanSegment, PriceChange, QuotaUsage, Rollup, Rotation, StoreResult, UsageBatch,
+    UsageFilter, UsageGroup, UsageStore, UsageTotal, UserFilter, UserPatch, UserRecord, UserStore,
 };
 
 #[async_trait]
@@ -54,6 +54,15 @@ impl KeyStore for Backend {
 
     async fn revoke_key(&self, id: &KeyId, actor: &Actor) -> StoreResult<KeyRecord> {
         keys::revoke(self, id, actor).await
+    }
+
+    async fn report_leak(
+        &self,
+        hash: &KeyHash,
+        action: LeakAction,
+        report: &LeakReport,
+    ) -> StoreResult<Option<LeakFound>> {
+        keys::report_leak(self, hash, action, report).await
     }
 
     async fn rotate_key(

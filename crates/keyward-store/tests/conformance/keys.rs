@@ -833,3 +833,102 @@ pub async fn the_users_plan_caps_new_key_lifetimes(store: &dyn Store) {
             .is_none()
     );
 }
+
+/// A leak report acts on the key it names once, audits every report, and finds admin keys.
+pub async fn leak_reports_act_once_and_audit_every_report(store: &dyn Store) {
+    use keyward_store::{LeakAction, LeakReport};
+    let report = LeakReport {
+        url: Some("https://github.com/o/r".into()),
+        source: Some("content".into()),
+    };
+    let (plain, key) = issue_key(store, &spec("acme", "leaked"), &admin())
+        .await
+        .unwrap();
+    let first = store
+        .report_leak(&plain.hash(), LeakAction::Revoke, &report)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((first.action, first.first_report), ("revoked", true));
+    assert_eq!(first.id, key.id.to_string());
+    assert!(!store.get_key(&key.id).await.unwrap().is_active);
+    let second = store
+        .report_leak(&plain.hash(), LeakAction::Revoke, &report)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((second.action, second.first_report), ("none", false));
+    let (plain, key) = issue_key(store, &spec("acme", "disable me"), &admin())
+        .await
+        .unwrap();
+    let disabled = store
+        .report_leak(&plain.hash(), LeakAction::Disable, &report)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(disabled.action, "disabled");
+    let after = store.get_key(&key.id).await.unwrap();
+    assert!(!after.enabled && after.is_active);
+    assert_eq!(after.disabled_by.as_deref(), Some("github"));
+    let (plain, key) = issue_key(store, &spec("acme", "notify"), &admin())
+        .await
+        .unwrap();
+    let noted = store
+        .report_leak(&plain.hash(), LeakAction::Notify, &report)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(noted.action, "notified");
+    assert!(store.get_key(&key.id).await.unwrap().enabled);
+    let unknown = KeyHash::of("sk_live_never_issued");
+    assert!(
+        store
+            .report_leak(&unknown, LeakAction::Revoke, &report)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // An admin key is revoked whatever the action.
+    let (admin_plain, admin_key) = keyward_store::issue_admin_key(
+        store,
+        "leaked",
+        &[keyward_core::Permission::KeysRead],
+        None,
+        &admin(),
+    )
+    .await
+    .unwrap();
+    let found = store
+        .report_leak(&admin_plain.hash(), LeakAction::Notify, &report)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.id.as_str(), found.action),
+        (admin_key.id.as_str(), "revoked")
+    );
+    assert!(
+        store
+            .admin_key_by_hash(&admin_plain.hash())
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    let audit = store
+        .list_audit(&AuditFilter {
+            action: Some(AuditAction::KeyLeakReported),
+            page: page(100, None),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.items.len(), 5);
+    assert!(
+        audit
+            .items
+            .iter()
+            .all(|r| r.actor == "github" && r.details["source"] == "content")
+    );
+}

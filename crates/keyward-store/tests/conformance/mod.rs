@@ -52,6 +52,7 @@ macro_rules! store_conformance {
             case!(keys::rotation_happens_at_most_once_and_only_to_active_keys);
             case!(keys::disabling_and_operator_metadata_are_attributed);
             case!(keys::the_users_plan_caps_new_key_lifetimes);
+            case!(keys::leak_reports_act_once_and_audit_every_report);
             case!(admin::admin_keys_are_found_by_hash_listed_revoked_and_touched);
 
             #[tokio::test]

@@ -11,7 +11,7 @@ use keyward_server::{Application, ServerConfig, StartupError};
 use zeroize::Zeroizing;
 
 use super::parse_arg;
-use crate::cli::{RedisFailureMode, ServeArgs, UsageMode};
+use crate::cli::{LeakActionArg, RedisFailureMode, ServeArgs, UsageMode};
 use crate::config::FileConfig;
 use crate::error::{CliError, CliResult};
 
@@ -31,6 +31,9 @@ pub async fn run(args: ServeArgs, database_url: String, file: &FileConfig) -> Cl
     // A closed stdout only loses this line; the server runs on.
     let _ = std::io::stdout().flush();
     tokio::spawn(keyward_server::tls::reload_on_hangup(application.tls()));
+    tokio::spawn(keyward_server::leaks::reload_on_hangup(
+        application.github_keys(),
+    ));
     application
         .run_until(shutdown_signal())
         .await
@@ -159,6 +162,12 @@ fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResul
             1..=1_048_576,
         )?,
         billing,
+        github_public_keys: args.github_public_keys.clone(),
+        leak_action: match args.leak_action {
+            None | Some(LeakActionArg::Revoke) => keyward_store::LeakAction::Revoke,
+            Some(LeakActionArg::Disable) => keyward_store::LeakAction::Disable,
+            Some(LeakActionArg::Notify) => keyward_store::LeakAction::Notify,
+        },
     })
 }
 

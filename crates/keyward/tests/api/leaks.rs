@@ -129,3 +129,217 @@ async fn anything_else_is_the_same_404_and_counted_by_the_guard() {
         .assert_problem(429, "TOO_MANY_FAILURES");
     assert_eq!(server.verify_code(&key).await, "TOO_MANY_FAILURES");
 }
+
+/// A stand-in for GitHub: an ECDSA P-256 key whose public half is in the keys file given to
+/// keyward, signing reports as GitHub's secret scanning does.
+struct Scanner {
+    pair: ring::signature::EcdsaKeyPair,
+    rng: ring::rand::SystemRandom,
+    keys_file: tempfile::NamedTempFile,
+}
+
+impl Scanner {
+    fn new(identifier: &str) -> Self {
+        use base64::Engine as _;
+        use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        // SubjectPublicKeyInfo of a P-256 key: a fixed header, then the point.
+        let mut spki = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
+        spki.extend_from_slice(pair.public_key().as_ref());
+        let pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(&spki)
+        );
+        let keys_file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            keys_file.path(),
+            json!({"public_keys": [{"key_identifier": identifier, "key": pem, "is_current": true}]})
+                .to_string(),
+        )
+        .unwrap();
+        Self {
+            pair,
+            rng,
+            keys_file,
+        }
+    }
+
+    fn sign(&self, body: &[u8]) -> String {
+        use base64::Engine as _;
+        let signature = self.pair.sign(&self.rng, body).unwrap();
+        base64::engine::general_purpose::STANDARD.encode(signature.as_ref())
+    }
+
+    async fn report(
+        &self,
+        server: &TestServer,
+        identifier: &str,
+        body: &[u8],
+        signature: &str,
+    ) -> Response {
+        server
+            .send(
+                server
+                    .client
+                    .post(server.url("/v1/secret-scanning/github"))
+                    .header("Content-Type", "application/json")
+                    .header("Github-Public-Key-Identifier", identifier)
+                    .header("Github-Public-Key-Signature", signature)
+                    .body(body.to_vec()),
+            )
+            .await
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+#[tokio::test]
+async fn a_signed_github_report_revokes_the_keys_it_names_and_labels_every_token() {
+    let scanner = Scanner::new("github-test-1");
+    let keys_file = scanner.keys_file.path().to_str().unwrap().to_owned();
+    let server = TestServer::start_with(&["--github-public-keys", &keys_file], &[]).await;
+    let (live, object) = server
+        .create_key(json!({"user_id": "u", "name": "leaked"}))
+        .await;
+    let (bystander, _) = server
+        .create_key(json!({"user_id": "u", "name": "bystander"}))
+        .await;
+    let admin = server
+        .admin(
+            Method::POST,
+            "/v1/admin-keys",
+            Some(json!({"name": "leaked admin", "permissions": ["keys:read"]})),
+        )
+        .await;
+    let admin_key = admin.body["key"].as_str().unwrap().to_owned();
+    let mut bad_checksum = bystander.clone();
+    let last = bad_checksum.pop().unwrap();
+    bad_checksum.push(if last == 'A' { 'B' } else { 'A' });
+    let report = json!([
+        {"token": live, "type": "keyward_api_key", "url": "https://github.com/o/r/blob/x/.env", "source": "content"},
+        {"token": bad_checksum, "type": "keyward_api_key", "url": "https://github.com/o/r", "source": "content"},
+        {"token": "sk_live_nothing", "type": "keyward_api_key", "url": "https://github.com/o/r", "source": "commit"},
+        {"token": admin_key, "type": "keyward_admin_key", "url": "https://gist.github.com/x", "source": "gist"},
+    ])
+    .to_string();
+
+    // A wrong signature, or an identifier keyward does not have: 401, nothing changes.
+    let forged = scanner.sign(b"another body");
+    scanner
+        .report(&server, "github-test-1", report.as_bytes(), &forged)
+        .await
+        .assert_problem(401, "UNAUTHORIZED");
+    let signature = scanner.sign(report.as_bytes());
+    scanner
+        .report(&server, "unknown-id", report.as_bytes(), &signature)
+        .await
+        .assert_problem(401, "UNAUTHORIZED");
+    assert_eq!(server.verify_code(&live).await, "VALID");
+
+    let answered = scanner
+        .report(&server, "github-test-1", report.as_bytes(), &signature)
+        .await;
+    assert_eq!(answered.status, 200, "{}", answered.text);
+    assert_eq!(
+        answered.body,
+        json!([
+            {"token_hash": sha256_hex(&live), "token_type": "keyward_api_key", "label": "true_positive"},
+            {"token_hash": sha256_hex(&bad_checksum), "token_type": "keyward_api_key", "label": "false_positive"},
+            {"token_hash": sha256_hex("sk_live_nothing"), "token_type": "keyward_api_key", "label": "false_positive"},
+            {"token_hash": sha256_hex(&admin_key), "token_type": "keyward_admin_key", "label": "true_positive"},
+        ])
+    );
+    crate::support::eventually(std::time::Duration::from_secs(1), || async {
+        server.verify_code(&live).await == "REVOKED"
+    })
+    .await;
+    assert_eq!(server.verify_code(&bystander).await, "VALID");
+    let refused = server
+        .as_key(&admin_key, Method::GET, "/v1/keys", None)
+        .await;
+    assert_eq!(refused.status, 401, "{}", refused.text);
+    let audit = server
+        .admin(Method::GET, "/v1/audit?action=key.leak_reported", None)
+        .await;
+    let records = audit.body["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "{}", audit.text);
+    assert!(records.iter().all(|r| r["actor"] == "github"));
+    let user_key = records
+        .iter()
+        .find(|r| r["key_id"] == object["id"])
+        .unwrap();
+    assert_eq!(
+        user_key["details"]["url"],
+        "https://github.com/o/r/blob/x/.env"
+    );
+    assert_eq!(user_key["details"]["source"], "content");
+    assert_eq!(user_key["details"]["action"], "revoked");
+
+    // A second report of the same (now revoked) key is still a true positive, audited.
+    let again =
+        json!([{"token": live, "type": "keyward_api_key", "url": "u", "source": "s"}]).to_string();
+    let answered = scanner
+        .report(
+            &server,
+            "github-test-1",
+            again.as_bytes(),
+            &scanner.sign(again.as_bytes()),
+        )
+        .await;
+    assert_eq!(
+        answered.body[0]["label"], "true_positive",
+        "{}",
+        answered.text
+    );
+}
+
+#[tokio::test]
+async fn the_leak_action_can_disable_or_only_notify_and_the_endpoint_is_off_by_default() {
+    for (action, code) in [("disable", "DISABLED"), ("notify", "VALID")] {
+        let scanner = Scanner::new("k");
+        let keys_file = scanner.keys_file.path().to_str().unwrap().to_owned();
+        let server = TestServer::start_with(
+            &["--github-public-keys", &keys_file, "--leak-action", action],
+            &[],
+        )
+        .await;
+        let (key, _) = server
+            .create_key(json!({"user_id": "u", "name": "k"}))
+            .await;
+        let report = json!([{"token": key, "type": "t", "url": "u", "source": "s"}]).to_string();
+        let answered = scanner
+            .report(
+                &server,
+                "k",
+                report.as_bytes(),
+                &scanner.sign(report.as_bytes()),
+            )
+            .await;
+        assert_eq!(
+            answered.body[0]["label"], "true_positive",
+            "{}",
+            answered.text
+        );
+        crate::support::eventually(std::time::Duration::from_secs(1), || async {
+            server.verify_code(&key).await == code
+        })
+        .await;
+    }
+    let server = TestServer::spawn_app().await;
+    let off = server
+        .send(
+            server
+                .client
+                .post(server.url("/v1/secret-scanning/github"))
+                .header("Content-Type", "application/json")
+                .body("[]"),
+        )
+        .await;
+    off.assert_problem(404, "NOT_FOUND");
+}

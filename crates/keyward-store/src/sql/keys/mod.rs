@@ -5,8 +5,10 @@ use keyward_core::{KeyHash, KeyId, PlanName, UserId};
 use serde_json::json;
 use sqlx::{QueryBuilder, Row};
 
+mod leaks;
 mod rotate;
 
+pub(super) use leaks::report_leak;
 pub(super) use rotate::rotate;
 
 use super::plans::ensure_plan;
