@@ -192,27 +192,26 @@ pub struct TokenLabel {
     request_body(content = Vec<Object>, description = "GitHub's report: `[{token, type, url, source}]`, at most 1 MiB"),
     responses((status = 200, description = "Each token's label", body = Vec<TokenLabel>),
         (status = 401, description = "The signature does not verify with a known key; nothing changed", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not enabled (no `--github-public-keys`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not enabled (no `--github-public-keys`); a request without the two headers is 401 first", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn github(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Vec<TokenLabel>>> {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let (Some(identifier), Some(signature)) = (
+        header("github-public-key-identifier"),
+        header("github-public-key-signature"),
+    ) else {
+        return Err(ApiError::Unauthorized(
+            "a report needs Github-Public-Key-Identifier and Github-Public-Key-Signature",
+        ));
+    };
     let Some(keys) = &state.github_keys else {
         return Err(ApiError::NotFound("resource"));
     };
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-    };
-    if !keys.verifies(
-        header("github-public-key-identifier"),
-        header("github-public-key-signature"),
-        &body,
-    ) {
+    if !keys.verifies(identifier, signature, &body) {
         return Err(ApiError::Unauthorized(
             "the report's signature does not verify with a known GitHub public key",
         ));

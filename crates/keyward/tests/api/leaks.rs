@@ -338,8 +338,83 @@ async fn the_leak_action_can_disable_or_only_notify_and_the_endpoint_is_off_by_d
                 .client
                 .post(server.url("/v1/secret-scanning/github"))
                 .header("Content-Type", "application/json")
+                .header("Github-Public-Key-Identifier", "k")
+                .header("Github-Public-Key-Signature", "c2lnbmF0dXJl")
                 .body("[]"),
         )
         .await;
     off.assert_problem(404, "NOT_FOUND");
+    // Without the signature headers, a report is refused before anything else.
+    let unsigned = server
+        .send(
+            server
+                .client
+                .post(server.url("/v1/secret-scanning/github"))
+                .header("Content-Type", "application/json")
+                .body("[]"),
+        )
+        .await;
+    unsigned.assert_problem(401, "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn githubs_public_keys_are_read_again_on_sighup() {
+    let old = Scanner::new("old-key");
+    let new = Scanner::new("new-key");
+    let keys_file = old.keys_file.path().to_str().unwrap().to_owned();
+    let server = TestServer::start_with(&["--github-public-keys", &keys_file], &[]).await;
+    let (key, _) = server
+        .create_key(json!({"user_id": "u", "name": "k"}))
+        .await;
+    let report = json!([{"token": key, "type": "t", "url": "u", "source": "s"}]).to_string();
+    let signed_by_new = new.sign(report.as_bytes());
+    new.report(&server, "new-key", report.as_bytes(), &signed_by_new)
+        .await
+        .assert_problem(401, "UNAUTHORIZED");
+    // A file that is not GitHub's document: the keys in use stay.
+    std::fs::write(&keys_file, "not json").unwrap();
+    server.signal("HUP");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let still = old
+        .report(&server, "old-key", b"[]", &old.sign(b"[]"))
+        .await;
+    assert_eq!(still.status, 200, "{}", still.text);
+    // GitHub's new key saved over the file, then SIGHUP: reports signed with it verify.
+    std::fs::copy(new.keys_file.path(), &keys_file).unwrap();
+    server.signal("HUP");
+    crate::support::eventually(std::time::Duration::from_secs(2), || async {
+        new.report(&server, "new-key", report.as_bytes(), &signed_by_new)
+            .await
+            .status
+            == 200
+    })
+    .await;
+    assert_eq!(server.verify_code(&key).await, "REVOKED");
+}
+
+#[tokio::test]
+async fn a_keys_file_that_is_not_githubs_stops_the_server_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.json");
+    std::fs::write(
+        &path,
+        r#"{"public_keys": [{"key_identifier": "x", "key": "not a PEM key", "is_current": true}]}"#,
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--github-public-keys"])
+        .arg(&path)
+        .env(
+            "KEYWARD_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("k.db").display()),
+        )
+        .env("KEYWARD_ADMIN_TOKEN", crate::support::ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--github-public-keys") && stderr.contains("`x`"),
+        "{stderr}"
+    );
 }
