@@ -189,9 +189,10 @@ pub struct TokenLabel {
     params(
         ("Github-Public-Key-Identifier" = String, Header, description = "Which of GitHub's keys signed the body"),
         ("Github-Public-Key-Signature" = String, Header, description = "Base64 of the ASN.1 DER ECDSA P-256 SHA-256 signature of the raw body")),
-    request_body(content = Vec<Object>, description = "GitHub's report: `[{token, type, url, source}]`, at most 1 MiB"),
+    request_body(content = Vec<Object>, description = "GitHub's report: `[{token, type, url, source}]`, at most 1 MiB and 1,000 tokens; applied in one transaction (all or nothing)"),
     responses((status = 200, description = "Each token's label", body = Vec<TokenLabel>),
         (status = 401, description = "The signature does not verify with a known key; nothing changed", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "More than 1,000 tokens in one report; nothing changed", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not enabled (no `--github-public-keys`); a request without the two headers is 401 first", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn github(
@@ -218,31 +219,59 @@ pub async fn github(
     }
     let reported: Vec<Reported> =
         serde_json::from_slice(&body).map_err(|error| ApiError::BadRequest(error.to_string()))?;
+    if reported.len() > keyward_store::MAX_REPORTED_TOKENS {
+        return Err(ApiError::validation(
+            "tokens",
+            format!(
+                "a report names at most {} tokens",
+                keyward_store::MAX_REPORTED_TOKENS
+            ),
+        ));
+    }
+    // Tokens that could be keys of this deployment, decided without I/O; then one store
+    // call for all of them, applied in one transaction.
+    let candidates: Vec<(usize, keyward_core::KeyHash)> = reported
+        .iter()
+        .enumerate()
+        .filter_map(|(index, item)| leaked_hash(&item.token).map(|hash| (index, hash)))
+        .collect();
+    let mut found = vec![None; reported.len()];
+    if !candidates.is_empty() {
+        if state.verifier.store_down() {
+            return Err(ApiError::Unavailable);
+        }
+        let reports: Vec<_> = candidates
+            .iter()
+            .map(|(index, hash)| {
+                let item = &reported[*index];
+                (
+                    *hash,
+                    LeakReport {
+                        url: item.url.clone(),
+                        source: item.source.clone(),
+                    },
+                )
+            })
+            .collect();
+        let results = state
+            .store
+            .report_leaks(&reports, state.config.leak_action)
+            .await?;
+        for ((index, _), result) in candidates.iter().zip(results) {
+            found[*index] = result;
+        }
+        if found.iter().any(Option::is_some) {
+            // This node's caches see the revocations before the answer leaves.
+            state.feed.catch_up().await;
+        }
+    }
     let mut labels = Vec::with_capacity(reported.len());
-    for item in reported {
-        let token_hash = hex::encode(Sha256::digest(item.token.as_bytes()));
-        let found = match leaked_hash(&item.token) {
-            // Not in any form keyward issues or stores: no lookup.
-            None => None,
-            Some(hash) => {
-                if state.verifier.store_down() {
-                    return Err(ApiError::Unavailable);
-                }
-                let report = LeakReport {
-                    url: item.url.clone(),
-                    source: item.source.clone(),
-                };
-                state
-                    .store
-                    .report_leak(&hash, state.config.leak_action, &report)
-                    .await?
-            }
-        };
+    for (item, found) in reported.into_iter().zip(found) {
         if let Some(found) = &found {
             tracing::warn!(key = %found.id, action = found.action, url = ?item.url, "GitHub reported a leaked key");
         }
         labels.push(TokenLabel {
-            token_hash,
+            token_hash: hex::encode(Sha256::digest(item.token.as_bytes())),
             token_type: item.token_type,
             label: if found.is_some() {
                 "true_positive"

@@ -105,16 +105,17 @@ pub trait KeyStore: Send + Sync {
     ) -> StoreResult<(KeyRecord, KeyRecord)>;
     /// What a verifier needs about a key, by hash, in one indexed query.
     async fn lookup(&self, hash: &KeyHash) -> StoreResult<Option<KeyRecord>>;
-    /// A secret scanner reports the key with this hash leaked: a user key that is active or
-    /// disabled gets `action`, an admin key is revoked; every report is audited as
-    /// `key.leak_reported` (actor `github`), in the same transaction. `None` when no key or
-    /// admin key has this hash (nothing is written).
-    async fn report_leak(
+    /// A secret scanner reports keys leaked (at most 1,000 at a time): each user key that is
+    /// active or disabled gets `action`, each admin key is revoked, and every report of a
+    /// known key is audited as `key.leak_reported` (actor `github`) — all in one
+    /// transaction, so a failed report changes nothing. One answer per report, in order:
+    /// `None` when no key or admin key has that hash. A report naming no known key writes
+    /// nothing.
+    async fn report_leaks(
         &self,
-        hash: &KeyHash,
+        reports: &[(KeyHash, LeakReport)],
         action: LeakAction,
-        report: &LeakReport,
-    ) -> StoreResult<Option<LeakFound>>;
+    ) -> StoreResult<Vec<Option<LeakFound>>>;
     /// Whether any imported key exists (only then is a foreign-format key worth a lookup).
     async fn has_imported_keys(&self) -> StoreResult<bool>;
     /// Imports keys known by hash: all rows or none. Rows whose hash exists are skipped.

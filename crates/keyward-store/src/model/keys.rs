@@ -160,6 +160,9 @@ pub enum LeakAction {
     Notify,
 }
 
+/// The most tokens one leak report may name (GitHub sends far fewer at a time).
+pub const MAX_REPORTED_TOKENS: usize = 1000;
+
 /// Where a leaked key was found, as the report says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LeakReport {

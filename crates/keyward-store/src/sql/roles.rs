@@ -56,13 +56,12 @@ impl KeyStore for Backend {
         keys::revoke(self, id, actor).await
     }
 
-    async fn report_leak(
+    async fn report_leaks(
         &self,
-        hash: &KeyHash,
+        reports: &[(KeyHash, LeakReport)],
         action: LeakAction,
-        report: &LeakReport,
-    ) -> StoreResult<Option<LeakFound>> {
-        keys::report_leak(self, hash, action, report).await
+    ) -> StoreResult<Vec<Option<LeakFound>>> {
+        keys::report_leaks(self, reports, action).await
     }
 
     async fn rotate_key(

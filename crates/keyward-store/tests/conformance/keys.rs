@@ -844,27 +844,21 @@ pub async fn leak_reports_act_once_and_audit_every_report(store: &dyn Store) {
     let (plain, key) = issue_key(store, &spec("acme", "leaked"), &admin())
         .await
         .unwrap();
-    let first = store
-        .report_leak(&plain.hash(), LeakAction::Revoke, &report)
+    let first = leak(store, plain.hash(), LeakAction::Revoke, &report)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!((first.action, first.first_report), ("revoked", true));
     assert_eq!(first.id, key.id.to_string());
     assert!(!store.get_key(&key.id).await.unwrap().is_active);
-    let second = store
-        .report_leak(&plain.hash(), LeakAction::Revoke, &report)
+    let second = leak(store, plain.hash(), LeakAction::Revoke, &report)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!((second.action, second.first_report), ("none", false));
     let (plain, key) = issue_key(store, &spec("acme", "disable me"), &admin())
         .await
         .unwrap();
-    let disabled = store
-        .report_leak(&plain.hash(), LeakAction::Disable, &report)
+    let disabled = leak(store, plain.hash(), LeakAction::Disable, &report)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(disabled.action, "disabled");
     let after = store.get_key(&key.id).await.unwrap();
@@ -873,19 +867,15 @@ pub async fn leak_reports_act_once_and_audit_every_report(store: &dyn Store) {
     let (plain, key) = issue_key(store, &spec("acme", "notify"), &admin())
         .await
         .unwrap();
-    let noted = store
-        .report_leak(&plain.hash(), LeakAction::Notify, &report)
+    let noted = leak(store, plain.hash(), LeakAction::Notify, &report)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(noted.action, "notified");
     assert!(store.get_key(&key.id).await.unwrap().enabled);
     let unknown = KeyHash::of("sk_live_never_issued");
     assert!(
-        store
-            .report_leak(&unknown, LeakAction::Revoke, &report)
+        leak(store, unknown, LeakAction::Revoke, &report)
             .await
-            .unwrap()
             .is_none()
     );
     // An admin key is revoked whatever the action.
@@ -898,10 +888,8 @@ pub async fn leak_reports_act_once_and_audit_every_report(store: &dyn Store) {
     )
     .await
     .unwrap();
-    let found = store
-        .report_leak(&admin_plain.hash(), LeakAction::Notify, &report)
+    let found = leak(store, admin_plain.hash(), LeakAction::Notify, &report)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(
         (found.id.as_str(), found.action),
@@ -931,4 +919,131 @@ pub async fn leak_reports_act_once_and_audit_every_report(store: &dyn Store) {
             .iter()
             .all(|r| r.actor == "github" && r.details["source"] == "content")
     );
+}
+
+async fn leak(
+    store: &dyn Store,
+    hash: KeyHash,
+    action: keyward_store::LeakAction,
+    report: &keyward_store::LeakReport,
+) -> Option<keyward_store::LeakFound> {
+    store
+        .report_leaks(&[(hash, report.clone())], action)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap()
+}
+
+/// A leak report is all or nothing, bounded, and writes nothing when it names no key.
+pub async fn leak_reports_are_bounded_and_name_keys_in_order(store: &dyn Store) {
+    use keyward_store::{LeakAction, LeakReport, MAX_REPORTED_TOKENS};
+    let report = LeakReport::default();
+    let (plain, key) = issue_key(store, &spec("acme", "k"), &admin())
+        .await
+        .unwrap();
+    let unknown = (KeyHash::of("never issued"), report.clone());
+    let answers = store
+        .report_leaks(
+            &[
+                unknown.clone(),
+                (plain.hash(), report.clone()),
+                unknown.clone(),
+            ],
+            LeakAction::Revoke,
+        )
+        .await
+        .unwrap();
+    assert!(answers[0].is_none() && answers[2].is_none());
+    assert_eq!(answers[1].as_ref().unwrap().id, key.id.to_string());
+    let too_many = vec![unknown.clone(); MAX_REPORTED_TOKENS + 1];
+    assert!(matches!(
+        store.report_leaks(&too_many, LeakAction::Revoke).await,
+        Err(StoreError::Invalid { .. })
+    ));
+    let before = store
+        .list_audit(&AuditFilter {
+            page: page(1000, None),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .items
+        .len();
+    let none = store
+        .report_leaks(&vec![unknown; 3], LeakAction::Revoke)
+        .await
+        .unwrap();
+    assert!(none.iter().all(Option::is_none));
+    let after = store
+        .list_audit(&AuditFilter {
+            page: page(1000, None),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .items
+        .len();
+    assert_eq!(before, after, "a report of unknown tokens wrote something");
+}
+
+/// Under a cap, a change may shorten a key's life but never lengthen it past the cap counted
+/// from the key's creation, nor remove its expiry; a change that keeps it is no change.
+pub async fn the_lifetime_cap_counts_from_creation_on_change(store: &dyn Store) {
+    let capped = Plan {
+        name: plan("capped"),
+        spec: PlanSpec {
+            max_key_lifetime_days: Some(10),
+            ..PlanSpec::default()
+        },
+    };
+    store.put_plan(&capped, &admin()).await.unwrap();
+    let (_, long) = issue_key(store, &spec("acme", "long"), &admin())
+        .await
+        .unwrap();
+    store
+        .update_user(
+            &user("acme"),
+            &UserPatch {
+                plan: Some(plan("capped")),
+                ..UserPatch::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
+    let change = |expires_at| KeyPatch {
+        expires_at: Some(expires_at),
+        ..KeyPatch::default()
+    };
+    // A key from before the cap, without expiry: sending its own value back is no change;
+    // giving it one (a shorter life) is fine.
+    store
+        .update_key(&long.id, &change(None), &admin())
+        .await
+        .unwrap();
+    let soon = Utc::now() + Duration::days(3);
+    store
+        .update_key(&long.id, &change(Some(soon)), &admin())
+        .await
+        .unwrap();
+    // A capped key cannot be pushed past creation + 10 days, even a day at a time.
+    let (_, capped_key) = issue_key(store, &spec("acme", "capped"), &admin())
+        .await
+        .unwrap();
+    let past_cap = capped_key.created_at + Duration::days(10) + Duration::minutes(5);
+    assert!(matches!(
+        store
+            .update_key(&capped_key.id, &change(Some(past_cap)), &admin())
+            .await,
+        Err(StoreError::Invalid {
+            field: "expires_at",
+            ..
+        })
+    ));
+    let shorter = Utc::now() + Duration::days(5);
+    store
+        .update_key(&capped_key.id, &change(Some(shorter)), &admin())
+        .await
+        .unwrap();
 }

@@ -53,6 +53,8 @@ macro_rules! store_conformance {
             case!(keys::disabling_and_operator_metadata_are_attributed);
             case!(keys::the_users_plan_caps_new_key_lifetimes);
             case!(keys::leak_reports_act_once_and_audit_every_report);
+            case!(keys::leak_reports_are_bounded_and_name_keys_in_order);
+            case!(keys::the_lifetime_cap_counts_from_creation_on_change);
             case!(admin::admin_keys_are_found_by_hash_listed_revoked_and_touched);
 
             #[tokio::test]

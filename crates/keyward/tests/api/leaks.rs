@@ -281,6 +281,18 @@ async fn a_signed_github_report_revokes_the_keys_it_names_and_labels_every_token
     assert_eq!(user_key["details"]["source"], "content");
     assert_eq!(user_key["details"]["action"], "revoked");
 
+    // More than 1,000 tokens: refused whole.
+    let many = serde_json::Value::Array(vec![json!({"token": "x", "type": "t"}); 1001]).to_string();
+    scanner
+        .report(
+            &server,
+            "github-test-1",
+            many.as_bytes(),
+            &scanner.sign(many.as_bytes()),
+        )
+        .await
+        .assert_problem(422, "VALIDATION_FAILED");
+
     // A second report of the same (now revoked) key is still a true positive, audited.
     let again =
         json!([{"token": live, "type": "keyward_api_key", "url": "u", "source": "s"}]).to_string();

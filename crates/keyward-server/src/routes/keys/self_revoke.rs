@@ -31,7 +31,7 @@ pub struct SelfRevoked {
 }
 
 #[utoipa::path(post, path = "/v1/keys/self-revoke", operation_id = "selfRevokeKey", summary = "Revoke the key in the body (for its holder)", tag = "keys", request_body = SelfRevokeRequest,
-    responses((status = 200, description = "The key is revoked on every node", body = SelfRevoked),
+    responses((status = 200, description = "The key is revoked (on this node at once, on the others through the change feed within a second)", body = SelfRevoked),
         (status = 404, description = "Not a key that can be revoked (unknown, already revoked or expired)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn self_revoke(

@@ -8,7 +8,7 @@ use sqlx::{QueryBuilder, Row};
 mod leaks;
 mod rotate;
 
-pub(super) use leaks::report_leak;
+pub(super) use leaks::report_leaks;
 pub(super) use rotate::rotate;
 
 use super::plans::ensure_plan;
@@ -253,7 +253,8 @@ async fn cursor_key(store: &Backend, cursor: &str) -> StoreResult<KeyId> {
 }
 
 /// The latest a key of `user_id` made at `at` may expire, when the user's plan caps key
-/// lifetimes (`max_key_lifetime_days`); `None` without a cap.
+/// lifetimes (`max_key_lifetime_days`); `None` without a cap. It is the user's plan that
+/// counts, not a plan set on the key itself.
 pub(super) async fn latest_expiry(
     conn: &mut Conn,
     user_id: &UserId,
@@ -280,17 +281,27 @@ pub(super) async fn update(
     let mut tx = store.write().await?;
     let mut key = fetch(&mut tx, id).await?;
     unchanged_since(&key, patch.if_unchanged_since)?;
-    if let Some(expires_at) = patch.expires_at
-        && let Some(latest) = latest_expiry(&mut tx, &key.user_id, at).await?
-        && expires_at.is_none_or(|asked| asked > latest)
+    // Under a cap on key lifetimes, a key lives at most that long from its creation: a
+    // change may shorten its life, never lengthen it past the cap (nor remove its expiry).
+    if let Some(asked) = patch.expires_at
+        && asked != key.expires_at
+        && let Some(latest) = latest_expiry(&mut tx, &key.user_id, key.created_at).await?
     {
-        return Err(StoreError::invalid(
-            "expires_at",
-            format!(
-                "may be at most {} (the user's plan caps how long its keys live)",
-                super::rows::ts(latest)
-            ),
-        ));
+        let lengthens = match (asked, key.expires_at) {
+            (None, _) => true,
+            // A key without expiry (made before the cap) only gets shorter by having one.
+            (Some(_), None) => false,
+            (Some(asked), Some(current)) => asked > latest && asked > current,
+        };
+        if lengthens {
+            return Err(StoreError::invalid(
+                "expires_at",
+                format!(
+                    "may be at most {} (the user's plan caps how long its keys live)",
+                    super::rows::ts(latest)
+                ),
+            ));
+        }
     }
     if let Some(Some(plan)) = &patch.plan {
         ensure_plan(&mut tx, plan).await?;
