@@ -144,11 +144,14 @@ HTTPX_VERSION="0.28.1"
 # The examples' own pins (documentation/examples/python/requirements.txt).
 FASTAPI_VERSION="0.165.0"
 UVICORN_VERSION="0.54.0"
+# The reference Standard Webhooks verifier, for the event webhook tests.
+STANDARDWEBHOOKS_VERSION="1.1.0"
 
 # The Python tools the tests use, from PyPI, in a virtualenv of their own, installed once
 # per machine: schemathesis and openapi-spec-validator (the OpenAPI document), httpx with
 # HTTP/2 (a real client of keyward's HTTPS), FastAPI and uvicorn (the documentation's
-# examples). The tests find Python in KEYWARD_TEST_PYTHON.
+# examples), standardwebhooks (verifies every webhook delivery in the tests). The tests
+# find Python in KEYWARD_TEST_PYTHON.
 ensure_python_tools() {
   local venv="$cache/venv"
   if ! command -v curl >/dev/null 2>&1; then
@@ -161,6 +164,7 @@ ensure_python_tools() {
     "$venv/bin/pip" show httpx 2>/dev/null | grep -qx "Version: $HTTPX_VERSION" &&
     "$venv/bin/pip" show fastapi 2>/dev/null | grep -qx "Version: $FASTAPI_VERSION" &&
     "$venv/bin/pip" show uvicorn 2>/dev/null | grep -qx "Version: $UVICORN_VERSION" &&
+    "$venv/bin/pip" show standardwebhooks 2>/dev/null | grep -qx "Version: $STANDARDWEBHOOKS_VERSION" &&
     "$venv/bin/python" -c "import h2" 2>/dev/null; then
     return
   fi
@@ -172,8 +176,9 @@ ensure_python_tools() {
   python3 -m venv "$venv" || fail "cannot create a virtualenv for schemathesis"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" \
     "openapi-spec-validator==$SPEC_VALIDATOR_VERSION" "httpx[http2]==$HTTPX_VERSION" \
-    "fastapi==$FASTAPI_VERSION" "uvicorn==$UVICORN_VERSION" ||
-    fail "cannot install schemathesis, openapi-spec-validator, httpx, fastapi and uvicorn from PyPI"
+    "fastapi==$FASTAPI_VERSION" "uvicorn==$UVICORN_VERSION" \
+    "standardwebhooks==$STANDARDWEBHOOKS_VERSION" ||
+    fail "cannot install schemathesis, openapi-spec-validator, httpx, fastapi, uvicorn and standardwebhooks from PyPI"
 }
 
 # What the documentation's shell blocks and examples use besides keyward: jq and openssl

@@ -57,6 +57,8 @@ pub struct ServerConfig {
     pub github_public_keys: Option<std::path::PathBuf>,
     /// What a leak report does to an active or disabled user key it names.
     pub leak_action: keyward_store::LeakAction,
+    /// Event webhooks: retries, retention, denied networks.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -95,6 +97,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("billing", &self.billing)
             .field("github_public_keys", &self.github_public_keys)
             .field("leak_action", &self.leak_action)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -136,6 +139,7 @@ impl Default for ServerConfig {
             },
             github_public_keys: None,
             leak_action: keyward_store::LeakAction::Revoke,
+            webhooks: crate::webhooks::WebhookSettings::default(),
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod tls;
 pub mod usage;
 pub mod verifier;
 pub mod views;
+pub mod webhooks;
 
 pub use config::ServerConfig;
 pub use layer::{AuthenticatedKey, KeywardLayer, LayerOptions};

@@ -60,6 +60,8 @@ pub struct EngineConfig {
     pub usage_flush_interval: Duration,
     /// Billing sinks; the metering and delivery task runs when one is configured.
     pub billing: crate::billing::BillingSettings,
+    /// Event webhooks (the delivery task always runs: endpoints are data).
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl EngineConfig {
@@ -93,6 +95,7 @@ impl EngineConfig {
             usage_retention_days: config.usage_retention_days,
             usage_flush_interval: config.usage_flush_interval,
             billing: config.billing.clone(),
+            webhooks: config.webhooks.clone(),
         }
     }
 }
@@ -151,6 +154,7 @@ impl Engine {
         if config.billing.is_enabled() {
             crate::billing::spawn(store.clone(), config.billing.clone(), stopped.clone());
         }
+        crate::webhooks::spawn(store.clone(), config.webhooks.clone(), stopped.clone());
         let feed = Arc::new(ChangeFeed::new(store.clone(), verifier.clone(), after));
         let listener = match ChangeListener::connect(&config.database_url).await {
             Ok(listener) => listener,

@@ -58,18 +58,34 @@ pub async fn connect_with(
 /// Every mutating operation writes its audit record and its change-feed entries in the same
 /// transaction as the change itself.
 pub trait Store:
-    KeyStore + UserStore + FeedStore + UsageStore + BillingStore + AdminStore + std::fmt::Debug
+    KeyStore
+    + UserStore
+    + FeedStore
+    + UsageStore
+    + BillingStore
+    + WebhookStore
+    + AdminStore
+    + std::fmt::Debug
 {
 }
 
 impl<T> Store for T where
-    T: KeyStore + UserStore + FeedStore + UsageStore + BillingStore + AdminStore + std::fmt::Debug
+    T: KeyStore
+        + UserStore
+        + FeedStore
+        + UsageStore
+        + BillingStore
+        + WebhookStore
+        + AdminStore
+        + std::fmt::Debug
 {
 }
 
 /// Every role trait, for `use keyward_store::roles::*;`.
 pub mod roles {
-    pub use crate::{AdminStore, BillingStore, FeedStore, KeyStore, UsageStore, UserStore};
+    pub use crate::{
+        AdminStore, BillingStore, FeedStore, KeyStore, UsageStore, UserStore, WebhookStore,
+    };
 }
 
 /// Keys: create, read, change, revoke, rotate, look up by hash, import.
@@ -255,6 +271,68 @@ pub trait BillingStore: Send + Sync {
         from: chrono::DateTime<chrono::Utc>,
         to: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<Vec<BillingEvent>>;
+}
+
+/// Event webhooks: endpoints, the events raised with the changes they describe (in the
+/// same transaction), and each event's delivery to each endpoint subscribed to it.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    async fn create_webhook(&self, new: &NewWebhook) -> StoreResult<WebhookRecord>;
+    async fn get_webhook(&self, id: &str) -> StoreResult<WebhookRecord>;
+    /// Newest first.
+    async fn list_webhooks(&self, page: &PageRequest) -> StoreResult<Page<WebhookRecord>>;
+    async fn update_webhook(&self, id: &str, patch: &WebhookPatch) -> StoreResult<WebhookRecord>;
+    /// Deletes the endpoint; its undelivered deliveries end as `dead`.
+    async fn delete_webhook(&self, id: &str) -> StoreResult<WebhookRecord>;
+    /// A new signing secret; the current one keeps signing until `overlap_until`.
+    async fn rotate_webhook_secret(
+        &self,
+        id: &str,
+        secret: &str,
+        overlap_until: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<WebhookRecord>;
+    /// Raises an event no other change carries (found by a background task): kept, and
+    /// opened to every enabled endpoint subscribed to `kind`. Returns its id.
+    async fn raise_webhook_event(
+        &self,
+        kind: &str,
+        subject: &serde_json::Value,
+    ) -> StoreResult<String>;
+    /// Claims up to `limit` due deliveries of enabled endpoints until `lease_until` (no
+    /// other node attempts them meanwhile), each with its endpoint as it is now.
+    async fn claim_webhook_deliveries(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        lease_until: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<(WebhookDelivery, WebhookRecord)>>;
+    /// Records how an attempt ended (a 2xx is never sent again; 410 disables the endpoint).
+    async fn finish_webhook_delivery(
+        &self,
+        delivery_id: &str,
+        attempt: &WebhookAttempt,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()>;
+    /// Disables endpoints whose attempts all failed since `failing_before`; how many.
+    async fn disable_failing_webhooks(
+        &self,
+        failing_before: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<u64>;
+    /// An endpoint's deliveries, newest first.
+    async fn list_webhook_deliveries(
+        &self,
+        endpoint_id: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<WebhookDelivery>>;
+    /// Sends again every kept event since `since` the endpoint subscribes to now; how many.
+    async fn replay_webhook_events(
+        &self,
+        endpoint_id: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<u64>;
+    /// Deletes events raised before `before` and their deliveries; rows deleted.
+    async fn prune_webhook_events(&self, before: chrono::DateTime<chrono::Utc>)
+    -> StoreResult<u64>;
 }
 
 /// Settings, retention, readiness and the schema.

@@ -882,6 +882,36 @@ pub struct ServeArgs {
         value_name = "ACTION"
     )]
     pub leak_action: Option<LeakActionArg>,
+    /// Multiplies every webhook retry interval (5s, 5m, 30m, 2h, 5h, 10h, 10h) and the
+    /// 5 days after which an endpoint failing every attempt is disabled; for tests, e.g.
+    /// 0.001 (0.0001–1000). Default 1.
+    #[arg(
+        hide_env_values = true,
+        long,
+        env = "KEYWARD_WEBHOOK_RETRY_SCALE",
+        value_name = "F"
+    )]
+    pub webhook_retry_scale: Option<f64>,
+    /// Days webhook events are kept for replays (1–3650). Default 30.
+    #[arg(
+        hide_env_values = true,
+        long,
+        env = "KEYWARD_WEBHOOK_RETENTION_DAYS",
+        value_name = "N"
+    )]
+    pub webhook_retention_days: Option<u32>,
+    /// A network webhooks may never be delivered to, checked at creation and on the
+    /// resolved address of each attempt (repeatable; env: comma list; `none` for none).
+    /// Default 169.254.0.0/16 and fe80::/10 (cloud metadata services).
+    #[arg(
+        hide_env_values = true,
+        long = "webhook-deny-network",
+        env = "KEYWARD_WEBHOOK_DENY_NETWORKS",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    #[serde(default)]
+    pub webhook_deny_networks: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]

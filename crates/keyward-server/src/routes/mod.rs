@@ -11,6 +11,7 @@ pub mod plans;
 pub mod usage;
 pub mod users;
 pub mod verify;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -57,7 +58,13 @@ pub fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(plans::list))
         .routes(routes!(plans::put))
         .routes(routes!(admin_keys::create, admin_keys::list))
-        .routes(routes!(admin_keys::revoke));
+        .routes(routes!(admin_keys::revoke))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::show, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::secret))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::replay));
     // Forward-auth answers whatever method the gateway forwards: the document lists the
     // usual ones, the router takes any.
     // GitHub's reports may be up to 1 MiB, more than any other body.

@@ -29,6 +29,15 @@ pub const TABLE: &[(&str, &str, &[Permission])] = &[
     ("POST", "/v1/admin-keys", &[AdminManage]),
     ("GET", "/v1/admin-keys", &[AdminManage]),
     ("DELETE", "/v1/admin-keys/{id}", &[AdminManage]),
+    ("POST", "/v1/webhooks", &[WebhooksWrite]),
+    ("GET", "/v1/webhooks", &[WebhooksWrite]),
+    ("GET", "/v1/webhooks/{id}", &[WebhooksWrite]),
+    ("PATCH", "/v1/webhooks/{id}", &[WebhooksWrite]),
+    ("DELETE", "/v1/webhooks/{id}", &[WebhooksWrite]),
+    ("GET", "/v1/webhooks/{id}/secret", &[WebhooksWrite]),
+    ("POST", "/v1/webhooks/{id}/rotate-secret", &[WebhooksWrite]),
+    ("GET", "/v1/webhooks/{id}/deliveries", &[WebhooksWrite]),
+    ("POST", "/v1/webhooks/{id}/replay", &[WebhooksWrite]),
 ];
 
 /// The permissions `method` on `route` needs; `None` for a route the table does not name.

@@ -15,7 +15,9 @@ pub type Metadata = Map<String, Value>;
 pub use keyward_core::KeyStatus;
 
 /// A stored API key: everything but its hash.
-#[derive(Debug, Clone, PartialEq)]
+/// Serialized only as the subject of a webhook event (a snapshot the event's `data` is
+/// rendered from), never as an API document.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct KeyRecord {
     pub id: KeyId,
     /// What may be shown of the key, e.g. `sk_live_7fQa…`.

@@ -7,6 +7,7 @@ mod keys;
 mod paging;
 mod usage;
 mod users;
+mod webhooks;
 
 pub use admin::*;
 pub use audit::*;
@@ -15,3 +16,4 @@ pub use keys::*;
 pub use paging::*;
 pub use usage::*;
 pub use users::*;
+pub use webhooks::*;

@@ -19,6 +19,7 @@ mod roles;
 mod rows;
 mod usage;
 mod users;
+mod webhooks;
 
 use chrono::{DateTime, Utc};
 use keyward_core::{KeyId, UserId};
@@ -126,19 +127,25 @@ pub(crate) async fn write_audit(
     Ok(())
 }
 
-/// Revokes one key (its audit record is the caller's).
+/// Revokes one active key (its audit record is the caller's) and raises `key.revoked`.
 pub(super) async fn revoke_in(
     conn: &mut Conn,
     id: &KeyId,
     at: DateTime<chrono::Utc>,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE api_keys SET is_active = FALSE, revoked_at = $2, updated_at = $2 WHERE id = $1",
+    let revoked = sqlx::query(
+        "UPDATE api_keys SET is_active = FALSE, revoked_at = $2, updated_at = $2
+         WHERE id = $1 AND is_active = TRUE",
     )
     .bind(id.as_str())
     .bind(rows::ts(at))
-    .execute(conn)
-    .await?;
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if revoked > 0 {
+        let record = keys::fetch(conn, id).await?;
+        webhooks::raise(conn, "key.revoked", &serde_json::json!({"key": record}), at).await?;
+    }
     Ok(())
 }
 

@@ -9,15 +9,17 @@ use keyward_core::{KeyHash, KeyId, Plan, PlanName, UserId};
 use super::super::{MIGRATOR, SCHEMA_SNAPSHOT};
 use super::{
     Backend, add_key_usage, add_quota, admin_keys, audit, billing, import, keys, now, plans,
-    retry_read, rows, usage, users,
+    retry_read, rows, usage, users, webhooks,
 };
 use crate::{
     Actor, AdminKeyRecord, AdminStore, AuditFilter, AuditRecord, BillingEvent, BillingStore,
     ChangeEvent, Delivery, DeliveryOutcome, DeliveryStatus, FeedStore, ImportMode, ImportReport,
     ImportRow, KeyFilter, KeyMaterial, KeyPatch, KeyRecord, KeySpec, KeyStore, KeyUsage,
-    LeakAction, LeakFound, LeakReport, MeteredHour, MigrationInfo, NewAdminKey, NewUser, Page,
-    PageRequest, PlanSegment, PriceChange, QuotaUsage, Rollup, Rotation, StoreResult, UsageBatch,
-    UsageFilter, UsageGroup, UsageStore, UsageTotal, UserFilter, UserPatch, UserRecord, UserStore,
+    LeakAction, LeakFound, LeakReport, MeteredHour, MigrationInfo, NewAdminKey, NewUser,
+    NewWebhook, Page, PageRequest, PlanSegment, PriceChange, QuotaUsage, Rollup, Rotation,
+    StoreResult, UsageBatch, UsageFilter, UsageGroup, UsageStore, UsageTotal, UserFilter,
+    UserPatch, UserRecord, UserStore, WebhookAttempt, WebhookDelivery, WebhookPatch, WebhookRecord,
+    WebhookStore,
 };
 
 #[async_trait]
@@ -247,6 +249,91 @@ impl UsageStore for Backend {
             .into_iter()
             .map(|(node, units)| (node, u64::try_from(units).unwrap_or(0)))
             .collect())
+    }
+}
+
+#[async_trait]
+impl WebhookStore for Backend {
+    async fn create_webhook(&self, new: &NewWebhook) -> StoreResult<WebhookRecord> {
+        webhooks::create(self, new).await
+    }
+
+    async fn get_webhook(&self, id: &str) -> StoreResult<WebhookRecord> {
+        retry_read(|| webhooks::get(self, id)).await
+    }
+
+    async fn list_webhooks(&self, page: &PageRequest) -> StoreResult<Page<WebhookRecord>> {
+        retry_read(|| webhooks::list(self, page)).await
+    }
+
+    async fn update_webhook(&self, id: &str, patch: &WebhookPatch) -> StoreResult<WebhookRecord> {
+        webhooks::update(self, id, patch).await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> StoreResult<WebhookRecord> {
+        webhooks::delete(self, id).await
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        id: &str,
+        secret: &str,
+        overlap_until: DateTime<Utc>,
+    ) -> StoreResult<WebhookRecord> {
+        webhooks::rotate_secret(self, id, secret, overlap_until).await
+    }
+
+    async fn raise_webhook_event(
+        &self,
+        kind: &str,
+        subject: &serde_json::Value,
+    ) -> StoreResult<String> {
+        webhooks::raise_alone(self, kind, subject).await
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<(WebhookDelivery, WebhookRecord)>> {
+        webhooks::claim(self, now, lease_until, limit).await
+    }
+
+    async fn finish_webhook_delivery(
+        &self,
+        delivery_id: &str,
+        attempt: &WebhookAttempt,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        webhooks::finish(self, delivery_id, attempt, now).await
+    }
+
+    async fn disable_failing_webhooks(&self, failing_before: DateTime<Utc>) -> StoreResult<u64> {
+        webhooks::disable_failing(self, failing_before).await
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        endpoint_id: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<WebhookDelivery>> {
+        retry_read(|| webhooks::deliveries(self, endpoint_id, page)).await
+    }
+
+    async fn replay_webhook_events(
+        &self,
+        endpoint_id: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        webhooks::replay(self, endpoint_id, since).await
+    }
+
+    async fn prune_webhook_events(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let pruned = webhooks::prune(&mut tx, before).await?;
+        tx.commit().await?;
+        Ok(pruned)
     }
 }
 

@@ -193,6 +193,18 @@ pub(super) async fn update(
                 }],
             )
             .await?;
+            super::webhooks::raise(
+                &mut tx,
+                "user.plan_changed",
+                &json!({
+                    "user_id": id,
+                    "from_plan": user.plan,
+                    "to_plan": plan,
+                    "effective_at": keyward_core::time::format(&effective_at),
+                }),
+                at,
+            )
+            .await?;
             user.plan = plan.clone();
         }
         fields.push("plan");

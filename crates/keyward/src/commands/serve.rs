@@ -162,12 +162,49 @@ fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResul
             1..=1_048_576,
         )?,
         billing,
+        webhooks: webhook_settings(&args, &defaults.webhooks)?,
         github_public_keys: args.github_public_keys.clone(),
         leak_action: match args.leak_action {
             None | Some(LeakActionArg::Revoke) => keyward_store::LeakAction::Revoke,
             Some(LeakActionArg::Disable) => keyward_store::LeakAction::Disable,
             Some(LeakActionArg::Notify) => keyward_store::LeakAction::Notify,
         },
+    })
+}
+
+/// Event webhooks: the retry scale, how long events are kept, the denied networks.
+fn webhook_settings(
+    args: &ServeArgs,
+    defaults: &keyward_server::webhooks::WebhookSettings,
+) -> CliResult<keyward_server::webhooks::WebhookSettings> {
+    let retry_scale = match args.webhook_retry_scale {
+        None => defaults.retry_scale,
+        Some(scale) if scale.is_finite() && (0.0001..=1000.0).contains(&scale) => scale,
+        Some(_) => {
+            return Err(CliError::usage(
+                "--webhook-retry-scale must be between 0.0001 and 1000",
+            ));
+        }
+    };
+    let deny_networks = match args.webhook_deny_networks.as_slice() {
+        [] => defaults.deny_networks.clone(),
+        [none] if none.trim().eq_ignore_ascii_case("none") => Vec::new(),
+        networks => networks
+            .iter()
+            .map(|cidr| cidr.trim())
+            .filter(|cidr| !cidr.is_empty())
+            .map(|cidr| parse_arg("--webhook-deny-network", cidr, super::keys::parse_cidr))
+            .collect::<CliResult<_>>()?,
+    };
+    Ok(keyward_server::webhooks::WebhookSettings {
+        retry_scale,
+        retention_days: ranged(
+            "--webhook-retention-days",
+            args.webhook_retention_days,
+            defaults.retention_days,
+            1..=3650,
+        )?,
+        deny_networks,
     })
 }
 

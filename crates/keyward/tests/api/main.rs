@@ -21,3 +21,4 @@ mod redis;
 mod server;
 mod usage;
 mod verify;
+mod webhooks;

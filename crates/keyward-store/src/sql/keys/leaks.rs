@@ -120,6 +120,16 @@ async fn report_one(
             json!({"url": report.url, "source": report.source, "action": taken}),
         )
         .await?;
+        if earlier == 0 {
+            let after = fetch(tx, &id).await?;
+            super::super::webhooks::raise(
+                tx,
+                "key.leaked",
+                &json!({"key": after, "url": report.url, "source": report.source, "action": taken}),
+                at,
+            )
+            .await?;
+        }
         return Ok(Some(LeakFound {
             id: id.to_string(),
             user_id: Some(key.user_id),

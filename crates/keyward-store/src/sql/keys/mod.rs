@@ -202,6 +202,7 @@ pub(super) async fn create(
     )
     .await?;
     let record = fetch(&mut tx, &material.id).await?;
+    super::webhooks::raise(&mut tx, "key.created", &json!({"key": record}), at).await?;
     tx.commit().await?;
     Ok(record)
 }
@@ -405,6 +406,11 @@ pub(super) async fn update(
         .await?;
     }
     let record = fetch(&mut tx, id).await?;
+    // One `key.updated` per audit record (a change of settings, an enable or disable).
+    let changes = usize::from(key.enabled != was_enabled) + usize::from(patch.changes_settings());
+    for _ in 0..changes {
+        super::webhooks::raise(&mut tx, "key.updated", &json!({"key": record}), at).await?;
+    }
     tx.commit().await?;
     Ok(record)
 }

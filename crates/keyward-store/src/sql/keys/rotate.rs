@@ -105,6 +105,13 @@ pub(in super::super) async fn rotate(
     .await?;
     let new = fetch(&mut tx, &material.id).await?;
     let old = fetch(&mut tx, id).await?;
+    super::super::webhooks::raise(
+        &mut tx,
+        "key.rotated",
+        &json!({"key": new, "old_key": old}),
+        at,
+    )
+    .await?;
     tx.commit().await?;
     Ok((new, old))
 }

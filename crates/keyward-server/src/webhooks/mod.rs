@@ -1,0 +1,111 @@
+//! Event webhooks: endpoints registered through the API receive the events of the changes
+//! they subscribe to, signed per the Standard Webhooks specification. Events are raised by
+//! the store inside the transaction of the change they describe (a transactional outbox);
+//! every node runs [`spawn`], which claims due deliveries with a lease (so each delivery
+//! is attempted by one node at a time), posts them, and records the outcome.
+
+pub mod deliver;
+pub mod sign;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+use serde_json::{Value, json};
+
+use crate::views::KeyObject;
+
+/// The event types an endpoint may subscribe to (or `*` for all).
+pub const EVENT_TYPES: [&str; 10] = [
+    "key.created",
+    "key.updated",
+    "key.revoked",
+    "key.rotated",
+    "key.expiring",
+    "key.expired",
+    "key.leaked",
+    "user.plan_changed",
+    "quota.threshold",
+    "usage.metered",
+];
+
+/// The wait after each failed attempt (then the delivery is dead), before scaling.
+pub const RETRY_SCHEDULE: [Duration; 7] = [
+    Duration::from_secs(5),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 3600),
+    Duration::from_secs(5 * 3600),
+    Duration::from_secs(10 * 3600),
+    Duration::from_secs(10 * 3600),
+];
+
+/// An endpoint failing every attempt for this long (before scaling) is disabled.
+pub const FAILING_FOR: Duration = Duration::from_secs(5 * 86_400);
+
+/// How long the previous secret keeps signing after a rotation.
+pub const SECRET_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Multiplies every retry interval and the 5-day rule (1 in production).
+    pub retry_scale: f64,
+    /// Days events are kept for replays.
+    pub retention_days: u32,
+    /// Addresses deliveries may never go to (checked at creation and on each attempt).
+    pub deny_networks: Vec<IpNet>,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            retry_scale: 1.0,
+            retention_days: 30,
+            deny_networks: vec![
+                "169.254.0.0/16".parse().expect("a network"),
+                "fe80::/10".parse().expect("a network"),
+            ],
+        }
+    }
+}
+
+impl WebhookSettings {
+    pub fn scaled(&self, interval: Duration) -> chrono::Duration {
+        chrono::Duration::from_std(interval.mul_f64(self.retry_scale.max(0.0)))
+            .unwrap_or(chrono::Duration::MAX)
+    }
+}
+
+/// The `data` of an event, from the records the store kept with it: key records become
+/// key objects as they stood when the event was raised.
+pub fn render_data(kind: &str, subject: &Value, raised_at: DateTime<Utc>) -> Value {
+    let key = |value: &Value| -> Value {
+        match serde_json::from_value::<keyward_store::KeyRecord>(value.clone()) {
+            Ok(record) => {
+                serde_json::to_value(KeyObject::of(&record, raised_at)).unwrap_or(Value::Null)
+            }
+            Err(_) => value.clone(),
+        }
+    };
+    match kind {
+        "key.rotated" => json!({"key": key(&subject["key"]), "old_key": key(&subject["old_key"])}),
+        "key.leaked" => {
+            let mut data = subject.clone();
+            data["key"] = key(&subject["key"]);
+            data
+        }
+        _ if kind.starts_with("key.") => key(&subject["key"]),
+        _ => subject.clone(),
+    }
+}
+
+/// The body of every delivery of an event: `{type, timestamp, data}`.
+pub fn payload(kind: &str, subject: &Value, raised_at: DateTime<Utc>) -> Value {
+    json!({
+        "type": kind,
+        "timestamp": keyward_core::time::format(&raised_at),
+        "data": render_data(kind, subject, raised_at),
+    })
+}
+
+pub use deliver::spawn;

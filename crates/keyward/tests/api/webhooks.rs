@@ -1,0 +1,424 @@
+//! Event webhooks, received by a real Standard Webhooks verifier (the `standardwebhooks`
+//! package from PyPI, which scripts/test.sh installs): each event once with a valid
+//! signature, retries, 410, replays, secret rotation, and several nodes.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{TestServer, eventually, postgres_database};
+
+/// The receiver process, its secrets file and its log.
+struct Receiver {
+    child: Child,
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Receiver {
+    fn start(options: &[&str]) -> Self {
+        let python = std::env::var("KEYWARD_TEST_PYTHON").expect(
+            "KEYWARD_TEST_PYTHON must name a Python with standardwebhooks (scripts/test.sh installs it)",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secrets"), "").unwrap();
+        let mut child = Command::new(python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/api/webhook_receiver.py"
+            ))
+            .arg(dir.path().join("secrets"))
+            .arg(dir.path().join("log"))
+            .args(options)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the webhook receiver");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line.trim().parse().expect("the receiver prints its port");
+        Self {
+            child,
+            dir,
+            url: format!("http://127.0.0.1:{port}/hooks"),
+        }
+    }
+
+    fn trust(&self, secrets: &[&str]) {
+        std::fs::write(self.dir.path().join("secrets"), secrets.join("\n")).unwrap();
+    }
+
+    fn log(&self) -> Vec<Value> {
+        let path: PathBuf = self.dir.path().join("log");
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    /// Deliveries answered 2xx, by type.
+    fn accepted(&self, kind: &str) -> Vec<Value> {
+        self.log()
+            .into_iter()
+            .filter(|entry| entry["status"] == 204 && entry["body"]["type"] == kind)
+            .collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn register(server: &TestServer, receiver: &Receiver, events: Value) -> Value {
+    let created = server
+        .admin(
+            Method::POST,
+            "/v1/webhooks",
+            Some(json!({"url": receiver.url, "events": events, "description": "tests"})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let secret = created.body["secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    receiver.trust(&[secret]);
+    created.body
+}
+
+const SCALE: [&str; 2] = ["--webhook-retry-scale", "0.001"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_event_is_delivered_once_with_a_valid_signature() {
+    let receiver = Receiver::start(&[]);
+    let server = TestServer::start_with(&SCALE, &[]).await;
+    let webhook = register(&server, &receiver, json!(["*"])).await;
+    let listed = server.admin(Method::GET, "/v1/webhooks", None).await;
+    assert_eq!(listed.body["webhooks"][0]["id"], webhook["id"]);
+    assert!(
+        listed.body["webhooks"][0].get("secret").is_none(),
+        "{}",
+        listed.text
+    );
+
+    let (_, key) = server
+        .create_key(json!({"user_id": "acme", "name": "ci"}))
+        .await;
+    let id = key["id"].as_str().unwrap();
+    server
+        .admin(
+            Method::PATCH,
+            &format!("/v1/keys/{id}"),
+            Some(json!({"name": "deploys"})),
+        )
+        .await;
+    let rotated = server
+        .admin(
+            Method::POST,
+            &format!("/v1/keys/{id}/rotate"),
+            Some(json!({"grace_period_seconds": 60})),
+        )
+        .await;
+    let new_id = rotated.body["key"]["id"].as_str().unwrap().to_owned();
+    server
+        .admin(Method::DELETE, &format!("/v1/keys/{new_id}"), None)
+        .await;
+    server
+        .admin(
+            Method::PATCH,
+            "/v1/users/acme",
+            Some(json!({"plan": "pro"})),
+        )
+        .await;
+
+    let kinds = [
+        "key.created",
+        "key.updated",
+        "key.rotated",
+        "key.revoked",
+        "user.plan_changed",
+    ];
+    eventually(Duration::from_secs(10), || async {
+        kinds.iter().all(|kind| !receiver.accepted(kind).is_empty())
+    })
+    .await;
+    // Nothing more arrives: each event exactly once, every one verified.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let log = receiver.log();
+    assert!(
+        log.iter().all(|entry| entry["verified"] == true),
+        "{log:#?}"
+    );
+    for kind in kinds {
+        assert_eq!(receiver.accepted(kind).len(), 1, "{kind}: {log:#?}");
+    }
+    let created = &receiver.accepted("key.created")[0]["body"];
+    assert_eq!(created["data"]["id"], key["id"]);
+    assert_eq!(created["data"]["status"], "active");
+    assert_eq!(
+        created["data"]["name"], "ci",
+        "the data is the key as it was created"
+    );
+    assert!(
+        created["data"].get("key").is_none(),
+        "no key material: {created}"
+    );
+    let rotated = &receiver.accepted("key.rotated")[0]["body"]["data"];
+    assert_eq!(rotated["old_key"]["id"], key["id"]);
+    assert_eq!(rotated["key"]["id"], new_id.as_str());
+    let revoked = &receiver.accepted("key.revoked")[0]["body"]["data"];
+    assert_eq!(revoked["status"], "revoked");
+    let plan = &receiver.accepted("user.plan_changed")[0]["body"]["data"];
+    assert_eq!(
+        (plan["from_plan"].as_str(), plan["to_plan"].as_str()),
+        (Some("free"), Some("pro"))
+    );
+
+    // The deliveries log says the same.
+    let deliveries = server
+        .admin(
+            Method::GET,
+            &format!(
+                "/v1/webhooks/{}/deliveries",
+                webhook["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    let entries = deliveries.body["deliveries"].as_array().unwrap();
+    assert_eq!(entries.len(), 5, "{}", deliveries.text);
+    assert!(
+        entries.iter().all(|d| d["status"] == "succeeded"
+            && d["response_status"] == 204
+            && d["attempt"] == 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_receiver_gets_the_event_once_after_retries_and_410_disables() {
+    let receiver = Receiver::start(&["--fail-first", "3"]);
+    let server = TestServer::start_with(&SCALE, &[]).await;
+    let webhook = register(&server, &receiver, json!(["key.created"])).await;
+    server
+        .create_key(json!({"user_id": "acme", "name": "ci"}))
+        .await;
+    eventually(Duration::from_secs(15), || async {
+        !receiver.accepted("key.created").is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let attempts = receiver.log();
+    assert_eq!(
+        attempts.len(),
+        4,
+        "three failures, then once: {attempts:#?}"
+    );
+    assert!(
+        attempts.iter().all(|a| a["id"] == attempts[0]["id"]),
+        "one webhook-id"
+    );
+    let id = webhook["id"].as_str().unwrap();
+    let deliveries = server
+        .admin(Method::GET, &format!("/v1/webhooks/{id}/deliveries"), None)
+        .await;
+    assert_eq!(deliveries.body["deliveries"][0]["status"], "succeeded");
+    assert_eq!(deliveries.body["deliveries"][0]["attempt"], 4);
+
+    // A receiver answering 410: the endpoint is disabled at once, and nothing more is queued.
+    let gone = Receiver::start(&["--gone"]);
+    let webhook = register(&server, &gone, json!(["key.created"])).await;
+    let id = webhook["id"].as_str().unwrap();
+    server
+        .create_key(json!({"user_id": "acme", "name": "second"}))
+        .await;
+    eventually(Duration::from_secs(10), || async {
+        server
+            .admin(Method::GET, &format!("/v1/webhooks/{id}"), None)
+            .await
+            .body["enabled"]
+            == false
+    })
+    .await;
+    server
+        .create_key(json!({"user_id": "acme", "name": "third"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(gone.log().len(), 1, "{:#?}", gone.log());
+    let deliveries = server
+        .admin(Method::GET, &format!("/v1/webhooks/{id}/deliveries"), None)
+        .await;
+    assert_eq!(deliveries.body["deliveries"].as_array().unwrap().len(), 1);
+    assert_eq!(deliveries.body["deliveries"][0]["status"], "dead");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_resend_and_both_secrets_verify_during_a_rotation() {
+    let receiver = Receiver::start(&[]);
+    let server = TestServer::start_with(&SCALE, &[]).await;
+    let webhook = register(&server, &receiver, json!(["key.created"])).await;
+    let id = webhook["id"].as_str().unwrap();
+    let old_secret = webhook["secret"].as_str().unwrap().to_owned();
+    server
+        .create_key(json!({"user_id": "acme", "name": "ci"}))
+        .await;
+    eventually(Duration::from_secs(10), || async {
+        receiver.accepted("key.created").len() == 1
+    })
+    .await;
+    let first = receiver.accepted("key.created")[0].clone();
+
+    // Replay: the same event again, with its id, type, time and data.
+    let since = (chrono::Utc::now() - chrono::Duration::minutes(5)).to_rfc3339();
+    let replayed = server
+        .admin(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/replay"),
+            Some(json!({"since": since})),
+        )
+        .await;
+    assert_eq!(
+        (replayed.status, replayed.body["replayed"].as_u64()),
+        (202, Some(1))
+    );
+    eventually(Duration::from_secs(10), || async {
+        receiver.accepted("key.created").len() == 2
+    })
+    .await;
+    let again = receiver.accepted("key.created")[1].clone();
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(again["body"], first["body"]);
+    let too_old = (chrono::Utc::now() - chrono::Duration::days(31)).to_rfc3339();
+    server
+        .admin_call(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/replay"),
+            Some(json!({"since": too_old})),
+        )
+        .await
+        .assert_problem(422, "VALIDATION_FAILED");
+
+    // A rotation: deliveries carry both signatures; a receiver with either secret verifies.
+    let rotated = server
+        .admin(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/rotate-secret"),
+            None,
+        )
+        .await;
+    let new_secret = rotated.body["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, old_secret);
+    let shown = server
+        .admin(Method::GET, &format!("/v1/webhooks/{id}/secret"), None)
+        .await;
+    assert_eq!(shown.body["secret"], new_secret.as_str());
+    for (n, secret) in [(3, &old_secret), (4, &new_secret)] {
+        receiver.trust(&[secret.as_str()]);
+        server
+            .create_key(json!({"user_id": "acme", "name": format!("k{n}")}))
+            .await;
+        eventually(Duration::from_secs(10), || async {
+            receiver.accepted("key.created").len() == n
+        })
+        .await;
+        let last = receiver.accepted("key.created").pop().unwrap();
+        assert_eq!(last["signatures"], 2, "{last}");
+    }
+}
+
+#[tokio::test]
+async fn endpoints_are_checked_and_need_their_permission() {
+    let server = TestServer::spawn_app().await;
+    for body in [
+        json!({"url": "ftp://example.com/x", "events": ["*"]}),
+        json!({"url": "not a url", "events": ["*"]}),
+        json!({"url": "http://169.254.169.254/latest/meta-data", "events": ["*"]}),
+        json!({"url": "http://127.0.0.1:9/x", "events": []}),
+        json!({"url": "http://127.0.0.1:9/x", "events": ["key.exploded"]}),
+        json!({"url": "http://127.0.0.1:9/x"}),
+    ] {
+        let refused = server
+            .admin_call(Method::POST, "/v1/webhooks", Some(body.clone()))
+            .await;
+        assert_eq!(refused.status, 422, "{body}: {}", refused.text);
+    }
+    let created = server
+        .admin(
+            Method::POST,
+            "/v1/webhooks",
+            Some(json!({"url": "http://127.0.0.1:9/x", "events": ["key.created", "key.created"]})),
+        )
+        .await;
+    assert_eq!(created.body["events"], json!(["key.created"]));
+    let id = created.body["id"].as_str().unwrap();
+    let patched = server
+        .admin(
+            Method::PATCH,
+            &format!("/v1/webhooks/{id}"),
+            Some(json!({"enabled": false, "description": "paused"})),
+        )
+        .await;
+    assert_eq!(
+        (
+            patched.body["enabled"].clone(),
+            patched.body["description"].clone()
+        ),
+        (json!(false), json!("paused"))
+    );
+    server
+        .admin_call(Method::GET, "/v1/webhooks/whk_nothing", None)
+        .await
+        .assert_problem(404, "NOT_FOUND");
+    // An admin key without webhooks:write sees none of it.
+    let reader = server
+        .admin(
+            Method::POST,
+            "/v1/admin-keys",
+            Some(json!({"name": "r", "permissions": ["keys:read"]})),
+        )
+        .await;
+    let key = reader.body["key"].as_str().unwrap();
+    let refused = server
+        .as_key(key, Method::GET, &format!("/v1/webhooks/{id}/secret"), None)
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    let deleted = server
+        .admin(Method::DELETE, &format!("/v1/webhooks/{id}"), None)
+        .await;
+    assert_eq!(deleted.body["id"], id);
+    server
+        .admin_call(Method::GET, &format!("/v1/webhooks/{id}"), None)
+        .await
+        .assert_problem(404, "NOT_FOUND");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_deliver_each_event_exactly_once() {
+    let receiver = Receiver::start(&[]);
+    let database = postgres_database().await;
+    let args = ["--database-url", database.as_str(), SCALE[0], SCALE[1]];
+    let first = TestServer::start_with(&args, &[]).await;
+    let second = TestServer::start_with(&args, &[]).await;
+    register(&first, &receiver, json!(["key.created"])).await;
+    for n in 0..20 {
+        let node = if n % 2 == 0 { &first } else { &second };
+        node.create_key(json!({"user_id": format!("u{n}"), "name": "k"}))
+            .await;
+    }
+    eventually(Duration::from_secs(20), || async {
+        receiver.accepted("key.created").len() >= 20
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let accepted = receiver.accepted("key.created");
+    let mut ids: Vec<&str> = accepted.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((accepted.len(), ids.len()), (20, 20), "{accepted:#?}");
+}
