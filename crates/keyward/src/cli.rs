@@ -139,12 +139,74 @@ pub enum Command {
     /// Create, list and revoke admin keys: management API credentials with permissions.
     #[command(subcommand, name = "admin-keys")]
     AdminKeys(AdminKeysCommand),
+    /// Endpoints that receive events (signed per Standard Webhooks), their deliveries,
+    /// secrets and replays. A running server delivers them.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// Print a shell completion script, e.g. `keyward completions bash >
     /// /etc/bash_completion.d/keyward` (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell to complete for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Register an endpoint; prints its signing secret.
+    Create {
+        /// Where events are posted (`http` or `https`).
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// An event type to receive (repeatable), or `*` for all: key.created, key.updated,
+        /// key.revoked, key.rotated, key.expiring, key.expired, key.leaked,
+        /// user.plan_changed, quota.threshold, usage.metered.
+        #[arg(long = "event", value_name = "TYPE", required = true)]
+        events: Vec<String>,
+        /// What the endpoint is for.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List endpoints, newest first (never their secrets).
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Delete an endpoint (its undelivered deliveries are dropped).
+    Delete {
+        /// The endpoint's id (whk_…).
+        id: String,
+    },
+    /// An endpoint's deliveries, newest first: status, attempts, last answer.
+    Deliveries {
+        /// The endpoint's id (whk_…).
+        id: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Give an endpoint a new secret; the old one keeps signing for 24 hours.
+    RotateSecret {
+        /// The endpoint's id (whk_…).
+        id: String,
+    },
+    /// Send again every kept event since a time that the endpoint subscribes to now.
+    Replay {
+        /// The endpoint's id (whk_…).
+        id: String,
+        /// RFC 3339 time, e.g. 2026-11-30T00:00:00Z.
+        #[arg(long, value_name = "TIME")]
+        since: String,
+    },
+    /// Enable a disabled endpoint (events raised while it was disabled are not sent).
+    Enable {
+        /// The endpoint's id (whk_…).
+        id: String,
+    },
+    /// Disable an endpoint: no events are queued for it until enabled.
+    Disable {
+        /// The endpoint's id (whk_…).
+        id: String,
     },
 }
 

@@ -1537,3 +1537,81 @@ fn a_plans_key_lifetime_cap_clamps_new_keys_but_not_imports() {
         Some(2)
     );
 }
+
+#[test]
+fn webhooks_are_managed_from_the_cli_with_the_apis_rules() {
+    let session = Session::new();
+    let created = session.json(&[
+        "webhooks",
+        "create",
+        "--url",
+        "https://hooks.example/keyward",
+        "--event",
+        "key.created",
+        "--event",
+        "key.revoked",
+        "--description",
+        "billing",
+    ]);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert!(
+        id.starts_with("whk_") && secret.starts_with("whsec_"),
+        "{created}"
+    );
+    assert_eq!(
+        created["events"],
+        serde_json::json!(["key.created", "key.revoked"])
+    );
+    let listed = session.json(&["webhooks", "list"]);
+    assert_eq!(listed["webhooks"][0]["id"], id.as_str());
+    assert!(listed["webhooks"][0].get("secret").is_none(), "{listed}");
+    assert_eq!(
+        session.json(&["webhooks", "disable", &id])["enabled"],
+        false
+    );
+    assert_eq!(session.json(&["webhooks", "enable", &id])["enabled"], true);
+    let rotated = session.json(&["webhooks", "rotate-secret", &id]);
+    assert_ne!(rotated["secret"], secret.as_str());
+    // A key made now is an event for this endpoint: one pending delivery.
+    session.json(&["keys", "create", "--user-id", "alice", "--name", "k"]);
+    let deliveries = session.json(&["webhooks", "deliveries", &id]);
+    assert_eq!(deliveries["deliveries"][0]["type"], "key.created");
+    assert_eq!(deliveries["deliveries"][0]["status"], "pending");
+    let since = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    assert_eq!(
+        session.json(&["webhooks", "replay", &id, "--since", &since])["replayed"],
+        1
+    );
+    for args in [
+        vec!["webhooks", "create", "--url", "ftp://x", "--event", "*"],
+        vec![
+            "webhooks",
+            "create",
+            "--url",
+            "http://169.254.169.254/",
+            "--event",
+            "*",
+        ],
+        vec![
+            "webhooks",
+            "create",
+            "--url",
+            "https://x.example",
+            "--event",
+            "key.nope",
+        ],
+        vec!["webhooks", "create", "--url", "https://x.example"],
+        vec!["webhooks", "replay", &id, "--since", "yesterday"],
+    ] {
+        assert_eq!(session.run(&args).status.code(), Some(2), "{args:?}");
+    }
+    assert_eq!(
+        session.json(&["webhooks", "delete", &id])["id"],
+        id.as_str()
+    );
+    assert_eq!(
+        session.run(&["webhooks", "delete", &id]).status.code(),
+        Some(1)
+    );
+}

@@ -12,7 +12,7 @@ use super::{AdminOnly, ApiQuery, field};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::state::AppState;
-use crate::webhooks::{EVENT_TYPES, SECRET_OVERLAP, sign};
+use crate::webhooks::{SECRET_OVERLAP, sign};
 
 /// A new endpoint.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -125,57 +125,13 @@ fn page(query: &PageQuery) -> ApiResult<PageRequest> {
     })
 }
 
-/// `http`/`https`, a host, and not a denied network when the host is an address.
 fn url_field(state: &AppState, raw: &str) -> ApiResult<String> {
-    let url = reqwest::Url::parse(raw)
-        .map_err(|_| ApiError::validation("url", "must be an absolute http or https URL"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || raw.len() > 2048 {
-        return Err(ApiError::validation(
-            "url",
-            "must be an absolute http or https URL of at most 2048 characters",
-        ));
-    }
-    // An address written in the URL is checked now; a name is checked on the address it
-    // resolves to at each delivery (names change, and resolving here could stall the call).
-    let host = url.host_str().unwrap_or_default();
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let addresses: Vec<std::net::IpAddr> = host.parse().into_iter().collect();
-    let denied = &state.config.webhooks.deny_networks;
-    if let Some(ip) = addresses
-        .iter()
-        .find(|ip| denied.iter().any(|net| net.contains(*ip)))
-    {
-        return Err(ApiError::validation(
-            "url",
-            format!("{ip} is in a network webhooks may not reach"),
-        ));
-    }
-    Ok(url.to_string())
+    crate::webhooks::check_url(&state.config.webhooks, raw)
+        .map_err(|reason| ApiError::validation("url", reason))
 }
 
 fn events_field(events: &[String]) -> ApiResult<Vec<String>> {
-    if events.is_empty() || events.len() > EVENT_TYPES.len() + 1 {
-        return Err(ApiError::validation(
-            "events",
-            "name at least one event type, or [\"*\"]",
-        ));
-    }
-    let mut checked = Vec::new();
-    for event in events {
-        if event != "*" && !EVENT_TYPES.contains(&event.as_str()) {
-            return Err(ApiError::validation(
-                "events",
-                format!(
-                    "`{event}` is not an event type; use * or one of {}",
-                    EVENT_TYPES.join(", ")
-                ),
-            ));
-        }
-        if !checked.contains(event) {
-            checked.push(event.clone());
-        }
-    }
-    Ok(checked)
+    crate::webhooks::check_events(events).map_err(|reason| ApiError::validation("events", reason))
 }
 
 fn description_field(description: Option<&str>) -> ApiResult<Option<String>> {

@@ -76,6 +76,45 @@ impl WebhookSettings {
     }
 }
 
+/// An endpoint URL as given: absolute `http`/`https` with a host, at most 2048 characters,
+/// and not in a denied network when the host is an address. A name is checked on the
+/// address it resolves to at each delivery (names change, and resolving here could stall).
+pub fn check_url(settings: &WebhookSettings, raw: &str) -> Result<String, String> {
+    const WHAT: &str = "must be an absolute http or https URL of at most 2048 characters";
+    let url = reqwest::Url::parse(raw).map_err(|_| WHAT.to_owned())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || raw.len() > 2048 {
+        return Err(WHAT.to_owned());
+    }
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<std::net::IpAddr>()
+        && settings.deny_networks.iter().any(|net| net.contains(&ip))
+    {
+        return Err(format!("{ip} is in a network webhooks may not reach"));
+    }
+    Ok(url.to_string())
+}
+
+/// Event types as given: at least one, each known (or `*`), duplicates dropped.
+pub fn check_events(events: &[String]) -> Result<Vec<String>, String> {
+    if events.is_empty() || events.len() > EVENT_TYPES.len() + 1 {
+        return Err("name at least one event type, or [\"*\"]".to_owned());
+    }
+    let mut checked: Vec<String> = Vec::new();
+    for event in events {
+        if event != "*" && !EVENT_TYPES.contains(&event.as_str()) {
+            return Err(format!(
+                "`{event}` is not an event type; use * or one of {}",
+                EVENT_TYPES.join(", ")
+            ));
+        }
+        if !checked.contains(event) {
+            checked.push(event.clone());
+        }
+    }
+    Ok(checked)
+}
+
 /// The `data` of an event, from the records the store kept with it: key records become
 /// key objects as they stood when the event was raised.
 pub fn render_data(kind: &str, subject: &Value, raised_at: DateTime<Utc>) -> Value {

@@ -10,6 +10,7 @@ mod plans;
 mod serve;
 mod usage;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -81,6 +82,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Audit(args) => audit::run(&context, args).await,
         Command::Billing(command) => billing::run(&context, command).await,
         Command::AdminKeys(command) => admin_keys::run(&context, command).await,
+        Command::Webhooks(command) => webhooks::run(&context, command).await,
         Command::Serve(_) | Command::Completions { .. } => Ok(()),
     }
 }

@@ -137,6 +137,16 @@ async fn each_event_is_delivered_once_with_a_valid_signature() {
             Some(json!({"plan": "pro"})),
         )
         .await;
+    // A change made with the CLI is delivered by the running server.
+    let cli = server.cli(&[
+        "keys",
+        "create",
+        "--user-id",
+        "cli-user",
+        "--name",
+        "from the cli",
+    ]);
+    assert!(cli.status.success(), "{cli:?}");
 
     let kinds = [
         "key.created",
@@ -157,9 +167,21 @@ async fn each_event_is_delivered_once_with_a_valid_signature() {
         "{log:#?}"
     );
     for kind in kinds {
-        assert_eq!(receiver.accepted(kind).len(), 1, "{kind}: {log:#?}");
+        let expected = if kind == "key.created" { 2 } else { 1 };
+        assert_eq!(receiver.accepted(kind).len(), expected, "{kind}: {log:#?}");
     }
-    let created = &receiver.accepted("key.created")[0]["body"];
+    assert!(
+        receiver
+            .accepted("key.created")
+            .iter()
+            .any(|e| e["body"]["data"]["name"] == "from the cli")
+    );
+    let created_entry = receiver
+        .accepted("key.created")
+        .into_iter()
+        .find(|e| e["body"]["data"]["id"] == key["id"])
+        .unwrap();
+    let created = &created_entry["body"];
     assert_eq!(created["data"]["id"], key["id"]);
     assert_eq!(created["data"]["status"], "active");
     assert_eq!(
@@ -193,7 +215,7 @@ async fn each_event_is_delivered_once_with_a_valid_signature() {
         )
         .await;
     let entries = deliveries.body["deliveries"].as_array().unwrap();
-    assert_eq!(entries.len(), 5, "{}", deliveries.text);
+    assert_eq!(entries.len(), 6, "{}", deliveries.text);
     assert!(
         entries.iter().all(|d| d["status"] == "succeeded"
             && d["response_status"] == 204
