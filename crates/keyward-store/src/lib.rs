@@ -330,6 +330,17 @@ pub trait WebhookStore: Send + Sync {
         endpoint_id: &str,
         since: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<u64>;
+    /// Raises `key.expiring` (expiry within `notice`) and `key.expired` (expiry passed) for
+    /// active keys not replaced by a rotation, once per key and expiry value whichever node
+    /// asks, never for moments before `since`; at most `limit` of each a call. Returns how
+    /// many were raised.
+    async fn raise_expiry_notices(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        notice: chrono::Duration,
+        since: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> StoreResult<u32>;
     /// Deletes events raised before `before` and their deliveries; rows deleted.
     async fn prune_webhook_events(&self, before: chrono::DateTime<chrono::Utc>)
     -> StoreResult<u64>;

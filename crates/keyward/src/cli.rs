@@ -974,6 +974,14 @@ pub struct ServeArgs {
     )]
     #[serde(default)]
     pub webhook_deny_networks: Vec<String>,
+    /// Days before a key's expiry that `key.expiring` is sent (1–3650). Default 7.
+    #[arg(
+        hide_env_values = true,
+        long,
+        env = "KEYWARD_EXPIRY_NOTICE_DAYS",
+        value_name = "N"
+    )]
+    pub expiry_notice_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]

@@ -40,11 +40,21 @@ pub fn spawn(
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_sweep: Option<tokio::time::Instant> = None;
+        let mut last_expiry_look: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
                     if let Err(error) = deliver_due(&*store, &client, &settings).await {
                         tracing::warn!(%error, "webhook deliveries failed; will retry");
+                    }
+                    let look_every = EXPIRY_LOOK_EVERY
+                        .mul_f64(settings.retry_scale.min(1.0))
+                        .max(Duration::from_millis(250));
+                    if last_expiry_look.is_none_or(|at| at.elapsed() >= look_every) {
+                        last_expiry_look = Some(tokio::time::Instant::now());
+                        if let Err(error) = raise_expiry_notices(&*store, &settings).await {
+                            tracing::warn!(%error, "cannot look for expiring keys; will retry");
+                        }
                     }
                     if last_sweep.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
                         last_sweep = Some(tokio::time::Instant::now());
@@ -55,6 +65,32 @@ pub fn spawn(
             }
         }
     })
+}
+
+/// How often each node looks for keys expiring or expired (found within a minute;
+/// `--webhook-retry-scale` below 1 shortens it, down to 250 ms, for tests).
+const EXPIRY_LOOK_EVERY: Duration = Duration::from_secs(20);
+
+/// `key.expiring` and `key.expired`, once per key and expiry (the store records them), for
+/// moments since this deployment first looked, less a day.
+async fn raise_expiry_notices(
+    store: &dyn Store,
+    settings: &WebhookSettings,
+) -> Result<(), keyward_store::StoreError> {
+    const FIRST_LOOK: &str = "webhooks.expiry_first_look";
+    let now = Utc::now();
+    store
+        .insert_setting_if_absent(FIRST_LOOK, &keyward_core::time::format(&now))
+        .await?;
+    let first = store
+        .get_setting(FIRST_LOOK)
+        .await?
+        .and_then(|raw| keyward_core::time::parse(&raw).ok())
+        .unwrap_or(now);
+    let notice = chrono::Duration::from_std(settings.expiry_notice).unwrap_or_default();
+    let since = first - chrono::Duration::days(1);
+    while store.raise_expiry_notices(now, notice, since, 500).await? >= 500 {}
+    Ok(())
 }
 
 /// Disables endpoints failing for 5 days (scaled) and drops events past retention.

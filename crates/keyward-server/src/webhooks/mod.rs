@@ -54,6 +54,8 @@ pub struct WebhookSettings {
     pub retention_days: u32,
     /// Addresses deliveries may never go to (checked at creation and on each attempt).
     pub deny_networks: Vec<IpNet>,
+    /// `key.expiring` fires this long before a key's expiry.
+    pub expiry_notice: Duration,
 }
 
 impl Default for WebhookSettings {
@@ -65,6 +67,7 @@ impl Default for WebhookSettings {
                 "169.254.0.0/16".parse().expect("a network"),
                 "fe80::/10".parse().expect("a network"),
             ],
+            expiry_notice: Duration::from_secs(7 * 86_400),
         }
     }
 }

@@ -196,6 +196,57 @@ async fn add_quota(conn: &mut Conn, usage: &[QuotaUsage], at: DateTime<Utc>) -> 
         .bind(&at)
         .execute(&mut *conn)
         .await?;
+        quota_thresholds(conn, entry, &at).await?;
+    }
+    Ok(())
+}
+
+/// `quota.threshold` when a user's units in the month reach 80 % and then 100 % of its
+/// plan's quota: each once per user, month and threshold (recorded in this transaction,
+/// which holds the write lock, so two nodes never both raise one).
+async fn quota_thresholds(conn: &mut Conn, entry: &QuotaUsage, at: &str) -> StoreResult<()> {
+    let standing: Option<(i64, Option<i64>)> = sqlx::query_as(
+        "SELECT q.units, p.monthly_quota FROM quota_usage q
+         JOIN users u ON u.user_id = q.user_id JOIN plans p ON p.name = u.plan
+         WHERE q.user_id = $1 AND q.period = $2",
+    )
+    .bind(entry.user_id.as_str())
+    .bind(&entry.period)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((used, Some(limit))) = standing else {
+        return Ok(());
+    };
+    if limit <= 0 {
+        return Ok(());
+    }
+    for percent in [80_i64, 100] {
+        if i128::from(used) * 100 < i128::from(limit) * i128::from(percent) {
+            break;
+        }
+        let recorded = sqlx::query(
+            "INSERT INTO quota_threshold_notices (user_id, period, percent) VALUES ($1, $2, $3)
+             ON CONFLICT (user_id, period, percent) DO NOTHING",
+        )
+        .bind(entry.user_id.as_str())
+        .bind(&entry.period)
+        .bind(percent)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if recorded == 1 {
+            let now = rows::parse_ts(at)?;
+            webhooks::raise(
+                conn,
+                "quota.threshold",
+                &serde_json::json!({
+                    "user_id": entry.user_id, "period": entry.period, "limit": limit,
+                    "used": used, "percent": percent,
+                }),
+                now,
+            )
+            .await?;
+        }
     }
     Ok(())
 }

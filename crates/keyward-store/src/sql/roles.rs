@@ -329,6 +329,16 @@ impl WebhookStore for Backend {
         webhooks::replay(self, endpoint_id, since).await
     }
 
+    async fn raise_expiry_notices(
+        &self,
+        now: DateTime<Utc>,
+        notice: chrono::Duration,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<u32> {
+        webhooks::raise_expiry_notices(self, now, notice, since, limit).await
+    }
+
     async fn prune_webhook_events(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         let mut tx = self.write().await?;
         let pruned = webhooks::prune(&mut tx, before).await?;

@@ -23,7 +23,7 @@ pub(crate) fn opt_ts(at: Option<DateTime<Utc>>) -> Option<String> {
     at.map(ts)
 }
 
-fn parse_ts(raw: &str) -> StoreResult<DateTime<Utc>> {
+pub(crate) fn parse_ts(raw: &str) -> StoreResult<DateTime<Utc>> {
     NaiveDateTime::parse_from_str(raw, TS_FORMAT)
         .map(|t| t.and_utc())
         .or_else(|_| keyward_core::time::parse(raw))

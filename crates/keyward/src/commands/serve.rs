@@ -205,6 +205,14 @@ fn webhook_settings(
             1..=3650,
         )?,
         deny_networks,
+        expiry_notice: std::time::Duration::from_secs(
+            u64::from(ranged(
+                "--expiry-notice-days",
+                args.expiry_notice_days,
+                u32::try_from(defaults.expiry_notice.as_secs() / 86_400).unwrap_or(7),
+                1..=3650,
+            )?) * 86_400,
+        ),
     })
 }
 

@@ -444,3 +444,118 @@ async fn two_nodes_deliver_each_event_exactly_once() {
     ids.dedup();
     assert_eq!((accepted.len(), ids.len()), (20, 20), "{accepted:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiring_and_expired_keys_are_announced_once() {
+    let receiver = Receiver::start(&[]);
+    let server = TestServer::start_with(&SCALE, &[]).await;
+    register(&server, &receiver, json!(["key.expiring", "key.expired"])).await;
+    // Made inside its notice window (7 days): announced as expiring at once.
+    let (_, soon) = server
+        .create_key(json!({"user_id": "acme", "name": "three days", "expires_in_days": 3}))
+        .await;
+    // Expiring in two seconds: announced as expiring, then as expired.
+    let (_, brief) = server
+        .create_key(json!({"user_id": "acme", "name": "brief"}))
+        .await;
+    let brief_id = brief["id"].as_str().unwrap();
+    let in_two_seconds = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    server
+        .admin(
+            Method::PATCH,
+            &format!("/v1/keys/{brief_id}"),
+            Some(json!({"expires_at": in_two_seconds})),
+        )
+        .await;
+    // Revoked before its expiry: never announced.
+    let (_, revoked) = server
+        .create_key(json!({"user_id": "acme", "name": "revoked"}))
+        .await;
+    let revoked_id = revoked["id"].as_str().unwrap();
+    let in_a_second = (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339();
+    server
+        .admin(
+            Method::PATCH,
+            &format!("/v1/keys/{revoked_id}"),
+            Some(json!({"expires_at": in_a_second})),
+        )
+        .await;
+    server
+        .admin(Method::DELETE, &format!("/v1/keys/{revoked_id}"), None)
+        .await;
+
+    eventually(Duration::from_secs(15), || async {
+        !receiver.accepted("key.expired").is_empty() && receiver.accepted("key.expiring").len() >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let expiring: Vec<Value> = receiver.accepted("key.expiring");
+    let mut ids: Vec<&str> = expiring
+        .iter()
+        .map(|e| e["body"]["data"]["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    let mut expected = vec![soon["id"].as_str().unwrap(), brief_id];
+    expected.sort_unstable();
+    assert_eq!(ids, expected, "{expiring:#?}");
+    let expired = receiver.accepted("key.expired");
+    assert_eq!(expired.len(), 1, "{expired:#?}");
+    assert_eq!(expired[0]["body"]["data"]["id"], brief_id);
+    assert_eq!(expired[0]["body"]["data"]["status"], "expired");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quota_thresholds_fire_once_each_under_load_on_two_nodes() {
+    let receiver = Receiver::start(&[]);
+    let database = postgres_database().await;
+    let args = ["--database-url", database.as_str(), SCALE[0], SCALE[1]];
+    let first = TestServer::start_with(&args, &[]).await;
+    let second = TestServer::start_with(&args, &[]).await;
+    register(&first, &receiver, json!(["quota.threshold"])).await;
+    first
+        .admin(
+            Method::PUT,
+            "/v1/plans/metered",
+            Some(json!({"limits": [{"window_seconds": 60, "max": 1000}], "monthly_quota": 20})),
+        )
+        .await;
+    first
+        .admin(
+            Method::POST,
+            "/v1/users",
+            Some(json!({"user_id": "acme", "plan": "metered"})),
+        )
+        .await;
+    let (key, _) = first
+        .create_key(json!({"user_id": "acme", "name": "k"}))
+        .await;
+    let checks = (0..30).map(|n| {
+        let node = if n % 2 == 0 { &first } else { &second };
+        let key = key.clone();
+        async move { node.authorize(&key).await.status }
+    });
+    futures_util::future::join_all(checks).await;
+    eventually(Duration::from_secs(15), || async {
+        receiver.accepted("quota.threshold").len() >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    // Deliveries may arrive in any order; the events' ids (ULIDs) give the order raised.
+    let mut thresholds = receiver.accepted("quota.threshold");
+    thresholds.sort_by_key(|e| e["id"].as_str().unwrap().to_owned());
+    let percents: Vec<i64> = thresholds
+        .iter()
+        .map(|e| e["body"]["data"]["percent"].as_i64().unwrap())
+        .collect();
+    assert_eq!(percents, [80, 100], "{thresholds:#?}");
+    let data = &thresholds[1]["body"]["data"];
+    assert_eq!(
+        (data["user_id"].as_str(), data["limit"].as_i64()),
+        (Some("acme"), Some(20))
+    );
+    assert!(data["used"].as_i64().unwrap() >= 20, "{data}");
+    assert_eq!(
+        data["period"],
+        chrono::Utc::now().format("%Y-%m").to_string()
+    );
+}
