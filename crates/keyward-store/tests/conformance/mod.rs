@@ -9,6 +9,7 @@ pub mod helpers;
 pub mod keys;
 pub mod usage;
 pub mod users;
+pub mod webhooks;
 
 #[macro_export]
 macro_rules! store_conformance {
@@ -55,6 +56,8 @@ macro_rules! store_conformance {
             case!(keys::leak_reports_act_once_and_audit_every_report);
             case!(keys::leak_reports_are_bounded_and_name_keys_in_order);
             case!(keys::the_lifetime_cap_counts_from_creation_on_change);
+            case!(webhooks::events_reach_subscribed_enabled_endpoints_once);
+            case!(webhooks::gone_and_failing_endpoints_are_disabled_and_replays_resend);
             case!(admin::admin_keys_are_found_by_hash_listed_revoked_and_touched);
 
             #[tokio::test]

@@ -132,14 +132,14 @@ async fn anything_else_is_the_same_404_and_counted_by_the_guard() {
 
 /// A stand-in for GitHub: an ECDSA P-256 key whose public half is in the keys file given to
 /// keyward, signing reports as GitHub's secret scanning does.
-struct Scanner {
+pub(crate) struct Scanner {
     pair: ring::signature::EcdsaKeyPair,
     rng: ring::rand::SystemRandom,
-    keys_file: tempfile::NamedTempFile,
+    pub(crate) keys_file: tempfile::NamedTempFile,
 }
 
 impl Scanner {
-    fn new(identifier: &str) -> Self {
+    pub(crate) fn new(identifier: &str) -> Self {
         use base64::Engine as _;
         use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
         let rng = ring::rand::SystemRandom::new();
@@ -167,13 +167,13 @@ impl Scanner {
         }
     }
 
-    fn sign(&self, body: &[u8]) -> String {
+    pub(crate) fn sign(&self, body: &[u8]) -> String {
         use base64::Engine as _;
         let signature = self.pair.sign(&self.rng, body).unwrap();
         base64::engine::general_purpose::STANDARD.encode(signature.as_ref())
     }
 
-    async fn report(
+    pub(crate) async fn report(
         &self,
         server: &TestServer,
         identifier: &str,

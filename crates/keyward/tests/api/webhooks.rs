@@ -559,3 +559,56 @@ async fn quota_thresholds_fire_once_each_under_load_on_two_nodes() {
         chrono::Utc::now().format("%Y-%m").to_string()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaked_key_is_announced_once_however_often_it_is_reported() {
+    let receiver = Receiver::start(&[]);
+    let scanner = crate::leaks::Scanner::new("gh");
+    let keys_file = scanner.keys_file.path().to_str().unwrap().to_owned();
+    let server = TestServer::start_with(
+        &[SCALE[0], SCALE[1], "--github-public-keys", &keys_file],
+        &[],
+    )
+    .await;
+    register(&server, &receiver, json!(["key.leaked", "key.revoked"])).await;
+    let (key, object) = server
+        .create_key(json!({"user_id": "acme", "name": "leaky"}))
+        .await;
+    let report =
+        json!([{"token": key, "type": "t", "url": "https://github.com/o/r", "source": "content"}])
+            .to_string();
+    for _ in 0..2 {
+        let answered = scanner
+            .report(
+                &server,
+                "gh",
+                report.as_bytes(),
+                &scanner.sign(report.as_bytes()),
+            )
+            .await;
+        assert_eq!(answered.status, 200, "{}", answered.text);
+    }
+    eventually(Duration::from_secs(10), || async {
+        !receiver.accepted("key.leaked").is_empty() && !receiver.accepted("key.revoked").is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let leaked = receiver.accepted("key.leaked");
+    assert_eq!(leaked.len(), 1, "{leaked:#?}");
+    let data = &leaked[0]["body"]["data"];
+    assert_eq!(data["key"]["id"], object["id"]);
+    assert_eq!(data["key"]["status"], "revoked");
+    assert_eq!(
+        (
+            data["url"].as_str(),
+            data["source"].as_str(),
+            data["action"].as_str()
+        ),
+        (
+            Some("https://github.com/o/r"),
+            Some("content"),
+            Some("revoked")
+        )
+    );
+    assert_eq!(receiver.accepted("key.revoked").len(), 1);
+}
