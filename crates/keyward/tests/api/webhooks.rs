@@ -612,3 +612,56 @@ async fn a_leaked_key_is_announced_once_however_often_it_is_reported() {
     );
     assert_eq!(receiver.accepted("key.revoked").len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metered_usage_reaches_event_webhooks_too() {
+    use sqlx::Connection;
+    let receiver = Receiver::start(&[]);
+    // Usage, and the endpoint, on a node without billing sinks.
+    let mut first = TestServer::start().await;
+    register(&first, &receiver, json!(["usage.metered"])).await;
+    let (key, _) = first
+        .create_key(json!({"user_id": "metered", "name": "k"}))
+        .await;
+    for _ in 0..5 {
+        assert_eq!(first.verify_code(&key).await, "VALID");
+    }
+    let (status, _) = first.stop();
+    assert!(status.success());
+    // That usage three hours back, so its hour has closed and can be metered.
+    let database = first.database_url();
+    let mut db = sqlx::SqliteConnection::connect(&database).await.unwrap();
+    sqlx::query("UPDATE usage_rollups SET hour = strftime('%Y-%m-%dT%H:%M:%fZ', hour, '-3 hours')")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    // A node that meters for a billing sink (here one that never answers).
+    let _second = TestServer::start_with(
+        &[
+            "--database-url",
+            &database,
+            "--billing-webhook-url",
+            "http://127.0.0.1:9/billing",
+            "--billing-webhook-secret",
+            "a-billing-secret-for-the-test",
+            "--billing-meter-delay-seconds",
+            "0",
+            "--billing-recheck-seconds",
+            "1",
+            SCALE[0],
+            SCALE[1],
+        ],
+        &[],
+    )
+    .await;
+    eventually(Duration::from_secs(20), || async {
+        !receiver.accepted("usage.metered").is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let metered = receiver.accepted("usage.metered");
+    assert_eq!(metered.len(), 1, "{metered:#?}");
+    let data = &metered[0]["body"]["data"];
+    assert_eq!(data["type"], "usage.metered");
+    assert_eq!(data["user_id"], "metered");
+}
