@@ -430,3 +430,41 @@ async fn a_keys_file_that_is_not_githubs_stops_the_server_at_start() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reported_key_is_refused_by_every_node_within_a_second() {
+    let scanner = Scanner::new("gh");
+    let keys_file = scanner.keys_file.path().to_str().unwrap().to_owned();
+    let database = crate::support::postgres_database().await;
+    let args = [
+        "--database-url",
+        database.as_str(),
+        "--github-public-keys",
+        &keys_file,
+    ];
+    let first = TestServer::start_with(&args, &[]).await;
+    let second = TestServer::start_with(&args, &[]).await;
+    let (key, _) = first.create_key(json!({"user_id": "u", "name": "k"})).await;
+    // Both nodes know the key (each has it cached).
+    assert_eq!(first.verify_code(&key).await, "VALID");
+    assert_eq!(second.verify_code(&key).await, "VALID");
+    let report = json!([{"token": key, "type": "t", "url": "u", "source": "s"}]).to_string();
+    let answered = scanner
+        .report(
+            &first,
+            "gh",
+            report.as_bytes(),
+            &scanner.sign(report.as_bytes()),
+        )
+        .await;
+    assert_eq!(
+        answered.body[0]["label"], "true_positive",
+        "{}",
+        answered.text
+    );
+    assert_eq!(first.verify_code(&key).await, "REVOKED");
+    crate::support::eventually(std::time::Duration::from_secs(1), || async {
+        second.verify_code(&key).await == "REVOKED"
+    })
+    .await;
+}

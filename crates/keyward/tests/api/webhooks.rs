@@ -665,3 +665,52 @@ async fn metered_usage_reaches_event_webhooks_too() {
     assert_eq!(data["type"], "usage.metered");
     assert_eq!(data["user_id"], "metered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_resolving_into_a_denied_network_is_never_posted_to() {
+    let receiver = Receiver::start(&[]);
+    let server = TestServer::start_with(
+        &[SCALE[0], SCALE[1], "--webhook-deny-network", "127.0.0.0/8"],
+        &[],
+    )
+    .await;
+    // An address in the denied network is refused at creation…
+    server
+        .admin_call(
+            Method::POST,
+            "/v1/webhooks",
+            Some(json!({"url": receiver.url, "events": ["*"]})),
+        )
+        .await
+        .assert_problem(422, "VALIDATION_FAILED");
+    // …and a name is checked on the address it resolves to, at every attempt.
+    let by_name = receiver.url.replace("127.0.0.1", "localhost");
+    let created = server
+        .admin(
+            Method::POST,
+            "/v1/webhooks",
+            Some(json!({"url": by_name, "events": ["key.created"]})),
+        )
+        .await;
+    receiver.trust(&[created.body["secret"].as_str().unwrap()]);
+    let id = created.body["id"].as_str().unwrap();
+    server
+        .create_key(json!({"user_id": "acme", "name": "k"}))
+        .await;
+    eventually(Duration::from_secs(10), || async {
+        let log = server
+            .admin(Method::GET, &format!("/v1/webhooks/{id}/deliveries"), None)
+            .await;
+        log.body["deliveries"][0]["attempt"].as_u64().unwrap_or(0) >= 2
+    })
+    .await;
+    let log = server
+        .admin(Method::GET, &format!("/v1/webhooks/{id}/deliveries"), None)
+        .await;
+    assert!(
+        log.body["deliveries"][0]["response_status"].is_null(),
+        "{}",
+        log.text
+    );
+    assert!(receiver.log().is_empty(), "{:#?}", receiver.log());
+}
