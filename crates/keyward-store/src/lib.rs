@@ -306,10 +306,12 @@ pub trait WebhookStore: Send + Sync {
         lease_until: chrono::DateTime<chrono::Utc>,
         limit: u32,
     ) -> StoreResult<Vec<(WebhookDelivery, WebhookRecord)>>;
-    /// Records how an attempt ended (a 2xx is never sent again; 410 disables the endpoint).
+    /// Records how an attempt ended, if `claim` still holds the delivery (a 2xx is never sent
+    /// again; 410 disables the endpoint).
     async fn finish_webhook_delivery(
         &self,
         delivery_id: &str,
+        claim: &str,
         attempt: &WebhookAttempt,
         now: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<()>;

@@ -964,7 +964,8 @@ pub struct ServeArgs {
     pub webhook_retention_days: Option<u32>,
     /// A network webhooks may never be delivered to, checked at creation and on the
     /// resolved address of each attempt (repeatable; env: comma list; `none` for none).
-    /// Default 169.254.0.0/16 and fe80::/10 (cloud metadata services).
+    /// Default 169.254.0.0/16, fe80::/10, 0.0.0.0/8, 100.100.100.200/32 and
+    /// fd00:ec2::254/128 (cloud metadata services, "this host").
     #[arg(
         hide_env_values = true,
         long = "webhook-deny-network",

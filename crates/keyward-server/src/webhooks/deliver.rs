@@ -1,75 +1,87 @@
-//! The delivery task every node runs: claim due deliveries (a lease keeps other nodes off
-//! them), post each signed, record the answer, and schedule the next attempt.
+//! The delivery tasks every node runs: claim due deliveries (a lease and a claim token keep
+//! other nodes off them), post each signed to an address checked against the denied
+//! networks, record each answer as it comes, and schedule the next attempt. Beside them:
+//! the look for expiring keys, and the sweep that disables failing endpoints and drops
+//! events past retention.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures_util::StreamExt;
 use keyward_store::{Store, WebhookAttempt, WebhookDelivery, WebhookRecord};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{FAILING_FOR, RETRY_SCHEDULE, WebhookSettings, payload, sign};
+use super::{FAILING_FOR, MAX_ANSWER_BYTES, RETRY_SCHEDULE, WebhookSettings, payload, sign};
 
 /// No answer within this long is a failed attempt.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long a claim keeps other nodes off a delivery (longer than an attempt can take).
+/// Resolving an endpoint's name may take at most this long.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a claim keeps other nodes off a delivery: longer than a resolution and an
+/// attempt together (an outcome after it is not recorded: see the claim token).
 const LEASE: Duration = Duration::from_secs(60);
-/// Deliveries claimed at a time.
+/// Deliveries claimed at a time, and attempted at once.
 const BATCH: u32 = 50;
+/// How often each node looks for keys expiring or expired (found within a minute;
+/// `--webhook-retry-scale` below 1 shortens it, down to 250 ms, for tests).
+const EXPIRY_LOOK_EVERY: Duration = Duration::from_secs(20);
 
 pub fn spawn(
     store: Arc<dyn Store>,
     settings: WebhookSettings,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let client = match reqwest::Client::builder()
-            .timeout(ATTEMPT_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("keyward-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-        {
-            Ok(client) => client,
-            Err(error) => {
-                tracing::error!(%error, "cannot build the HTTP client for webhooks");
-                return;
-            }
-        };
-        let mut ticker = tokio::time::interval(Duration::from_secs(1));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_sweep: Option<tokio::time::Instant> = None;
-        let mut last_expiry_look: Option<tokio::time::Instant> = None;
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {
-                    if let Err(error) = deliver_due(&*store, &client, &settings).await {
-                        tracing::warn!(%error, "webhook deliveries failed; will retry");
-                    }
-                    let look_every = EXPIRY_LOOK_EVERY
-                        .mul_f64(settings.retry_scale.min(1.0))
-                        .max(Duration::from_millis(250));
-                    if last_expiry_look.is_none_or(|at| at.elapsed() >= look_every) {
-                        last_expiry_look = Some(tokio::time::Instant::now());
-                        if let Err(error) = raise_expiry_notices(&*store, &settings).await {
-                            tracing::warn!(%error, "cannot look for expiring keys; will retry");
-                        }
-                    }
-                    if last_sweep.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-                        last_sweep = Some(tokio::time::Instant::now());
-                        sweep(&*store, &settings).await;
-                    }
+    let look_every = EXPIRY_LOOK_EVERY
+        .mul_f64(settings.retry_scale.min(1.0))
+        .max(Duration::from_millis(250));
+    every(look_every, stopped.clone(), {
+        let (store, settings) = (store.clone(), settings.clone());
+        move || {
+            let (store, settings) = (store.clone(), settings.clone());
+            async move {
+                if let Err(error) = raise_expiry_notices(&*store, &settings).await {
+                    tracing::warn!(%error, "cannot look for expiring keys; will retry");
                 }
-                _ = stopped.changed() => return,
+            }
+        }
+    });
+    every(Duration::from_secs(60), stopped.clone(), {
+        let (store, settings) = (store.clone(), settings.clone());
+        move || {
+            let (store, settings) = (store.clone(), settings.clone());
+            async move { sweep(&*store, &settings).await }
+        }
+    });
+    every(Duration::from_secs(1), stopped, move || {
+        let (store, settings) = (store.clone(), settings.clone());
+        async move {
+            if let Err(error) = deliver_due(&*store, &settings).await {
+                tracing::warn!(%error, "webhook deliveries failed; will retry");
             }
         }
     })
 }
 
-/// How often each node looks for keys expiring or expired (found within a minute;
-/// `--webhook-retry-scale` below 1 shortens it, down to 250 ms, for tests).
-const EXPIRY_LOOK_EVERY: Duration = Duration::from_secs(20);
+/// Runs `work` every `period` (a run that overruns delays the next) until stopped.
+fn every<F, Fut>(period: Duration, mut stopped: watch::Receiver<bool>, work: F) -> JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => work().await,
+                _ = stopped.changed() => return,
+            }
+        }
+    })
+}
 
 /// `key.expiring` and `key.expired`, once per key and expiry (the store records them), for
 /// moments since this deployment first looked, less a day.
@@ -115,7 +127,6 @@ async fn sweep(store: &dyn Store, settings: &WebhookSettings) {
 
 async fn deliver_due(
     store: &dyn Store,
-    client: &reqwest::Client,
     settings: &WebhookSettings,
 ) -> Result<(), keyward_store::StoreError> {
     loop {
@@ -124,18 +135,24 @@ async fn deliver_due(
         let claimed = store
             .claim_webhook_deliveries(now, lease_until, BATCH)
             .await?;
-        if claimed.is_empty() {
-            return Ok(());
-        }
         let count = claimed.len();
-        let attempts = claimed.into_iter().map(|(delivery, endpoint)| async move {
-            let outcome = attempt(client, settings, &delivery, &endpoint).await;
-            (delivery, outcome)
-        });
-        for (delivery, outcome) in futures_util::future::join_all(attempts).await {
-            store
-                .finish_webhook_delivery(&delivery.id, &outcome, Utc::now())
-                .await?;
+        // Each outcome is recorded as soon as its attempt ends: a slow receiver delays
+        // nobody else's record.
+        let mut attempts = futures_util::stream::iter(claimed.into_iter().map(
+            |(delivery, endpoint)| async move {
+                let outcome = attempt(settings, &delivery, &endpoint).await;
+                (delivery, outcome)
+            },
+        ))
+        .buffer_unordered(BATCH as usize);
+        while let Some((delivery, outcome)) = attempts.next().await {
+            let claim = delivery.claim.as_deref().unwrap_or_default();
+            if let Err(error) = store
+                .finish_webhook_delivery(&delivery.id, claim, &outcome, Utc::now())
+                .await
+            {
+                tracing::warn!(%error, delivery = %delivery.id, "cannot record a webhook attempt; it will be attempted again");
+            }
         }
         if count < BATCH as usize {
             return Ok(());
@@ -143,9 +160,9 @@ async fn deliver_due(
     }
 }
 
-/// One attempt: the event posted, signed with every secret in use.
+/// One attempt: the event posted, signed with every secret in use, to an address that is
+/// not in a denied network (the connection goes to the very address that was checked).
 async fn attempt(
-    client: &reqwest::Client,
     settings: &WebhookSettings,
     delivery: &WebhookDelivery,
     endpoint: &WebhookRecord,
@@ -160,9 +177,10 @@ async fn attempt(
             retry_at,
         }
     };
-    if let Some(reason) = denied(settings, &endpoint.url).await {
-        return failed(None, reason);
-    }
+    let client = match pinned_client(settings, &endpoint.url).await {
+        Ok(client) => client,
+        Err(reason) => return failed(None, reason),
+    };
     let event = &delivery.event;
     let body = payload(&event.kind, &event.subject, event.created_at).to_string();
     let now = Utc::now();
@@ -186,7 +204,7 @@ async fn attempt(
         Err(error) => failed(None, format!("no answer: {error}")),
         Ok(response) => {
             let status = response.status().as_u16();
-            let text = response.text().await.unwrap_or_default();
+            let text = answer_start(response).await;
             match status {
                 200..=299 => WebhookAttempt::Succeeded { status, body: text },
                 410 => WebhookAttempt::Gone { body: text },
@@ -196,23 +214,57 @@ async fn attempt(
     }
 }
 
-/// Why the endpoint's address may not be reached (a denied network), if it may not.
-async fn denied(settings: &WebhookSettings, url: &str) -> Option<String> {
-    let url = reqwest::Url::parse(url).ok()?;
-    let host = url
-        .host_str()?
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let port = url.port_or_known_default().unwrap_or(443);
-    let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => tokio::net::lookup_host((host, port))
+/// The first bytes of an answer (what the deliveries log keeps); the rest is never read.
+async fn answer_start(mut response: reqwest::Response) -> String {
+    let mut kept = Vec::new();
+    while kept.len() < MAX_ANSWER_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    kept.truncate(MAX_ANSWER_BYTES);
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+/// A client for one attempt: the endpoint's host resolved once and checked, the
+/// connection pinned to the checked addresses (no second lookup to rebind), no proxy, no
+/// redirects. Fails closed: a name that does not resolve is a failed attempt.
+async fn pinned_client(settings: &WebhookSettings, url: &str) -> Result<reqwest::Client, String> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|_| "the endpoint's URL is invalid".to_owned())?;
+    let host = parsed.host_str().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addresses: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((bare, port)))
             .await
-            .map(|found| found.map(|a| a.ip()).collect())
-            .unwrap_or_default(),
+            .map_err(|_| format!("resolving {bare} took too long"))?
+            .map_err(|error| format!("cannot resolve {bare}: {error}"))?
+            .collect(),
     };
-    addresses
+    if addresses.is_empty() {
+        return Err(format!("{bare} resolves to no address"));
+    }
+    if let Some(denied) = addresses
         .iter()
-        .find(|ip| settings.deny_networks.iter().any(|net| net.contains(*ip)))
-        .map(|ip| format!("{ip} is in a denied network (--webhook-deny-network)"))
+        .find(|address| super::is_denied(settings, address.ip()))
+    {
+        return Err(format!(
+            "{} is in a denied network (--webhook-deny-network)",
+            denied.ip()
+        ));
+    }
+    let mut builder = reqwest::Client::builder()
+        .timeout(ATTEMPT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .user_agent(concat!("keyward-webhooks/", env!("CARGO_PKG_VERSION")));
+    if bare.parse::<IpAddr>().is_err() {
+        builder = builder.resolve_to_addrs(bare, &addresses);
+    }
+    builder
+        .build()
+        .map_err(|error| format!("cannot build an HTTP client: {error}"))
 }

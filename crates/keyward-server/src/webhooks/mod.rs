@@ -63,10 +63,17 @@ impl Default for WebhookSettings {
         Self {
             retry_scale: 1.0,
             retention_days: 30,
-            deny_networks: vec![
-                "169.254.0.0/16".parse().expect("a network"),
-                "fe80::/10".parse().expect("a network"),
-            ],
+            // Cloud metadata services and "this host" addresses.
+            deny_networks: [
+                "169.254.0.0/16",
+                "fe80::/10",
+                "0.0.0.0/8",
+                "100.100.100.200/32",
+                "fd00:ec2::254/128",
+            ]
+            .iter()
+            .map(|net| net.parse().expect("a network"))
+            .collect(),
             expiry_notice: Duration::from_secs(7 * 86_400),
         }
     }
@@ -91,12 +98,22 @@ pub fn check_url(settings: &WebhookSettings, raw: &str) -> Result<String, String
     let host = url.host_str().unwrap_or_default();
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = host.parse::<std::net::IpAddr>()
-        && settings.deny_networks.iter().any(|net| net.contains(&ip))
+        && is_denied(settings, ip)
     {
         return Err(format!("{ip} is in a network webhooks may not reach"));
     }
     Ok(url.to_string())
 }
+
+/// Whether an address is in a denied network, an IPv4 address written as IPv6
+/// (`::ffff:a.b.c.d`) judged as the IPv4 address it is.
+pub fn is_denied(settings: &WebhookSettings, ip: std::net::IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    settings.deny_networks.iter().any(|net| net.contains(&ip))
+}
+
+/// The most of an answer's body an attempt reads (and the deliveries log keeps).
+pub const MAX_ANSWER_BYTES: usize = keyward_store::MAX_RESPONSE_BODY;
 
 /// Event types as given: at least one, each known (or `*`), duplicates dropped.
 pub fn check_events(events: &[String]) -> Result<Vec<String>, String> {
@@ -151,3 +168,30 @@ pub fn payload(kind: &str, subject: &Value, raised_at: DateTime<Utc>) -> Value {
 }
 
 pub use deliver::spawn;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denied_networks_catch_ipv4_written_as_ipv6_and_urls_naming_them() {
+        let settings = WebhookSettings::default();
+        for denied in [
+            "169.254.169.254",
+            "::ffff:169.254.169.254",
+            "fd00:ec2::254",
+            "0.0.0.0",
+        ] {
+            assert!(is_denied(&settings, denied.parse().unwrap()), "{denied}");
+        }
+        assert!(!is_denied(&settings, "127.0.0.1".parse().unwrap()));
+        for url in [
+            "http://[::ffff:169.254.169.254]/latest",
+            "http://169.254.169.254/",
+            "http://2852039166/",
+        ] {
+            assert!(check_url(&settings, url).is_err(), "{url}");
+        }
+        assert!(check_url(&settings, "https://hooks.example/x").is_ok());
+    }
+}

@@ -128,6 +128,8 @@ pub struct WebhookDelivery {
     pub attempted_at: Option<DateTime<Utc>>,
     pub response_status: Option<u16>,
     pub response_body: Option<String>,
+    /// The claim holding it (set by a claim; only that claim records its outcome).
+    pub claim: Option<String>,
 }
 
 /// How an attempt ended.

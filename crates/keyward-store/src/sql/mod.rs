@@ -220,9 +220,16 @@ async fn quota_thresholds(conn: &mut Conn, entry: &QuotaUsage, at: &str) -> Stor
     if limit <= 0 {
         return Ok(());
     }
+    // Only the batch that moves the total across a threshold records it: the write lock
+    // orders the batches of every node, so exactly one does.
+    let before = i128::from(used) - i128::from(rows::int(entry.units));
     for percent in [80_i64, 100] {
-        if i128::from(used) * 100 < i128::from(limit) * i128::from(percent) {
+        let threshold = i128::from(limit) * i128::from(percent);
+        if i128::from(used) * 100 < threshold {
             break;
+        }
+        if before * 100 >= threshold {
+            continue;
         }
         let recorded = sqlx::query(
             "INSERT INTO quota_threshold_notices (user_id, period, percent) VALUES ($1, $2, $3)

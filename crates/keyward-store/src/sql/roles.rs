@@ -303,10 +303,11 @@ impl WebhookStore for Backend {
     async fn finish_webhook_delivery(
         &self,
         delivery_id: &str,
+        claim: &str,
         attempt: &WebhookAttempt,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        webhooks::finish(self, delivery_id, attempt, now).await
+        webhooks::finish(self, delivery_id, claim, attempt, now).await
     }
 
     async fn disable_failing_webhooks(&self, failing_before: DateTime<Utc>) -> StoreResult<u64> {

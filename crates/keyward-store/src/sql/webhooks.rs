@@ -252,8 +252,8 @@ pub(super) async fn raise_alone(
 }
 
 const DELIVERY_COLUMNS: &str = "d.id, d.endpoint_id, d.status, d.attempts, d.next_attempt_at, \
-    d.attempted_at, d.response_status, d.response_body, e.id AS event_id, e.type, e.subject, \
-    e.created_at AS event_created_at";
+    d.attempted_at, d.response_status, d.response_body, d.claim, e.id AS event_id, e.type, \
+    e.subject, e.created_at AS event_created_at";
 
 fn delivery_from_row(row: &DbRow) -> StoreResult<WebhookDelivery> {
     let status: String = row.try_get("status")?;
@@ -269,6 +269,7 @@ fn delivery_from_row(row: &DbRow) -> StoreResult<WebhookDelivery> {
         attempted_at: get_opt_ts(row, "attempted_at")?,
         response_status: response_status.and_then(|s| u16::try_from(s).ok()),
         response_body: row.try_get("response_body")?,
+        claim: row.try_get("claim")?,
         event: WebhookEvent {
             id: row.try_get("event_id")?,
             kind: row.try_get("type")?,
@@ -289,8 +290,9 @@ pub(super) async fn claim(
 ) -> StoreResult<Vec<(WebhookDelivery, WebhookRecord)>> {
     // Most of the time nothing is due: find that out without the write lock.
     let due: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM webhook_deliveries
-         WHERE status IN ('pending', 'failed') AND next_attempt_at <= $1 LIMIT 1",
+        "SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id
+         WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= $1 AND w.enabled = TRUE
+         LIMIT 1",
     )
     .bind(ts(now))
     .fetch_optional(&store.pool)
@@ -311,14 +313,17 @@ pub(super) async fn claim(
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await?;
+    let claim = format!("clm_{}", keyward_core::monotonic_ulid());
     let mut claimed = Vec::with_capacity(rows.len());
     for row in &rows {
-        let delivery = delivery_from_row(row)?;
-        sqlx::query("UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id = $1")
+        let mut delivery = delivery_from_row(row)?;
+        sqlx::query("UPDATE webhook_deliveries SET next_attempt_at = $2, claim = $3 WHERE id = $1")
             .bind(&delivery.id)
             .bind(ts(lease_until))
+            .bind(&claim)
             .execute(&mut *tx)
             .await?;
+        delivery.claim = Some(claim.clone());
         let endpoint = endpoint_in(&mut tx, &delivery.endpoint_id).await?;
         claimed.push((delivery, endpoint));
     }
@@ -327,10 +332,13 @@ pub(super) async fn claim(
 }
 
 /// Records how an attempt ended (one more attempt counted), and what it says of the
-/// endpoint: a 2xx clears its failure clock, a failure starts it, a 410 disables it.
+/// endpoint: a 2xx clears its failure clock, a failure starts it, a 410 disables it. Only
+/// the claim that made the attempt records it: an answer that comes after its lease ended
+/// (another node may have claimed and delivered it since) changes nothing.
 pub(super) async fn finish(
     store: &Backend,
     delivery_id: &str,
+    claim: &str,
     attempt: &WebhookAttempt,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
@@ -350,23 +358,29 @@ pub(super) async fn finish(
         } => (WebhookDeliveryStatus::Dead, *status, body, now),
         WebhookAttempt::Gone { body } => (WebhookDeliveryStatus::Dead, Some(410), body, now),
     };
-    let body: String = body.chars().take(MAX_RESPONSE_BODY).collect();
+    let mut end = body.len().min(MAX_RESPONSE_BODY);
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    let body = &body[..end];
     let mut tx = store.write().await?;
     let endpoint_id: Option<String> = sqlx::query_scalar(
         "UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1, next_attempt_at = $3,
-             attempted_at = $4, response_status = $5, response_body = $6
-         WHERE id = $1 RETURNING endpoint_id",
+             attempted_at = $4, response_status = $5, response_body = $6, claim = NULL
+         WHERE id = $1 AND claim = $7 AND status IN ('pending', 'failed') RETURNING endpoint_id",
     )
     .bind(delivery_id)
     .bind(status.as_str())
     .bind(ts(next))
     .bind(ts(now))
     .bind(response_status.map(i64::from))
-    .bind(&body)
+    .bind(body)
+    .bind(claim)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(endpoint_id) = endpoint_id else {
-        return Err(StoreError::NotFound("webhook delivery"));
+        // Not this claim's any more: its outcome is someone else's to record.
+        return Ok(());
     };
     let endpoint = match attempt {
         WebhookAttempt::Succeeded { .. } => {
@@ -459,7 +473,8 @@ pub(super) async fn replay(
             continue;
         }
         let reopened = sqlx::query(
-            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $3
+            "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = $3,
+                 claim = NULL
              WHERE event_id = $1 AND endpoint_id = $2",
         )
         .bind(&event_id)
@@ -557,6 +572,17 @@ pub(super) async fn raise_expiry_notices(
         let Some(expires_at) = key.expires_at else {
             continue;
         };
+        // Judged again inside the transaction: the key may have changed since the look.
+        let still = key.is_active
+            && key.replaced_by.is_none()
+            && if kind == "expiring" {
+                expires_at > now && expires_at <= now + notice
+            } else {
+                expires_at <= now
+            };
+        if !still {
+            continue;
+        }
         let recorded = sqlx::query(
             "INSERT INTO key_expiry_notices (key_id, kind, expires_at) VALUES ($1, $2, $3)
              ON CONFLICT (key_id, kind, expires_at) DO NOTHING",

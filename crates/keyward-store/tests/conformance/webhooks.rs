@@ -71,20 +71,44 @@ pub async fn events_reach_subscribed_enabled_endpoints_once(store: &dyn Store) {
             .is_empty()
     );
     let after_lease = lease + Duration::seconds(1);
-    assert_eq!(
-        store
-            .claim_webhook_deliveries(after_lease, after_lease, 100)
-            .await
-            .unwrap()
-            .len(),
-        3
+    let reclaimed = store
+        .claim_webhook_deliveries(after_lease, after_lease, 100)
+        .await
+        .unwrap();
+    assert_eq!(reclaimed.len(), 3);
+    // The first claim's lease ended and another claim holds them: its late outcome is
+    // not recorded.
+    let stale = &claimed[0].0;
+    store
+        .finish_webhook_delivery(
+            &stale.id,
+            stale.claim.as_deref().unwrap(),
+            &WebhookAttempt::Succeeded {
+                status: 200,
+                body: String::new(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let log = store
+        .list_webhook_deliveries(&claimed[0].1.id, &page(100, None))
+        .await
+        .unwrap();
+    assert!(
+        log.items
+            .iter()
+            .all(|d| d.status == WebhookDeliveryStatus::Pending),
+        "a stale claim recorded an outcome"
     );
 
     // Outcomes: a 2xx is final; a failure is retried when due; the last failure is dead.
+    let claimed = reclaimed;
     let (first, second, third) = (&claimed[0].0, &claimed[1].0, &claimed[2].0);
     store
         .finish_webhook_delivery(
             &first.id,
+            first.claim.as_deref().unwrap(),
             &WebhookAttempt::Succeeded {
                 status: 204,
                 body: String::new(),
@@ -97,6 +121,7 @@ pub async fn events_reach_subscribed_enabled_endpoints_once(store: &dyn Store) {
     store
         .finish_webhook_delivery(
             &second.id,
+            second.claim.as_deref().unwrap(),
             &WebhookAttempt::Failed {
                 status: Some(500),
                 body: "x".repeat(5000),
@@ -109,6 +134,7 @@ pub async fn events_reach_subscribed_enabled_endpoints_once(store: &dyn Store) {
     store
         .finish_webhook_delivery(
             &third.id,
+            third.claim.as_deref().unwrap(),
             &WebhookAttempt::Failed {
                 status: None,
                 body: String::new(),
@@ -162,7 +188,12 @@ pub async fn gone_and_failing_endpoints_are_disabled_and_replays_resend(store: &
             }
         };
         store
-            .finish_webhook_delivery(&delivery.id, &attempt, now)
+            .finish_webhook_delivery(
+                &delivery.id,
+                delivery.claim.as_deref().unwrap(),
+                &attempt,
+                now,
+            )
             .await
             .unwrap();
     }
