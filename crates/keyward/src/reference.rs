@@ -82,7 +82,7 @@ pub fn render() -> String {
     command.build();
     let serve = command
         .find_subcommand("serve")
-        .expect("`serve` is a subcommand");
+        .expect("`serve` is a subcommand"); // ok: this module exists only in tests
     let mut out = String::from(
         "# Configuration reference\n\n\
          <!-- Generated from the code by `KEYWARD_UPDATE_REFERENCE=1 cargo test -p keyward reference`; a test fails when it is stale. Do not edit by hand. -->\n\n\

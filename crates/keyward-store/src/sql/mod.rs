@@ -100,6 +100,31 @@ pub(crate) async fn page<T>(
     Ok(Page { items, next_cursor })
 }
 
+/// Continues a newest-first listing of `table`, ordered by `(created_at, id)`, after the
+/// row the sealed `cursor` names (a cursor of another listing, or naming no row, is refused).
+pub(super) async fn after_cursor(
+    store: &Backend,
+    query: &mut sqlx::QueryBuilder<'_, Db>,
+    table: &'static str,
+    listing: &str,
+    cursor: &str,
+) -> StoreResult<()> {
+    let id = open_cursor(store, listing, cursor).await?;
+    let created: Option<String> =
+        sqlx::query_scalar(&format!("SELECT created_at FROM {table} WHERE id = $1"))
+            .bind(&id)
+            .fetch_optional(&store.pool)
+            .await?;
+    let created = created.ok_or_else(bad_cursor)?;
+    query
+        .push(" AND (created_at, id) < (")
+        .push_bind(created)
+        .push(", ")
+        .push_bind(id)
+        .push(")");
+    Ok(())
+}
+
 /// Writes an audit record inside the caller's transaction.
 pub(crate) async fn write_audit(
     conn: &mut Conn,

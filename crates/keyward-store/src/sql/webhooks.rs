@@ -76,19 +76,7 @@ pub(super) async fn list(store: &Backend, page: &PageRequest) -> StoreResult<Pag
     ));
     let listing = "webhooks";
     if let Some(cursor) = &page.cursor {
-        let cursor = super::open_cursor(store, listing, cursor).await?;
-        let created: Option<String> =
-            sqlx::query_scalar("SELECT created_at FROM webhook_endpoints WHERE id = $1")
-                .bind(&cursor)
-                .fetch_optional(&store.pool)
-                .await?;
-        let created = created.ok_or_else(super::bad_cursor)?;
-        query
-            .push(" AND (created_at, id) < (")
-            .push_bind(created)
-            .push(", ")
-            .push_bind(cursor)
-            .push(")");
+        super::after_cursor(store, &mut query, "webhook_endpoints", listing, cursor).await?;
     }
     query
         .push(" ORDER BY created_at DESC, id DESC LIMIT ")
