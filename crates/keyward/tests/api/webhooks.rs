@@ -364,12 +364,31 @@ async fn endpoints_are_checked_and_need_their_permission() {
         json!({"url": "http://127.0.0.1:9/x", "events": []}),
         json!({"url": "http://127.0.0.1:9/x", "events": ["key.exploded"]}),
         json!({"url": "http://127.0.0.1:9/x"}),
+        // Hostile sizes and shapes.
+        json!({"url": format!("http://127.0.0.1:9/{}", "a".repeat(3000)), "events": ["*"]}),
+        json!({"url": "http://127.0.0.1:9/x", "events": ["*"], "description": "d".repeat(501)}),
+        json!({"url": "http://127.0.0.1:9/x", "events": vec!["key.created"; 1000]}),
+        json!({"url": "http://127.0.0.1:9/x", "events": ["*"], "secret": "whsec_mine"}),
+        json!({"url": "http://[::ffff:169.254.169.254]/", "events": ["*"]}),
     ] {
         let refused = server
             .admin_call(Method::POST, "/v1/webhooks", Some(body.clone()))
             .await;
         assert_eq!(refused.status, 422, "{body}: {}", refused.text);
     }
+    // A user's own key manages no webhooks.
+    let (own, _) = server
+        .create_key(json!({"user_id": "acme", "name": "k"}))
+        .await;
+    let refused = server
+        .as_key(
+            &own,
+            Method::POST,
+            "/v1/webhooks",
+            Some(json!({"url": "http://127.0.0.1:9/x", "events": ["*"]})),
+        )
+        .await;
+    assert!(matches!(refused.status, 401 | 403), "{}", refused.text);
     let created = server
         .admin(
             Method::POST,
@@ -397,6 +416,35 @@ async fn endpoints_are_checked_and_need_their_permission() {
         .admin_call(Method::GET, "/v1/webhooks/whk_nothing", None)
         .await
         .assert_problem(404, "NOT_FOUND");
+    // A change is held to the same rules, and a refused one changes nothing.
+    for body in [
+        json!({"url": "http://169.254.169.254/"}),
+        json!({"events": ["nope"]}),
+        json!({"enabled": "yes"}),
+    ] {
+        let refused = server
+            .admin_call(
+                Method::PATCH,
+                &format!("/v1/webhooks/{id}"),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(refused.status, 422, "{body}: {}", refused.text);
+    }
+    let unchanged = server
+        .admin(Method::GET, &format!("/v1/webhooks/{id}"), None)
+        .await;
+    assert_eq!(unchanged.body["url"], "http://127.0.0.1:9/x");
+    for since in ["yesterday", "9999-99-99T00:00:00Z"] {
+        let refused = server
+            .admin_call(
+                Method::POST,
+                &format!("/v1/webhooks/{id}/replay"),
+                Some(json!({"since": since})),
+            )
+            .await;
+        assert_eq!(refused.status, 422, "{since}: {}", refused.text);
+    }
     // An admin key without webhooks:write sees none of it.
     let reader = server
         .admin(
