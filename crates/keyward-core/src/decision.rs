@@ -113,6 +113,20 @@ pub fn refusal_before_limits(
     }
 }
 
+/// Whether a key may use every scope a request requires: each must be among the key's own
+/// scopes (a key with none may use every scope) and among its plan's features (a plan
+/// that lists none allows every scope).
+pub fn scopes_granted(
+    required: &[crate::Scope],
+    key_scopes: &[crate::Scope],
+    plan_features: Option<&[crate::Scope]>,
+) -> bool {
+    required.iter().all(|scope| {
+        (key_scopes.is_empty() || key_scopes.contains(scope))
+            && plan_features.is_none_or(|features| features.contains(scope))
+    })
+}
+
 /// The longest grace period a rotation gives the old key: 30 days (2,592,000 s).
 pub const MAX_GRACE_SECONDS: u64 = 2_592_000;
 
@@ -217,6 +231,40 @@ mod tests {
         assert_eq!(refused, Some(Code::Revoked));
         let refused = refusal_before_limits(KeyStatus::Active, || false, || panic!("not asked"));
         assert_eq!(refused, Some(Code::IpNotAllowed));
+    }
+
+    #[test]
+    fn scopes_need_both_the_key_and_the_plan() {
+        let scopes = |names: &[&str]| -> Vec<crate::Scope> {
+            names
+                .iter()
+                .map(|name| crate::Scope::parse(name).unwrap())
+                .collect()
+        };
+        let table = [
+            // required, the key's scopes, the plan's features, granted
+            (vec![], vec![], Some(vec![]), true),
+            (vec!["read"], vec![], None, true),
+            (vec!["read"], vec!["read"], None, true),
+            (vec!["write"], vec!["read"], None, false),
+            (vec!["read"], vec![], Some(vec!["read"]), true),
+            (vec!["write"], vec![], Some(vec!["read"]), false),
+            (vec!["write"], vec!["write"], Some(vec!["read"]), false),
+            (
+                vec!["read", "write"],
+                vec!["read", "write"],
+                Some(vec!["read"]),
+                false,
+            ),
+        ];
+        for (required, key, plan, granted) in table {
+            let plan = plan.map(|names| scopes(&names));
+            assert_eq!(
+                scopes_granted(&scopes(&required), &scopes(&key), plan.as_deref()),
+                granted,
+                "{required:?} {key:?} {plan:?}"
+            );
+        }
     }
 
     #[test]

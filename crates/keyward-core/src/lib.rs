@@ -8,14 +8,13 @@ pub mod billing;
 pub mod decision;
 pub mod ids;
 pub mod key;
-pub mod limits;
 pub mod name;
 pub mod permission;
 pub mod plan;
 pub mod scope;
 pub mod time;
 
-pub use decision::{Code, KeyStatus, MAX_GRACE_SECONDS, refusal_before_limits};
+pub use decision::{Code, KeyStatus, MAX_GRACE_SECONDS, refusal_before_limits, scopes_granted};
 pub use ids::{InvalidKeyId, InvalidUserId, KeyId, UserId, monotonic_ulid};
 pub use key::{
     Environment, ForeignKey, InvalidEnvironment, InvalidKeyHash, InvalidKeyPrefix, KeyFormatError,

@@ -58,15 +58,22 @@ impl Window {
 
     /// The name used in headers: its own, else `minute`/`hour`/`day`, else `{W}s`.
     /// Allocates only for a window's own name or an unusual length.
-    pub fn display_name(&self) -> std::borrow::Cow<'static, str> {
-        use std::borrow::Cow;
-        match (&self.name, self.window_seconds) {
-            (Some(name), _) => Cow::Owned(name.clone()),
-            (None, 60) => Cow::Borrowed("minute"),
-            (None, 3600) => Cow::Borrowed("hour"),
-            (None, 86_400) => Cow::Borrowed("day"),
-            (None, seconds) => Cow::Owned(format!("{seconds}s")),
+    pub fn display_name(&self) -> std::borrow::Cow<'_, str> {
+        match &self.name {
+            Some(name) => std::borrow::Cow::Borrowed(name),
+            None => window_length_name(self.window_seconds),
         }
+    }
+}
+
+/// The name of a window without its own: `minute`, `hour`, `day`, else `{W}s`.
+pub fn window_length_name(seconds: u64) -> std::borrow::Cow<'static, str> {
+    use std::borrow::Cow;
+    match seconds {
+        60 => Cow::Borrowed("minute"),
+        3600 => Cow::Borrowed("hour"),
+        86_400 => Cow::Borrowed("day"),
+        seconds => Cow::Owned(format!("{seconds}s")),
     }
 }
 
@@ -105,6 +112,7 @@ pub struct PlanSpec {
     pub monthly_quota: Option<u64>,
     #[serde(default)]
     pub max_keys: Option<u64>,
+    /// The scopes a key of this plan may use; none listed = every scope.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
     pub features: Option<Vec<Scope>>,
@@ -186,29 +194,6 @@ fn is_token(value: &str) -> bool {
 }
 
 impl PlanSpec {
-    /// The windows that apply to a key of this plan: the key's own `limits` if it has
-    /// any, else the plan's; a key's `rate_limit_per_hour` then replaces the one-hour
-    /// window's max, or adds a one-hour window.
-    pub fn windows_for<'a>(
-        &'a self,
-        own: Option<&'a [Window]>,
-        rate_limit_per_hour: Option<u64>,
-    ) -> std::borrow::Cow<'a, [Window]> {
-        let base = own.unwrap_or(&self.limits);
-        let Some(per_hour) = rate_limit_per_hour else {
-            return std::borrow::Cow::Borrowed(base);
-        };
-        let mut windows = base.to_vec();
-        match windows.iter_mut().find(|w| w.window_seconds == 3600) {
-            Some(hour) => hour.max = per_hour,
-            None => {
-                windows.push(Window::new(3600, per_hour));
-                windows.sort_by_key(|w| w.window_seconds);
-            }
-        }
-        std::borrow::Cow::Owned(windows)
-    }
-
     pub fn validate(&self) -> Result<(), InvalidPlan> {
         validate_windows(&self.limits)?;
         if let Some(burst) = &self.burst {
@@ -244,13 +229,6 @@ impl PlanSpec {
         }
         Ok(())
     }
-
-    /// Whether a key on this plan may use `scope` (no `features` = every scope).
-    pub fn allows_scope(&self, scope: &Scope) -> bool {
-        self.features
-            .as_ref()
-            .is_none_or(|features| features.contains(scope))
-    }
 }
 
 /// The plans a new database starts with.
@@ -276,25 +254,6 @@ pub fn default_plans() -> Vec<Plan> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn a_key_s_windows_replace_the_plan_s_and_its_hourly_limit_replaces_or_adds_an_hour() {
-        let spec = PlanSpec {
-            limits: vec![Window::new(60, 10), Window::new(3600, 100)],
-            ..PlanSpec::default()
-        };
-        assert_eq!(&*spec.windows_for(None, None), &spec.limits[..]);
-        let own = [Window::new(1, 2)];
-        assert_eq!(&*spec.windows_for(Some(&own), None), &own[..]);
-        assert_eq!(
-            &*spec.windows_for(None, Some(7)),
-            &[Window::new(60, 10), Window::new(3600, 7)][..]
-        );
-        assert_eq!(
-            &*spec.windows_for(Some(&[Window::new(86_400, 5)]), Some(7)),
-            &[Window::new(3600, 7), Window::new(86_400, 5)][..]
-        );
-    }
-
     use super::*;
 
     #[test]
@@ -345,19 +304,5 @@ mod tests {
         };
         assert_eq!(burst.validate().unwrap_err().field, "burst");
         assert!(serde_json::from_str::<PlanSpec>(r#"{"limits": [], "bogus": 1}"#).is_err());
-    }
-
-    #[test]
-    fn features_restrict_scopes() {
-        let read = Scope::parse("read").unwrap();
-        let write = Scope::parse("write").unwrap();
-        let open = PlanSpec::default();
-        assert!(open.allows_scope(&write));
-        let restricted = PlanSpec {
-            features: Some(vec![read.clone()]),
-            ..PlanSpec::default()
-        };
-        assert!(restricted.allows_scope(&read));
-        assert!(!restricted.allows_scope(&write));
     }
 }

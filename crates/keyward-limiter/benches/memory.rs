@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use keyward_core::Window;
+use keyward_core::{UserId, Window};
 use keyward_limiter::{Check, MemoryLimiter};
 
 // The allocator the keyward binary runs with.
@@ -33,6 +33,7 @@ fn resident_bytes() -> u64 {
 
 fn limiter(c: &mut Criterion) {
     let windows = free_windows();
+    let user = UserId::parse("g").expect("a user id");
     let limiter = MemoryLimiter::new();
     let mut now = 1_700_000_000_000u64;
     let mut owner = 0u128;
@@ -43,7 +44,7 @@ fn limiter(c: &mut Criterion) {
             owner = (owner + 1) % 1024;
             now += 1;
             black_box(limiter.check_now(&Check {
-                group: "g",
+                group: &user,
                 quota: None,
                 owner,
                 windows: &windows,
@@ -65,10 +66,11 @@ fn limiter(c: &mut Criterion) {
                 let limiter = limiter.clone();
                 std::thread::spawn(move || {
                     let windows = free_windows();
+                    let user = UserId::parse("g").expect("a user id");
                     for i in 0..checks / threads {
                         let owner = u128::from(t * 1_000_003 + i % 1024);
                         limiter.check_now(&Check {
-                            group: "g",
+                            group: &user,
                             quota: None,
                             owner,
                             windows: &windows,
@@ -98,7 +100,7 @@ fn limiter(c: &mut Criterion) {
     let held = MemoryLimiter::new();
     for owner in 0..100_000u128 {
         held.check_now(&Check {
-            group: "g",
+            group: &user,
             quota: None,
             owner,
             windows: &windows,

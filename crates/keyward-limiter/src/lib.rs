@@ -16,13 +16,17 @@ mod memory;
 pub mod quota;
 mod redis;
 
+use std::borrow::Cow;
+
 use async_trait::async_trait;
-use keyward_core::{Burst, Window};
+use keyward_core::{Burst, UserId, Window};
 use serde::Serialize;
 
 pub use failover::{FailoverLimiter, FailureMode};
-pub use limits::{Ask, Limits, Verdict};
-pub use memory::MemoryLimiter;
+pub use limits::{Ask, Limits, Verdict, Windows};
+pub use memory::{
+    Gcra, LimitState, MemoryLimiter, SUB_BUCKETS, SlidingWindow, bucket_width_ms, ceil_seconds,
+};
 pub use quota::{Month, QuotaBook};
 pub use redis::RedisLimiter;
 
@@ -55,7 +59,7 @@ pub struct Check<'a> {
     pub owner: u128,
     /// The owner's group (its user): shared backends keep a group's state together, so the
     /// user's quota and its keys' windows are checked in one atomic step.
-    pub group: &'a str,
+    pub group: &'a UserId,
     /// The group's monthly quota, for backends that share it (see [`Limiter::shares_quota`]).
     pub quota: Option<QuotaCheck<'a>>,
     pub windows: &'a [Window],
@@ -90,12 +94,11 @@ pub enum QuotaState {
 }
 
 /// One limit's state after a check, for headers and `/v1/verify`'s `ratelimit`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitStatus {
-    #[serde(skip)]
     pub kind: LimitKind,
-    /// `minute`, `hour`, `day`, `{W}s`, a window's own name, `burst` or `month`.
-    pub name: std::borrow::Cow<'static, str>,
+    /// A window's own name, if it has one (see [`LimitStatus::name`]).
+    pub own_name: Option<String>,
     /// The limit (`q`).
     pub limit: u64,
     /// The window, or the time the burst bucket takes to refill, in seconds (`w`).
@@ -105,8 +108,34 @@ pub struct LimitStatus {
     /// Seconds until `remaining` next increases (`t`; 0 when nothing is counted).
     pub reset_seconds: u64,
     /// For a limit that rejected the check: seconds until it would be admitted.
-    #[serde(skip)]
     pub retry_after: Option<u64>,
+}
+
+impl LimitStatus {
+    /// The name the limit is reported by: a window's own name, else `minute`, `hour`,
+    /// `day` or `{W}s` by its length; `burst`; `month`. Worked out only when an answer is
+    /// written, never while checking.
+    pub fn name(&self) -> Cow<'_, str> {
+        match (self.kind.fixed_name(), &self.own_name) {
+            (Some(fixed), _) => Cow::Borrowed(fixed),
+            (None, Some(own)) => Cow::Borrowed(own),
+            (None, None) => keyward_core::plan::window_length_name(self.window_seconds),
+        }
+    }
+}
+
+/// What `/v1/verify` reports of a limit: name, limit, window, remaining, reset.
+impl Serialize for LimitStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = serializer.serialize_struct("LimitStatus", 5)?;
+        out.serialize_field("name", &self.name())?;
+        out.serialize_field("limit", &self.limit)?;
+        out.serialize_field("window_seconds", &self.window_seconds)?;
+        out.serialize_field("remaining", &self.remaining)?;
+        out.serialize_field("reset_seconds", &self.reset_seconds)?;
+        out.end()
+    }
 }
 
 /// What the limiter says about one check.

@@ -3,6 +3,7 @@
 //! (the quota shared with the windows in one Redis script, or reserved in this process
 //! first), and answers with the decision code.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -18,12 +19,49 @@ pub struct Ask<'a> {
     pub owner: u128,
     /// The key's user: its quota, and the group a shared backend keeps together.
     pub user: &'a UserId,
-    pub windows: &'a [Window],
+    pub windows: Windows<'a>,
     pub burst: Option<&'a Burst>,
     /// The user's monthly quota, when one applies (live keys of a plan that has one).
     pub monthly_quota: Option<u64>,
     pub cost: u64,
     pub now: DateTime<Utc>,
+}
+
+/// The windows that apply to a key: its own, if it has any, else its plan's; the key's
+/// hourly limit then replaces the one-hour window's max, or adds a one-hour window.
+#[derive(Debug, Clone, Copy)]
+pub struct Windows<'a> {
+    pub plan: &'a [Window],
+    pub own: Option<&'a [Window]>,
+    pub per_hour: Option<u64>,
+}
+
+impl<'a> Windows<'a> {
+    /// Exactly these windows.
+    pub const fn exactly(windows: &'a [Window]) -> Self {
+        Self {
+            plan: windows,
+            own: None,
+            per_hour: None,
+        }
+    }
+
+    /// The windows to check, shortest first when an hour was added.
+    pub fn applied(&self) -> Cow<'a, [Window]> {
+        let base = self.own.unwrap_or(self.plan);
+        let Some(per_hour) = self.per_hour else {
+            return Cow::Borrowed(base);
+        };
+        let mut windows = base.to_vec();
+        match windows.iter_mut().find(|w| w.window_seconds == 3600) {
+            Some(hour) => hour.max = per_hour,
+            None => {
+                windows.push(Window::new(3600, per_hour));
+                windows.sort_by_key(|w| w.window_seconds);
+            }
+        }
+        Cow::Owned(windows)
+    }
 }
 
 /// The limits' answer: `VALID`, `QUOTA_EXCEEDED` or `RATE_LIMITED`, and how every limit
@@ -65,11 +103,12 @@ impl Limits {
     /// Asks the monthly quota and the windows and burst bucket. Admitted only if every
     /// limit admits (consuming the cost everywhere); a rejected request consumes nothing.
     pub async fn check(&self, ask: &Ask<'_>) -> Result<Verdict, LimiterError> {
+        let windows = ask.windows.applied();
         let check = Check {
             owner: ask.owner,
-            group: ask.user.as_str(),
+            group: ask.user,
             quota: None,
-            windows: ask.windows,
+            windows: &windows,
             burst: ask.burst,
             cost: ask.cost,
             now_ms: u64::try_from(ask.now.timestamp_millis()).unwrap_or(0),
@@ -103,7 +142,7 @@ impl Limits {
         let outcome = self
             .ask_backend(&Check {
                 owner: per_user_owner(scope, user),
-                group: user.as_str(),
+                group: user,
                 quota: None,
                 windows: &windows,
                 burst: None,
@@ -300,4 +339,38 @@ fn per_user_owner(scope: &str, user: &UserId) -> u128 {
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     u128::from_be_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_s_windows_replace_the_plan_s_and_its_hourly_limit_replaces_or_adds_an_hour() {
+        let plan = [Window::new(60, 10), Window::new(3600, 100)];
+        let windows = |own, per_hour| {
+            Windows {
+                plan: &plan,
+                own,
+                per_hour,
+            }
+            .applied()
+            .into_owned()
+        };
+        assert_eq!(windows(None, None), plan);
+        let own = [Window::new(1, 2)];
+        assert_eq!(windows(Some(&own), None), own);
+        assert_eq!(
+            windows(None, Some(7)),
+            [Window::new(60, 10), Window::new(3600, 7)]
+        );
+        assert_eq!(
+            windows(Some(&[Window::new(86_400, 5)]), Some(7)),
+            [Window::new(3600, 7), Window::new(86_400, 5)]
+        );
+        assert!(matches!(
+            Windows::exactly(&plan).applied(),
+            Cow::Borrowed(_)
+        ));
+    }
 }

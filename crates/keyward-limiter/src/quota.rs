@@ -130,7 +130,7 @@ pub fn month_status(
     let left = month.seconds_left(now);
     LimitStatus {
         kind: LimitKind::Month,
-        name: "month".into(),
+        own_name: None,
         limit: quota,
         window_seconds: u64::try_from(month.seconds()).unwrap_or(0),
         remaining: quota.saturating_sub(used),

@@ -10,7 +10,6 @@
 //! (its failure policy applies) and connects by itself once Redis answers, trying at most
 //! once per [`RECONNECT_INTERVAL`] so an outage costs requests nothing but a failed check.
 
-use std::borrow::Cow;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -262,10 +261,12 @@ impl Limiter for RedisLimiter {
     }
 
     async fn check(&self, check: &Check<'_>) -> Result<Outcome, LimiterError> {
-        let mut invocation = self.script.key(Self::state_key(check.group, check.owner));
+        let mut invocation = self
+            .script
+            .key(Self::state_key(check.group.as_str(), check.owner));
         invocation.key(match check.quota {
-            Some(quota) => Self::quota_key(check.group, quota.period),
-            None => Self::quota_key(check.group, "-"),
+            Some(quota) => Self::quota_key(check.group.as_str(), quota.period),
+            None => Self::quota_key(check.group.as_str(), "-"),
         });
         invocation.arg(check.cost).arg(check.windows.len());
         for window in check.windows {
@@ -315,13 +316,13 @@ impl Limiter for RedisLimiter {
         });
         let status = |index: usize,
                       kind: LimitKind,
-                      name: Cow<'static, str>,
+                      own_name: Option<String>,
                       limit: u64,
                       window_seconds: u64| {
             let base = 1 + 3 * index;
             LimitStatus {
                 kind,
-                name,
+                own_name,
                 limit,
                 window_seconds,
                 remaining: u64::try_from(reply[base]).unwrap_or(0),
@@ -337,7 +338,7 @@ impl Limiter for RedisLimiter {
                 status(
                     i,
                     LimitKind::Window,
-                    w.display_name(),
+                    w.name.clone(),
                     w.max,
                     w.window_seconds,
                 )
@@ -347,7 +348,7 @@ impl Limiter for RedisLimiter {
             limits.push(status(
                 check.windows.len(),
                 LimitKind::Burst,
-                Cow::Borrowed("burst"),
+                None,
                 burst.capacity,
                 burst_window_seconds(burst),
             ));

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use keyward_core::{Burst, Window};
+use keyward_core::{Burst, UserId, Window};
 use keyward_limiter::{Check, Limiter, MemoryLimiter, RedisLimiter};
 
 fn now_ms() -> u64 {
@@ -41,7 +41,7 @@ async fn check(
 ) -> keyward_limiter::Outcome {
     limiter
         .check(&Check {
-            group: "g",
+            group: &UserId::parse("g").expect("a user id"),
             quota: None,
             owner,
             windows,
@@ -60,8 +60,8 @@ pub async fn admits_max_then_rejects_and_rejections_consume_nothing(limiter: Arc
         let outcome = check(&*limiter, owner, &windows, None, 1).await;
         assert!(outcome.admitted);
         assert_eq!(outcome.limits[0].remaining, remaining);
-        assert_eq!(outcome.limits[0].name, "2s");
-        assert_eq!(outcome.limits[1].name, "minute");
+        assert_eq!(outcome.limits[0].name(), "2s");
+        assert_eq!(outcome.limits[1].name(), "minute");
     }
     let rejected = check(&*limiter, owner, &windows, None, 1).await;
     assert!(!rejected.admitted);
@@ -105,7 +105,7 @@ pub async fn the_burst_bucket_limits_with_the_windows(limiter: Arc<dyn Limiter>)
     );
     let second = check(&*limiter, owner, &windows, Some(&burst), 1).await;
     assert!(second.admitted);
-    assert_eq!(second.limits[1].name, "burst");
+    assert_eq!(second.limits[1].name(), "burst");
     assert_eq!(second.limits[1].window_seconds, 2);
     let third = check(&*limiter, owner, &windows, Some(&burst), 1).await;
     assert!(!third.admitted);
@@ -194,7 +194,7 @@ pub async fn windows_added_or_removed_keep_the_others(limiter: Arc<dyn Limiter>)
         again.limits[0].remaining, 99,
         "the hour window kept its count"
     );
-    assert_eq!(again.limits[1].name, "minute");
+    assert_eq!(again.limits[1].name(), "minute");
 }
 
 /// Many callers on one owner at once (each reading the clock before its check, so times
@@ -324,7 +324,7 @@ mod redis_quota {
         let windows = [Window::new(60, 1_000_000)];
         let outcome = limiter
             .check(&Check {
-                group,
+                group: &UserId::parse(group).expect("a user id"),
                 quota: Some(QuotaCheck {
                     period: november(),
                     limit: 20,

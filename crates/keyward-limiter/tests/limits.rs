@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use keyward_core::{Burst, Code, UserId, Window};
-use keyward_limiter::{Ask, LimitKind, Limits, MemoryLimiter, Month, QuotaBook};
+use keyward_limiter::{Ask, LimitKind, Limits, MemoryLimiter, Month, QuotaBook, Windows};
 
 #[derive(Debug, Default)]
 struct Book {
@@ -76,7 +76,7 @@ fn ask<'a>(user: &'a UserId, windows: &'a [Window], quota: Option<u64>, cost: u6
     Ask {
         owner: 7,
         user,
-        windows,
+        windows: Windows::exactly(windows),
         burst: None,
         monthly_quota: quota,
         cost,
@@ -169,7 +169,7 @@ async fn per_user_windows_are_kept_apart_from_keys_and_from_each_other() {
     );
     let refused = limits.per_user_window("a", &user, 1, now).await.unwrap();
     // At most the window plus one of its buckets (the window slides bucket by bucket).
-    let longest = 60 + keyward_core::limits::bucket_width_ms(60).div_ceil(1000);
+    let longest = 60 + keyward_limiter::bucket_width_ms(60).div_ceil(1000);
     assert!(
         refused.is_some_and(|seconds| (1..=longest).contains(&seconds)),
         "{refused:?}"

@@ -39,7 +39,7 @@ pub fn rate_limit_headers(headers: &mut HeaderMap, limits: &[LimitStatus]) {
             ),
         ] {
             out.push(b'"');
-            out.extend_from_slice(limit.name.as_bytes());
+            out.extend_from_slice(limit.name().as_bytes());
             out.push(b'"');
             for (parameter, value) in [first, second] {
                 out.push(b';');

@@ -12,8 +12,8 @@ use keyward_core::permission::may_manage;
 use keyward_store::{AdminKeyRecord, PageRequest, issue_admin_key};
 use serde::Deserialize;
 
+use super::inputs::{AdminOnly, ApiQuery, field};
 use super::keys::{expiry_field, name_field};
-use super::{AdminOnly, ApiQuery, field};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;

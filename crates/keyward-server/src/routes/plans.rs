@@ -6,7 +6,7 @@ use keyward_core::{Plan, PlanName, PlanSpec};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::AdminOnly;
+use super::inputs::AdminOnly;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::state::AppState;

@@ -7,7 +7,7 @@ use keyward_core::{KeyId, UserId};
 use keyward_store::{AuditAction, AuditFilter, PageRequest};
 use serde::Deserialize;
 
-use super::{AdminOnly, AdminOrSelf, ApiQuery, field, now};
+use super::inputs::{AdminOnly, AdminOrSelf, ApiQuery, field, now};
 use crate::error::{ApiError, ApiResult};
 use crate::reports::{self, MAX_DAYS};
 use crate::state::AppState;

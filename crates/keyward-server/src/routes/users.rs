@@ -9,7 +9,7 @@ use keyward_store::{
 };
 use serde::Deserialize;
 
-use super::{AdminOnly, ApiQuery, double_option, field};
+use super::inputs::{AdminOnly, ApiQuery, double_option, field};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::state::AppState;

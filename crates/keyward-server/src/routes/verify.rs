@@ -13,7 +13,7 @@ use keyward_core::Scope;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::field;
+use super::inputs::field;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientAddr, JsonBody, is_trusted, parse_json};
 use crate::https;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use keyward_store::{NewWebhook, PageRequest, WebhookDelivery, WebhookPatch, WebhookRecord};
 use serde::{Deserialize, Serialize};
 
-use super::{AdminOnly, ApiQuery, field};
+use super::inputs::{AdminOnly, ApiQuery, field};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -34,7 +34,7 @@ pub struct CreateWebhookRequest {
 pub struct UpdateWebhookRequest {
     pub url: Option<String>,
     pub events: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "super::double_option")]
+    #[serde(default, deserialize_with = "super::inputs::double_option")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
     pub enabled: Option<bool>,

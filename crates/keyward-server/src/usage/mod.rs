@@ -22,6 +22,7 @@ use keyward_limiter::{Month, QuotaBook};
 use keyward_store::Store;
 use ulid::Ulid;
 
+mod drain;
 mod tallies;
 mod writer;
 

@@ -147,11 +147,11 @@ pub(super) type Tally = HashMap<Ulid, (u64, DateTime<Utc>)>;
 /// its rollup without building a key (no string is copied when the rollup exists).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct RollupHead {
-    key: Ulid,
+    pub(super) key: Ulid,
     /// Unix hour.
-    hour: i64,
-    status: u16,
-    code: Code,
+    pub(super) hour: i64,
+    pub(super) status: u16,
+    pub(super) code: Code,
 }
 
 impl RollupHead {
@@ -251,7 +251,13 @@ impl RollupShard {
     }
 
     /// Adds `counts` to the rollup of (`head`, `endpoint`, `plan`), created if new.
-    fn add(&mut self, head: RollupHead, endpoint: &str, plan: &PlanName, counts: &RollupCounts) {
+    pub(super) fn add(
+        &mut self,
+        head: RollupHead,
+        endpoint: &str,
+        plan: &PlanName,
+        counts: &RollupCounts,
+    ) {
         match self.find(&head, endpoint, plan) {
             Some(existing) => existing.add(counts),
             None => self.counts.entry(head).or_default().push((
@@ -333,13 +339,6 @@ impl Tallies {
         }
     }
 
-    /// Puts back pending units a failed write took (the running totals already have them).
-    pub(super) fn restore_quota(&self, user: &UserId, month: Month, units: u64) {
-        *lock(&self.quota[user.shard(SHARDS)])
-            .entry((user.clone(), month))
-            .or_insert(0) += units;
-    }
-
     /// Every unit this node process has admitted toward `user`'s quota in `month`,
     /// written or not.
     pub(super) fn quota_total(&self, user: &UserId, month: Month) -> u64 {
@@ -379,17 +378,6 @@ impl Tallies {
         admitted
     }
 
-    /// Puts back a rollup a failed write took.
-    pub(super) fn restore_rollup(&self, key: RollupKey, counts: RollupCounts) {
-        let head = RollupHead {
-            key: key.key,
-            hour: key.hour,
-            status: key.status,
-            code: key.code,
-        };
-        lock(&self.rollups[shard_of(head.key)]).add(head, &key.endpoint, &key.plan, &counts);
-    }
-
     /// Queues raw events; returns how many did not fit.
     pub(super) fn add_events(
         &self,
@@ -406,88 +394,5 @@ impl Tallies {
             }
         }
         shed
-    }
-
-    /// Forgets the endpoints of hours before `hour` (keys not seen this hour).
-    pub(super) fn forget_endpoints_before(&self, hour: i64) {
-        if self
-            .endpoints_hour
-            .swap(hour, std::sync::atomic::Ordering::Relaxed)
-            == hour
-        {
-            return;
-        }
-        for shard in &self.rollups {
-            lock(shard)
-                .endpoints
-                .retain(|_, (seen_hour, _)| *seen_hour >= hour);
-        }
-    }
-
-    /// Takes the pending quota units: (user, month, units).
-    pub(super) fn take_quota(&self) -> Vec<(UserId, Month, u64)> {
-        let mut all = Vec::new();
-        for shard in &self.quota {
-            let taken = std::mem::take(&mut *lock(shard));
-            all.extend(
-                taken
-                    .into_iter()
-                    .map(|((user, month), units)| (user, month, units)),
-            );
-        }
-        all
-    }
-
-    /// Forgets the quota totals of months before `oldest`.
-    pub(super) fn forget_quota_totals_before(&self, oldest: Month) {
-        for shard in &self.quota_totals {
-            lock(shard).retain(|_, totals| {
-                totals.retain(|(month, _)| *month >= oldest);
-                !totals.is_empty()
-            });
-        }
-    }
-
-    pub(super) fn take(&self) -> Tally {
-        let mut all = Tally::new();
-        for shard in &self.shards {
-            let taken = std::mem::take(&mut *lock(shard));
-            if all.is_empty() {
-                all = taken;
-            } else {
-                all.extend(taken);
-            }
-        }
-        all
-    }
-
-    pub(super) fn take_rollups(&self) -> Vec<(RollupKey, RollupCounts)> {
-        let mut all = Vec::new();
-        for shard in &self.rollups {
-            let taken = std::mem::take(&mut lock(shard).counts);
-            for (head, rollups) in taken {
-                all.extend(rollups.into_iter().map(|(endpoint, plan, counts)| {
-                    let key = RollupKey {
-                        key: head.key,
-                        hour: head.hour,
-                        endpoint,
-                        status: head.status,
-                        code: head.code,
-                        plan,
-                    };
-                    (key, counts)
-                }));
-            }
-        }
-        all
-    }
-
-    pub(super) fn take_events(&self) -> Vec<(usize, Vec<PendingEvent>)> {
-        self.events
-            .iter()
-            .enumerate()
-            .map(|(shard, queue)| (shard, std::mem::take(&mut *lock(queue))))
-            .filter(|(_, events)| !events.is_empty())
-            .collect()
     }
 }

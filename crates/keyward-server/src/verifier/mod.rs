@@ -22,7 +22,7 @@ use keyward_store::{Store, StoreError};
 pub use cache::{Cached, CachedKey, KeyCache, KeyIdDisplay};
 pub use guard::FailureGuard;
 
-use keyward_limiter::{Ask, Limiter, Limits, Outcome};
+use keyward_limiter::{Ask, Limiter, Limits, Outcome, Windows};
 
 use crate::usage::{UsageRecord, UsageRecorder};
 
@@ -296,12 +296,11 @@ impl Verifier {
                 })
             },
             || {
-                check.required_scopes.iter().all(|scope| {
-                    (key.scopes.is_empty() || key.scopes.contains(scope))
-                        && plan
-                            .as_ref()
-                            .is_none_or(|plan| plan.spec.allows_scope(scope))
-                })
+                keyward_core::scopes_granted(
+                    check.required_scopes,
+                    &key.scopes,
+                    plan.as_ref().and_then(|plan| plan.spec.features.as_deref()),
+                )
             },
         );
         if let Some(code) = refusal {
@@ -320,13 +319,14 @@ impl Verifier {
                 tracing::error!(key_id = %key.id(), plan = %key.effective_plan(), "key refers to an unknown plan");
                 return Err(Unavailable);
             };
-            let windows = plan
-                .spec
-                .windows_for(key.limits.as_deref(), key.rate_limit_per_hour);
             let ask = Ask {
                 owner: key.lineage.0,
                 user: &key.user_id,
-                windows: &windows,
+                windows: Windows {
+                    plan: &plan.spec.limits,
+                    own: key.limits.as_deref(),
+                    per_hour: key.rate_limit_per_hour,
+                },
                 burst: plan.spec.burst.as_ref(),
                 // Test keys never spend the quota.
                 monthly_quota: match key.environment {

@@ -269,7 +269,8 @@ pub(super) async fn record_metering(
     if changed {
         insert_events(&mut tx, std::slice::from_ref(event)).await?;
         // The same body reaches webhook endpoints subscribed to `usage.metered`.
-        super::webhooks::raise(&mut tx, "usage.metered", &event.payload, event.created_at).await?;
+        super::webhook_outbox::raise(&mut tx, "usage.metered", &event.payload, event.created_at)
+            .await?;
         tx.commit().await?;
     }
     Ok(changed)

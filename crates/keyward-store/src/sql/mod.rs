@@ -19,6 +19,7 @@ mod roles;
 mod rows;
 mod usage;
 mod users;
+mod webhook_outbox;
 mod webhooks;
 
 use chrono::{DateTime, Utc};
@@ -169,7 +170,7 @@ pub(super) async fn revoke_in(
     .rows_affected();
     if revoked > 0 {
         let record = keys::fetch(conn, id).await?;
-        webhooks::raise(conn, "key.revoked", &serde_json::json!({"key": record}), at).await?;
+        webhook_outbox::raise(conn, "key.revoked", &serde_json::json!({"key": record}), at).await?;
     }
     Ok(())
 }
@@ -268,7 +269,7 @@ async fn quota_thresholds(conn: &mut Conn, entry: &QuotaUsage, at: &str) -> Stor
         .rows_affected();
         if recorded == 1 {
             let now = rows::parse_ts(at)?;
-            webhooks::raise(
+            webhook_outbox::raise(
                 conn,
                 "quota.threshold",
                 &serde_json::json!({

@@ -9,7 +9,7 @@ use keyward_core::{KeyHash, KeyId, Plan, PlanName, UserId};
 use super::super::{MIGRATOR, SCHEMA_SNAPSHOT};
 use super::{
     Backend, add_key_usage, add_quota, admin_keys, audit, billing, import, keys, now, plans,
-    retry_read, rows, usage, users, webhooks,
+    retry_read, rows, usage, users, webhook_outbox, webhooks,
 };
 use crate::{
     Actor, AdminKeyRecord, AdminStore, AuditFilter, AuditRecord, BillingEvent, BillingStore,
@@ -288,7 +288,7 @@ impl WebhookStore for Backend {
         kind: &str,
         subject: &serde_json::Value,
     ) -> StoreResult<String> {
-        webhooks::raise_alone(self, kind, subject).await
+        webhook_outbox::raise_alone(self, kind, subject).await
     }
 
     async fn claim_webhook_deliveries(
@@ -297,7 +297,7 @@ impl WebhookStore for Backend {
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<(WebhookDelivery, WebhookRecord)>> {
-        webhooks::claim(self, now, lease_until, limit).await
+        webhook_outbox::claim(self, now, lease_until, limit).await
     }
 
     async fn finish_webhook_delivery(
@@ -307,11 +307,11 @@ impl WebhookStore for Backend {
         attempt: &WebhookAttempt,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        webhooks::finish(self, delivery_id, claim, attempt, now).await
+        webhook_outbox::finish(self, delivery_id, claim, attempt, now).await
     }
 
     async fn disable_failing_webhooks(&self, failing_before: DateTime<Utc>) -> StoreResult<u64> {
-        webhooks::disable_failing(self, failing_before).await
+        webhook_outbox::disable_failing(self, failing_before).await
     }
 
     async fn list_webhook_deliveries(
@@ -319,7 +319,7 @@ impl WebhookStore for Backend {
         endpoint_id: &str,
         page: &PageRequest,
     ) -> StoreResult<Page<WebhookDelivery>> {
-        retry_read(|| webhooks::deliveries(self, endpoint_id, page)).await
+        retry_read(|| webhook_outbox::deliveries(self, endpoint_id, page)).await
     }
 
     async fn replay_webhook_events(
@@ -327,7 +327,7 @@ impl WebhookStore for Backend {
         endpoint_id: &str,
         since: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        webhooks::replay(self, endpoint_id, since).await
+        webhook_outbox::replay(self, endpoint_id, since).await
     }
 
     async fn raise_expiry_notices(
@@ -337,12 +337,12 @@ impl WebhookStore for Backend {
         since: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<u32> {
-        webhooks::raise_expiry_notices(self, now, notice, since, limit).await
+        keys::raise_expiry_notices(self, now, notice, since, limit).await
     }
 
     async fn prune_webhook_events(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         let mut tx = self.write().await?;
-        let pruned = webhooks::prune(&mut tx, before).await?;
+        let pruned = webhook_outbox::prune(&mut tx, before).await?;
         tx.commit().await?;
         Ok(pruned)
     }

@@ -193,7 +193,7 @@ pub(super) async fn update(
                 }],
             )
             .await?;
-            super::webhooks::raise(
+            super::webhook_outbox::raise(
                 &mut tx,
                 "user.plan_changed",
                 &json!({

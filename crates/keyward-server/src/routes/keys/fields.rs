@@ -8,7 +8,7 @@ use keyward_core::{Environment, KeyName, Scope, Window};
 use keyward_store::Metadata;
 use serde::Deserialize;
 
-use super::super::{double_option, field};
+use super::super::inputs::{double_option, field};
 use super::{MAX_DAYS, MAX_LIST_ITEMS};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};

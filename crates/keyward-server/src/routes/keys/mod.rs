@@ -12,7 +12,7 @@ use keyward_store::{
 };
 use serde_json::Value;
 
-use super::{AdminOrSelf, ApiQuery, field, now};
+use super::inputs::{AdminOrSelf, ApiQuery, field, now};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, JsonBody, RawBody, from_json_value, is_json, parse_json_syntax};

@@ -122,7 +122,7 @@ async fn report_one(
         .await?;
         if earlier == 0 {
             let after = fetch(tx, &id).await?;
-            super::super::webhooks::raise(
+            super::super::webhook_outbox::raise(
                 tx,
                 "key.leaked",
                 &json!({"key": after, "url": report.url, "source": report.source, "action": taken}),

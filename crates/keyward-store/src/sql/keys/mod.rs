@@ -5,18 +5,22 @@ use keyward_core::{KeyHash, KeyId, PlanName, UserId};
 use serde_json::json;
 use sqlx::{QueryBuilder, Row};
 
+mod expiry;
 mod leaks;
 mod rotate;
+mod update;
 
+pub(super) use expiry::{latest_expiry, raise_expiry_notices};
 pub(super) use leaks::report_leaks;
 pub(super) use rotate::rotate;
+pub(super) use update::update;
 
 use super::plans::ensure_plan;
 use super::rows::{KEY_COLUMNS, int, json, key_from_row, open_key_sql, opt_ts, ts};
 use super::{Backend, Conn, Db, Lookup, bad_cursor, exists, now, revoke_in, write_audit};
 use crate::{
-    Actor, AuditAction, KeyFilter, KeyMaterial, KeyPatch, KeyRecord, KeySpec, Page, StoreError,
-    StoreResult, UserProfile, merge_metadata,
+    Actor, AuditAction, KeyFilter, KeyMaterial, KeyRecord, KeySpec, Page, StoreError, StoreResult,
+    UserProfile,
 };
 
 pub(super) async fn fetch(conn: &mut Conn, id: &KeyId) -> StoreResult<KeyRecord> {
@@ -202,7 +206,7 @@ pub(super) async fn create(
     )
     .await?;
     let record = fetch(&mut tx, &material.id).await?;
-    super::webhooks::raise(&mut tx, "key.created", &json!({"key": record}), at).await?;
+    super::webhook_outbox::raise(&mut tx, "key.created", &json!({"key": record}), at).await?;
     tx.commit().await?;
     Ok(record)
 }
@@ -251,185 +255,6 @@ async fn cursor_key(store: &Backend, cursor: &str) -> StoreResult<KeyId> {
     } else {
         Err(bad_cursor())
     }
-}
-
-/// The latest a key of `user_id` made at `at` may expire, when the user's plan caps key
-/// lifetimes (`max_key_lifetime_days`); `None` without a cap. It is the user's plan that
-/// counts, not a plan set on the key itself.
-pub(super) async fn latest_expiry(
-    conn: &mut Conn,
-    user_id: &UserId,
-    at: DateTime<chrono::Utc>,
-) -> StoreResult<Option<DateTime<chrono::Utc>>> {
-    let days: Option<i64> = sqlx::query_scalar(
-        "SELECT p.max_key_lifetime_days FROM users u JOIN plans p ON p.name = u.plan
-         WHERE u.user_id = $1",
-    )
-    .bind(user_id.as_str())
-    .fetch_optional(&mut *conn)
-    .await?
-    .flatten();
-    Ok(days.map(|days| at + chrono::Duration::days(days)))
-}
-
-pub(super) async fn update(
-    store: &Backend,
-    id: &KeyId,
-    patch: &KeyPatch,
-    actor: &Actor,
-) -> StoreResult<KeyRecord> {
-    let at = now();
-    let mut tx = store.write().await?;
-    let mut key = fetch(&mut tx, id).await?;
-    unchanged_since(&key, patch.if_unchanged_since)?;
-    // Under a cap on key lifetimes, a key lives at most that long from its creation: a
-    // change may shorten its life, never lengthen it past the cap (nor remove its expiry).
-    if let Some(asked) = patch.expires_at
-        && asked != key.expires_at
-        && let Some(latest) = latest_expiry(&mut tx, &key.user_id, key.created_at).await?
-    {
-        let lengthens = match (asked, key.expires_at) {
-            (None, _) => true,
-            // A key without expiry (made before the cap) only gets shorter by having one.
-            (Some(_), None) => false,
-            (Some(asked), Some(current)) => asked > latest && asked > current,
-        };
-        if lengthens {
-            return Err(StoreError::invalid(
-                "expires_at",
-                format!(
-                    "may be at most {} (the user's plan caps how long its keys live)",
-                    super::rows::ts(latest)
-                ),
-            ));
-        }
-    }
-    if let Some(Some(plan)) = &patch.plan {
-        ensure_plan(&mut tx, plan).await?;
-    }
-    let was_enabled = key.enabled;
-    if let Some(name) = &patch.name {
-        key.name.clone_from(name);
-    }
-    if let Some(enabled) = patch.enabled {
-        // Who disabled it decides who may enable it again; an operator disabling a key its
-        // user disabled takes the decision over.
-        if enabled != key.enabled || (!enabled && actor.is_operator()) {
-            key.disabled_by = (!enabled).then(|| actor.label());
-        }
-        key.enabled = enabled;
-    }
-    if let Some(expires_at) = patch.expires_at {
-        key.expires_at = expires_at;
-    }
-    if let Some(allowed_ips) = &patch.allowed_ips {
-        key.allowed_ips.clone_from(allowed_ips);
-    }
-    if let Some(scopes) = &patch.scopes {
-        key.scopes.clone_from(scopes);
-    }
-    if let Some(metadata) = &patch.metadata {
-        merge_metadata(&mut key.metadata, metadata);
-        check_metadata_size(&key.metadata)?;
-        if actor.is_operator() {
-            // Members an operator sets become read-only to self-service; members it
-            // removes are nobody's.
-            for (member, value) in metadata {
-                let locked = key.locked_metadata.iter().any(|m| m == member);
-                if value.is_null() {
-                    key.locked_metadata.retain(|m| m != member);
-                } else if !locked {
-                    key.locked_metadata.push(member.clone());
-                }
-            }
-        }
-        key.locked_metadata
-            .retain(|member| key.metadata.contains_key(member));
-    }
-    if let Some(plan) = &patch.plan {
-        key.plan.clone_from(plan);
-    }
-    if let Some(rate) = patch.rate_limit_per_hour {
-        key.rate_limit_per_hour = rate;
-    }
-    if let Some(limits) = &patch.limits {
-        key.limits.clone_from(limits);
-    }
-    sqlx::query(
-        "UPDATE api_keys SET name = $2, enabled = $3, expires_at = $4, allowed_ips = $5,
-             scopes = $6, metadata = $7, plan = $8, rate_limit_per_hour = $9, limits = $10,
-             updated_at = $11, disabled_by = $12, locked_metadata = $13
-         WHERE id = $1",
-    )
-    .bind(id.as_str())
-    .bind(&key.name)
-    .bind(key.enabled)
-    .bind(opt_ts(key.expires_at))
-    .bind(key.allowed_ips.as_ref().map(json))
-    .bind(json(&key.scopes))
-    .bind(json(&key.metadata))
-    .bind(key.plan.as_ref().map(PlanName::as_str))
-    .bind(key.rate_limit_per_hour.map(int))
-    .bind(key.limits.as_ref().map(json))
-    .bind(ts(at))
-    .bind(key.disabled_by.as_deref())
-    .bind(json(&key.locked_metadata))
-    .execute(&mut *tx)
-    .await?;
-    if key.enabled != was_enabled {
-        let action = if key.enabled {
-            AuditAction::KeyEnable
-        } else {
-            AuditAction::KeyDisable
-        };
-        write_audit(
-            &mut tx,
-            at,
-            actor,
-            action,
-            Some(&key.user_id),
-            Some(id),
-            json!({}),
-        )
-        .await?;
-    }
-    if patch.changes_settings() {
-        write_audit(
-            &mut tx,
-            at,
-            actor,
-            AuditAction::KeyUpdate,
-            Some(&key.user_id),
-            Some(id),
-            json!({"fields": patch_fields(patch)}),
-        )
-        .await?;
-    }
-    let record = fetch(&mut tx, id).await?;
-    // One `key.updated` per audit record (a change of settings, an enable or disable).
-    let changes = usize::from(key.enabled != was_enabled) + usize::from(patch.changes_settings());
-    for _ in 0..changes {
-        super::webhooks::raise(&mut tx, "key.updated", &json!({"key": record}), at).await?;
-    }
-    tx.commit().await?;
-    Ok(record)
-}
-
-/// The names of the fields a patch sets, for the audit record.
-fn patch_fields(patch: &KeyPatch) -> Vec<&'static str> {
-    [
-        ("name", patch.name.is_some()),
-        ("expires_at", patch.expires_at.is_some()),
-        ("allowed_ips", patch.allowed_ips.is_some()),
-        ("scopes", patch.scopes.is_some()),
-        ("metadata", patch.metadata.is_some()),
-        ("plan", patch.plan.is_some()),
-        ("rate_limit_per_hour", patch.rate_limit_per_hour.is_some()),
-        ("limits", patch.limits.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(name, set)| set.then_some(name))
-    .collect()
 }
 
 pub(super) async fn revoke(store: &Backend, id: &KeyId, actor: &Actor) -> StoreResult<KeyRecord> {

@@ -105,7 +105,7 @@ pub(in super::super) async fn rotate(
     .await?;
     let new = fetch(&mut tx, &material.id).await?;
     let old = fetch(&mut tx, id).await?;
-    super::super::webhooks::raise(
+    super::super::webhook_outbox::raise(
         &mut tx,
         "key.rotated",
         &json!({"key": new, "old_key": old}),

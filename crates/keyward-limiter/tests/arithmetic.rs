@@ -1,7 +1,7 @@
 //! The limiter's algorithms against exact models: a sliding log for windows, a continuous
 //! token bucket for the burst. Random arrival times and costs; time is injected.
 
-use keyward_core::limits::{Gcra, SUB_BUCKETS, SlidingWindow, bucket_width_ms};
+use keyward_limiter::{Gcra, SUB_BUCKETS, SlidingWindow, bucket_width_ms};
 use proptest::prelude::*;
 
 fn requests() -> impl Strategy<Value = Vec<(u64, u64)>> {
