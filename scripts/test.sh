@@ -129,11 +129,12 @@ ensure_gateways() {
       fail "nginx and caddy are needed by the gateway tests and could not be installed"
   fi
 }
-# Debian's Chromium: the API reference at /docs is rendered by a real browser in the tests.
+# Debian's Chromium and its driver: the API reference at /docs, the dashboard and the portal
+# are tested in a real browser.
 ensure_browser() {
-  if ! command -v chromium >/dev/null 2>&1; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 ||
-      fail "chromium is needed by the browser tests and could not be installed"
+  if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 ||
+      fail "chromium and chromium-driver are needed by the browser tests and could not be installed"
   fi
 }
 trap cleanup EXIT
@@ -146,12 +147,14 @@ FASTAPI_VERSION="0.165.0"
 UVICORN_VERSION="0.54.0"
 # The reference Standard Webhooks verifier, for the event webhook tests.
 STANDARDWEBHOOKS_VERSION="1.1.0"
+# Drives Chromium through chromium-driver in the dashboard and portal tests.
+SELENIUM_VERSION="4.51.0"
 
 # The Python tools the tests use, from PyPI, in a virtualenv of their own, installed once
 # per machine: schemathesis and openapi-spec-validator (the OpenAPI document), httpx with
 # HTTP/2 (a real client of keyward's HTTPS), FastAPI and uvicorn (the documentation's
-# examples), standardwebhooks (verifies every webhook delivery in the tests). The tests
-# find Python in KEYWARD_TEST_PYTHON.
+# examples), standardwebhooks (verifies every webhook delivery in the tests), selenium (the
+# dashboard and portal in Chromium). The tests find Python in KEYWARD_TEST_PYTHON.
 ensure_python_tools() {
   local venv="$cache/venv"
   if ! command -v curl >/dev/null 2>&1; then
@@ -165,6 +168,7 @@ ensure_python_tools() {
     "$venv/bin/pip" show fastapi 2>/dev/null | grep -qx "Version: $FASTAPI_VERSION" &&
     "$venv/bin/pip" show uvicorn 2>/dev/null | grep -qx "Version: $UVICORN_VERSION" &&
     "$venv/bin/pip" show standardwebhooks 2>/dev/null | grep -qx "Version: $STANDARDWEBHOOKS_VERSION" &&
+    "$venv/bin/pip" show selenium 2>/dev/null | grep -qx "Version: $SELENIUM_VERSION" &&
     "$venv/bin/python" -c "import h2" 2>/dev/null; then
     return
   fi
@@ -177,8 +181,8 @@ ensure_python_tools() {
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" \
     "openapi-spec-validator==$SPEC_VALIDATOR_VERSION" "httpx[http2]==$HTTPX_VERSION" \
     "fastapi==$FASTAPI_VERSION" "uvicorn==$UVICORN_VERSION" \
-    "standardwebhooks==$STANDARDWEBHOOKS_VERSION" ||
-    fail "cannot install schemathesis, openapi-spec-validator, httpx, fastapi, uvicorn and standardwebhooks from PyPI"
+    "standardwebhooks==$STANDARDWEBHOOKS_VERSION" "selenium==$SELENIUM_VERSION" ||
+    fail "cannot install schemathesis, openapi-spec-validator, httpx, fastapi, uvicorn, standardwebhooks and selenium from PyPI"
 }
 
 # What the documentation's shell blocks and examples use besides keyward: jq and openssl
@@ -299,5 +303,9 @@ run_schemathesis
 
 step "the documentation: every shell block and example, against a live server"
 run_doc_tests
+
+step "the dashboard and the portal in Chromium (selenium; screenshots in $CARGO_TARGET_DIR/browser/screenshots)"
+"$cache/venv/bin/python" crates/keyward/tests/browser/dashboard.py "$CARGO_TARGET_DIR/debug/keyward" "$CARGO_TARGET_DIR/browser" ||
+  fail "the dashboard and portal browser tests failed (see $CARGO_TARGET_DIR/browser)"
 
 step "all checks passed"

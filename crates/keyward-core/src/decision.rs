@@ -162,6 +162,13 @@ impl KeyStatus {
         }
     }
 
+    /// The state named `raw` (`active`, `disabled`, `expired`, `revoked`).
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Active, Self::Disabled, Self::Expired, Self::Revoked]
+            .into_iter()
+            .find(|status| status.as_str() == raw)
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Active => "active",

@@ -21,6 +21,9 @@ pub enum Caller {
     Admin(Option<Arc<AdminKeyRecord>>),
     /// A user's own key; acts only on that user.
     Key(Arc<CachedKey>),
+    /// A user in its portal: acts as an unrestricted `live` key of that user (see
+    /// [`CachedKey::portal`]), under the same self-service rules as a key.
+    Portal(Arc<CachedKey>),
 }
 
 impl Caller {
@@ -30,9 +33,14 @@ impl Caller {
 
     /// The user a self-service caller acts for.
     pub fn own_user(&self) -> Option<&UserId> {
+        self.own_key().map(|key| &key.user_id)
+    }
+
+    /// The key a self-service caller acts with (the portal's is an unrestricted one).
+    pub fn own_key(&self) -> Option<&Arc<CachedKey>> {
         match self {
             Self::Admin(_) => None,
-            Self::Key(key) => Some(&key.user_id),
+            Self::Key(key) | Self::Portal(key) => Some(key),
         }
     }
 
@@ -41,7 +49,7 @@ impl Caller {
         match self {
             Self::Admin(None) => &[Permission::All],
             Self::Admin(Some(key)) => &key.permissions,
-            Self::Key(_) => &[],
+            Self::Key(_) | Self::Portal(_) => &[],
         }
     }
 
@@ -50,6 +58,7 @@ impl Caller {
             Self::Admin(None) => Actor::admin(Some(client.client)),
             Self::Admin(Some(key)) => Actor::admin_key(&key.id, Some(client.client)),
             Self::Key(key) => Actor::key(key.id(), Some(client.client)),
+            Self::Portal(key) => Actor::portal(&key.user_id, Some(client.client)),
         }
     }
 
@@ -163,6 +172,23 @@ pub async fn authenticate(
 }
 
 const ADMIN_KEY_START: &str = "kwadm_";
+
+/// A credential typed into the dashboard's sign-in form: the admin token or an admin key.
+/// A wrong one counts as a failed check, like a wrong bearer token.
+pub async fn admin_credential(
+    state: &AppState,
+    client: &ClientAddr,
+    credential: &str,
+) -> ApiResult<Caller> {
+    refuse_if_blocked(state, client)?;
+    if state.admin_token.matches(credential) {
+        Ok(Caller::Admin(None))
+    } else if credential.starts_with(ADMIN_KEY_START) {
+        admin_key(state, client, credential).await
+    } else {
+        Err(wrong_admin_credential(state, client, WRONG_TOKEN))
+    }
+}
 
 /// An admin key presented as a bearer token: looked up by hash on every call, so a
 /// revocation holds on every node at once. A wrong one counts as a failed check.

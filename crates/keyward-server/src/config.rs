@@ -59,6 +59,8 @@ pub struct ServerConfig {
     pub leak_action: keyward_store::LeakAction,
     /// Event webhooks: retries, retention, denied networks.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// The dashboard's and the portal's sessions and links.
+    pub ui: UiSettings,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -140,6 +142,7 @@ impl Default for ServerConfig {
             github_public_keys: None,
             leak_action: keyward_store::LeakAction::Revoke,
             webhooks: crate::webhooks::WebhookSettings::default(),
+            ui: UiSettings::default(),
         }
     }
 }
@@ -176,5 +179,48 @@ mod tests {
         };
         let debug = format!("{config:?}");
         assert!(!debug.contains("s3cret") && !debug.contains(&"x".repeat(40)));
+    }
+}
+
+/// The dashboard's and the portal's sessions and links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UiSettings {
+    /// A dashboard session ends after this long without a request.
+    pub session_idle: Duration,
+    /// A dashboard session ends this long after sign-in, however active.
+    pub session_max: Duration,
+    /// How long a portal link can be used (once).
+    pub portal_link_ttl: Duration,
+    /// Where customers reach keyward (`https://keys.example.com`, no trailing slash);
+    /// `None`: the scheme and `Host` of the request that makes the link.
+    pub public_url: Option<String>,
+}
+
+impl Default for UiSettings {
+    fn default() -> Self {
+        Self {
+            session_idle: Duration::from_secs(30 * 60),
+            session_max: Duration::from_secs(12 * 3600),
+            portal_link_ttl: Duration::from_secs(15 * 60),
+            public_url: None,
+        }
+    }
+}
+
+impl UiSettings {
+    /// Checks a public URL: `http` or `https`, a host, no query or fragment. Returned
+    /// without a trailing slash.
+    pub fn public_url(raw: &str) -> Result<String, &'static str> {
+        let url = reqwest::Url::parse(raw.trim()).map_err(|_| "is not a URL")?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("must start with http:// or https://");
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("has no host");
+        }
+        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+            return Err("must not carry a query, a fragment or a user name");
+        }
+        Ok(url.as_str().trim_end_matches('/').to_owned())
     }
 }

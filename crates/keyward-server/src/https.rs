@@ -113,7 +113,12 @@ pub fn admit(config: &ServerConfig, request: &Request) -> Result<bool, ApiError>
             client_address(peer, request.headers(), &config.trusted_proxies)
         };
         if !EXPOSED_KEY_REPORTS.contains(&path)
-            && carries_credential(request.headers(), request.uri())
+            && (carries_credential(request.headers(), request.uri())
+                || crate::ui::cookies::carries_web_credential(
+                    request.method(),
+                    request.uri(),
+                    request.headers(),
+                ))
             && refuses(config, client)
         {
             return Err(ApiError::HttpsRequired);

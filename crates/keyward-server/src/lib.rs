@@ -21,6 +21,7 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod tls;
+pub mod ui;
 pub mod usage;
 pub mod verifier;
 pub mod views;

@@ -15,7 +15,7 @@ use keyward_store::{
 
 use crate::views::{
     DayUsage, EndpointRequests, KeyRequests, KeyUsageReport, LatencyPercentiles, QuotaStanding,
-    TopEndpoint, TopKey, UsageSummary, UserUsageReport,
+    TimelinePoint, TopEndpoint, TopKey, UsageSummary, UserUsageReport,
 };
 
 /// Longest look-back for `days` (rollups are kept 400 days).
@@ -105,6 +105,60 @@ async fn days(
                 p50_ms: latency.then(|| quantile(&counts.latency, 0.50)),
                 p95_ms: latency.then(|| quantile(&counts.latency, 0.95)),
             }
+        })
+        .collect())
+}
+
+/// Requests by code over the report's time: by hour for one day (today's hours so far), by
+/// day otherwise; zero-filled, so the points cover the whole time.
+async fn timeline(
+    store: &dyn Store,
+    filter: &UsageFilter,
+    days_back_n: u32,
+    now: DateTime<Utc>,
+) -> Result<Vec<TimelinePoint>, StoreError> {
+    let hourly = days_back_n == 1;
+    let group = if hourly {
+        UsageGroup::HourCode
+    } else {
+        UsageGroup::DayCode
+    };
+    let mut by_start: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for total in totals(store, filter, group).await? {
+        let (Some(start), Some(code)) = (total.group.first(), total.group.get(1)) else {
+            continue;
+        };
+        // Hours are the schema's timestamp text; a point names its hour as `HH:00`.
+        let start = if hourly {
+            start
+                .get(11..13)
+                .map_or_else(|| start.clone(), |hh| format!("{hh}:00"))
+        } else {
+            start.clone()
+        };
+        *by_start
+            .entry(start)
+            .or_default()
+            .entry(code.clone())
+            .or_default() += total.requests;
+    }
+    let starts: Vec<String> = if hourly {
+        (0..=now.format("%H").to_string().parse::<u32>().unwrap_or(23))
+            .map(|hour| format!("{hour:02}:00"))
+            .collect()
+    } else {
+        let first = days_back(now, days_back_n).date_naive();
+        first
+            .iter_days()
+            .take_while(|day| *day <= now.date_naive())
+            .map(|day| day.to_string())
+            .collect()
+    };
+    Ok(starts
+        .into_iter()
+        .map(|start| TimelinePoint {
+            by_code: by_start.remove(&start).unwrap_or_default(),
+            start,
         })
         .collect())
 }
@@ -254,8 +308,10 @@ pub async fn summary(
             rejection_rate: rate(t.rejected, t.requests),
         })
         .collect();
+    let timeline = timeline(store, &filter, days_back_n, now).await?;
     Ok(UsageSummary {
         days: days_back_n,
+        timeline,
         requests: total.requests,
         rejected: total.rejected,
         rejection_rate: rate(total.rejected, total.requests),

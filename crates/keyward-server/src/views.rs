@@ -261,6 +261,9 @@ pub struct LatencyPercentiles {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct UsageSummary {
     pub days: u32,
+    /// Requests by decision code over time: one point per hour of today when `days` is 1
+    /// (`start` is `HH:00`, UTC), else one per day (`YYYY-MM-DD`); every point present.
+    pub timeline: Vec<TimelinePoint>,
     pub requests: u64,
     pub rejected: u64,
     pub rejection_rate: f64,
@@ -271,6 +274,30 @@ pub struct UsageSummary {
     /// The 10 endpoints with the most requests.
     pub top_endpoints: Vec<TopEndpoint>,
     pub latency_ms: LatencyPercentiles,
+}
+
+/// A one-time link to a user's portal (`POST /v1/users/{user_id}/portal-sessions`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PortalLink {
+    /// Opens the portal once; give it to the user alone. It holds the only copy of its
+    /// token: keyward keeps a hash.
+    pub url: String,
+    #[serde(with = "rfc3339")]
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How many portal links and sessions of a user were ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PortalSessionsEnded {
+    pub user_id: String,
+    pub ended: u64,
+}
+
+/// Requests by decision code in one hour or day of a usage summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct TimelinePoint {
+    pub start: String,
+    pub by_code: BTreeMap<String, u64>,
 }
 
 /// A page of the audit log, newest first (`GET /v1/audit`).

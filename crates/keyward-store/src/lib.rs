@@ -64,6 +64,7 @@ pub trait Store:
     + UsageStore
     + BillingStore
     + WebhookStore
+    + SessionStore
     + AdminStore
     + std::fmt::Debug
 {
@@ -76,6 +77,7 @@ impl<T> Store for T where
         + UsageStore
         + BillingStore
         + WebhookStore
+        + SessionStore
         + AdminStore
         + std::fmt::Debug
 {
@@ -84,7 +86,8 @@ impl<T> Store for T where
 /// Every role trait, for `use keyward_store::roles::*;`.
 pub mod roles {
     pub use crate::{
-        AdminStore, BillingStore, FeedStore, KeyStore, UsageStore, UserStore, WebhookStore,
+        AdminStore, BillingStore, FeedStore, KeyStore, SessionStore, UsageStore, UserStore,
+        WebhookStore,
     };
 }
 
@@ -273,23 +276,71 @@ pub trait BillingStore: Send + Sync {
     ) -> StoreResult<Vec<BillingEvent>>;
 }
 
+/// Sessions of the dashboard and the portal, kept here so that every node knows them, and
+/// the one-time links that open portal sessions. Only hashes of their tokens are stored.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_web_session(&self, session: &NewWebSession) -> StoreResult<()>;
+    /// The session whose token hashes to `token_hash` if it is live at `now` — seen within
+    /// `idle`, before its `expires_at`, its admin key neither revoked nor expired, its
+    /// portal user not deleted — and marks it seen at `now`. A session found dead is
+    /// deleted.
+    async fn touch_web_session(
+        &self,
+        token_hash: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        idle: chrono::Duration,
+    ) -> StoreResult<Option<WebSession>>;
+    /// Ends a session (signing out); ending one that does not exist is not an error.
+    async fn delete_web_session(&self, token_hash: &str) -> StoreResult<()>;
+    /// Stores a one-time portal link for an existing, undeleted user (`NotFound`
+    /// otherwise), audited as `portal_session.create`.
+    async fn create_portal_link(
+        &self,
+        user: &UserId,
+        token_hash: &str,
+        expires_at: chrono::DateTime<chrono::Utc>,
+        actor: &Actor,
+    ) -> StoreResult<()>;
+    /// Uses a portal link: the user it opens, the first time only and before it expires,
+    /// whichever node asks.
+    async fn consume_portal_link(
+        &self,
+        token_hash: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Option<UserId>>;
+    /// Ends every portal link and session of the user, audited as `portal_session.revoke`;
+    /// how many ended.
+    async fn revoke_portal_sessions(&self, user: &UserId, actor: &Actor) -> StoreResult<u64>;
+    /// Deletes sessions and links that ended before `now`.
+    async fn prune_web_sessions(&self, now: chrono::DateTime<chrono::Utc>) -> StoreResult<u64>;
+}
+
 /// Event webhooks: endpoints, the events raised with the changes they describe (in the
 /// same transaction), and each event's delivery to each endpoint subscribed to it.
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
-    async fn create_webhook(&self, new: &NewWebhook) -> StoreResult<WebhookRecord>;
+    /// Each change below is audited (`webhook.*`) by `actor` in its own transaction; the
+    /// audit record never holds a secret.
+    async fn create_webhook(&self, new: &NewWebhook, actor: &Actor) -> StoreResult<WebhookRecord>;
     async fn get_webhook(&self, id: &str) -> StoreResult<WebhookRecord>;
     /// Newest first.
     async fn list_webhooks(&self, page: &PageRequest) -> StoreResult<Page<WebhookRecord>>;
-    async fn update_webhook(&self, id: &str, patch: &WebhookPatch) -> StoreResult<WebhookRecord>;
+    async fn update_webhook(
+        &self,
+        id: &str,
+        patch: &WebhookPatch,
+        actor: &Actor,
+    ) -> StoreResult<WebhookRecord>;
     /// Deletes the endpoint; its undelivered deliveries end as `dead`.
-    async fn delete_webhook(&self, id: &str) -> StoreResult<WebhookRecord>;
+    async fn delete_webhook(&self, id: &str, actor: &Actor) -> StoreResult<WebhookRecord>;
     /// A new signing secret; the current one keeps signing until `overlap_until`.
     async fn rotate_webhook_secret(
         &self,
         id: &str,
         secret: &str,
         overlap_until: chrono::DateTime<chrono::Utc>,
+        actor: &Actor,
     ) -> StoreResult<WebhookRecord>;
     /// Raises an event no other change carries (found by a background task): kept, and
     /// opened to every enabled endpoint subscribed to `kind`. Returns its id.
@@ -331,6 +382,7 @@ pub trait WebhookStore: Send + Sync {
         &self,
         endpoint_id: &str,
         since: chrono::DateTime<chrono::Utc>,
+        actor: &Actor,
     ) -> StoreResult<u64>;
     /// Raises `key.expiring` (expiry within `notice`) and `key.expired` (expiry passed) for
     /// active keys not replaced by a rotation, once per key and expiry value whichever node

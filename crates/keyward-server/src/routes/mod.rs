@@ -53,6 +53,10 @@ pub fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::show, users::update, users::delete))
         .routes(routes!(users::revoke_keys))
+        .routes(routes!(
+            users::create_portal_session,
+            users::revoke_portal_sessions
+        ))
         .routes(routes!(plans::list))
         .routes(routes!(plans::put))
         .routes(routes!(admin_keys::create, admin_keys::list))
@@ -93,7 +97,9 @@ pub fn router(state: AppState) -> Router {
         apply_own_writes,
     ));
     let (api, _) = management.merge(others).split_for_parts();
+    // The dashboard and the portal: HTML, not part of the API's document.
     let api = api
+        .merge(crate::ui::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -21,6 +21,12 @@ pub const TABLE: &[(&str, &str, &[Permission])] = &[
     ("PATCH", "/v1/users/{user_id}", &[UsersWrite]),
     ("DELETE", "/v1/users/{user_id}", &[UsersWrite]),
     ("POST", "/v1/users/{user_id}/revoke-keys", &[UsersWrite]),
+    ("POST", "/v1/users/{user_id}/portal-sessions", &[UsersWrite]),
+    (
+        "DELETE",
+        "/v1/users/{user_id}/portal-sessions",
+        &[UsersWrite],
+    ),
     ("GET", "/v1/users/{user_id}/usage", &[UsageRead]),
     ("GET", "/v1/users/{user_id}/invoice", &[BillingRead]),
     ("GET", "/v1/usage/summary", &[UsageRead]),

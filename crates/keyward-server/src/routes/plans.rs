@@ -7,8 +7,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::inputs::AdminOnly;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
+use crate::extract::ClientAddr;
 use crate::state::AppState;
 use crate::views::PlanList;
 
@@ -37,7 +39,20 @@ pub async fn put(
     Path(name): Path<String>,
     ApiJson(request): ApiJson<PutPlanRequest>,
 ) -> ApiResult<Json<Plan>> {
-    let name = PlanName::parse(&name).map_err(|e| ApiError::validation("name", e))?;
+    Ok(Json(
+        put_for(&state, &caller, &client, &name, request).await?,
+    ))
+}
+
+/// Creates or replaces a plan as `PUT /v1/plans/{name}` does (the dashboard too).
+pub async fn put_for(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientAddr,
+    name: &str,
+    request: PutPlanRequest,
+) -> ApiResult<Plan> {
+    let name = PlanName::parse(name).map_err(|e| ApiError::validation("name", e))?;
     if let Some(body_name) = &request.name
         && body_name != name.as_str()
     {
@@ -55,9 +70,8 @@ pub async fn put(
         })?;
     spec.validate()
         .map_err(|error| ApiError::validation(error.field, error.reason))?;
-    let plan = state
+    Ok(state
         .store
-        .put_plan(&Plan { name, spec }, &caller.actor(&client))
-        .await?;
-    Ok(Json(plan))
+        .put_plan(&Plan { name, spec }, &caller.actor(client))
+        .await?)
 }

@@ -3,17 +3,19 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use keyward_core::{PlanName, UserId};
 use keyward_store::{
     Metadata, NewUser, PageRequest, UserFilter, UserPatch, UserProfile, UserRecord,
 };
 use serde::Deserialize;
 
-use super::inputs::{AdminOnly, ApiQuery, double_option, field};
+use super::inputs::{AdminOnly, ApiQuery, double_option, field, now};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ClientAddr};
 use crate::state::AppState;
-use crate::views::{RevokedCount, UserList};
+use crate::views::{PortalLink, PortalSessionsEnded, RevokedCount, UserList};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -31,7 +33,7 @@ pub struct CreateUserRequest {
     pub metadata: Option<Metadata>,
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
     #[serde(alias = "tier")]
@@ -155,7 +157,20 @@ pub async fn update(
     Path(user_id): Path<String>,
     ApiJson(request): ApiJson<UpdateUserRequest>,
 ) -> ApiResult<Json<UserRecord>> {
-    let id = path_user(&user_id)?;
+    Ok(Json(
+        update_for(&state, &caller, &client, &user_id, request).await?,
+    ))
+}
+
+/// Changes a user as `PATCH /v1/users/{user_id}` does (the dashboard too).
+pub async fn update_for(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientAddr,
+    user_id: &str,
+    request: UpdateUserRequest,
+) -> ApiResult<UserRecord> {
+    let id = path_user(user_id)?;
     let patch = UserPatch {
         plan: request
             .plan
@@ -174,11 +189,10 @@ pub async fn update(
             .transpose()?,
         metadata: request.metadata,
     };
-    let updated = state
+    Ok(state
         .store
-        .update_user(&id, &patch, &caller.actor(&client))
-        .await?;
-    Ok(Json(updated))
+        .update_user(&id, &patch, &caller.actor(client))
+        .await?)
 }
 
 #[utoipa::path(delete, path = "/v1/users/{user_id}", operation_id = "deleteUser", summary = "Delete a user and revoke their keys", tag = "users", params(("user_id" = String, Path)),
@@ -209,4 +223,70 @@ pub async fn revoke_keys(
         .revoke_user_keys(&id, &caller.actor(&client))
         .await?;
     Ok(Json(RevokedCount { revoked }))
+}
+
+#[utoipa::path(post, path = "/v1/users/{user_id}/portal-sessions", operation_id = "createPortalSession", summary = "Make a one-time link to the user's portal", tag = "users", params(("user_id" = String, Path)),
+    responses((status = 201, description = "A link that opens the user's portal once, before `expires_at`", body = PortalLink),
+        (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("admin" = [])))]
+pub async fn create_portal_session(
+    State(state): State<AppState>,
+    AdminOnly(caller, client): AdminOnly,
+    Path(user_id): Path<String>,
+    parts: Parts,
+) -> ApiResult<(StatusCode, Json<PortalLink>)> {
+    let link = portal_link(&state, &caller, &client, &user_id, &parts).await?;
+    Ok((StatusCode::CREATED, Json(link)))
+}
+
+/// Makes a one-time portal link for an existing user (the dashboard's button too). Only the
+/// SHA-256 of its token is stored; the link is shown to the caller alone.
+pub async fn portal_link(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientAddr,
+    user_id: &str,
+    parts: &Parts,
+) -> ApiResult<PortalLink> {
+    let id = path_user(user_id)?;
+    let token = crate::ui::session::new_token();
+    let ttl = chrono::Duration::from_std(state.config.ui.portal_link_ttl)
+        .unwrap_or(chrono::Duration::minutes(15));
+    let expires_at = now() + ttl;
+    state
+        .store
+        .create_portal_link(
+            &id,
+            &crate::ui::session::token_hash(&token),
+            expires_at,
+            &caller.actor(client),
+        )
+        .await?;
+    Ok(PortalLink {
+        url: format!(
+            "{}/portal/enter?token={token}",
+            crate::ui::session::public_origin(parts, state)
+        ),
+        expires_at,
+    })
+}
+
+#[utoipa::path(delete, path = "/v1/users/{user_id}/portal-sessions", operation_id = "revokePortalSessions", summary = "End every portal link and session of the user", tag = "users", params(("user_id" = String, Path)),
+    responses((status = 200, body = PortalSessionsEnded),
+        (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("admin" = [])))]
+pub async fn revoke_portal_sessions(
+    State(state): State<AppState>,
+    AdminOnly(caller, client): AdminOnly,
+    Path(user_id): Path<String>,
+) -> ApiResult<Json<PortalSessionsEnded>> {
+    let id = path_user(&user_id)?;
+    let ended = state
+        .store
+        .revoke_portal_sessions(&id, &caller.actor(&client))
+        .await?;
+    Ok(Json(PortalSessionsEnded {
+        user_id: id.to_string(),
+        ended,
+    }))
 }

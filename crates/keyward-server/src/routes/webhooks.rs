@@ -161,7 +161,7 @@ fn created(webhook: &WebhookRecord) -> Response {
     security(("admin" = [])))]
 pub async fn create(
     State(state): State<AppState>,
-    _: AdminOnly,
+    AdminOnly(caller, client): AdminOnly,
     ApiJson(request): ApiJson<CreateWebhookRequest>,
 ) -> ApiResult<Response> {
     let new = NewWebhook {
@@ -170,7 +170,10 @@ pub async fn create(
         description: description_field(request.description.as_deref())?,
         secret: sign::new_secret(),
     };
-    let webhook = state.store.create_webhook(&new).await?;
+    let webhook = state
+        .store
+        .create_webhook(&new, &caller.actor(&client))
+        .await?;
     Ok(created(&webhook))
 }
 
@@ -215,7 +218,7 @@ pub async fn show(
     security(("admin" = [])))]
 pub async fn update(
     State(state): State<AppState>,
-    _: AdminOnly,
+    AdminOnly(caller, client): AdminOnly,
     Path(id): Path<String>,
     ApiJson(request): ApiJson<UpdateWebhookRequest>,
 ) -> ApiResult<Json<WebhookRecord>> {
@@ -232,7 +235,12 @@ pub async fn update(
         },
         enabled: request.enabled,
     };
-    Ok(Json(state.store.update_webhook(&id, &patch).await?))
+    Ok(Json(
+        state
+            .store
+            .update_webhook(&id, &patch, &caller.actor(&client))
+            .await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", operation_id = "deleteWebhook", summary = "Delete an endpoint", tag = "webhooks", params(("id" = String, Path)),
@@ -241,11 +249,16 @@ pub async fn update(
     security(("admin" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
-    _: AdminOnly,
+    AdminOnly(caller, client): AdminOnly,
     Path(id): Path<String>,
 ) -> ApiResult<Json<WebhookRecord>> {
     endpoint(&state, &id).await?;
-    Ok(Json(state.store.delete_webhook(&id).await?))
+    Ok(Json(
+        state
+            .store
+            .delete_webhook(&id, &caller.actor(&client))
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/webhooks/{id}/secret", operation_id = "getWebhookSecret", summary = "An endpoint's signing secret", tag = "webhooks", params(("id" = String, Path)),
@@ -268,14 +281,19 @@ pub async fn secret(
     security(("admin" = [])))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
-    _: AdminOnly,
+    AdminOnly(caller, client): AdminOnly,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     endpoint(&state, &id).await?;
     let overlap = chrono::Duration::from_std(SECRET_OVERLAP).unwrap_or_default();
     let webhook = state
         .store
-        .rotate_webhook_secret(&id, &sign::new_secret(), Utc::now() + overlap)
+        .rotate_webhook_secret(
+            &id,
+            &sign::new_secret(),
+            Utc::now() + overlap,
+            &caller.actor(&client),
+        )
         .await?;
     Ok(Json(WebhookWithSecret {
         webhook: &webhook,
@@ -328,12 +346,24 @@ pub async fn deliveries(
     security(("admin" = [])))]
 pub async fn replay(
     State(state): State<AppState>,
-    _: AdminOnly,
+    AdminOnly(caller, client): AdminOnly,
     Path(id): Path<String>,
     ApiJson(request): ApiJson<ReplayRequest>,
 ) -> ApiResult<Response> {
-    endpoint(&state, &id).await?;
-    let since: DateTime<Utc> = field("since", &request.since, keyward_core::time::parse)?;
+    let replayed = replay_for(&state, &caller, &client, &id, &request.since).await?;
+    Ok((StatusCode::ACCEPTED, Json(Replayed { replayed })).into_response())
+}
+
+/// Sends kept events again as `POST /v1/webhooks/{id}/replay` does (the dashboard too).
+pub async fn replay_for(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    client: &crate::extract::ClientAddr,
+    id: &str,
+    since: &str,
+) -> ApiResult<u64> {
+    endpoint(state, id).await?;
+    let since: DateTime<Utc> = field("since", since, keyward_core::time::parse)?;
     let kept_from =
         Utc::now() - chrono::Duration::days(i64::from(state.config.webhooks.retention_days));
     if since < kept_from {
@@ -345,6 +375,8 @@ pub async fn replay(
             ),
         ));
     }
-    let replayed = state.store.replay_webhook_events(&id, since).await?;
-    Ok((StatusCode::ACCEPTED, Json(Replayed { replayed })).into_response())
+    Ok(state
+        .store
+        .replay_webhook_events(id, since, &caller.actor(client))
+        .await?)
 }

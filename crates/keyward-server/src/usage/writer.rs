@@ -199,6 +199,11 @@ async fn prune(store: Arc<dyn Store>, retention_days: u32, mut stopped: watch::R
                         .map(|more| rows + more),
                     Err(error) => Err(error),
                 };
+                // Dashboard and portal sessions past their end, and unused expired links.
+                let pruned = match pruned {
+                    Ok(rows) => store.prune_web_sessions(now).await.map(|more| rows + more),
+                    Err(error) => Err(error),
+                };
                 match pruned {
                     Ok(0) => {}
                     Ok(rows) => tracing::info!(rows, "pruned old usage and history"),

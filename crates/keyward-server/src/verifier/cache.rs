@@ -190,6 +190,30 @@ impl CachedKey {
         .weighed()
     }
 
+    /// What a user's portal acts as: an unrestricted `live` key of the user (every scope,
+    /// any address, no expiry, no limits of its own). It is never cached nor checked.
+    pub fn portal(user_id: &UserId, user_plan: &PlanName) -> Self {
+        Self {
+            id: Ulid::nil(),
+            lineage: Ulid::nil(),
+            key_prefix: Box::from(""),
+            user_id: user_id.clone(),
+            plan: None,
+            user_plan: user_plan.clone(),
+            environment: Environment::Live,
+            is_active: true,
+            enabled: true,
+            expires_at: None,
+            allowed_ips: None,
+            scopes: Box::new([]),
+            metadata: None,
+            rate_limit_per_hour: None,
+            limits: None,
+            loaded_at: 0,
+            weight: 0,
+        }
+    }
+
     /// Sets the key's weight: its fields, what they hold on the heap, and the cache entry.
     fn weighed(mut self) -> Self {
         let heap = self.key_prefix.len()

@@ -19,6 +19,8 @@ pub enum ActorKind {
     Key(KeyId),
     /// A secret-scanning partner's report (GitHub).
     GitHub,
+    /// A user acting in its customer portal.
+    Portal(UserId),
 }
 
 /// The actor and the client address of a management action.
@@ -57,6 +59,13 @@ impl Actor {
         }
     }
 
+    pub fn portal(user: &UserId, ip: Option<IpAddr>) -> Self {
+        Self {
+            kind: ActorKind::Portal(user.clone()),
+            ip,
+        }
+    }
+
     /// An operator (the admin or the CLI), as opposed to a user acting on its own keys.
     pub fn is_operator(&self) -> bool {
         matches!(
@@ -65,7 +74,8 @@ impl Actor {
         )
     }
 
-    /// `admin`, `admin:<admin key id>`, `cli`, `key:<key id>` or `github`.
+    /// `admin`, `admin:<admin key id>`, `cli`, `key:<key id>`, `portal:<user id>` or
+    /// `github`.
     pub fn label(&self) -> String {
         match &self.kind {
             ActorKind::Admin => "admin".to_owned(),
@@ -73,6 +83,7 @@ impl Actor {
             ActorKind::Cli => "cli".to_owned(),
             ActorKind::Key(id) => format!("key:{id}"),
             ActorKind::GitHub => "github".to_owned(),
+            ActorKind::Portal(user) => format!("portal:{user}"),
         }
     }
 }
@@ -108,10 +119,24 @@ pub enum AuditAction {
     AdminKeyRevoke,
     #[serde(rename = "key.leak_reported")]
     KeyLeakReported,
+    #[serde(rename = "webhook.create")]
+    WebhookCreate,
+    #[serde(rename = "webhook.update")]
+    WebhookUpdate,
+    #[serde(rename = "webhook.delete")]
+    WebhookDelete,
+    #[serde(rename = "webhook.rotate_secret")]
+    WebhookRotateSecret,
+    #[serde(rename = "webhook.replay")]
+    WebhookReplay,
+    #[serde(rename = "portal_session.create")]
+    PortalSessionCreate,
+    #[serde(rename = "portal_session.revoke")]
+    PortalSessionRevoke,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 14] = [
+    pub const ALL: [AuditAction; 21] = [
         Self::KeyCreate,
         Self::KeyUpdate,
         Self::KeyDisable,
@@ -126,6 +151,13 @@ impl AuditAction {
         Self::AdminKeyCreate,
         Self::AdminKeyRevoke,
         Self::KeyLeakReported,
+        Self::WebhookCreate,
+        Self::WebhookUpdate,
+        Self::WebhookDelete,
+        Self::WebhookRotateSecret,
+        Self::WebhookReplay,
+        Self::PortalSessionCreate,
+        Self::PortalSessionRevoke,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -144,6 +176,13 @@ impl AuditAction {
             Self::AdminKeyCreate => "admin_key.create",
             Self::AdminKeyRevoke => "admin_key.revoke",
             Self::KeyLeakReported => "key.leak_reported",
+            Self::WebhookCreate => "webhook.create",
+            Self::WebhookUpdate => "webhook.update",
+            Self::WebhookDelete => "webhook.delete",
+            Self::WebhookRotateSecret => "webhook.rotate_secret",
+            Self::WebhookReplay => "webhook.replay",
+            Self::PortalSessionCreate => "portal_session.create",
+            Self::PortalSessionRevoke => "portal_session.revoke",
         }
     }
 

@@ -72,6 +72,14 @@ pub struct KeyFilter {
     pub user_id: Option<UserId>,
     /// Include revoked and expired keys (disabled keys are always listed).
     pub include_inactive: bool,
+    /// Keys whose id or user id is this, whose display prefix starts with it, or whose
+    /// name contains it (letter case aside).
+    pub search: Option<String>,
+    /// Only keys in this state (a revoked or expired state lists them whatever
+    /// `include_inactive` says).
+    pub status: Option<keyward_core::KeyStatus>,
+    /// Only keys on this plan: their own, else their user's.
+    pub plan: Option<PlanName>,
     pub page: PageRequest,
 }
 

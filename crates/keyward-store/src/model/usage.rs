@@ -146,6 +146,10 @@ pub enum UsageGroup {
     UserPlan,
     /// By hour, user and plan: hour start, user id, plan.
     HourUserPlan,
+    /// By UTC day and decision code: `YYYY-MM-DD`, code.
+    DayCode,
+    /// By hour and decision code: hour start, code.
+    HourCode,
 }
 
 /// Rollups added up over one group.

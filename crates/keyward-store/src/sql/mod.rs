@@ -17,6 +17,7 @@ mod keys;
 mod plans;
 mod roles;
 mod rows;
+mod sessions;
 mod usage;
 mod users;
 mod webhook_outbox;

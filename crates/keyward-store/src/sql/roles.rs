@@ -9,17 +9,17 @@ use keyward_core::{KeyHash, KeyId, Plan, PlanName, UserId};
 use super::super::{MIGRATOR, SCHEMA_SNAPSHOT};
 use super::{
     Backend, add_key_usage, add_quota, admin_keys, audit, billing, import, keys, now, plans,
-    retry_read, rows, usage, users, webhook_outbox, webhooks,
+    retry_read, rows, sessions, usage, users, webhook_outbox, webhooks,
 };
 use crate::{
     Actor, AdminKeyRecord, AdminStore, AuditFilter, AuditRecord, BillingEvent, BillingStore,
     ChangeEvent, Delivery, DeliveryOutcome, DeliveryStatus, FeedStore, ImportMode, ImportReport,
     ImportRow, KeyFilter, KeyMaterial, KeyPatch, KeyRecord, KeySpec, KeyStore, KeyUsage,
     LeakAction, LeakFound, LeakReport, MeteredHour, MigrationInfo, NewAdminKey, NewUser,
-    NewWebhook, Page, PageRequest, PlanSegment, PriceChange, QuotaUsage, Rollup, Rotation,
-    StoreResult, UsageBatch, UsageFilter, UsageGroup, UsageStore, UsageTotal, UserFilter,
-    UserPatch, UserRecord, UserStore, WebhookAttempt, WebhookDelivery, WebhookPatch, WebhookRecord,
-    WebhookStore,
+    NewWebSession, NewWebhook, Page, PageRequest, PlanSegment, PriceChange, QuotaUsage, Rollup,
+    Rotation, SessionStore, StoreResult, UsageBatch, UsageFilter, UsageGroup, UsageStore,
+    UsageTotal, UserFilter, UserPatch, UserRecord, UserStore, WebSession, WebhookAttempt,
+    WebhookDelivery, WebhookPatch, WebhookRecord, WebhookStore,
 };
 
 #[async_trait]
@@ -254,8 +254,8 @@ impl UsageStore for Backend {
 
 #[async_trait]
 impl WebhookStore for Backend {
-    async fn create_webhook(&self, new: &NewWebhook) -> StoreResult<WebhookRecord> {
-        webhooks::create(self, new).await
+    async fn create_webhook(&self, new: &NewWebhook, actor: &Actor) -> StoreResult<WebhookRecord> {
+        webhooks::create(self, new, actor).await
     }
 
     async fn get_webhook(&self, id: &str) -> StoreResult<WebhookRecord> {
@@ -266,12 +266,17 @@ impl WebhookStore for Backend {
         retry_read(|| webhooks::list(self, page)).await
     }
 
-    async fn update_webhook(&self, id: &str, patch: &WebhookPatch) -> StoreResult<WebhookRecord> {
-        webhooks::update(self, id, patch).await
+    async fn update_webhook(
+        &self,
+        id: &str,
+        patch: &WebhookPatch,
+        actor: &Actor,
+    ) -> StoreResult<WebhookRecord> {
+        webhooks::update(self, id, patch, actor).await
     }
 
-    async fn delete_webhook(&self, id: &str) -> StoreResult<WebhookRecord> {
-        webhooks::delete(self, id).await
+    async fn delete_webhook(&self, id: &str, actor: &Actor) -> StoreResult<WebhookRecord> {
+        webhooks::delete(self, id, actor).await
     }
 
     async fn rotate_webhook_secret(
@@ -279,8 +284,9 @@ impl WebhookStore for Backend {
         id: &str,
         secret: &str,
         overlap_until: DateTime<Utc>,
+        actor: &Actor,
     ) -> StoreResult<WebhookRecord> {
-        webhooks::rotate_secret(self, id, secret, overlap_until).await
+        webhooks::rotate_secret(self, id, secret, overlap_until, actor).await
     }
 
     async fn raise_webhook_event(
@@ -326,8 +332,9 @@ impl WebhookStore for Backend {
         &self,
         endpoint_id: &str,
         since: DateTime<Utc>,
+        actor: &Actor,
     ) -> StoreResult<u64> {
-        webhook_outbox::replay(self, endpoint_id, since).await
+        webhook_outbox::replay(self, endpoint_id, since, actor).await
     }
 
     async fn raise_expiry_notices(
@@ -406,6 +413,52 @@ impl BillingStore for Backend {
         to: DateTime<Utc>,
     ) -> StoreResult<Vec<BillingEvent>> {
         retry_read(|| billing::events(self, from, to)).await
+    }
+}
+
+#[async_trait]
+impl SessionStore for Backend {
+    async fn create_web_session(&self, session: &NewWebSession) -> StoreResult<()> {
+        sessions::create(self, session).await
+    }
+
+    async fn touch_web_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        idle: chrono::Duration,
+    ) -> StoreResult<Option<WebSession>> {
+        sessions::touch(self, token_hash, now, idle).await
+    }
+
+    async fn delete_web_session(&self, token_hash: &str) -> StoreResult<()> {
+        sessions::delete(self, token_hash).await
+    }
+
+    async fn create_portal_link(
+        &self,
+        user: &UserId,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+        actor: &Actor,
+    ) -> StoreResult<()> {
+        sessions::create_link(self, user, token_hash, expires_at, actor).await
+    }
+
+    async fn consume_portal_link(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<UserId>> {
+        sessions::consume_link(self, token_hash, now).await
+    }
+
+    async fn revoke_portal_sessions(&self, user: &UserId, actor: &Actor) -> StoreResult<u64> {
+        sessions::revoke_user(self, user, actor).await
+    }
+
+    async fn prune_web_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        sessions::prune(self, now).await
     }
 }
 

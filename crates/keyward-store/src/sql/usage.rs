@@ -164,6 +164,8 @@ pub(super) async fn totals(
         UsageGroup::HourPlan => &["hour", "plan"],
         UsageGroup::UserPlan => &["user_id", "plan"],
         UsageGroup::HourUserPlan => &["hour", "user_id", "plan"],
+        UsageGroup::DayCode => &["substr(hour, 1, 10)", "code"],
+        UsageGroup::HourCode => &["hour", "code"],
     };
     let sum = |column: &str| format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT) AS {column}");
     let mut select: Vec<String> = columns

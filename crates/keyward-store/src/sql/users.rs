@@ -292,6 +292,7 @@ pub(super) async fn delete(store: &Backend, id: &UserId, actor: &Actor) -> Store
         return Ok(user);
     }
     let revoked = revoke_all(&mut tx, id, actor, at).await?;
+    super::sessions::end_all(&mut tx, id, at).await?;
     sqlx::query("UPDATE users SET deleted_at = $2, updated_at = $2 WHERE user_id = $1")
         .bind(id.as_str())
         .bind(ts(at))

@@ -283,6 +283,7 @@ pub(super) async fn replay(
     store: &Backend,
     endpoint_id: &str,
     since: DateTime<Utc>,
+    actor: &crate::Actor,
 ) -> StoreResult<u64> {
     let at = now();
     let mut tx = store.write().await?;
@@ -314,6 +315,17 @@ pub(super) async fn replay(
         }
         count += 1;
     }
+    let details = serde_json::json!({"webhook_id": endpoint_id, "since": since, "events": count});
+    super::write_audit(
+        &mut tx,
+        at,
+        actor,
+        crate::AuditAction::WebhookReplay,
+        None,
+        None,
+        details,
+    )
+    .await?;
     tx.commit().await?;
     Ok(count)
 }

@@ -2,11 +2,15 @@
 //! Events and their deliveries are in `webhook_outbox.rs`.
 
 use chrono::{DateTime, Utc};
+use serde_json::json;
 use sqlx::{QueryBuilder, Row};
 
 use super::rows::{get_json, get_opt_ts, get_ts, json, opt_ts, ts};
-use super::{Backend, Conn, Db, DbRow, now};
-use crate::{NewWebhook, Page, PageRequest, StoreError, StoreResult, WebhookPatch, WebhookRecord};
+use super::{Backend, Conn, Db, DbRow, now, write_audit};
+use crate::{
+    Actor, AuditAction, NewWebhook, Page, PageRequest, StoreError, StoreResult, WebhookPatch,
+    WebhookRecord,
+};
 
 const ENDPOINT_COLUMNS: &str = "id, url, events, description, enabled, secret, previous_secret, \
     previous_secret_until, failing_since, created_at, updated_at";
@@ -39,7 +43,11 @@ pub(super) async fn endpoint_in(conn: &mut Conn, id: &str) -> StoreResult<Webhoo
     endpoint_from_row(&row)
 }
 
-pub(super) async fn create(store: &Backend, new: &NewWebhook) -> StoreResult<WebhookRecord> {
+pub(super) async fn create(
+    store: &Backend,
+    new: &NewWebhook,
+    actor: &Actor,
+) -> StoreResult<WebhookRecord> {
     let at = now();
     let id = format!("whk_{}", keyward_core::monotonic_ulid());
     let mut tx = store.write().await?;
@@ -56,8 +64,21 @@ pub(super) async fn create(store: &Backend, new: &NewWebhook) -> StoreResult<Web
     .execute(&mut *tx)
     .await?;
     let record = endpoint_in(&mut tx, &id).await?;
+    let details = json!({"webhook_id": id, "url": record.url, "events": record.events});
+    audit(&mut tx, at, actor, AuditAction::WebhookCreate, details).await?;
     tx.commit().await?;
     Ok(record)
+}
+
+/// The audit record of a change to an endpoint (no user or key; never the secret).
+async fn audit(
+    conn: &mut Conn,
+    at: DateTime<Utc>,
+    actor: &Actor,
+    action: AuditAction,
+    details: serde_json::Value,
+) -> StoreResult<()> {
+    write_audit(conn, at, actor, action, None, None, details).await
 }
 
 pub(super) async fn get(store: &Backend, id: &str) -> StoreResult<WebhookRecord> {
@@ -89,6 +110,7 @@ pub(super) async fn update(
     store: &Backend,
     id: &str,
     patch: &WebhookPatch,
+    actor: &Actor,
 ) -> StoreResult<WebhookRecord> {
     let at = now();
     let mut tx = store.write().await?;
@@ -123,12 +145,24 @@ pub(super) async fn update(
     .execute(&mut *tx)
     .await?;
     let record = endpoint_in(&mut tx, id).await?;
+    let fields: Vec<&str> = [
+        ("url", patch.url.is_some()),
+        ("events", patch.events.is_some()),
+        ("description", patch.description.is_some()),
+        ("enabled", patch.enabled.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect();
+    let details = json!({"webhook_id": id, "fields": fields});
+    audit(&mut tx, at, actor, AuditAction::WebhookUpdate, details).await?;
     tx.commit().await?;
     Ok(record)
 }
 
 /// Deletes the endpoint; its undelivered deliveries end as `dead`.
-pub(super) async fn delete(store: &Backend, id: &str) -> StoreResult<WebhookRecord> {
+pub(super) async fn delete(store: &Backend, id: &str, actor: &Actor) -> StoreResult<WebhookRecord> {
+    let at = now();
     let mut tx = store.write().await?;
     let record = endpoint_in(&mut tx, id).await?;
     sqlx::query(
@@ -142,6 +176,8 @@ pub(super) async fn delete(store: &Backend, id: &str) -> StoreResult<WebhookReco
         .bind(id)
         .execute(&mut *tx)
         .await?;
+    let details = json!({"webhook_id": id, "url": record.url});
+    audit(&mut tx, at, actor, AuditAction::WebhookDelete, details).await?;
     tx.commit().await?;
     Ok(record)
 }
@@ -152,6 +188,7 @@ pub(super) async fn rotate_secret(
     id: &str,
     secret: &str,
     overlap_until: DateTime<Utc>,
+    actor: &Actor,
 ) -> StoreResult<WebhookRecord> {
     let at = now();
     let mut tx = store.write().await?;
@@ -168,6 +205,15 @@ pub(super) async fn rotate_secret(
     .execute(&mut *tx)
     .await?;
     let record = endpoint_in(&mut tx, id).await?;
+    let details = json!({"webhook_id": id, "previous_secret_until": overlap_until});
+    audit(
+        &mut tx,
+        at,
+        actor,
+        AuditAction::WebhookRotateSecret,
+        details,
+    )
+    .await?;
     tx.commit().await?;
     Ok(record)
 }

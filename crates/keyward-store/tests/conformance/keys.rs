@@ -98,6 +98,7 @@ pub async fn listing_is_newest_first_and_pages_without_gaps(store: &dyn Store) {
             user_id: Some(user("bob")),
             include_inactive: false,
             page: page(3, cursor),
+            ..KeyFilter::default()
         };
         let result = store.list_keys(&filter).await.unwrap();
         assert!(result.items.len() <= 3);
@@ -163,6 +164,7 @@ pub async fn inactive_keys_are_listed_only_on_request(store: &dyn Store) {
             user_id: Some(user("dan")),
             include_inactive,
             page: page(50, None),
+            ..KeyFilter::default()
         };
         let mut ids: Vec<KeyId> = store
             .list_keys(&filter)
@@ -307,6 +309,7 @@ pub async fn rotating_a_revoked_key_conflicts(store: &dyn Store) {
             user_id: Some(user("gus")),
             include_inactive: true,
             page: page(10, None),
+            ..KeyFilter::default()
         })
         .await
         .unwrap();
@@ -352,6 +355,7 @@ pub async fn rotation_happens_at_most_once_and_only_to_active_keys(store: &dyn S
             user_id: Some(user("rot")),
             include_inactive: true,
             page: page(100, None),
+            ..KeyFilter::default()
         })
         .await
         .unwrap()
@@ -1046,4 +1050,112 @@ pub async fn the_lifetime_cap_counts_from_creation_on_change(store: &dyn Store) 
         .update_key(&capped_key.id, &change(Some(shorter)), &admin())
         .await
         .unwrap();
+}
+
+pub async fn listings_search_and_filter_by_state_and_plan(store: &dyn Store) {
+    let mut pro = spec("acme", "Payments 100%_live");
+    pro.plan = Some(plan("pro"));
+    let (_, payments) = issue_key(store, &pro, &admin()).await.unwrap();
+    let (_, batch) = issue_key(store, &spec("acme", "nightly batch"), &admin())
+        .await
+        .unwrap();
+    let (_, revoked) = issue_key(store, &spec("globex", "old"), &admin())
+        .await
+        .unwrap();
+    store.revoke_key(&revoked.id, &admin()).await.unwrap();
+    let patch = KeyPatch {
+        enabled: Some(false),
+        ..KeyPatch::default()
+    };
+    let (_, disabled) = issue_key(store, &spec("globex", "paused"), &admin())
+        .await
+        .unwrap();
+    store
+        .update_key(&disabled.id, &patch, &admin())
+        .await
+        .unwrap();
+    let ids = |filter: KeyFilter| async move {
+        let mut ids: Vec<String> = store
+            .list_keys(&filter)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|k| k.id.to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let search = |q: &str| KeyFilter {
+        search: Some(q.to_owned()),
+        include_inactive: true,
+        page: page(100, None),
+        ..KeyFilter::default()
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    // By id, by user id, by display prefix, by part of the name (letter case aside).
+    assert_eq!(
+        ids(search(payments.id.as_str())).await,
+        [payments.id.to_string()]
+    );
+    assert_eq!(
+        ids(search("acme")).await,
+        sorted(vec![payments.id.to_string(), batch.id.to_string()])
+    );
+    assert_eq!(
+        ids(search(&payments.key_prefix)).await,
+        [payments.id.to_string()]
+    );
+    assert_eq!(ids(search("BATCH")).await, [batch.id.to_string()]);
+    // LIKE's wildcards are matched as themselves: only the name holding them matches.
+    assert_eq!(ids(search("100%_")).await, [payments.id.to_string()]);
+    assert_eq!(ids(search("%")).await, [payments.id.to_string()]);
+    assert_eq!(ids(search("_")).await, [payments.id.to_string()]);
+    // By state (revoked ones whatever include_inactive says) and by effective plan.
+    let state = |status| KeyFilter {
+        status: Some(status),
+        page: page(100, None),
+        ..KeyFilter::default()
+    };
+    assert_eq!(
+        ids(state(KeyStatus::Revoked)).await,
+        [revoked.id.to_string()]
+    );
+    assert_eq!(
+        ids(state(KeyStatus::Disabled)).await,
+        [disabled.id.to_string()]
+    );
+    assert_eq!(
+        ids(state(KeyStatus::Active)).await,
+        sorted(vec![payments.id.to_string(), batch.id.to_string()])
+    );
+    let on = |name: &str| KeyFilter {
+        plan: Some(plan(name)),
+        include_inactive: true,
+        page: page(100, None),
+        ..KeyFilter::default()
+    };
+    assert_eq!(ids(on("pro")).await, [payments.id.to_string()]);
+    assert_eq!(ids(on("free")).await.len(), 3);
+    // A cursor belongs to its listing.
+    let first = store
+        .list_keys(&KeyFilter {
+            page: page(1, None),
+            ..search("acme")
+        })
+        .await
+        .unwrap();
+    let cursor = first.next_cursor.expect("a second page");
+    assert!(
+        store
+            .list_keys(&KeyFilter {
+                page: page(1, Some(cursor)),
+                ..search("globex")
+            })
+            .await
+            .is_err()
+    );
 }

@@ -7,6 +7,7 @@ pub mod billing;
 pub mod feed;
 pub mod helpers;
 pub mod keys;
+pub mod sessions;
 pub mod usage;
 pub mod users;
 pub mod webhooks;
@@ -57,8 +58,12 @@ macro_rules! store_conformance {
             case!(keys::leak_reports_are_bounded_and_name_keys_in_order);
             case!(keys::the_lifetime_cap_counts_from_creation_on_change);
             case!(webhooks::events_reach_subscribed_enabled_endpoints_once);
+            case!(webhooks::endpoint_changes_are_audited_without_the_secret);
             case!(webhooks::gone_and_failing_endpoints_are_disabled_and_replays_resend);
             case!(admin::admin_keys_are_found_by_hash_listed_revoked_and_touched);
+            case!(sessions::sessions_live_until_idle_expiry_or_their_admin_key_ends);
+            case!(sessions::portal_links_open_once_and_end_with_their_user);
+            case!(keys::listings_search_and_filter_by_state_and_plan);
 
             #[tokio::test]
             async fn migrations_roll_back_exactly_and_keep_other_tables_rows() {
@@ -153,6 +158,7 @@ macro_rules! raw_sql_conformance {
                         user_id: Some(user.clone()),
                         include_inactive: true,
                         page: keyward_store::PageRequest { limit: 100, cursor: None },
+                        ..keyward_store::KeyFilter::default()
                     })
                     .await
                     .unwrap()
@@ -163,6 +169,7 @@ macro_rules! raw_sql_conformance {
                         user_id: Some(user.clone()),
                         include_inactive: false,
                         page: keyward_store::PageRequest { limit: 100, cursor: None },
+                        ..keyward_store::KeyFilter::default()
                     })
                     .await
                     .unwrap()

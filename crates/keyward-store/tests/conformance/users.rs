@@ -155,6 +155,7 @@ pub async fn users_are_created_listed_updated_and_deleted(store: &dyn Store) {
             user_id: Some(user("u2")),
             include_inactive: true,
             page: page(10, None),
+            ..KeyFilter::default()
         })
         .await
         .unwrap();

@@ -8,12 +8,15 @@ use keyward_store::{
 
 async fn endpoint(store: &dyn Store, events: &[&str]) -> WebhookRecord {
     store
-        .create_webhook(&NewWebhook {
-            url: "http://127.0.0.1:9/hooks".into(),
-            events: events.iter().map(|e| (*e).to_owned()).collect(),
-            description: None,
-            secret: "whsec_c2VjcmV0".into(),
-        })
+        .create_webhook(
+            &NewWebhook {
+                url: "http://127.0.0.1:9/hooks".into(),
+                events: events.iter().map(|e| (*e).to_owned()).collect(),
+                description: None,
+                secret: "whsec_c2VjcmV0".into(),
+            },
+            &admin(),
+        )
         .await
         .unwrap()
 }
@@ -29,6 +32,7 @@ pub async fn events_reach_subscribed_enabled_endpoints_once(store: &dyn Store) {
                 enabled: Some(false),
                 ..WebhookPatch::default()
             },
+            &admin(),
         )
         .await
         .unwrap();
@@ -240,11 +244,12 @@ pub async fn gone_and_failing_endpoints_are_disabled_and_replays_resend(store: &
                 enabled: Some(true),
                 ..WebhookPatch::default()
             },
+            &admin(),
         )
         .await
         .unwrap();
     let replayed = store
-        .replay_webhook_events(&failing.id, now - Duration::minutes(1))
+        .replay_webhook_events(&failing.id, now - Duration::minutes(1), &admin())
         .await
         .unwrap();
     assert_eq!(replayed, 2);
@@ -273,9 +278,71 @@ pub async fn gone_and_failing_endpoints_are_disabled_and_replays_resend(store: &
             .items
             .is_empty()
     );
-    assert_eq!(store.delete_webhook(&gone.id).await.unwrap().id, gone.id);
+    assert_eq!(
+        store.delete_webhook(&gone.id, &admin()).await.unwrap().id,
+        gone.id
+    );
     assert!(matches!(
         store.get_webhook(&gone.id).await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+pub async fn endpoint_changes_are_audited_without_the_secret(store: &dyn Store) {
+    let hook = endpoint(store, &["key.created"]).await;
+    store
+        .update_webhook(
+            &hook.id,
+            &WebhookPatch {
+                description: Some(Some("billing".into())),
+                ..WebhookPatch::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
+    let rotated = store
+        .rotate_webhook_secret(&hook.id, "whsec_bmV3c2VjcmV0", Utc::now(), &admin())
+        .await
+        .unwrap();
+    store
+        .replay_webhook_events(&hook.id, Utc::now() - Duration::minutes(1), &admin())
+        .await
+        .unwrap();
+    store.delete_webhook(&hook.id, &admin()).await.unwrap();
+    let records = store
+        .list_audit(&AuditFilter {
+            page: PageRequest {
+                limit: 100,
+                cursor: None,
+            },
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .items;
+    let mine: Vec<_> = records
+        .iter()
+        .filter(|r| r.details["webhook_id"] == hook.id.as_str())
+        .collect();
+    let mut actions: Vec<&str> = mine.iter().map(|r| r.action.as_str()).collect();
+    actions.sort_unstable();
+    assert_eq!(
+        actions,
+        [
+            "webhook.create",
+            "webhook.delete",
+            "webhook.replay",
+            "webhook.rotate_secret",
+            "webhook.update"
+        ]
+    );
+    for record in &mine {
+        assert_eq!(record.actor, "admin");
+        let text = record.details.to_string();
+        assert!(
+            !text.contains(&rotated.secret) && !text.contains("whsec_c2VjcmV0"),
+            "{text}"
+        );
+    }
 }

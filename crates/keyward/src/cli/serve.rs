@@ -368,6 +368,41 @@ pub struct ServeArgs {
         value_name = "N"
     )]
     pub expiry_notice_days: Option<u32>,
+    /// A dashboard session ends after this long without a request (1m–24h). Default 30m.
+    #[arg(
+        hide_env_values = true,
+        long,
+        env = "KEYWARD_UI_SESSION_IDLE",
+        value_name = "DURATION"
+    )]
+    pub ui_session_idle: Option<String>,
+    /// A dashboard session ends this long after sign-in, however active (1m–7d).
+    /// Default 12h.
+    #[arg(
+        hide_env_values = true,
+        long,
+        env = "KEYWARD_UI_SESSION_MAX",
+        value_name = "DURATION"
+    )]
+    pub ui_session_max: Option<String>,
+    /// How long a portal link made by `POST /v1/users/{id}/portal-sessions` can be used,
+    /// once (1s–7d). Default 15m.
+    #[arg(
+        hide_env_values = true,
+        long,
+        env = "KEYWARD_PORTAL_LINK_TTL",
+        value_name = "DURATION"
+    )]
+    pub portal_link_ttl: Option<String>,
+    /// The address customers reach keyward at, such as `https://keys.example.com`: portal
+    /// links start with it. Default: the scheme and `Host` of the request making the link.
+    #[arg(
+        hide_env_values = true,
+        long,
+        env = "KEYWARD_PUBLIC_URL",
+        value_name = "URL"
+    )]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]

@@ -200,6 +200,7 @@ async fn list(
             user_id: user_id.clone(),
             include_inactive,
             page,
+            ..KeyFilter::default()
         };
         async move { context.store.list_keys(&filter).await }
     })

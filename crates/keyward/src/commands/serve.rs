@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use keyward_limiter::FailureMode;
 use keyward_server::billing::{BillingSettings, StripeSettings, WebhookSettings};
+use keyward_server::config::UiSettings;
 use keyward_server::tls::TlsFiles;
 use keyward_server::{Application, ServerConfig, StartupError};
 use zeroize::Zeroizing;
@@ -163,6 +164,7 @@ fn resolve(args: ServeArgs, database_url: String, file: &FileConfig) -> CliResul
         )?,
         billing,
         webhooks: webhook_settings(&args, &defaults.webhooks)?,
+        ui: ui_settings(&args, &defaults.ui)?,
         github_public_keys: args.github_public_keys.clone(),
         leak_action: match args.leak_action {
             None | Some(LeakActionArg::Revoke) => keyward_store::LeakAction::Revoke,
@@ -274,6 +276,51 @@ fn out_of_range(setting: &str, value: impl std::fmt::Display, range: &str) -> Cl
     CliError::usage(format!(
         "{setting} must be {range} (got {value}); set by the flag, its KEYWARD_ environment variable or the config file"
     ))
+}
+
+/// The dashboard's and the portal's sessions and links.
+fn ui_settings(args: &ServeArgs, defaults: &UiSettings) -> CliResult<UiSettings> {
+    let bounded = |setting: &str, raw: Option<&str>, default: Duration, most: u64, range: &str| {
+        duration_in(
+            setting,
+            raw,
+            default,
+            (Duration::from_secs(60), Duration::from_secs(most)),
+            range,
+        )
+    };
+    let public_url = args
+        .public_url
+        .as_deref()
+        .map(|raw| {
+            UiSettings::public_url(raw)
+                .map_err(|why| CliError::usage(format!("--public-url: `{raw}` {why}")))
+        })
+        .transpose()?;
+    Ok(UiSettings {
+        session_idle: bounded(
+            "--ui-session-idle",
+            args.ui_session_idle.as_deref(),
+            defaults.session_idle,
+            86_400,
+            "between 1m and 24h",
+        )?,
+        session_max: bounded(
+            "--ui-session-max",
+            args.ui_session_max.as_deref(),
+            defaults.session_max,
+            7 * 86_400,
+            "between 1m and 7d",
+        )?,
+        portal_link_ttl: duration_in(
+            "--portal-link-ttl",
+            args.portal_link_ttl.as_deref(),
+            defaults.portal_link_ttl,
+            (Duration::from_secs(1), Duration::from_secs(7 * 86_400)),
+            "between 1s and 7d",
+        )?,
+        public_url: public_url.or_else(|| defaults.public_url.clone()),
+    })
 }
 
 /// A duration setting: humantime (`90s`, `10m`) or whole seconds, from 1 second to 1 day.

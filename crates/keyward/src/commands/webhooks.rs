@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use keyward_server::webhooks::{self, SECRET_OVERLAP, WebhookSettings, sign};
-use keyward_store::{NewWebhook, PageRequest, WebhookPatch, WebhookRecord};
+use keyward_store::{Actor, NewWebhook, PageRequest, WebhookPatch, WebhookRecord};
 use serde_json::json;
 
 use super::{Context, named_not_found, pages, parse_arg, print_next_page};
@@ -29,7 +29,7 @@ pub async fn run(context: &Context, command: WebhooksCommand) -> CliResult {
                 description,
                 secret: sign::new_secret(),
             };
-            let created = context.store.create_webhook(&new).await?;
+            let created = context.store.create_webhook(&new, &Actor::cli()).await?;
             print_with_secret(context, &created)
         }
         WebhooksCommand::List { page } => {
@@ -62,7 +62,7 @@ pub async fn run(context: &Context, command: WebhooksCommand) -> CliResult {
         WebhooksCommand::Delete { id } => {
             let deleted = context
                 .store
-                .delete_webhook(&id)
+                .delete_webhook(&id, &Actor::cli())
                 .await
                 .map_err(|e| named_not_found(e, "webhook", &id))?;
             print(context, &deleted)
@@ -119,7 +119,12 @@ pub async fn run(context: &Context, command: WebhooksCommand) -> CliResult {
             let overlap = chrono::Duration::from_std(SECRET_OVERLAP).unwrap_or_default();
             let rotated = context
                 .store
-                .rotate_webhook_secret(&id, &sign::new_secret(), Utc::now() + overlap)
+                .rotate_webhook_secret(
+                    &id,
+                    &sign::new_secret(),
+                    Utc::now() + overlap,
+                    &Actor::cli(),
+                )
                 .await
                 .map_err(|e| named_not_found(e, "webhook", &id))?;
             print_with_secret(context, &rotated)
@@ -134,7 +139,7 @@ pub async fn run(context: &Context, command: WebhooksCommand) -> CliResult {
             }
             let replayed = context
                 .store
-                .replay_webhook_events(&id, since)
+                .replay_webhook_events(&id, since, &Actor::cli())
                 .await
                 .map_err(|e| named_not_found(e, "webhook", &id))?;
             if context.json {
@@ -158,7 +163,7 @@ async fn set_enabled(context: &Context, id: &str, enabled: bool) -> CliResult {
     };
     let updated = context
         .store
-        .update_webhook(id, &patch)
+        .update_webhook(id, &patch, &Actor::cli())
         .await
         .map_err(|e| named_not_found(e, "webhook", id))?;
     print(context, &updated)

@@ -8,6 +8,7 @@ mod admin_keys;
 mod attacks;
 mod billing_sinks;
 mod cluster;
+mod dashboard;
 mod fuzz_inputs;
 mod gateways;
 mod https;

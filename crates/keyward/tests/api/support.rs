@@ -118,16 +118,23 @@ impl TestServer {
     /// keyward in this process, with the settings `keyward serve` has without flags (the
     /// admin token, SQLite in a temporary directory, port 0).
     pub async fn spawn_app() -> Self {
+        Self::spawn_app_with(|_| {}).await
+    }
+
+    /// [`TestServer::spawn_app`] with settings changed by `configure` — also values the
+    /// command line would refuse, such as a one-second portal link.
+    pub async fn spawn_app_with(configure: impl FnOnce(&mut keyward_server::ServerConfig)) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         record_app_panics();
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = keyward_server::ServerConfig {
+        let mut config = keyward_server::ServerConfig {
             listen: "127.0.0.1:0".to_owned(),
             database_url: format!("sqlite://{}", dir.path().join("keyward.db").display()),
             admin_token: Some(zeroize::Zeroizing::new(ADMIN_TOKEN.to_owned())),
             ..keyward_server::ServerConfig::default()
         };
+        configure(&mut config);
         let (ready, address) = tokio::sync::oneshot::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {

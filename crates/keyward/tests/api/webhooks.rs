@@ -466,6 +466,29 @@ async fn endpoints_are_checked_and_need_their_permission() {
         .admin_call(Method::GET, &format!("/v1/webhooks/{id}"), None)
         .await
         .assert_problem(404, "NOT_FOUND");
+    // Each change is audited by the admin, with its address; refused ones are not.
+    let audit = server.admin(Method::GET, "/v1/audit?limit=100", None).await;
+    let records: Vec<&Value> = audit.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["details"]["webhook_id"] == id)
+        .collect();
+    let mut actions: Vec<&str> = records
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    actions.sort_unstable();
+    assert_eq!(
+        actions,
+        ["webhook.create", "webhook.delete", "webhook.update"],
+        "{records:?}"
+    );
+    for record in records {
+        assert_eq!(record["actor"], "admin");
+        assert!(record["ip"].is_string(), "{record}");
+        assert!(!record.to_string().contains("whsec_"), "{record}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -14,7 +14,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 
 /// `POST /v1/keys`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     /// Admin only; self-service creates keys for its own user.
@@ -109,6 +109,17 @@ pub struct ListKeysQuery {
     pub user_id: Option<String>,
     #[serde(default)]
     pub include_inactive: bool,
+    /// Keys whose id or user id is this, whose display prefix starts with it, or whose
+    /// name contains it (letter case aside); 1–200 characters.
+    #[param(min_length = 1, max_length = 200)]
+    pub q: Option<String>,
+    /// Only keys in this state (`revoked` and `expired` list them whatever
+    /// `include_inactive` says).
+    #[param(pattern = "^(active|disabled|expired|revoked)$")]
+    pub status: Option<String>,
+    /// Only keys on this plan (their own, else their user's).
+    #[param(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+    pub plan: Option<String>,
     /// Items per page (1–1000, default 50).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Duration;
-use keyward_core::{KeyId, KeyPrefix, Permission, PlanName, UserId};
+use keyward_core::{KeyId, KeyPrefix, Permission, PlainKey, PlanName, UserId};
 use keyward_store::{
     KeyFilter, KeyPatch, KeyRecord, KeySpec, PageRequest, Rotation, issue_key, rotate_key,
 };
@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::inputs::{AdminOrSelf, ApiQuery, field, now};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::ClientAddr;
 use crate::extract::{ApiJson, JsonBody, RawBody, from_json_value, is_json, parse_json_syntax};
 use crate::self_service;
 use crate::state::AppState;
@@ -53,11 +54,7 @@ fn view_with_secret<'a>(key: &'a KeyRecord, secret: &'a str) -> NewKeyObject<'a>
 }
 
 /// A key the caller may act on: any for the admin; its own user's for a key (else 404).
-pub(crate) async fn visible_key(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> ApiResult<KeyRecord> {
+pub async fn visible_key(state: &AppState, caller: &Caller, id: &str) -> ApiResult<KeyRecord> {
     let key = state.store.get_key(&path_key(id)?).await?;
     if caller.can_see(&key.user_id) {
         Ok(key)
@@ -75,10 +72,27 @@ pub async fn create(
     AdminOrSelf(caller, client): AdminOrSelf,
     ApiJson(request): ApiJson<CreateKeyRequest>,
 ) -> ApiResult<Response> {
-    let user_id = match (&caller, &request.user_id) {
-        (Caller::Key(key), _) => key.user_id.clone(),
-        (Caller::Admin(_), Some(user_id)) => field("user_id", user_id, UserId::parse)?,
-        (Caller::Admin(_), None) => return Err(ApiError::validation("user_id", "is required")),
+    let (plain, key) = create_for(&state, &caller, &client, request).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(view_with_secret(&key, plain.expose_secret())),
+    )
+        .into_response())
+}
+
+/// Creates a key as `POST /v1/keys` does, for any caller (the dashboard and the portal
+/// too): the plaintext, to show once, and the key.
+pub async fn create_for(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientAddr,
+    request: CreateKeyRequest,
+) -> ApiResult<(PlainKey, KeyRecord)> {
+    let caller = caller.clone();
+    let user_id = match (caller.own_user(), &request.user_id) {
+        (Some(own), _) => own.clone(),
+        (None, Some(user_id)) => field("user_id", user_id, UserId::parse)?,
+        (None, None) => return Err(ApiError::validation("user_id", "is required")),
     };
     // Creating a key for a user that does not exist creates the user: an admin key needs
     // `users:write` for that too.
@@ -115,8 +129,8 @@ pub async fn create(
     check_metadata_size(request.metadata.as_ref())?;
     // The prefix must not claim another environment than the one the key gets (a test key's
     // keys are test keys unless it asks otherwise, which is refused below).
-    let environment = match &caller {
-        Caller::Key(own) if request.environment.is_none() => own.environment,
+    let environment = match caller.own_key() {
+        Some(own) if request.environment.is_none() => own.environment,
         _ => spec.environment,
     };
     if let Some(prefix) = &spec.prefix {
@@ -133,8 +147,8 @@ pub async fn create(
             ("limits", request.limits.is_some()),
         ],
     )?;
-    spec.scopes = match &caller {
-        Caller::Key(own) => {
+    spec.scopes = match caller.own_key() {
+        Some(own) => {
             let expiry_field = if request.expires_in_days.is_some() {
                 "expires_in_days"
             } else {
@@ -148,16 +162,12 @@ pub async fn create(
             )?;
             self_service::new_key_scopes(own, requested_scopes)?
         }
-        Caller::Admin(_) => requested_scopes.unwrap_or_default(),
+        None => requested_scopes.unwrap_or_default(),
     };
     spec.metadata = request.metadata.unwrap_or_default();
-    let (plain, key) = issue_key(&*state.store, &spec, &caller.actor(&client)).await?;
+    let (plain, key) = issue_key(&*state.store, &spec, &caller.actor(client)).await?;
     tracing::info!(key_id = %key.id, key_prefix = %key.key_prefix, user_id = %key.user_id, "key created");
-    Ok((
-        StatusCode::CREATED,
-        Json(view_with_secret(&key, plain.expose_secret())),
-    )
-        .into_response())
+    Ok((plain, key))
 }
 
 #[utoipa::path(get, path = "/v1/keys", operation_id = "listKeys", summary = "List keys", tag = "keys", params(ListKeysQuery),
@@ -168,6 +178,25 @@ pub async fn list(
     AdminOrSelf(caller, _): AdminOrSelf,
     ApiQuery(query): ApiQuery<ListKeysQuery>,
 ) -> ApiResult<Response> {
+    let page = list_page(&state, &caller, query).await?;
+    let now = now();
+    Ok(Json(KeyList {
+        keys: page
+            .items
+            .iter()
+            .map(|key| KeyObject::of(key, now))
+            .collect(),
+        next_cursor: page.next_cursor,
+    })
+    .into_response())
+}
+
+/// The page of keys `GET /v1/keys` answers with (the dashboard's keys page shows it too).
+pub async fn list_page(
+    state: &AppState,
+    caller: &Caller,
+    query: ListKeysQuery,
+) -> ApiResult<keyward_store::Page<KeyRecord>> {
     let requested = query
         .user_id
         .as_deref()
@@ -184,25 +213,39 @@ pub async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::validation("limit", "must be between 1 and 1000"));
     }
+    let search = query
+        .q
+        .map(|q| q.trim().to_owned())
+        .filter(|q| !q.is_empty());
+    if search.as_ref().is_some_and(|q| q.chars().count() > 200) {
+        return Err(ApiError::validation("q", "must be at most 200 characters"));
+    }
+    let status = query
+        .status
+        .as_deref()
+        .map(|raw| {
+            keyward_core::KeyStatus::parse(raw).ok_or_else(|| {
+                ApiError::validation("status", "must be active, disabled, expired or revoked")
+            })
+        })
+        .transpose()?;
+    let plan = query
+        .plan
+        .as_deref()
+        .map(|p| field("plan", p, PlanName::parse))
+        .transpose()?;
     let filter = KeyFilter {
         user_id,
         include_inactive: query.include_inactive,
+        search,
+        status,
+        plan,
         page: PageRequest {
             limit,
             cursor: query.cursor,
         },
     };
-    let page = state.store.list_keys(&filter).await?;
-    let now = now();
-    Ok(Json(KeyList {
-        keys: page
-            .items
-            .iter()
-            .map(|key| KeyObject::of(key, now))
-            .collect(),
-        next_cursor: page.next_cursor,
-    })
-    .into_response())
+    Ok(state.store.list_keys(&filter).await?)
 }
 
 #[utoipa::path(get, path = "/v1/keys/{id}", operation_id = "getKey", summary = "Get a key", tag = "keys", params(("id" = String, Path)),
@@ -230,6 +273,20 @@ pub async fn update(
     let document = parse_json_syntax(&body)?;
     let key = visible_key(&state, &caller, &id).await?;
     let request: UpdateKeyRequest = from_json_value(document)?;
+    Ok(view(
+        &update_for(&state, &caller, &client, key, request).await?,
+    ))
+}
+
+/// Changes a key as `PATCH /v1/keys/{id}` does, for any caller. `key` is one the caller may
+/// see ([`visible_key`]).
+pub async fn update_for(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientAddr,
+    key: KeyRecord,
+    request: UpdateKeyRequest,
+) -> ApiResult<KeyRecord> {
     let patch = KeyPatch {
         name: request.name.as_deref().map(name_field).transpose()?,
         enabled: request.enabled,
@@ -273,23 +330,21 @@ pub async fn update(
         check_metadata_size(Some(&merged))?;
     }
     forbid_admin_fields(
-        &caller,
+        caller,
         &[
             ("plan", patch.plan.is_some()),
             ("rate_limit_per_hour", patch.rate_limit_per_hour.is_some()),
             ("limits", patch.limits.is_some()),
         ],
     )?;
-    if let Caller::Key(own) = &caller {
-        let own_disable =
-            patch.enabled == Some(true) && disabled_by_same_user(&state, &key).await?;
+    if let Some(own) = caller.own_key() {
+        let own_disable = patch.enabled == Some(true) && disabled_by_same_user(state, &key).await?;
         self_service::check_patch(own, &key, &patch, own_disable)?;
     }
-    let updated = state
+    Ok(state
         .store
-        .update_key(&key.id, &patch, &caller.actor(&client))
-        .await?;
-    Ok(view(&updated))
+        .update_key(&key.id, &patch, &caller.actor(client))
+        .await?)
 }
 
 #[utoipa::path(delete, path = "/v1/keys/{id}", operation_id = "revokeKey", summary = "Revoke a key", tag = "keys", params(("id" = String, Path)),
@@ -300,16 +355,26 @@ pub async fn revoke(
     AdminOrSelf(caller, client): AdminOrSelf,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let key = visible_key(&state, &caller, &id).await?;
-    if let Caller::Key(own) = &caller {
+    Ok(view(&revoke_for(&state, &caller, &client, &id).await?))
+}
+
+/// Revokes a key as `DELETE /v1/keys/{id}` does, for any caller.
+pub async fn revoke_for(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientAddr,
+    id: &str,
+) -> ApiResult<KeyRecord> {
+    let key = visible_key(state, caller, id).await?;
+    if let Some(own) = caller.own_key() {
         self_service::check_environment(own, key.environment)?;
     }
     let revoked = state
         .store
-        .revoke_key(&key.id, &caller.actor(&client))
+        .revoke_key(&key.id, &caller.actor(client))
         .await?;
     tracing::info!(key_id = %revoked.id, key_prefix = %revoked.key_prefix, "key revoked");
-    Ok(view(&revoked))
+    Ok(revoked)
 }
 
 #[utoipa::path(post, path = "/v1/keys/{id}/rotate", operation_id = "rotateKey", summary = "Rotate a key, with an optional grace period for the old one", tag = "keys", params(("id" = String, Path)), request_body(content = Option<RotateKeyRequest>),
@@ -329,6 +394,24 @@ pub async fn rotate(
         Some(document) => from_json_value(document)?,
         None => RotateKeyRequest::default(),
     };
+    let (plain, new, old) = rotate_for(&state, &caller, &client, key, request).await?;
+    let rotated = RotatedKeys {
+        key: view_with_secret(&new, plain.expose_secret()),
+        old_key: KeyObject::of(&old, now()),
+    };
+    Ok((StatusCode::CREATED, Json(rotated)).into_response())
+}
+
+/// Rotates a key as `POST /v1/keys/{id}/rotate` does, for any caller: the new key's
+/// plaintext (to show once), the new key and the old one. `key` is one the caller may see
+/// ([`visible_key`]).
+pub async fn rotate_for(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientAddr,
+    key: KeyRecord,
+    request: RotateKeyRequest,
+) -> ApiResult<(PlainKey, KeyRecord, KeyRecord)> {
     let grace = request.grace_period_seconds.unwrap_or(0);
     if grace > MAX_GRACE_SECONDS {
         return Err(ApiError::validation(
@@ -345,17 +428,13 @@ pub async fn rotate(
         // Self-service was judged against this version of the key.
         if_unchanged_since: (!caller.is_admin()).then_some(key.updated_at),
     };
-    if let Caller::Key(own) = &caller {
+    if let Some(own) = caller.own_key() {
         self_service::check_rotation(own, &key, rotation.expires_at)?;
     }
     let (plain, new, old) =
-        rotate_key(&*state.store, &key.id, &rotation, &caller.actor(&client)).await?;
+        rotate_key(&*state.store, &key.id, &rotation, &caller.actor(client)).await?;
     tracing::info!(key_id = %old.id, new_key_id = %new.id, grace_period_seconds = grace, "key rotated");
-    let rotated = RotatedKeys {
-        key: view_with_secret(&new, plain.expose_secret()),
-        old_key: KeyObject::of(&old, now()),
-    };
-    Ok((StatusCode::CREATED, Json(rotated)).into_response())
+    Ok((plain, new, old))
 }
 
 /// Whether `key` was disabled by a key of its own user (or that user's portal), so that the

@@ -220,13 +220,43 @@ pub(super) async fn list(store: &Backend, filter: &KeyFilter) -> StoreResult<Pag
     if let Some(user_id) = &filter.user_id {
         query.push(" AND k.user_id = ").push_bind(user_id.as_str());
     }
-    if !filter.include_inactive {
-        query.push(" AND ").push(open_key_sql(at));
+    match filter.status {
+        Some(status) => {
+            query.push(" AND ").push(status_sql(status, at));
+        }
+        None if !filter.include_inactive => {
+            query.push(" AND ").push(open_key_sql(at));
+        }
+        None => {}
+    }
+    if let Some(plan) = &filter.plan {
+        query
+            .push(" AND COALESCE(k.plan, u.plan) = ")
+            .push_bind(plan.as_str().to_owned());
+    }
+    if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
+        let escaped = search
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        query
+            .push(" AND (k.id = ")
+            .push_bind(search.to_owned())
+            .push(" OR k.user_id = ")
+            .push_bind(search.to_owned())
+            .push(" OR k.key_prefix LIKE ")
+            .push_bind(format!("{escaped}%"))
+            .push(" ESCAPE '\\' OR lower(k.name) LIKE ")
+            .push_bind(format!("%{}%", escaped.to_lowercase()))
+            .push(" ESCAPE '\\')");
     }
     let listing = format!(
-        "keys\0{}\0{}",
+        "keys\0{}\0{}\0{}\0{:?}\0{}",
         filter.user_id.as_ref().map_or("*", UserId::as_str),
-        filter.include_inactive
+        filter.include_inactive,
+        filter.search.as_deref().unwrap_or(""),
+        filter.status,
+        filter.plan.as_ref().map_or("*", PlanName::as_str),
     );
     if let Some(cursor) = &filter.page.cursor {
         let position = super::open_cursor(store, &listing, cursor).await?;
@@ -245,6 +275,21 @@ pub(super) async fn list(store: &Backend, filter: &KeyFilter) -> StoreResult<Pag
         .map(key_from_row)
         .collect::<StoreResult<Vec<_>>>()?;
     super::page(store, &listing, items, limit, |key| key.id.to_string()).await
+}
+
+/// The SQL side of one key state (see [`keyward_core::KeyStatus::of`]), for a key table
+/// aliased `k` at `at`.
+fn status_sql(status: keyward_core::KeyStatus, at: DateTime<chrono::Utc>) -> String {
+    use keyward_core::KeyStatus;
+    match status {
+        KeyStatus::Active => super::rows::active_key_sql(at),
+        KeyStatus::Revoked => "k.is_active = FALSE".to_owned(),
+        KeyStatus::Disabled => "(k.is_active = TRUE AND k.enabled = FALSE)".to_owned(),
+        KeyStatus::Expired => format!(
+            "(k.is_active = TRUE AND k.enabled = TRUE AND k.expires_at IS NOT NULL AND k.expires_at <= '{}')",
+            ts(at)
+        ),
+    }
 }
 
 async fn cursor_key(store: &Backend, cursor: &str) -> StoreResult<KeyId> {

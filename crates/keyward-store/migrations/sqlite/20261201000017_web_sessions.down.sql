@@ -1,0 +1,2 @@
+DROP TABLE portal_links;
+DROP TABLE web_sessions;

@@ -1,0 +1,36 @@
+//! Sessions of the built-in dashboard and the customer portal, and the one-time links that
+//! open portal sessions. The store keeps only SHA-256 hashes of their tokens.
+
+use chrono::{DateTime, Utc};
+use keyward_core::UserId;
+
+/// Who a session is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionHolder {
+    /// The dashboard, signed in with the admin token (`None`) or an admin key (its id).
+    Admin(Option<String>),
+    /// The portal of one user.
+    Portal(UserId),
+}
+
+/// A session to store: its token's hash and what it is for.
+#[derive(Debug, Clone)]
+pub struct NewWebSession {
+    /// Hex SHA-256 of the cookie's token.
+    pub token_hash: String,
+    pub holder: SessionHolder,
+    /// The token every form of the session carries.
+    pub csrf_token: String,
+    pub created_at: DateTime<Utc>,
+    /// The latest it can last, however active.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A live session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSession {
+    pub holder: SessionHolder,
+    pub csrf_token: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}

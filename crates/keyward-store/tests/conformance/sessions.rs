@@ -1,0 +1,280 @@
+//! The store conformance suite — Sessions: dashboard and portal sessions and one-time
+//! portal links, the same on every backend.
+
+use super::helpers::*;
+use keyward_store::{NewWebSession, SessionHolder};
+
+fn session(hash: &str, holder: SessionHolder, expires_in: Duration) -> NewWebSession {
+    let now = Utc::now();
+    NewWebSession {
+        token_hash: hash.to_owned(),
+        holder,
+        csrf_token: format!("csrf-{hash}"),
+        created_at: now,
+        expires_at: now + expires_in,
+    }
+}
+
+pub async fn sessions_live_until_idle_expiry_or_their_admin_key_ends(store: &dyn Store) {
+    let idle = Duration::minutes(30);
+    store
+        .create_web_session(&session(
+            "a",
+            SessionHolder::Admin(None),
+            Duration::hours(12),
+        ))
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let live = store
+        .touch_web_session("a", now, idle)
+        .await
+        .unwrap()
+        .expect("live");
+    assert_eq!(live.holder, SessionHolder::Admin(None));
+    assert_eq!(live.csrf_token, "csrf-a");
+    assert!(
+        store
+            .touch_web_session("nope", now, idle)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Idle too long: gone, and stays gone.
+    let later = now + Duration::minutes(31);
+    assert!(
+        store
+            .touch_web_session("a", later, idle)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .touch_web_session("a", now, idle)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Past its end, however active.
+    store
+        .create_web_session(&session(
+            "b",
+            SessionHolder::Admin(None),
+            Duration::minutes(5),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .touch_web_session("b", now + Duration::minutes(4), idle)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .touch_web_session("b", now + Duration::minutes(6), idle)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // An admin key's session ends with the key.
+    let (_, key) = keyward_store::issue_admin_key(
+        store,
+        "ui",
+        &[keyward_core::Permission::KeysRead],
+        None,
+        &admin(),
+    )
+    .await
+    .unwrap();
+    store
+        .create_web_session(&session(
+            "c",
+            SessionHolder::Admin(Some(key.id.clone())),
+            Duration::hours(1),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .touch_web_session("c", Utc::now(), idle)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    store.revoke_admin_key(&key.id, &admin()).await.unwrap();
+    assert!(
+        store
+            .touch_web_session("c", Utc::now(), idle)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Signing out.
+    store
+        .create_web_session(&session(
+            "d",
+            SessionHolder::Admin(None),
+            Duration::hours(1),
+        ))
+        .await
+        .unwrap();
+    store.delete_web_session("d").await.unwrap();
+    store.delete_web_session("d").await.unwrap();
+    assert!(
+        store
+            .touch_web_session("d", Utc::now(), idle)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn portal_links_open_once_and_end_with_their_user(store: &dyn Store) {
+    let idle = Duration::minutes(60);
+    let acme = user("acme");
+    // Only an existing user gets a link.
+    assert!(matches!(
+        store
+            .create_portal_link(&acme, "l0", Utc::now() + Duration::minutes(15), &admin())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    issue_key(store, &spec("acme", "k"), &admin())
+        .await
+        .unwrap();
+    store
+        .create_portal_link(&acme, "l1", Utc::now() + Duration::minutes(15), &admin())
+        .await
+        .unwrap();
+    let now = Utc::now();
+    assert_eq!(
+        store.consume_portal_link("l1", now).await.unwrap(),
+        Some(acme.clone())
+    );
+    assert_eq!(
+        store.consume_portal_link("l1", now).await.unwrap(),
+        None,
+        "once"
+    );
+    assert_eq!(
+        store.consume_portal_link("unknown", now).await.unwrap(),
+        None
+    );
+    // Expired.
+    store
+        .create_portal_link(&acme, "l2", now - Duration::seconds(1), &admin())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .consume_portal_link("l2", now)
+            .await
+            .unwrap(),
+        None
+    );
+    // Revoking the user's portal sessions ends its sessions and unused links.
+    store
+        .create_web_session(&session(
+            "p",
+            SessionHolder::Portal(acme.clone()),
+            Duration::hours(1),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .touch_web_session("p", Utc::now(), idle)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    store
+        .create_portal_link(&acme, "l3", Utc::now() + Duration::minutes(15), &admin())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.revoke_portal_sessions(&acme, &admin()).await.unwrap(),
+        2
+    );
+    assert!(
+        store
+            .touch_web_session("p", Utc::now(), idle)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.consume_portal_link("l3", Utc::now()).await.unwrap(),
+        None
+    );
+    let actions: Vec<String> = store
+        .list_audit(&AuditFilter {
+            user_id: Some(acme.clone()),
+            page: page(100, None),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "portal_session.create")
+            .count(),
+        3,
+        "{actions:?}"
+    );
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "portal_session.revoke")
+            .count(),
+        1,
+        "{actions:?}"
+    );
+    // A deleted user's sessions end with it.
+    store
+        .create_web_session(&session(
+            "q",
+            SessionHolder::Portal(acme.clone()),
+            Duration::hours(1),
+        ))
+        .await
+        .unwrap();
+    store.delete_user(&acme, &admin()).await.unwrap();
+    assert!(
+        store
+            .touch_web_session("q", Utc::now(), idle)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        store
+            .create_portal_link(&acme, "l4", Utc::now() + Duration::minutes(15), &admin())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Pruning removes what ended.
+    store
+        .create_web_session(&session(
+            "r",
+            SessionHolder::Admin(None),
+            Duration::seconds(1),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .prune_web_sessions(Utc::now() + Duration::seconds(2))
+            .await
+            .unwrap()
+            >= 1
+    );
+}
