@@ -66,6 +66,16 @@ impl AdminToken {
         Self(Sha256::digest(token.as_bytes()).into())
     }
 
+    /// What a dashboard session signed in with this token records of it: a hash of the
+    /// token's hash (never the token, nor the hash the store keeps elsewhere), so that
+    /// changing the token ends the session.
+    pub fn fingerprint(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(b"keyward dashboard session\0");
+        hasher.update(self.0);
+        hex::encode(hasher.finalize())
+    }
+
     pub fn matches(&self, presented: &str) -> bool {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         bool::from(digest.ct_eq(&self.0))

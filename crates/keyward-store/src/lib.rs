@@ -281,15 +281,15 @@ pub trait BillingStore: Send + Sync {
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     async fn create_web_session(&self, session: &NewWebSession) -> StoreResult<()>;
-    /// The session whose token hashes to `token_hash` if it is live at `now` — seen within
-    /// `idle`, before its `expires_at`, its admin key neither revoked nor expired, its
-    /// portal user not deleted — and marks it seen at `now`. A session found dead is
-    /// deleted.
+    /// The session of this kind (portal or dashboard) whose token hashes to `token_hash`,
+    /// if it is live at `now` — seen within its idle time, before its `expires_at`, its
+    /// admin key neither revoked nor expired, its portal user not deleted — and marks it
+    /// seen at `now`. A session found dead is deleted; one of the other kind is untouched.
     async fn touch_web_session(
         &self,
         token_hash: &str,
+        portal: bool,
         now: chrono::DateTime<chrono::Utc>,
-        idle: chrono::Duration,
     ) -> StoreResult<Option<WebSession>>;
     /// Ends a session (signing out); ending one that does not exist is not an error.
     async fn delete_web_session(&self, token_hash: &str) -> StoreResult<()>;
@@ -302,11 +302,14 @@ pub trait SessionStore: Send + Sync {
         expires_at: chrono::DateTime<chrono::Utc>,
         actor: &Actor,
     ) -> StoreResult<()>;
-    /// Uses a portal link: the user it opens, the first time only and before it expires,
-    /// whichever node asks.
-    async fn consume_portal_link(
+    /// Uses a portal link and opens its session in one transaction (so revoking the
+    /// user's sessions cannot fall between the two): the user it opens, the first time
+    /// only and before it expires, whichever node asks. `session`'s holder is replaced by
+    /// the link's user.
+    async fn open_portal_session(
         &self,
-        token_hash: &str,
+        link_hash: &str,
+        session: &NewWebSession,
         now: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<Option<UserId>>;
     /// Ends every portal link and session of the user, audited as `portal_session.revoke`;

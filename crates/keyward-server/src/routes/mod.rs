@@ -41,7 +41,7 @@ pub use verify::{VerifyRequest, VerifyResponse};
 /// annotations): the management routes, and the others.
 pub fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
     let management = OpenApiRouter::new()
-        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::create, keys::list::list))
         .routes(routes!(keys::show, keys::update, keys::revoke))
         .routes(routes!(keys::rotate))
         .routes(routes!(keys::self_revoke::self_revoke))
@@ -145,6 +145,7 @@ pub fn router(state: AppState) -> Router {
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             HeaderName::from_static("x-api-key"),
+            header::COOKIE,
         ]))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a handler panicked");

@@ -21,11 +21,15 @@ pub const TABLE: &[(&str, &str, &[Permission])] = &[
     ("PATCH", "/v1/users/{user_id}", &[UsersWrite]),
     ("DELETE", "/v1/users/{user_id}", &[UsersWrite]),
     ("POST", "/v1/users/{user_id}/revoke-keys", &[UsersWrite]),
-    ("POST", "/v1/users/{user_id}/portal-sessions", &[UsersWrite]),
+    (
+        "POST",
+        "/v1/users/{user_id}/portal-sessions",
+        &[UsersWrite, KeysWrite],
+    ),
     (
         "DELETE",
         "/v1/users/{user_id}/portal-sessions",
-        &[UsersWrite],
+        &[UsersWrite, KeysWrite],
     ),
     ("GET", "/v1/users/{user_id}/usage", &[UsageRead]),
     ("GET", "/v1/users/{user_id}/invoice", &[BillingRead]),

@@ -29,20 +29,31 @@ pub fn carries_web_credential(method: &Method, uri: &Uri, headers: &HeaderMap) -
 
 /// Whether the request carries a dashboard or portal session cookie.
 pub fn has_session_cookie(headers: &HeaderMap) -> bool {
-    cookie(headers, ADMIN_COOKIE).is_some() || cookie(headers, PORTAL_COOKIE).is_some()
-}
-
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
-        .find_map(|value| {
-            Cookie::split_parse(value)
-                .filter_map(Result::ok)
-                .find(|cookie| cookie.name() == name && !cookie.value().is_empty())
-                .map(|cookie| cookie.value().to_owned())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .any(|cookie| {
+            matches!(cookie.name(), ADMIN_COOKIE | PORTAL_COOKIE) && !cookie.value().is_empty()
         })
+}
+
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    let mut found = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .filter(|cookie| cookie.name() == name);
+    let first = found.next()?;
+    // Two cookies of one name: one was planted (by a sibling domain, say). Trust neither.
+    if found.next().is_some() || first.value().is_empty() {
+        return None;
+    }
+    Some(first.value().to_owned())
 }
 
 pub fn set_cookie(

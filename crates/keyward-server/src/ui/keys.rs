@@ -10,10 +10,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use keyward_core::{KeyId, Permission};
 use keyward_store::{AuditFilter, KeyRecord, PageRequest};
-use maud::{Markup, html};
+use maud::html;
 
 use super::chart;
-use super::layout::{self, Form, Notice, Params, Viewer, count, csrf_field, when, when_opt};
+use super::layout::{self, Form, Notice, Params, count, csrf_field, encode, when, when_opt};
+use super::parts::{audit_table, key_fields, refused_action, status_badge};
 use super::session::{AdminSession, csrf_matches, csrf_refused};
 use crate::error::ApiError;
 use crate::reports;
@@ -28,19 +29,6 @@ pub struct ListQuery {
     plan: Option<String>,
     cursor: Option<String>,
     done: Option<String>,
-}
-
-fn viewer(session: &AdminSession) -> Viewer<'_> {
-    Viewer::Admin {
-        who: &session.who,
-        csrf: &session.csrf,
-        permissions: session.caller.permissions(),
-    }
-}
-
-/// The state of a key as a badge.
-pub fn status_badge(status: keyward_core::KeyStatus) -> Markup {
-    html! { span.status.(status.as_str()) { (status.as_str()) } }
 }
 
 pub async fn list(
@@ -61,7 +49,7 @@ pub async fn list(
         limit: Some(25),
         cursor: blank(&query.cursor),
     };
-    let (page, notice) = match api::list_page(&state, &session.caller, listing).await {
+    let (page, notice) = match api::list::list_page(&state, &session.caller, listing).await {
         Ok(page) => (Some(page), None),
         Err(ApiError::Validation(why)) => (None, Some(Notice::error(why))),
         Err(error) => return error.into_response(),
@@ -133,7 +121,7 @@ pub async fn list(
         }
     };
     let notice = notice.or_else(|| done_notice(query.done.as_deref()));
-    layout::page("Keys", &viewer(&session), notice.as_ref(), content).into_response()
+    layout::page("Keys", &session.viewer(), notice.as_ref(), content).into_response()
 }
 
 fn done_notice(done: Option<&str>) -> Option<Notice> {
@@ -160,10 +148,6 @@ fn url_query(pairs: &[(&str, Option<&str>)]) -> String {
         })
         .collect::<Vec<_>>()
         .join("&")
-}
-
-fn encode(value: &str) -> String {
-    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 async fn load(state: &AppState, session: &AdminSession, id: &str) -> Result<KeyRecord, Response> {
@@ -247,58 +231,11 @@ pub async fn detail(
     let notice = done_notice(query.done.as_deref());
     layout::page(
         &format!("Key {}", key.name),
-        &viewer(&session),
+        &session.viewer(),
         notice.as_ref(),
         content,
     )
     .into_response()
-}
-
-/// A key's fields, as a definition list.
-pub fn key_fields(key: &KeyRecord, view: &KeyObject<'_>) -> Markup {
-    html! {
-        dl.fields #key-fields {
-            dt { "Id" } dd { code #key-id { (key.id) } }
-            dt { "Prefix" } dd { code { (key.key_prefix) } }
-            dt { "Status" } dd #key-status { (status_badge(view.status)) }
-            dt { "User" } dd { (key.user_id) }
-            dt { "Environment" } dd { (key.environment.as_str()) }
-            dt { "Plan" } dd { (view.effective_plan) @if key.plan.is_some() { " (the key's own)" } }
-            dt { "Scopes" } dd { @if key.scopes.is_empty() { "every scope" } @else { @for scope in &key.scopes { code { (scope) } " " } } }
-            dt { "Allowed addresses" } dd { @match &key.allowed_ips { Some(nets) => { @for net in nets { code { (net) } " " } }, None => { "any" } } }
-            dt { "Created" } dd { (when(key.created_at)) }
-            dt { "Expires" } dd { (when_opt(key.expires_at)) }
-            dt { "Last used" } dd { (when_opt(key.last_used_at)) }
-            dt { "Requests" } dd { (count(key.request_count)) }
-            @if let Some(by) = &key.disabled_by { dt { "Disabled by" } dd { (by) } }
-            @if let Some(replaced) = &key.replaced_by { dt { "Replaced by" } dd { a href={ "/ui/keys/" (replaced) } { code { (replaced) } } } }
-        }
-    }
-}
-
-/// Audit records as a table.
-pub fn audit_table(records: &[keyward_store::AuditRecord]) -> Markup {
-    html! {
-        div.scroll {
-            table.audit {
-                thead { tr { th { "When" } th { "Actor" } th { "Action" } th { "User" } th { "Key" } th { "Address" } th { "Details" } } }
-                tbody {
-                    @for record in records {
-                        tr {
-                            td { (when(record.at)) }
-                            td { (record.actor) }
-                            td { code { (record.action) } }
-                            td { (record.user_id.as_deref().unwrap_or("—")) }
-                            td { @if let Some(key) = &record.key_id { a href={ "/ui/keys/" (key) } { code { (key) } } } @else { "—" } }
-                            td { (record.ip.as_deref().unwrap_or("—")) }
-                            td { code { (record.details) } }
-                        }
-                    }
-                }
-            }
-        }
-        @if records.is_empty() { p { "Nothing recorded." } }
-    }
 }
 
 /// What each action does, for its confirmation page.
@@ -370,7 +307,7 @@ pub async fn confirm(
             }
         }
     };
-    layout::page(title, &viewer(&session), None, content).into_response()
+    layout::page(title, &session.viewer(), None, content).into_response()
 }
 
 /// Carries out a confirmed action.
@@ -430,7 +367,7 @@ pub async fn act(
                     };
                     let notice =
                         Notice::done("Rotated. Copy the new key now; it is not shown again.");
-                    return layout::page("Key rotated", &viewer(&session), Some(&notice), content)
+                    return layout::page("Key rotated", &session.viewer(), Some(&notice), content)
                         .into_response();
                 }
                 Err(error) => Err(error),
@@ -467,11 +404,4 @@ pub async fn act(
         }
         Err(error) => refused_action(&error),
     }
-}
-
-/// An action the API's rules refused, as a page.
-pub fn refused_action(error: &ApiError) -> Response {
-    let status = error.status();
-    let text = error.to_string();
-    layout::message(status, "Not done", &text)
 }

@@ -110,13 +110,15 @@ impl Notice {
 }
 
 /// The dashboard's sections, with the permission each needs.
-const SECTIONS: [(&str, &str, Permission); 6] = [
-    ("Overview", "/ui/", Permission::UsageRead),
-    ("Keys", "/ui/keys", Permission::KeysRead),
-    ("Users", "/ui/users", Permission::UsersRead),
-    ("Plans", "/ui/plans", Permission::UsersRead),
-    ("Audit log", "/ui/audit", Permission::AuditRead),
-    ("Webhooks", "/ui/webhooks", Permission::WebhooksWrite),
+const SECTIONS: [(&str, &str, Option<Permission>); 6] = [
+    // The overview page itself says when the session cannot read usage.
+    ("Overview", "/ui/", None),
+    ("Keys", "/ui/keys", Some(Permission::KeysRead)),
+    ("Users", "/ui/users", Some(Permission::UsersRead)),
+    // Plans are public.
+    ("Plans", "/ui/plans", None),
+    ("Audit log", "/ui/audit", Some(Permission::AuditRead)),
+    ("Webhooks", "/ui/webhooks", Some(Permission::WebhooksWrite)),
 ];
 
 /// Who the page is for, to draw its header.
@@ -131,6 +133,17 @@ pub enum Viewer<'a> {
         csrf: &'a str,
     },
     Nobody,
+}
+
+/// Never shows the CSRF token.
+impl std::fmt::Debug for Viewer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Admin { who, .. } => write!(f, "Viewer::Admin({who})"),
+            Self::Portal { user, .. } => write!(f, "Viewer::Portal({user})"),
+            Self::Nobody => f.write_str("Viewer::Nobody"),
+        }
+    }
 }
 
 /// A whole page: header, navigation (only the sections the viewer may open), notices and
@@ -159,7 +172,7 @@ pub fn page(title: &str, viewer: &Viewer<'_>, notice: Option<&Notice>, content: 
                             nav aria-label="Sections" {
                                 ul {
                                     @for (name, href, needed) in SECTIONS {
-                                        @if keyward_core::permission::grants(permissions, needed) {
+                                        @if needed.is_none_or(|needed| keyward_core::permission::grants(permissions, needed)) {
                                             li { a href=(href) { (name) } }
                                         }
                                     }
@@ -260,4 +273,39 @@ pub fn secret_once(label: &str, key: &str) -> Markup {
             }
         }
     }
+}
+
+/// A value for a URL's path or query.
+pub fn encode(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// An amount of money: `1,234.50 USD`.
+pub fn money(cents: u64, currency: &str) -> String {
+    format!(
+        "{}.{:02} {}",
+        count(cents / 100),
+        cents % 100,
+        currency.to_uppercase()
+    )
+}
+
+/// The page for a thing that does not exist.
+pub fn not_found(what: &str) -> Response {
+    message(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        &format!("There is no such {what}."),
+    )
+}
+
+/// A store failure, answered as the API answers it.
+pub fn store_error(error: keyward_store::StoreError) -> Response {
+    crate::error::ApiError::from(error).into_response()
+}
+
+/// `?done=…`: what the previous action did, for its notice.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct DoneQuery {
+    pub done: Option<String>,
 }

@@ -12,14 +12,18 @@
 //! CSRF token; a post without it is refused and changes nothing. None of this is on the
 //! path of `/v1/verify` or `/v1/authorize`.
 
-mod admin_pages;
 mod chart;
 pub mod cookies;
 mod keys;
 mod layout;
 mod overview;
+mod parts;
+mod plans;
 mod portal;
+mod records;
 pub mod session;
+mod sign_in;
+mod users;
 
 use axum::Router;
 use axum::extract::Request;
@@ -33,32 +37,32 @@ use crate::state::AppState;
 /// The dashboard's and the portal's routes.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/ui", get(session::to_dashboard))
+        .route("/ui", get(sign_in::to_dashboard))
         .route("/ui/", get(overview::page))
         .route(
             "/ui/sign-in",
-            get(session::sign_in_page).post(session::sign_in),
+            get(sign_in::sign_in_page).post(sign_in::sign_in),
         )
-        .route("/ui/sign-out", post(session::sign_out))
+        .route("/ui/sign-out", post(sign_in::sign_out))
         .route("/ui/keys", get(keys::list))
         .route("/ui/keys/{id}", get(keys::detail))
         .route("/ui/keys/{id}/{action}", get(keys::confirm).post(keys::act))
-        .route("/ui/users", get(admin_pages::users))
-        .route("/ui/users/{id}", get(admin_pages::user))
-        .route("/ui/users/{id}/plan", post(admin_pages::change_plan))
-        .route("/ui/users/{id}/portal-link", post(admin_pages::portal_link))
-        .route("/ui/plans", get(admin_pages::plans))
-        .route("/ui/plans/{name}", post(admin_pages::edit_plan))
-        .route("/ui/audit", get(admin_pages::audit))
-        .route("/ui/webhooks", get(admin_pages::webhooks))
-        .route("/ui/webhooks/{id}", get(admin_pages::webhook))
-        .route("/ui/webhooks/{id}/replay", post(admin_pages::replay))
+        .route("/ui/users", get(users::users))
+        .route("/ui/users/{id}", get(users::user))
+        .route("/ui/users/{id}/plan", post(users::change_plan))
+        .route("/ui/users/{id}/portal-link", post(users::portal_link))
+        .route("/ui/plans", get(plans::plans))
+        .route("/ui/plans/{name}", post(plans::edit_plan))
+        .route("/ui/audit", get(records::audit))
+        .route("/ui/webhooks", get(records::webhooks))
+        .route("/ui/webhooks/{id}", get(records::webhook))
+        .route("/ui/webhooks/{id}/replay", post(records::replay))
         .route("/ui/assets/{file}", get(layout::asset))
-        .route("/portal", get(session::to_portal))
+        .route("/portal", get(sign_in::to_portal))
         .route("/portal/", get(portal::page))
-        .route("/portal/enter", get(session::enter_portal))
-        .route("/portal/signed-out", get(session::portal_signed_out))
-        .route("/portal/sign-out", post(session::portal_sign_out))
+        .route("/portal/enter", get(sign_in::enter_portal))
+        .route("/portal/signed-out", get(sign_in::portal_signed_out))
+        .route("/portal/sign-out", post(sign_in::portal_sign_out))
         .route("/portal/keys", post(portal::create_key))
         .route(
             "/portal/keys/{id}/{action}",

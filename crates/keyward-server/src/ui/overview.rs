@@ -8,7 +8,7 @@ use keyward_core::Permission;
 use maud::html;
 
 use super::chart;
-use super::layout::{self, Params, Viewer, count};
+use super::layout::{self, Params, count};
 use super::session::AdminSession;
 use crate::error::ApiError;
 use crate::reports;
@@ -31,11 +31,7 @@ pub async fn page(
     session: AdminSession,
     Params(query): Params<ViewQuery>,
 ) -> Response {
-    let viewer = Viewer::Admin {
-        who: &session.who,
-        csrf: &session.csrf,
-        permissions: session.caller.permissions(),
-    };
+    let viewer = session.viewer();
     if !session.may(Permission::UsageRead) {
         let content = html! { p { "This admin key cannot read usage; the sections above are the ones it may open." } };
         return layout::page("Overview", &viewer, None, content).into_response();

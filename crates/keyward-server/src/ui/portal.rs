@@ -14,8 +14,8 @@ use keyward_core::{Environment, KeyStatus};
 use maud::{Markup, html};
 
 use super::chart;
-use super::keys::{key_fields, refused_action, status_badge};
 use super::layout::{self, Form, Notice, Params, Viewer, count, csrf_field, when, when_opt};
+use super::parts::{key_fields, refused_action, status_badge};
 use super::session::{PortalSession, csrf_matches, csrf_refused};
 use crate::error::ApiError;
 use crate::reports;
@@ -63,7 +63,7 @@ async fn portal_page(
         limit: Some(100),
         cursor: None,
     };
-    let keys = match api::list_page(state, &session.caller, listing).await {
+    let keys = match api::list::list_page(state, &session.caller, listing).await {
         Ok(page) => page.items,
         Err(error) => return error.into_response(),
     };

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -19,18 +19,15 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::cookies::{
-    ADMIN_COOKIE, PORTAL_COOKIE, SIGN_IN_COOKIE, clear_cookie, cookie, has_session_cookie,
-    set_cookie,
-};
-use super::layout::{self, Form, Notice, Params};
+use super::cookies::{ADMIN_COOKIE, PORTAL_COOKIE, clear_cookie, cookie, has_session_cookie};
+use super::layout::{self, Form, Viewer};
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
 use crate::extract::ClientAddr;
 use crate::serve::OverTls;
 use crate::state::AppState;
 use crate::verifier::CachedKey;
-use keyward_store::{NewWebSession, SessionHolder};
+use keyward_store::SessionHolder;
 
 /// A portal session ends after this long without a request.
 pub const PORTAL_IDLE: Duration = Duration::from_secs(60 * 60);
@@ -71,10 +68,17 @@ pub fn public_origin(parts: &Parts, state: &AppState) -> String {
     } else {
         "http"
     };
+    // HTTP/2 carries the host in the request's authority, HTTP/1.1 in `Host`.
     let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok())
+        .uri
+        .authority()
+        .map(|authority| authority.as_str())
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|host| host.to_str().ok())
+        })
         .filter(|host| {
             !host.is_empty()
                 && host
@@ -122,6 +126,15 @@ impl std::fmt::Debug for AdminSession {
 }
 
 impl AdminSession {
+    /// Who the page is for, to draw its header and navigation.
+    pub fn viewer(&self) -> Viewer<'_> {
+        Viewer::Admin {
+            who: &self.who,
+            csrf: &self.csrf,
+            permissions: self.caller.permissions(),
+        }
+    }
+
     /// Whether the session may use what `permission` guards.
     pub fn may(&self, permission: keyward_core::Permission) -> bool {
         keyward_core::permission::grants(self.caller.permissions(), permission)
@@ -170,18 +183,30 @@ impl FromRequestParts<AppState> for AdminSession {
             return Err(out(parts));
         };
         auth::refuse_if_blocked(state, &client).map_err(IntoResponse::into_response)?;
-        let idle = chrono::Duration::from_std(state.config.ui.session_idle)
-            .unwrap_or(chrono::Duration::minutes(30));
         let session = state
             .store
-            .touch_web_session(&token_hash(&token), Utc::now(), idle)
+            .touch_web_session(&token_hash(&token), false, Utc::now())
             .await
             .map_err(|error| ApiError::from(error).into_response())?;
         let Some(session) = session else {
             return Err(out(parts));
         };
         let (caller, who) = match session.holder {
-            SessionHolder::Admin(None) => (Caller::Admin(None), "admin".to_owned()),
+            // Signed in with the admin token: only while it is still the admin token.
+            SessionHolder::Admin(None)
+                if session.admin_token_hash.as_deref()
+                    == Some(state.admin_token.fingerprint().as_str()) =>
+            {
+                (Caller::Admin(None), "admin".to_owned())
+            }
+            SessionHolder::Admin(None) => {
+                state
+                    .store
+                    .delete_web_session(&token_hash(&token))
+                    .await
+                    .map_err(|error| ApiError::from(error).into_response())?;
+                return Err(out(parts));
+            }
             SessionHolder::Admin(Some(id)) => {
                 let key = state
                     .store
@@ -233,10 +258,9 @@ impl FromRequestParts<AppState> for PortalSession {
             return Err(out(parts));
         };
         auth::refuse_if_blocked(state, &client).map_err(IntoResponse::into_response)?;
-        let idle = chrono::Duration::from_std(PORTAL_IDLE).unwrap_or(chrono::Duration::hours(1));
         let session = state
             .store
-            .touch_web_session(&token_hash(&token), Utc::now(), idle)
+            .touch_web_session(&token_hash(&token), true, Utc::now())
             .await
             .map_err(|error| ApiError::from(error).into_response())?;
         let Some(keyward_store::WebSession {
@@ -264,225 +288,4 @@ impl FromRequestParts<AppState> for PortalSession {
             user,
         })
     }
-}
-
-/// `/ui` → `/ui/`.
-pub async fn to_dashboard() -> Redirect {
-    Redirect::permanent("/ui/")
-}
-
-/// `/portal` → `/portal/`.
-pub async fn to_portal() -> Redirect {
-    Redirect::permanent("/portal/")
-}
-
-/// The sign-in form, with a fresh CSRF token held in a short-lived cookie.
-pub async fn sign_in_page(State(state): State<AppState>, parts: Parts) -> Response {
-    sign_in_form(&state, &parts, StatusCode::OK, None)
-}
-
-fn sign_in_form(
-    state: &AppState,
-    parts: &Parts,
-    status: StatusCode,
-    notice: Option<Notice>,
-) -> Response {
-    let csrf = new_token();
-    let mut response = (status, layout::sign_in(&csrf, notice)).into_response();
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(
-            SIGN_IN_COOKIE,
-            &csrf,
-            "/ui",
-            is_https(parts, state),
-            Duration::from_secs(3600),
-        ),
-    );
-    response
-}
-
-/// Signs in with the admin token or an admin key. A wrong credential counts as a failed
-/// check for the brute-force guard.
-pub async fn sign_in(State(state): State<AppState>, parts: Parts, form: Form) -> Response {
-    let Ok(client) = ClientAddr::from_request_parts(&mut parts.clone(), &state).await;
-    let https = is_https(&parts, &state);
-    let expected = cookie(&parts.headers, SIGN_IN_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !csrf_matches(&expected, &form) {
-        return csrf_refused();
-    }
-    let credential = form.get("credential").unwrap_or("").trim();
-    let caller = match auth::admin_credential(&state, &client, credential).await {
-        Ok(caller) => caller,
-        Err(ApiError::Unauthorized(_)) => {
-            return sign_in_form(
-                &state,
-                &parts,
-                StatusCode::UNAUTHORIZED,
-                Some(Notice::error(
-                    "That is not the admin token or a usable admin key.",
-                )),
-            );
-        }
-        Err(error) => return error.into_response(),
-    };
-    let now = Utc::now();
-    let token = new_token();
-    let session = NewWebSession {
-        token_hash: token_hash(&token),
-        holder: SessionHolder::Admin(match &caller {
-            Caller::Admin(Some(key)) => Some(key.id.clone()),
-            _ => None,
-        }),
-        csrf_token: new_token(),
-        created_at: now,
-        expires_at: now
-            + chrono::Duration::from_std(state.config.ui.session_max)
-                .unwrap_or(chrono::Duration::hours(12)),
-    };
-    if let Err(error) = state.store.create_web_session(&session).await {
-        return ApiError::from(error).into_response();
-    }
-    let mut response = Redirect::to("/ui/").into_response();
-    let headers = response.headers_mut();
-    headers.append(
-        header::SET_COOKIE,
-        set_cookie(
-            ADMIN_COOKIE,
-            &token,
-            "/ui",
-            https,
-            state.config.ui.session_max,
-        ),
-    );
-    headers.append(
-        header::SET_COOKIE,
-        clear_cookie(SIGN_IN_COOKIE, "/ui", https),
-    );
-    response
-}
-
-/// Ends the dashboard session.
-pub async fn sign_out(State(state): State<AppState>, parts: Parts, form: Form) -> Response {
-    end_session(&state, &parts, &form, ADMIN_COOKIE, "/ui", "/ui/sign-in").await
-}
-
-/// Ends the portal session.
-pub async fn portal_sign_out(State(state): State<AppState>, parts: Parts, form: Form) -> Response {
-    end_session(
-        &state,
-        &parts,
-        &form,
-        PORTAL_COOKIE,
-        "/portal",
-        "/portal/signed-out",
-    )
-    .await
-}
-
-async fn end_session(
-    state: &AppState,
-    parts: &Parts,
-    form: &Form,
-    name: &str,
-    path: &str,
-    to: &str,
-) -> Response {
-    let https = is_https(parts, state);
-    let Some(token) = cookie(&parts.headers, name) else {
-        return Redirect::to(to).into_response();
-    };
-    let hash = token_hash(&token);
-    // The CSRF token must be this session's: another site cannot sign anyone out.
-    let idle = chrono::Duration::days(1);
-    match state.store.touch_web_session(&hash, Utc::now(), idle).await {
-        Ok(Some(session)) if csrf_matches(&session.csrf_token, form) => {}
-        Ok(Some(_)) => return csrf_refused(),
-        Ok(None) => {}
-        Err(error) => return ApiError::from(error).into_response(),
-    }
-    if let Err(error) = state.store.delete_web_session(&hash).await {
-        return ApiError::from(error).into_response();
-    }
-    let mut response = Redirect::to(to).into_response();
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, clear_cookie(name, path, https));
-    response
-}
-
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct EnterQuery {
-    token: Option<String>,
-}
-
-/// Opens a portal link: used once, it becomes a portal session and the browser goes to
-/// `/portal/` without the token. A bad, used or expired link counts as a failed check.
-pub async fn enter_portal(
-    State(state): State<AppState>,
-    parts: Parts,
-    Params(query): Params<EnterQuery>,
-) -> Response {
-    let Ok(client) = ClientAddr::from_request_parts(&mut parts.clone(), &state).await;
-    if let Err(error) = auth::refuse_if_blocked(&state, &client) {
-        return error.into_response();
-    }
-    let token = query.token.unwrap_or_default();
-    let now = Utc::now();
-    let user = if token.is_empty() || token.len() > 128 {
-        None
-    } else {
-        match state
-            .store
-            .consume_portal_link(&token_hash(&token), now)
-            .await
-        {
-            Ok(user) => user,
-            Err(error) => return ApiError::from(error).into_response(),
-        }
-    };
-    let Some(user) = user else {
-        state.verifier.guard().record_failure(client.client);
-        return layout::message(
-            StatusCode::UNAUTHORIZED,
-            "This link cannot be used",
-            "Portal links work once, for a short time. This one is unknown, expired or \
-             already used: ask for a new one.",
-        );
-    };
-    let session_token = new_token();
-    let session = NewWebSession {
-        token_hash: token_hash(&session_token),
-        holder: SessionHolder::Portal(user),
-        csrf_token: new_token(),
-        created_at: now,
-        expires_at: now
-            + chrono::Duration::from_std(state.config.ui.session_max)
-                .unwrap_or(chrono::Duration::hours(12)),
-    };
-    if let Err(error) = state.store.create_web_session(&session).await {
-        return ApiError::from(error).into_response();
-    }
-    let mut response = Redirect::to("/portal/").into_response();
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(
-            PORTAL_COOKIE,
-            &session_token,
-            "/portal",
-            is_https(&parts, &state),
-            state.config.ui.session_max,
-        ),
-    );
-    response
-}
-
-/// Where a portal without a session sends the browser.
-pub async fn portal_signed_out() -> Response {
-    layout::message(
-        StatusCode::UNAUTHORIZED,
-        "Your portal session has ended",
-        "Open the portal with a new link from the service that gave you your keys. If you \
-         have just opened a link, reload this page.",
-    )
 }

@@ -7,7 +7,9 @@ CREATE TABLE web_sessions (
     kind          TEXT NOT NULL CHECK (kind IN ('admin', 'portal')),
     admin_key_id  TEXT COLLATE "C",                        -- admin: the admin key signed in with (NULL: the admin token)
     user_id       TEXT COLLATE "C",                        -- portal: the user
+    admin_token_hash TEXT,                     -- admin token sessions: SHA-256 of the token signed in with (a new token ends them)
     csrf_token    TEXT NOT NULL,               -- every form of the session carries it
+    idle_seconds  BIGINT NOT NULL,             -- the session ends after this long without a request
     created_at    TEXT COLLATE "C" NOT NULL,
     last_seen_at  TEXT COLLATE "C" NOT NULL,
     expires_at    TEXT COLLATE "C" NOT NULL                -- the latest it can last, however active

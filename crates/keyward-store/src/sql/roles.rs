@@ -425,10 +425,10 @@ impl SessionStore for Backend {
     async fn touch_web_session(
         &self,
         token_hash: &str,
+        portal: bool,
         now: DateTime<Utc>,
-        idle: chrono::Duration,
     ) -> StoreResult<Option<WebSession>> {
-        sessions::touch(self, token_hash, now, idle).await
+        sessions::touch(self, token_hash, portal, now).await
     }
 
     async fn delete_web_session(&self, token_hash: &str) -> StoreResult<()> {
@@ -445,12 +445,13 @@ impl SessionStore for Backend {
         sessions::create_link(self, user, token_hash, expires_at, actor).await
     }
 
-    async fn consume_portal_link(
+    async fn open_portal_session(
         &self,
-        token_hash: &str,
+        link_hash: &str,
+        session: &NewWebSession,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<UserId>> {
-        sessions::consume_link(self, token_hash, now).await
+        sessions::open_portal(self, link_hash, session, now).await
     }
 
     async fn revoke_portal_sessions(&self, user: &UserId, actor: &Actor) -> StoreResult<u64> {

@@ -1,6 +1,7 @@
-//! Dashboard and portal sessions, and the one-time links that open portal sessions. Each
-//! is one row changed by one statement, so none needs the store's write lock — but the
-//! link's creation and the revocation of a user's sessions, which are audited.
+//! Dashboard and portal sessions, and the one-time links that open portal sessions. Most
+//! are one row changed by one statement, needing no store-wide write lock; a link's
+//! creation and the revocation of a user's sessions (audited) and opening a link (used up
+//! and turned into a session at once) take it.
 
 use chrono::{DateTime, Duration, Utc};
 use keyward_core::UserId;
@@ -8,7 +9,7 @@ use serde_json::json;
 use sqlx::Row;
 
 use super::rows::{get_opt_ts, get_ts, ts};
-use super::{Backend, Lookup, exists, write_audit};
+use super::{Backend, Conn, Lookup, exists, write_audit};
 use crate::{
     Actor, AuditAction, NewWebSession, SessionHolder, StoreError, StoreResult, WebSession,
 };
@@ -18,23 +19,31 @@ use crate::{
 const SEEN_RESOLUTION_SECONDS: i64 = 5;
 
 pub(super) async fn create(store: &Backend, session: &NewWebSession) -> StoreResult<()> {
+    let mut conn = store.pool.acquire().await?;
+    insert(&mut conn, session).await
+}
+
+async fn insert(conn: &mut Conn, session: &NewWebSession) -> StoreResult<()> {
     let (kind, admin_key_id, user_id) = match &session.holder {
         SessionHolder::Admin(key) => ("admin", key.as_deref(), None),
         SessionHolder::Portal(user) => ("portal", None, Some(user.as_str())),
     };
     sqlx::query(
         "INSERT INTO web_sessions
-             (token_hash, kind, admin_key_id, user_id, csrf_token, created_at, last_seen_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+             (token_hash, kind, admin_key_id, user_id, admin_token_hash, csrf_token, idle_seconds,
+              created_at, last_seen_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
     )
     .bind(&session.token_hash)
     .bind(kind)
     .bind(admin_key_id)
     .bind(user_id)
+    .bind(session.admin_token_hash.as_deref())
     .bind(&session.csrf_token)
+    .bind(session.idle.num_seconds().max(1))
     .bind(ts(session.created_at))
     .bind(ts(session.expires_at))
-    .execute(&store.pool)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
@@ -42,20 +51,22 @@ pub(super) async fn create(store: &Backend, session: &NewWebSession) -> StoreRes
 pub(super) async fn touch(
     store: &Backend,
     token_hash: &str,
+    portal: bool,
     now: DateTime<Utc>,
-    idle: Duration,
 ) -> StoreResult<Option<WebSession>> {
     let Some(row) = sqlx::query(
-        "SELECT s.kind, s.admin_key_id, s.user_id, s.csrf_token, s.created_at, s.last_seen_at,
+        "SELECT s.kind, s.admin_key_id, s.user_id, s.admin_token_hash, s.csrf_token,
+                s.idle_seconds, s.created_at, s.last_seen_at,
                 s.expires_at, a.id AS key_found, a.revoked_at AS key_revoked_at,
                 a.expires_at AS key_expires_at, u.user_id AS user_found,
                 u.deleted_at AS user_deleted_at
          FROM web_sessions s
          LEFT JOIN admin_keys a ON a.id = s.admin_key_id
          LEFT JOIN users u ON u.user_id = s.user_id
-         WHERE s.token_hash = $1",
+         WHERE s.token_hash = $1 AND s.kind = $2",
     )
     .bind(token_hash)
+    .bind(if portal { "portal" } else { "admin" })
     .fetch_optional(&store.pool)
     .await?
     else {
@@ -72,6 +83,7 @@ pub(super) async fn touch(
         }
     };
     let last_seen = get_ts(&row, "last_seen_at")?;
+    let idle = Duration::seconds(row.try_get::<i64, _>("idle_seconds")?);
     let expires_at = get_ts(&row, "expires_at")?;
     let holder_live = match &holder {
         SessionHolder::Admin(None) => true,
@@ -99,6 +111,7 @@ pub(super) async fn touch(
     }
     Ok(Some(WebSession {
         holder,
+        admin_token_hash: row.try_get("admin_token_hash")?,
         csrf_token: row.try_get("csrf_token")?,
         created_at: get_ts(&row, "created_at")?,
         expires_at,
@@ -154,23 +167,34 @@ pub(super) async fn create_link(
     Ok(())
 }
 
-pub(super) async fn consume_link(
+pub(super) async fn open_portal(
     store: &Backend,
-    token_hash: &str,
+    link_hash: &str,
+    session: &NewWebSession,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<UserId>> {
+    let mut tx = store.write().await?;
     // One statement: of two nodes using the same link at once, one alone sees its row.
     let user: Option<String> = sqlx::query_scalar(
         "UPDATE portal_links SET used_at = $2
          WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2
          RETURNING user_id",
     )
-    .bind(token_hash)
+    .bind(link_hash)
     .bind(ts(now))
-    .fetch_optional(&store.pool)
+    .fetch_optional(&mut *tx)
     .await?;
-    user.map(|user| UserId::parse(&user).map_err(|error| StoreError::corrupt("user id", error)))
-        .transpose()
+    let Some(user) = user else {
+        return Ok(None);
+    };
+    let user = UserId::parse(&user).map_err(|error| StoreError::corrupt("user id", error))?;
+    let session = NewWebSession {
+        holder: SessionHolder::Portal(user.clone()),
+        ..session.clone()
+    };
+    insert(&mut tx, &session).await?;
+    tx.commit().await?;
+    Ok(Some(user))
 }
 
 pub(super) async fn revoke_user(store: &Backend, user: &UserId, actor: &Actor) -> StoreResult<u64> {
@@ -197,7 +221,7 @@ pub(super) async fn revoke_user(store: &Backend, user: &UserId, actor: &Actor) -
 /// Ends every portal link and session of `user` (its revocation, its deletion); how many
 /// could still have been used at `now`.
 pub(super) async fn end_all(
-    conn: &mut super::Conn,
+    conn: &mut Conn,
     user: &UserId,
     now: DateTime<Utc>,
 ) -> StoreResult<u64> {

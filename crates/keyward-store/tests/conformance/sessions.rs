@@ -8,7 +8,13 @@ fn session(hash: &str, holder: SessionHolder, expires_in: Duration) -> NewWebSes
     let now = Utc::now();
     NewWebSession {
         token_hash: hash.to_owned(),
+        idle: if holder.is_portal() {
+            Duration::minutes(60)
+        } else {
+            Duration::minutes(30)
+        },
         holder,
+        admin_token_hash: None,
         csrf_token: format!("csrf-{hash}"),
         created_at: now,
         expires_at: now + expires_in,
@@ -16,26 +22,21 @@ fn session(hash: &str, holder: SessionHolder, expires_in: Duration) -> NewWebSes
 }
 
 pub async fn sessions_live_until_idle_expiry_or_their_admin_key_ends(store: &dyn Store) {
-    let idle = Duration::minutes(30);
-    store
-        .create_web_session(&session(
-            "a",
-            SessionHolder::Admin(None),
-            Duration::hours(12),
-        ))
-        .await
-        .unwrap();
+    let mut with_token = session("a", SessionHolder::Admin(None), Duration::hours(12));
+    with_token.admin_token_hash = Some("fingerprint".to_owned());
+    store.create_web_session(&with_token).await.unwrap();
     let now = Utc::now();
     let live = store
-        .touch_web_session("a", now, idle)
+        .touch_web_session("a", false, now)
         .await
         .unwrap()
         .expect("live");
     assert_eq!(live.holder, SessionHolder::Admin(None));
+    assert_eq!(live.admin_token_hash.as_deref(), Some("fingerprint"));
     assert_eq!(live.csrf_token, "csrf-a");
     assert!(
         store
-            .touch_web_session("nope", now, idle)
+            .touch_web_session("nope", false, now)
             .await
             .unwrap()
             .is_none()
@@ -44,14 +45,14 @@ pub async fn sessions_live_until_idle_expiry_or_their_admin_key_ends(store: &dyn
     let later = now + Duration::minutes(31);
     assert!(
         store
-            .touch_web_session("a", later, idle)
+            .touch_web_session("a", false, later)
             .await
             .unwrap()
             .is_none()
     );
     assert!(
         store
-            .touch_web_session("a", now, idle)
+            .touch_web_session("a", false, now)
             .await
             .unwrap()
             .is_none()
@@ -67,14 +68,14 @@ pub async fn sessions_live_until_idle_expiry_or_their_admin_key_ends(store: &dyn
         .unwrap();
     assert!(
         store
-            .touch_web_session("b", now + Duration::minutes(4), idle)
+            .touch_web_session("b", false, now + Duration::minutes(4))
             .await
             .unwrap()
             .is_some()
     );
     assert!(
         store
-            .touch_web_session("b", now + Duration::minutes(6), idle)
+            .touch_web_session("b", false, now + Duration::minutes(6))
             .await
             .unwrap()
             .is_none()
@@ -99,7 +100,7 @@ pub async fn sessions_live_until_idle_expiry_or_their_admin_key_ends(store: &dyn
         .unwrap();
     assert!(
         store
-            .touch_web_session("c", Utc::now(), idle)
+            .touch_web_session("c", false, Utc::now())
             .await
             .unwrap()
             .is_some()
@@ -107,7 +108,7 @@ pub async fn sessions_live_until_idle_expiry_or_their_admin_key_ends(store: &dyn
     store.revoke_admin_key(&key.id, &admin()).await.unwrap();
     assert!(
         store
-            .touch_web_session("c", Utc::now(), idle)
+            .touch_web_session("c", false, Utc::now())
             .await
             .unwrap()
             .is_none()
@@ -125,15 +126,23 @@ pub async fn sessions_live_until_idle_expiry_or_their_admin_key_ends(store: &dyn
     store.delete_web_session("d").await.unwrap();
     assert!(
         store
-            .touch_web_session("d", Utc::now(), idle)
+            .touch_web_session("d", false, Utc::now())
             .await
             .unwrap()
             .is_none()
     );
 }
 
+/// The session a portal link opens (its holder is the link's user).
+fn entry() -> NewWebSession {
+    session(
+        &format!("entry-{}", keyward_core::monotonic_ulid()),
+        SessionHolder::Admin(None),
+        Duration::hours(1),
+    )
+}
+
 pub async fn portal_links_open_once_and_end_with_their_user(store: &dyn Store) {
-    let idle = Duration::minutes(60);
     let acme = user("acme");
     // Only an existing user gets a link.
     assert!(matches!(
@@ -150,17 +159,46 @@ pub async fn portal_links_open_once_and_end_with_their_user(store: &dyn Store) {
         .await
         .unwrap();
     let now = Utc::now();
+    let opened = session("s1", SessionHolder::Admin(None), Duration::hours(1));
     assert_eq!(
-        store.consume_portal_link("l1", now).await.unwrap(),
+        store.open_portal_session("l1", &opened, now).await.unwrap(),
         Some(acme.clone())
     );
+    // The session it opened is the user's portal session, and only a portal one.
+    let live = store
+        .touch_web_session("s1", true, now)
+        .await
+        .unwrap()
+        .expect("opened");
+    assert_eq!(live.holder, SessionHolder::Portal(acme.clone()));
+    assert!(
+        store
+            .touch_web_session("s1", false, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .touch_web_session("s1", true, now)
+            .await
+            .unwrap()
+            .is_some(),
+        "untouched by the other kind"
+    );
     assert_eq!(
-        store.consume_portal_link("l1", now).await.unwrap(),
+        store
+            .open_portal_session("l1", &entry(), now)
+            .await
+            .unwrap(),
         None,
         "once"
     );
     assert_eq!(
-        store.consume_portal_link("unknown", now).await.unwrap(),
+        store
+            .open_portal_session("unknown", &entry(), now)
+            .await
+            .unwrap(),
         None
     );
     // Expired.
@@ -170,7 +208,7 @@ pub async fn portal_links_open_once_and_end_with_their_user(store: &dyn Store) {
         .unwrap();
     assert_eq!(
         store
-            .consume_portal_link("l2", now)
+            .open_portal_session("l2", &entry(), now)
             .await
             .unwrap(),
         None
@@ -186,7 +224,7 @@ pub async fn portal_links_open_once_and_end_with_their_user(store: &dyn Store) {
         .unwrap();
     assert!(
         store
-            .touch_web_session("p", Utc::now(), idle)
+            .touch_web_session("p", true, Utc::now())
             .await
             .unwrap()
             .is_some()
@@ -195,19 +233,23 @@ pub async fn portal_links_open_once_and_end_with_their_user(store: &dyn Store) {
         .create_portal_link(&acme, "l3", Utc::now() + Duration::minutes(15), &admin())
         .await
         .unwrap();
+    // s1 and p, and the unused l3.
     assert_eq!(
         store.revoke_portal_sessions(&acme, &admin()).await.unwrap(),
-        2
+        3
     );
     assert!(
         store
-            .touch_web_session("p", Utc::now(), idle)
+            .touch_web_session("p", true, Utc::now())
             .await
             .unwrap()
             .is_none()
     );
     assert_eq!(
-        store.consume_portal_link("l3", Utc::now()).await.unwrap(),
+        store
+            .open_portal_session("l3", &entry(), Utc::now())
+            .await
+            .unwrap(),
         None
     );
     let actions: Vec<String> = store
@@ -250,7 +292,7 @@ pub async fn portal_links_open_once_and_end_with_their_user(store: &dyn Store) {
     store.delete_user(&acme, &admin()).await.unwrap();
     assert!(
         store
-            .touch_web_session("q", Utc::now(), idle)
+            .touch_web_session("q", true, Utc::now())
             .await
             .unwrap()
             .is_none()

@@ -8,6 +8,7 @@ mod import;
 mod keys;
 mod plans;
 mod serve;
+mod settings;
 mod usage;
 mod users;
 mod webhooks;

@@ -453,3 +453,136 @@ async fn the_overview_shows_what_the_usage_summary_answers() {
     assert_eq!(summary.body["timeline"].as_array().unwrap().len(), 7);
     assert!(page.contains("<svg"), "a chart");
 }
+
+#[tokio::test]
+async fn links_need_a_navigation_and_both_permissions_and_planted_cookies_open_nothing() {
+    let server = TestServer::spawn_app().await;
+    server
+        .create_key(json!({"user_id": "acme", "name": "k"}))
+        .await;
+    // An admin key that may change users but not make keys cannot make portal links.
+    let made = server
+        .admin(
+            Method::POST,
+            "/v1/admin-keys",
+            Some(json!({"name": "u", "permissions": ["users:write"]})),
+        )
+        .await;
+    let users_only = made.body["key"].as_str().unwrap().to_owned();
+    let refused = server
+        .as_key(
+            &users_only,
+            Method::POST,
+            "/v1/users/acme/portal-sessions",
+            None,
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    // A link loaded by another page (an image, a script) is neither used up nor counted.
+    let link = portal_link(&server, "acme").await;
+    let loaded = client()
+        .get(server.url(&link))
+        .header("sec-fetch-mode", "no-cors")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(loaded.status(), 400);
+    let followed = client()
+        .get(server.url(&link))
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(followed.status(), 303, "still usable");
+    let (cookie, _) = set_cookie(followed.headers(), "kw_portal").unwrap();
+    let (status, _, _) = get(&server, "/portal/", &cookie).await;
+    assert_eq!(status, 200);
+    // A second cookie of the same name (planted by a sibling domain) opens nothing.
+    let planted = format!("{cookie}; kw_portal=planted");
+    let (status, headers, _) = get(&server, "/portal/", &planted).await;
+    assert_eq!(
+        (status, headers[LOCATION].to_str().unwrap()),
+        (303, "/portal/signed-out")
+    );
+    // A dashboard cookie is no portal session, nor the other way round.
+    let session = sign_in(&server, ADMIN_TOKEN).await;
+    let swapped = session.replacen("kw_session=", "kw_portal=", 1);
+    let (status, _, _) = get(&server, "/portal/", &swapped).await;
+    assert_eq!(status, 303);
+    let swapped = cookie.replacen("kw_portal=", "kw_session=", 1);
+    let (status, _, _) = get(&server, "/ui/keys", &swapped).await;
+    assert_eq!(status, 303);
+}
+
+#[tokio::test]
+async fn a_new_admin_token_ends_the_sessions_of_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("shared.db").display());
+    let first = {
+        let database = database.clone();
+        TestServer::spawn_app_with(move |config| config.database_url = database).await
+    };
+    let session = sign_in(&first, ADMIN_TOKEN).await;
+    let (status, _, _) = get(&first, "/ui/keys", &session).await;
+    assert_eq!(status, 200);
+    drop(first);
+    let second = TestServer::spawn_app_with(move |config| {
+        config.database_url = database;
+        config.admin_token = Some(zeroize::Zeroizing::new(
+            "a-new-admin-token-0123456789abcdefgh".to_owned(),
+        ));
+    })
+    .await;
+    let (status, headers, _) = get(&second, "/ui/keys", &session).await;
+    assert_eq!(
+        (status, headers[LOCATION].to_str().unwrap()),
+        (303, "/ui/sign-in")
+    );
+}
+
+#[tokio::test]
+async fn plans_are_shown_to_every_session_and_edited_with_plans_write() {
+    let server = TestServer::spawn_app().await;
+    let made = server
+        .admin(
+            Method::POST,
+            "/v1/admin-keys",
+            Some(json!({"name": "p", "permissions": ["plans:write"]})),
+        )
+        .await;
+    let session = sign_in(&server, made.body["key"].as_str().unwrap()).await;
+    let (status, _, page) = get(&server, "/ui/plans", &session).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Save free"), "{page}");
+    let spec = r#"{"limits": [{"window_seconds": 60, "max": 7}]}"#;
+    let (status, _, _) = post(
+        &server,
+        "/ui/plans/free",
+        &session,
+        &[("csrf", &csrf_of(&page)), ("spec", spec)],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let plans = server.admin(Method::GET, "/v1/plans", None).await;
+    let free = plans.body["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "free")
+        .unwrap()
+        .clone();
+    assert_eq!(free["limits"][0]["max"], 7, "{free}");
+    // A broken plan is refused with the API's reason, and nothing changes.
+    let (status, _, page) = post(
+        &server,
+        "/ui/plans/free",
+        &session,
+        &[
+            ("csrf", &csrf_of(&page)),
+            ("spec", r#"{"limits": [{"window_seconds": 0, "max": 1}]}"#),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Not saved"), "{page}");
+}

@@ -7,21 +7,20 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Duration;
 use keyward_core::{KeyId, KeyPrefix, Permission, PlainKey, PlanName, UserId};
-use keyward_store::{
-    KeyFilter, KeyPatch, KeyRecord, KeySpec, PageRequest, Rotation, issue_key, rotate_key,
-};
+use keyward_store::{KeyPatch, KeyRecord, KeySpec, Rotation, issue_key, rotate_key};
 use serde_json::Value;
 
-use super::inputs::{AdminOrSelf, ApiQuery, field, now};
+use super::inputs::{AdminOrSelf, field, now};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientAddr;
 use crate::extract::{ApiJson, JsonBody, RawBody, from_json_value, is_json, parse_json_syntax};
 use crate::self_service;
 use crate::state::AppState;
-use crate::views::{KeyList, KeyObject, NewKeyObject, RotatedKeys};
+use crate::views::{KeyObject, NewKeyObject, RotatedKeys};
 
 mod fields;
+pub mod list;
 pub mod self_revoke;
 
 pub use fields::{
@@ -168,84 +167,6 @@ pub async fn create_for(
     let (plain, key) = issue_key(&*state.store, &spec, &caller.actor(client)).await?;
     tracing::info!(key_id = %key.id, key_prefix = %key.key_prefix, user_id = %key.user_id, "key created");
     Ok((plain, key))
-}
-
-#[utoipa::path(get, path = "/v1/keys", operation_id = "listKeys", summary = "List keys", tag = "keys", params(ListKeysQuery),
-    responses((status = 200, body = crate::views::KeyList), (status = "4XX", body = crate::error::Problem, content_type = "application/problem+json"), (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
-    security(("admin" = []), ("key" = [])))]
-pub async fn list(
-    State(state): State<AppState>,
-    AdminOrSelf(caller, _): AdminOrSelf,
-    ApiQuery(query): ApiQuery<ListKeysQuery>,
-) -> ApiResult<Response> {
-    let page = list_page(&state, &caller, query).await?;
-    let now = now();
-    Ok(Json(KeyList {
-        keys: page
-            .items
-            .iter()
-            .map(|key| KeyObject::of(key, now))
-            .collect(),
-        next_cursor: page.next_cursor,
-    })
-    .into_response())
-}
-
-/// The page of keys `GET /v1/keys` answers with (the dashboard's keys page shows it too).
-pub async fn list_page(
-    state: &AppState,
-    caller: &Caller,
-    query: ListKeysQuery,
-) -> ApiResult<keyward_store::Page<KeyRecord>> {
-    let requested = query
-        .user_id
-        .as_deref()
-        .map(|u| field("user_id", u, UserId::parse))
-        .transpose()?;
-    let user_id = match (caller.own_user(), requested) {
-        (Some(own), Some(requested)) if *own != requested => {
-            return Err(ApiError::NotFound("user"));
-        }
-        (Some(own), _) => Some(own.clone()),
-        (None, requested) => requested,
-    };
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::validation("limit", "must be between 1 and 1000"));
-    }
-    let search = query
-        .q
-        .map(|q| q.trim().to_owned())
-        .filter(|q| !q.is_empty());
-    if search.as_ref().is_some_and(|q| q.chars().count() > 200) {
-        return Err(ApiError::validation("q", "must be at most 200 characters"));
-    }
-    let status = query
-        .status
-        .as_deref()
-        .map(|raw| {
-            keyward_core::KeyStatus::parse(raw).ok_or_else(|| {
-                ApiError::validation("status", "must be active, disabled, expired or revoked")
-            })
-        })
-        .transpose()?;
-    let plan = query
-        .plan
-        .as_deref()
-        .map(|p| field("plan", p, PlanName::parse))
-        .transpose()?;
-    let filter = KeyFilter {
-        user_id,
-        include_inactive: query.include_inactive,
-        search,
-        status,
-        plan,
-        page: PageRequest {
-            limit,
-            cursor: query.cursor,
-        },
-    };
-    Ok(state.store.list_keys(&filter).await?)
 }
 
 #[utoipa::path(get, path = "/v1/keys/{id}", operation_id = "getKey", summary = "Get a key", tag = "keys", params(("id" = String, Path)),
