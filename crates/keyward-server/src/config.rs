@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use ipnet::IpNet;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use zeroize::Zeroizing;
 
 /// Everything `keyward serve` needs to start.
@@ -117,7 +119,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             tls: None,
             require_https: true,
-            https_exempt_networks: crate::https::LOOPBACK.to_vec(),
+            https_exempt_networks: LOOPBACK.to_vec(),
             failure_limit: 100,
             failure_window: Duration::from_secs(60),
             failure_ipv6_prefix: 64,
@@ -224,3 +226,9 @@ impl UiSettings {
         Ok(url.as_str().trim_end_matches('/').to_owned())
     }
 }
+
+/// The networks exempt by default: loopback (`127.0.0.0/8`, `::1/128`).
+pub const LOOPBACK: [IpNet; 2] = [
+    IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(127, 0, 0, 0), 8)),
+    IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::LOCALHOST, 128)),
+];

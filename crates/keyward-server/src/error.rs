@@ -125,7 +125,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 pub fn refusal_response(code: Code, retry_after: Option<u64>, headers: &HeaderMap) -> Response {
     let mut problem = ApiError::Decision { code, retry_after }.problem();
     if code == Code::Missing
-        && let Some(hint) = crate::extract::missing_scheme_hint(headers)
+        && let Some(hint) = missing_scheme_hint(headers)
     {
         hint.clone_into(&mut problem.detail);
     }
@@ -283,4 +283,20 @@ impl From<StoreError> for ApiError {
             }
         }
     }
+}
+
+/// Why no key was read although an `Authorization` header came: it has no `Bearer`
+/// scheme (`Authorization: sk_live_…`, `Basic …`). Never repeats the header's value.
+pub fn missing_scheme_hint(headers: &HeaderMap) -> Option<&'static str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
+    let bearer = value
+        .split_once(' ')
+        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
+    (!value.is_empty() && !bearer).then_some(
+        "no API key was presented: the Authorization header has no `Bearer` scheme; send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+    )
 }

@@ -181,22 +181,6 @@ pub fn presented_key<'a>(
     None
 }
 
-/// Why no key was read although an `Authorization` header came: it has no `Bearer`
-/// scheme (`Authorization: sk_live_…`, `Basic …`). Never repeats the header's value.
-pub fn missing_scheme_hint(headers: &HeaderMap) -> Option<&'static str> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .trim();
-    let bearer = value
-        .split_once(' ')
-        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
-    (!value.is_empty() && !bearer).then_some(
-        "no API key was presented: the Authorization header has no `Bearer` scheme; send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
-    )
-}
-
 /// The `api_key` parameter of a query string, if any (keys are base62, so no decoding).
 fn query_key(query: &str) -> Option<&str> {
     query

@@ -10,24 +10,18 @@
 //! address the request is judged by (behind trusted proxies, see `extract`), except for
 //! `/v1/verify`, whose caller is the socket peer.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::Response;
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::IpNet;
 use percent_encoding::percent_decode_str;
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::extract::{client_address, is_trusted};
 use crate::serve::OverTls;
-
-/// The networks exempt by default: loopback (`127.0.0.0/8`, `::1/128`).
-pub const LOOPBACK: [IpNet; 2] = [
-    IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(127, 0, 0, 0), 8)),
-    IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::LOCALHOST, 128)),
-];
 
 /// `Strict-Transport-Security` on https responses: a year.
 const HSTS: &str = "max-age=31536000";

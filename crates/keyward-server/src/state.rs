@@ -38,5 +38,5 @@ pub struct Shared {
     pub config: Arc<ServerConfig>,
     pub metrics: Option<PrometheusHandle>,
     /// GitHub's secret-scanning public keys, when `--github-public-keys` is set.
-    pub github_keys: Option<Arc<crate::leaks::GitHubKeys>>,
+    pub github_keys: Option<Arc<crate::leaks::keys::GitHubKeys>>,
 }

@@ -586,3 +586,52 @@ async fn plans_are_shown_to_every_session_and_edited_with_plans_write() {
     assert_eq!(status, 200);
     assert!(page.contains("Not saved"), "{page}");
 }
+
+#[tokio::test]
+async fn the_key_listing_s_search_and_filters_are_checked() {
+    let server = TestServer::spawn_app().await;
+    server
+        .create_key(json!({"user_id": "acme", "name": "Checkout"}))
+        .await;
+    server
+        .create_key(json!({"user_id": "globex", "name": "batch"}))
+        .await;
+    for query in [
+        "q=",
+        &format!("q={}", "a".repeat(201)),
+        "status=gone",
+        "plan=no%20such",
+    ] {
+        let refused = server
+            .admin_call(Method::GET, &format!("/v1/keys?{query}"), None)
+            .await;
+        assert_eq!(refused.status, 422, "{query}: {}", refused.text);
+    }
+    let found = server
+        .admin(
+            Method::GET,
+            "/v1/keys?q=checkout&status=active&plan=free",
+            None,
+        )
+        .await;
+    let names: Vec<&Value> = found.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| &k["name"])
+        .collect();
+    assert_eq!(names, [&json!("Checkout")]);
+    // A user's own key searches its own keys only.
+    let (own, _) = server
+        .create_key(json!({"user_id": "acme", "name": "mine"}))
+        .await;
+    let mine = server
+        .as_key(&own, Method::GET, "/v1/keys?q=batch", None)
+        .await;
+    assert_eq!(mine.status, 200);
+    assert!(
+        mine.body["keys"].as_array().unwrap().is_empty(),
+        "{}",
+        mine.body
+    );
+}

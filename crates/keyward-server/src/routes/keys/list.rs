@@ -57,13 +57,17 @@ pub async fn list_page(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::validation("limit", "must be between 1 and 1000"));
     }
+    if query
+        .q
+        .as_ref()
+        .is_some_and(|q| q.is_empty() || q.chars().count() > 200)
+    {
+        return Err(ApiError::validation("q", "must be 1 to 200 characters"));
+    }
     let search = query
         .q
         .map(|q| q.trim().to_owned())
         .filter(|q| !q.is_empty());
-    if search.as_ref().is_some_and(|q| q.chars().count() > 200) {
-        return Err(ApiError::validation("q", "must be at most 200 characters"));
-    }
     let status = query
         .status
         .as_deref()
