@@ -14,11 +14,13 @@ use maud::html;
 
 use super::chart;
 use super::layout::{self, Form, Notice, Params, count, csrf_field, encode, when, when_opt};
-use super::parts::{audit_table, key_fields, refused_action, status_badge};
-use super::session::{AdminSession, csrf_matches, csrf_refused};
+use super::parts::{
+    audit_table, grace_field, key_fields, refused_action, rotation_of, status_badge,
+};
+use super::session::AdminSession;
 use crate::error::ApiError;
 use crate::reports;
-use crate::routes::keys::{self as api, ListKeysQuery, RotateKeyRequest, UpdateKeyRequest};
+use crate::routes::keys::{self as api, ListKeysQuery, UpdateKeyRequest};
 use crate::state::AppState;
 use crate::views::KeyObject;
 
@@ -292,14 +294,7 @@ pub async fn confirm(
             (csrf_field(&session.csrf))
             p { (text) }
             @if action == "rotate" {
-                label for="grace" { "The old key keeps working for" }
-                select #grace name="grace_period_seconds" {
-                    option value="0" { "no time: stop it now" }
-                    option value="3600" selected { "1 hour" }
-                    option value="86400" { "1 day" }
-                    option value="604800" { "7 days" }
-                    option value="2592000" { "30 days" }
-                }
+                (grace_field())
             }
             div.actions {
                 button.danger[danger] type="submit" { (title) }
@@ -317,10 +312,7 @@ pub async fn act(
     Path((id, action)): Path<(String, String)>,
     form: Form,
 ) -> Response {
-    if !csrf_matches(&session.csrf, &form) {
-        return csrf_refused();
-    }
-    if let Some(refused) = session.refused(Permission::KeysWrite) {
+    if let Some(refused) = session.refuse_post(&form, &[Permission::KeysWrite]) {
         return refused;
     }
     if describe(&action).is_none() {
@@ -338,20 +330,9 @@ pub async fn act(
     let caller = &session.caller;
     let outcome = match action.as_str() {
         "rotate" => {
-            let grace = form
-                .text("grace_period_seconds")
-                .map(str::parse::<u64>)
-                .transpose();
-            let Ok(grace) = grace else {
-                return layout::message(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Not rotated",
-                    "The grace period must be a number of seconds.",
-                );
-            };
-            let request = RotateKeyRequest {
-                grace_period_seconds: grace,
-                expires_in_days: None,
+            let request = match rotation_of(&form) {
+                Ok(request) => request,
+                Err(refused) => return *refused,
             };
             match api::rotate_for(&state, caller, client, key, request).await {
                 Ok((plain, new, old)) => {

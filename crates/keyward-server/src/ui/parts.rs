@@ -67,3 +67,39 @@ pub fn refused_action(error: &ApiError) -> Response {
     let text = error.to_string();
     layout::message(status, "Not done", &text)
 }
+
+/// The grace-period field of a rotation's confirmation: how long the old key keeps working.
+pub fn grace_field() -> Markup {
+    html! {
+        label for="grace" { "The old key keeps working for" }
+        select #grace name="grace_period_seconds" {
+            option value="0" { "no time: stop it now" }
+            option value="3600" selected { "1 hour" }
+            option value="86400" { "1 day" }
+            option value="604800" { "7 days" }
+            option value="2592000" { "30 days" }
+        }
+    }
+}
+
+/// A rotation as a confirmed form asks it (the API's rules judge the grace period); the
+/// page to answer with when the form is unreadable.
+pub fn rotation_of(
+    form: &layout::Form,
+) -> Result<crate::routes::keys::RotateKeyRequest, Box<Response>> {
+    let grace = form
+        .text("grace_period_seconds")
+        .map(str::parse::<u64>)
+        .transpose()
+        .map_err(|_| {
+            Box::new(layout::message(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "Not rotated",
+                "The grace period must be a number of seconds.",
+            ))
+        })?;
+    Ok(crate::routes::keys::RotateKeyRequest {
+        grace_period_seconds: grace,
+        expires_in_days: None,
+    })
+}

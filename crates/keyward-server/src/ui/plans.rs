@@ -7,7 +7,7 @@ use keyward_core::Permission;
 use maud::html;
 
 use super::layout::{self, DoneQuery, Form, Notice, Params, count, csrf_field, store_error};
-use super::session::{AdminSession, csrf_matches, csrf_refused};
+use super::session::AdminSession;
 use crate::routes::plans::PutPlanRequest;
 use crate::state::AppState;
 
@@ -81,10 +81,7 @@ pub async fn edit_plan(
     Path(name): Path<String>,
     form: Form,
 ) -> Response {
-    if !csrf_matches(&session.csrf, &form) {
-        return csrf_refused();
-    }
-    if let Some(refused) = session.refused(Permission::PlansWrite) {
+    if let Some(refused) = session.refuse_post(&form, &[Permission::PlansWrite]) {
         return refused;
     }
     let text = form.get("spec").unwrap_or("");

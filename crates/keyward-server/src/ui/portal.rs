@@ -15,11 +15,11 @@ use maud::{Markup, html};
 
 use super::chart;
 use super::layout::{self, Form, Notice, Params, Viewer, count, csrf_field, when, when_opt};
-use super::parts::{key_fields, refused_action, status_badge};
+use super::parts::{grace_field, key_fields, refused_action, rotation_of, status_badge};
 use super::session::{PortalSession, csrf_matches, csrf_refused};
 use crate::error::ApiError;
 use crate::reports;
-use crate::routes::keys::{self as api, CreateKeyRequest, ListKeysQuery, RotateKeyRequest};
+use crate::routes::keys::{self as api, CreateKeyRequest, ListKeysQuery};
 use crate::state::AppState;
 use crate::views::KeyObject;
 
@@ -269,13 +269,7 @@ pub async fn confirm(
             (csrf_field(&session.csrf))
             p { (text) }
             @if action == "rotate" {
-                label for="grace" { "The old key keeps working for" }
-                select #grace name="grace_period_seconds" {
-                    option value="0" { "no time: stop it now" }
-                    option value="3600" selected { "1 hour" }
-                    option value="86400" { "1 day" }
-                    option value="604800" { "7 days" }
-                }
+                (grace_field())
             }
             div.actions {
                 button.danger[action == "revoke"] type="submit" { (title) }
@@ -316,20 +310,9 @@ pub async fn act(
             }
         }
         "rotate" => {
-            let Ok(grace) = form
-                .text("grace_period_seconds")
-                .map(str::parse::<u64>)
-                .transpose()
-            else {
-                return layout::message(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Not rotated",
-                    "The grace period must be a number of seconds.",
-                );
-            };
-            let request = RotateKeyRequest {
-                grace_period_seconds: grace,
-                expires_in_days: None,
+            let request = match rotation_of(&form) {
+                Ok(request) => request,
+                Err(refused) => return *refused,
             };
             match api::rotate_for(&state, &session.caller, &session.client, key, request).await {
                 Ok((plain, new, _old)) => {

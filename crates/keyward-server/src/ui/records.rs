@@ -13,7 +13,7 @@ use super::layout::{
     when_opt,
 };
 use super::parts::{audit_table, refused_action};
-use super::session::{AdminSession, csrf_matches, csrf_refused};
+use super::session::AdminSession;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -214,10 +214,7 @@ pub async fn replay(
     Path(id): Path<String>,
     form: Form,
 ) -> Response {
-    if !csrf_matches(&session.csrf, &form) {
-        return csrf_refused();
-    }
-    if let Some(refused) = session.refused(Permission::WebhooksWrite) {
+    if let Some(refused) = session.refuse_post(&form, &[Permission::WebhooksWrite]) {
         return refused;
     }
     let since = form.get("since").unwrap_or("");

@@ -140,6 +140,20 @@ impl AdminSession {
         keyward_core::permission::grants(self.caller.permissions(), permission)
     }
 
+    /// For a posted form: a 403 page unless it carries this session's CSRF token and the
+    /// session holds every permission of `needed` (checked in that order, so a forged form
+    /// learns nothing of the session's permissions).
+    pub fn refuse_post(
+        &self,
+        form: &Form,
+        needed: &[keyward_core::Permission],
+    ) -> Option<Response> {
+        if !csrf_matches(&self.csrf, form) {
+            return Some(csrf_refused());
+        }
+        needed.iter().find_map(|needed| self.refused(*needed))
+    }
+
     /// A 403 page unless the session holds `permission`.
     pub fn refused(&self, permission: keyward_core::Permission) -> Option<Response> {
         if self.may(permission) {

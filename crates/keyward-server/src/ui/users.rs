@@ -17,7 +17,7 @@ use super::layout::{
     store_error, when, when_opt,
 };
 use super::parts::{refused_action, status_badge};
-use super::session::{AdminSession, csrf_matches, csrf_refused};
+use super::session::AdminSession;
 use crate::error::ApiError;
 use crate::reports;
 use crate::routes::keys::ListKeysQuery;
@@ -282,10 +282,7 @@ pub async fn change_plan(
     Path(id): Path<String>,
     form: Form,
 ) -> Response {
-    if !csrf_matches(&session.csrf, &form) {
-        return csrf_refused();
-    }
-    if let Some(refused) = session.refused(Permission::UsersWrite) {
+    if let Some(refused) = session.refuse_post(&form, &[Permission::UsersWrite]) {
         return refused;
     }
     let request = UpdateUserRequest {
@@ -315,13 +312,9 @@ pub async fn portal_link(
     parts: Parts,
     form: Form,
 ) -> Response {
-    if !csrf_matches(&session.csrf, &form) {
-        return csrf_refused();
-    }
-    for needed in [Permission::UsersWrite, Permission::KeysWrite] {
-        if let Some(refused) = session.refused(needed) {
-            return refused;
-        }
+    let needed = [Permission::UsersWrite, Permission::KeysWrite];
+    if let Some(refused) = session.refuse_post(&form, &needed) {
+        return refused;
     }
     match crate::routes::users::portal_link(&state, &session.caller, &session.client, &id, &parts)
         .await
