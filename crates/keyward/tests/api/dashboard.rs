@@ -635,3 +635,41 @@ async fn the_key_listing_s_search_and_filters_are_checked() {
         mine.body
     );
 }
+
+#[tokio::test]
+async fn portal_session_endpoints_refuse_users_keys_and_hostile_ids() {
+    let server = TestServer::spawn_app().await;
+    let (own, _) = server
+        .create_key(json!({"user_id": "acme", "name": "k"}))
+        .await;
+    // A user's own key cannot make itself a portal (nor end the portal of another).
+    for method in [Method::POST, Method::DELETE] {
+        let refused = server
+            .as_key(&own, method.clone(), "/v1/users/acme/portal-sessions", None)
+            .await;
+        assert!(
+            matches!(refused.status, 401 | 403),
+            "{method}: {}",
+            refused.text
+        );
+    }
+    let long = "a".repeat(300);
+    for user in ["nobody", long.as_str(), "%2e%2e", "acme%00"] {
+        for method in [Method::POST, Method::DELETE] {
+            let refused = server
+                .admin_call(
+                    method.clone(),
+                    &format!("/v1/users/{user}/portal-sessions"),
+                    None,
+                )
+                .await;
+            assert_eq!(refused.status, 404, "{method} {user}: {}", refused.text);
+        }
+    }
+    // Links of a deleted user are refused too.
+    server.admin(Method::DELETE, "/v1/users/acme", None).await;
+    let refused = server
+        .admin_call(Method::POST, "/v1/users/acme/portal-sessions", None)
+        .await;
+    assert_eq!(refused.status, 404, "{}", refused.text);
+}
