@@ -200,23 +200,34 @@ pub async fn create_key(
     };
     match api::create_for(&state, &session.caller, &session.client, request).await {
         Ok((plain, key)) => {
-            state.feed.catch_up().await;
-            let extra = html! {
-                (layout::secret_once("Your new key", plain.expose_secret()))
-                (key_fields(&key, &KeyObject::of(&key, Utc::now())))
-            };
-            portal_page(
+            new_key_page(
                 &state,
                 &session,
-                Some(Notice::done(
-                    "Key created. Copy it now; it is not shown again.",
-                )),
-                Some(extra),
+                &plain,
+                &key,
+                "Key created. Copy it now; it is not shown again.",
             )
             .await
         }
         Err(error) => portal_refusal(&state, &session, &format!("Not created: {error}")).await,
     }
+}
+
+/// The portal with a key just made (created or rotated): its plaintext, shown this once,
+/// and its fields. This node's caches catch up first, so the key works at once.
+async fn new_key_page(
+    state: &AppState,
+    session: &PortalSession,
+    plain: &keyward_core::PlainKey,
+    key: &keyward_store::KeyRecord,
+    done: &str,
+) -> Response {
+    state.feed.catch_up().await;
+    let extra = html! {
+        (layout::secret_once("Your new key", plain.expose_secret()))
+        (key_fields(key, &KeyObject::of(key, Utc::now())))
+    };
+    portal_page(state, session, Some(Notice::done(done)), Some(extra)).await
 }
 
 async fn portal_refusal(state: &AppState, session: &PortalSession, text: &str) -> Response {
@@ -316,18 +327,12 @@ pub async fn act(
             };
             match api::rotate_for(&state, &session.caller, &session.client, key, request).await {
                 Ok((plain, new, _old)) => {
-                    state.feed.catch_up().await;
-                    let extra = html! {
-                        (layout::secret_once("Your new key", plain.expose_secret()))
-                        (key_fields(&new, &KeyObject::of(&new, Utc::now())))
-                    };
-                    portal_page(
+                    new_key_page(
                         &state,
                         &session,
-                        Some(Notice::done(
-                            "Rotated. Copy the new key now; it is not shown again.",
-                        )),
-                        Some(extra),
+                        &plain,
+                        &new,
+                        "Rotated. Copy the new key now; it is not shown again.",
                     )
                     .await
                 }
